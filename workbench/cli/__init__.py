@@ -1,0 +1,75 @@
+"""The ``workbench`` command: the GUI when run plainly, every analysis headless as a subcommand.
+
+Each command group lives in its own module with a ``register(subparsers)`` function. Errors
+the user can fix (:class:`~workbench.errors.UserError`) print one line and exit with code 2.
+Qt is imported only when the GUI is started.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from workbench.errors import UserError
+
+#: Modules that contribute subcommands, in the order ``--help`` lists them.
+COMMAND_MODULES = (
+    "workbench.cli.models_cmd",
+    "workbench.cli.preimage_cmd",
+    "workbench.cli.deform_cmd",
+    "workbench.cli.filtergan_cmd",
+)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports bad options as one line and exit code 2 (its own convention)."""
+
+    def error(self, message: str) -> None:  # noqa: D401 - argparse API
+        self.exit(2, f"workbench: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="workbench", description="CNN Workbench: look inside convolutional networks.")
+    from workbench import __version__
+
+    parser.add_argument("--version", action="version", version=f"workbench {__version__}")
+    parser.add_argument("--selftest", action="store_true",
+                        help="build the main window offscreen, run a 10-iteration inversion through the GUI worker, exit 0 if all is well")
+    parser.add_argument("--model", default=None, help="model to open in the window (default: digits-vgg)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name == name:  # that command group is not built yet
+                continue
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command is None:
+            return _gui(args)
+        return int(args.func(args) or 0)
+    except UserError as exc:
+        print(f"workbench: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("workbench: interrupted", file=sys.stderr)
+        return 130
+
+
+def _gui(args: argparse.Namespace) -> int:
+    try:
+        app = importlib.import_module("workbench.ui.app")
+    except ModuleNotFoundError as exc:
+        if exc.name and exc.name.startswith("workbench.ui"):
+            build_parser().print_help()
+            return 0
+        raise UserError(f"the GUI needs {exc.name}: install the project with pip install -e .") from None
+    return app.main(model=args.model, selftest=args.selftest)

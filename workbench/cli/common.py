@@ -1,0 +1,80 @@
+"""Helpers shared by the subcommands: progress bar, model/device options, running a job."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+from workbench.jobs import Artifact, Cancelled, CancelToken, Event, Job, Log, Step, run_job
+
+
+class ProgressBar:
+    """A one-line text progress bar on stderr (redrawn in place on a terminal)."""
+
+    def __init__(self, label: str, stream=None) -> None:
+        self.label = label
+        self.stream = stream or sys.stderr
+        self.start = time.monotonic()
+        self._last_draw = 0.0
+        self._tty = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self._last_pct = -1
+
+    def update(self, done: int, total: int, extra: str = "") -> None:
+        now = time.monotonic()
+        pct = int(100 * done / max(total, 1))
+        if self._tty:
+            if now - self._last_draw < 0.1 and done < total:
+                return
+            self._last_draw = now
+            width = 30
+            filled = int(width * done / max(total, 1))
+            elapsed = now - self.start
+            eta = elapsed / done * (total - done) if done else 0.0
+            bar = "#" * filled + "-" * (width - filled)
+            self.stream.write(f"\r{self.label} [{bar}] {done}/{total} {elapsed:5.1f}s eta {eta:5.1f}s {extra}   ")
+            self.stream.flush()
+        elif pct // 10 != self._last_pct // 10 or done == total:  # a line per 10 % when piped
+            self._last_pct = pct
+            self.stream.write(f"{self.label}: {done}/{total} ({pct}%) {extra}\n")
+            self.stream.flush()
+
+    def close(self) -> None:
+        if self._tty:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def drive(job: Job, label: str, quiet: bool = False) -> Any:
+    """Run ``job`` with a progress bar; logs go to stderr. Ctrl+C cancels it cleanly."""
+    bar = ProgressBar(label)
+
+    def on_event(event: Event) -> None:
+        if quiet:
+            return
+        if isinstance(event, Step):
+            extra = " ".join(f"{k}={v:.3g}" for k, v in list(event.values.items())[:2])
+            bar.update(event.iteration, event.total, extra)
+        elif isinstance(event, Log):
+            prefix = "" if event.level == "info" else f"{event.level}: "
+            bar.close() if bar._tty else None
+            print(f"{prefix}{event.message}", file=sys.stderr)
+        elif isinstance(event, Artifact):
+            pass
+
+    try:
+        return run_job(job, on_event)
+    finally:
+        if not quiet:
+            bar.close()
+
+
+def add_device_option(parser) -> None:
+    parser.add_argument("--device", default="auto", help="auto (default: cuda, then mps, then cpu), cpu, cuda or mps")
+
+
+def add_model_options(parser) -> None:
+    parser.add_argument("--model", required=True, help="zoo name (see `workbench zoo list`) or a model file")
+    parser.add_argument("--arch", default=None, help="architecture name for a state_dict / safetensors file")
+    parser.add_argument("--trust", action="store_true",
+                        help="allow loading a full pickled model (runs code from the file: only for files you trust)")

@@ -1,0 +1,106 @@
+"""Reference images: files, bundled samples, and fitting them to a model's input.
+
+Images are float32 arrays (H, W, C) in [0, 1]. :func:`prepare_image` converts between
+grey and RGB when that is unambiguous and resizes (centre crop, then resample) to the
+model's input size; anything else is a one-line :class:`UserError`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from workbench.errors import UserError
+
+#: scikit-image sample photos shipped inside its wheel (no download needed).
+SAMPLE_PHOTOS = ("astronaut", "coffee", "chelsea", "camera", "rocket", "coins", "moon", "page")
+
+
+def load_image(path: str | Path) -> np.ndarray:
+    """Read an image file with PIL into (H, W, C) float32 in [0, 1]."""
+    from PIL import Image, UnidentifiedImageError
+
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"image file not found: {path}")
+    try:
+        with Image.open(path) as im:
+            im.load()
+            if im.mode in ("I;16", "I;16B", "I"):
+                arr = np.asarray(im, dtype=np.float32) / 65535.0
+            elif im.mode in ("L", "RGB", "RGBA", "LA"):
+                arr = np.asarray(im, dtype=np.float32) / 255.0
+            elif im.mode == "P":
+                arr = np.asarray(im.convert("RGBA"), dtype=np.float32) / 255.0
+            else:
+                arr = np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
+    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+        raise UserError(f"cannot read image {path}: {exc}; use a PNG or JPEG file") from None
+    if arr.ndim == 2:
+        arr = arr[:, :, None]
+    return np.ascontiguousarray(arr)
+
+
+def load_sample(name: str) -> tuple[np.ndarray, int | None]:
+    """A bundled sample: ``digits:N`` (N-th test digit, with its label) or a photo name."""
+    if name.startswith("digits:"):
+        from workbench.data.digits import load_digits32
+
+        try:
+            index = int(name.split(":", 1)[1])
+        except ValueError:
+            raise UserError(f"bad sample '{name}': write digits:N with N a number, e.g. digits:0") from None
+        x, y = load_digits32("test")
+        if not 0 <= index < len(y):
+            raise UserError(f"bad sample '{name}': there are {len(y)} test digits, use 0..{len(y) - 1}")
+        return x[index].permute(1, 2, 0).numpy().copy(), int(y[index])
+    if name in SAMPLE_PHOTOS:
+        import skimage.data
+
+        arr = getattr(skimage.data, name)().astype(np.float32)
+        arr = arr / (255.0 if arr.max() > 1.0 else 1.0)
+        if arr.ndim == 2:
+            arr = arr[:, :, None]
+        return np.ascontiguousarray(arr[:, :, :3]), None
+    raise UserError(f"unknown sample '{name}': use digits:N or one of {', '.join(SAMPLE_PHOTOS)}")
+
+
+def prepare_image(image: np.ndarray, channels: int, size: tuple[int, int]) -> np.ndarray:
+    """Fit ``image`` (H, W, C) to ``channels`` and ``size`` = (H, W); returns (H, W, channels)."""
+    arr = np.asarray(image, dtype=np.float32)
+    if arr.ndim == 2:
+        arr = arr[:, :, None]
+    if arr.ndim != 3:
+        raise UserError(f"image has shape {arr.shape}: expected height × width × channels")
+    c = arr.shape[2]
+    if c == 4:  # RGBA: composite on white would invent colour; an opaque alpha is just dropped
+        arr, c = arr[:, :, :3], 3
+    elif c == 2:  # grey + alpha
+        arr, c = arr[:, :, :1], 1
+    if c not in (1, 3):
+        raise UserError(f"image has {c} channels: the model takes {channels}; use a grey or RGB image")
+    if c == 3 and channels == 1:
+        arr = (arr @ np.array([0.299, 0.587, 0.114], dtype=np.float32))[:, :, None]
+    elif c == 1 and channels == 3:
+        arr = np.repeat(arr, 3, axis=2)
+    elif c != channels:
+        raise UserError(f"image has {c} channels but the model takes {channels}")
+    if arr.shape[:2] != tuple(size):
+        arr = _resize(arr, size)
+    return np.ascontiguousarray(arr, dtype=np.float32)
+
+
+def _resize(arr: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Centre-crop to the target aspect ratio, then resample with antialiasing (PIL)."""
+    from PIL import Image
+
+    h, w = arr.shape[:2]
+    th, tw = size
+    scale = min(h / th, w / tw)
+    ch, cw = int(round(th * scale)), int(round(tw * scale))
+    top, left = (h - ch) // 2, (w - cw) // 2
+    arr = arr[top:top + ch, left:left + cw]
+    channels = [Image.fromarray(arr[:, :, k], mode="F").resize((tw, th), Image.Resampling.BICUBIC)
+                for k in range(arr.shape[2])]
+    return np.clip(np.stack([np.asarray(c) for c in channels], axis=2), 0.0, 1.0)

@@ -1,0 +1,19 @@
+"""Errors a user can act on.
+
+A :class:`UserError` carries a one-line message that says what is wrong and what to do.
+The CLI prints it and exits with code 2; the GUI shows it in the log and status bar.
+Anything else escaping a job is a bug and is reported as such.
+"""
+
+
+class UserError(Exception):
+    """Bad input from the user: a wrong name, a corrupt file, an option out of range."""
+
+    exit_code = 2
+
+    def __str__(self) -> str:  # always one line
+        return " ".join(str(self.args[0]).split()) if self.args else self.__class__.__name__
+
+
+class NonFiniteEnergy(UserError):
+    """The optimisation diverged (NaN or inf energy)."""
