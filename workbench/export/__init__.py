@@ -1,0 +1,1 @@
+"""Figures drawn in the core (numpy + PIL), never through Qt."""

@@ -1,0 +1,116 @@
+"""Paper constants (IJCV sect. 3.3) and per-layer choices (sect. 5.2.1, 6.2)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+#: Sect. 3.3: "C = 1, α = 6, β = 2, B = 80, B+ = 2B, and V = B/6.5".
+ALPHA = 6.0
+BETA = 2.0
+B = 80.0
+B_PLUS_FACTOR = 2.0
+V_FACTOR = 1.0 / 6.5
+#: Sect. 3.4: T = 300 iterations, then 50 without jitter at a tenth of the rate (inversion only).
+ITERS = 300
+FINE_TUNE_ITERS = 50
+FINE_TUNE_RATE = 0.1
+
+_CONV_KINDS = ("Conv2d", "PartialConv2d", "Conv1d", "Conv3d")
+_PASS_THROUGH = ("ReLU", "ReLU6", "LeakyReLU", "Tanh", "Sigmoid", "GELU", "SiLU", "BatchNorm2d",
+                 "LocalResponseNorm", "Dropout", "Identity")
+
+
+@dataclass(frozen=True)
+class LayerDepth:
+    convs_up_to: int     # conv layers computed up to and including this layer
+    convs_total: int
+    after_last_conv_block: bool  # a pooling / fully connected layer past the last conv and its activation
+
+
+def layer_depth(kinds: list[str], index: int) -> LayerDepth:
+    """Where layer ``index`` sits among the conv layers of a network with layer ``kinds``."""
+    total = sum(k in _CONV_KINDS for k in kinds)
+    upto = sum(k in _CONV_KINDS for k in kinds[: index + 1])
+    after = False
+    if upto == total and total > 0:
+        last_conv = max(i for i, k in enumerate(kinds) if k in _CONV_KINDS)
+        after = any(k not in _PASS_THROUGH for k in kinds[last_conv + 1: index + 1])
+    return LayerDepth(upto, total, after)
+
+
+def preset_C(kinds: list[str], index: int, model=None, layer_name: str | None = None) -> float:
+    """The data-term weight C for inversion from layer ``index`` (sect. 5.2.1).
+
+    A model may carry its own per-layer choices in its metadata (``preimage_C``: layer → C),
+    made as the paper made them for each of its networks: by sweeping C ∈ {1, 20, 100, 300}
+    and keeping the most regularised value whose pre-images stay classification consistent.
+
+    The paper gives, for AlexNet/VGG-M, C = 300 up to relu3, 100 up to relu4, 20 up to
+    relu5 and 1 after; for VGG-VD-16, 300 up to conv4_3, 100 for conv5_1, 20 up to conv5_3
+    and 1 onwards. Both are the same rule in terms of the fraction f of conv layers
+    computed: f ≤ 10/13 → 300, f ≤ 11/13 → 100, up to the last conv block → 20, then 1.
+    """
+    overrides = (getattr(model, "metadata", None) or {}).get("preimage_C", {})
+    if layer_name is not None and layer_name in overrides:
+        return float(overrides[layer_name])
+    d = layer_depth(kinds, index)
+    if d.convs_total == 0:
+        return 1.0
+    if d.after_last_conv_block:
+        return 1.0
+    f = d.convs_up_to / d.convs_total
+    if f <= 10 / 13 + 1e-9:
+        return 300.0
+    if f <= 11 / 13 + 1e-9:
+        return 100.0
+    return 20.0
+
+
+#: Caricature (sect. 7) gives no C. With C = 1 the prior outweighs Z = ‖Φ0‖² and the image
+#: fades; 20, one of the paper's C values, exaggerates without leaving the image behind.
+CARICATURE_C = 20.0
+
+
+def maximize_C(rho: float) -> float:
+    """Default C for activation maximisation with Z = Mρ² (eq. 9).
+
+    The paper uses C = 1 (sect. 6.2), but its priors R_α and R_TV^β are normalised by the
+    image area HW while the data term is divided by ρ²: with the area-normalised priors of
+    eqs. 5–6 as written, C = 1 leaves the activation far below its range M. C = ρ² restores
+    the balance the paper intends (the loss is the activation in units of M, like the priors
+    in units of their typical values).
+    """
+    return float(rho * rho)
+
+
+_B_CACHE: dict[tuple[str, float], float] = {}
+
+
+def preset_B(model, alpha: float = ALPHA) -> float:
+    """B of eq. 5, "the typical L2 norm of the pixel RGB vector, such that N_α(x) ≈ 1" (sect. 3.2.1).
+
+    The paper's 80 is that value for mean-subtracted ImageNet photos. For a model trained on
+    a bundled dataset we compute it the same way from its training images:
+    B = (mean over images of Σ_uv ‖x(v,u)‖^α / HW)^(1/α), so N_α ≈ 1 on the data (109 for
+    the digits, whose saturated strokes lie far above 80).
+    """
+    dataset = getattr(model, "dataset", None)
+    if dataset != "digits":
+        return B
+    key = (dataset, alpha)
+    if key not in _B_CACHE:
+        import torch
+
+        from workbench.data.digits import load_digits32
+        from workbench.preimage.regularizers import alpha_norm
+
+        images, _ = load_digits32("train")
+        mean = torch.tensor(model.mean).view(1, -1, 1, 1)
+        x = 255.0 * (images - mean)
+        _B_CACHE[key] = round(float(alpha_norm(x, alpha, 1.0).mean() ** (1.0 / alpha)), 1)
+    return _B_CACHE[key]
+
+
+def preset_jitter(stride: int) -> int:
+    """T = the integer closest to a quarter of the layer's stride (sect. 5.2.1); T ≤ 1 means none."""
+    return max(1, int(round(stride / 4)))

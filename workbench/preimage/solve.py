@@ -1,0 +1,456 @@
+"""The natural pre-image job: inversion, activation maximisation and caricature.
+
+Minimises eq. 7 of Mahendran & Vedaldi (IJCV 2016),
+
+    x* = argmin_x  R_α(x) + R_TV^β(x) + C · E_τ[ ℓ(Φ(jitter(x; τ)), Φ0) ],
+
+with Algorithm 1, for K restarts at once. x lives in the paper's units (mean-subtracted
+pixels on a 0–255 scale) on a canvas T−1 pixels larger than the model's input, so that
+every jittered window is a full input; the result is the canvas's central window.
+Φ maps x to the model's own normalisation first: model_input = x / (255 · std).
+
+Restarts are independent problems. On a GPU they are solved as one batch; on a CPU one
+restart at a time is faster per image (the "sequential" schedule), and both schedules give
+the same numbers to float tolerance because every restart draws its noise and its jitter
+from its own generator.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from workbench.config import to_dict
+from workbench.errors import NonFiniteEnergy, UserError
+from workbench.jobs import Artifact, Cancelled, CancelToken, Job, Log, Step
+from workbench.preimage import presets
+from workbench.preimage.objectives import channel_mask, inner_product_loss, inversion_loss, spatial_window_mask
+from workbench.preimage.optimizer import PreimageOptimizer, initial_learning_rate
+from workbench.preimage.regularizers import alpha_norm, jitter, tv_beta
+from workbench.runs import Run, RunStore
+
+METHODS = ("invert", "maximize", "caricature")
+SCHEDULES = ("auto", "batched", "sequential")
+
+
+@dataclass
+class PreimageConfig:
+    """Everything that determines a pre-image run (round-trips through JSON)."""
+
+    model: str = "digits-vgg"
+    layer: str = "relu1"
+    method: str = "invert"
+    image: str | None = "digits:0"
+    channel: int | None = None
+    neuron: tuple[int, int] | None = None
+    restarts: int = 4
+    iters: int = presets.ITERS
+    fine_tune_iters: int | None = None
+    seed: int = 0
+    C: float | None = None
+    alpha: float = presets.ALPHA
+    beta: float = presets.BETA
+    B: float | None = None
+    B_plus: float | None = None
+    V: float | None = None
+    jitter: int | None = None
+    mask_window: int | None = None
+    mask_channels: tuple[int, ...] | None = None
+    device: str = "auto"
+    schedule: str = "auto"
+    snapshot_every: int = 10
+    frame_every: int = 0
+
+    def validate(self) -> None:
+        if self.method not in METHODS:
+            raise UserError(f"unknown method '{self.method}': use one of {', '.join(METHODS)}")
+        if self.schedule not in SCHEDULES:
+            raise UserError(f"unknown schedule '{self.schedule}': use one of {', '.join(SCHEDULES)}")
+        for name in ("restarts", "iters"):
+            if getattr(self, name) < 1:
+                raise UserError(f"--{name} must be at least 1 (got {getattr(self, name)})")
+        for name in ("alpha", "beta", "B"):
+            if getattr(self, name) is not None and not getattr(self, name) > 0:
+                raise UserError(f"{name} must be positive (got {getattr(self, name)})")
+        if self.C is not None and not self.C > 0:
+            raise UserError(f"C must be positive (got {self.C})")
+        if self.fine_tune_iters is not None and self.fine_tune_iters < 0:
+            raise UserError("fine_tune_iters must be 0 or more")
+        if self.method in ("invert", "caricature") and not self.image:
+            raise UserError(f"{self.method} needs a reference image: pass --image PATH or --sample NAME")
+        if self.method == "maximize" and self.channel is None:
+            raise UserError("maximize needs a channel: pass --channel C")
+        if self.mask_window is not None and self.mask_window < 1:
+            raise UserError("the mask window must be at least 1×1")
+
+
+@dataclass
+class PreimageResult:
+    run: Run | None
+    images: np.ndarray                    # (K, H, W, C) in [0, 1]
+    reference: np.ndarray | None          # (H, W, C) in [0, 1]
+    metrics: dict[str, Any]
+    frames: list[np.ndarray] = field(default_factory=list)   # each (K, H, W, C)
+
+
+@dataclass
+class Problem:
+    """A configured instance of eq. 7, ready to iterate."""
+
+    phi: torch.nn.Module
+    scale: torch.Tensor           # 1 / (255 · std), shape (1, D, 1, 1)
+    mean: torch.Tensor            # model mean on the [0, 1] scale, shape (1, D, 1, 1)
+    phi0: torch.Tensor            # target code, shape (1, *layer_shape)
+    mask: torch.Tensor | None
+    loss_kind: str                # "inversion" | "inner"
+    Z: float
+    C: float
+    T: int
+    size: tuple[int, int]         # model input (H, W)
+    stretch: bool = False         # display each pre-image stretched to [0, 1] (activation maximisation)
+
+    def to_pixels(self, x: torch.Tensor) -> torch.Tensor:
+        """Paper units → pixel values in [0, 1] (before clipping)."""
+        return x / 255.0 + self.mean
+
+    def code(self, x: torch.Tensor) -> torch.Tensor:
+        return self.phi(x * self.scale)
+
+    def loss(self, code: torch.Tensor) -> torch.Tensor:
+        if self.loss_kind == "inversion":
+            return inversion_loss(code, self.phi0, self.mask)
+        return inner_product_loss(code, self.phi0, self.Z)
+
+
+def preimage_job(config: PreimageConfig, *, cancel: CancelToken | None = None, runs: RunStore | None = None,
+                 out: str | Path | None = None, model=None) -> Job:
+    """Solve for ``config.restarts`` pre-images, yielding events; returns a :class:`PreimageResult`."""
+    from workbench.device import resolve_device
+
+    config.validate()
+    cancel = cancel or CancelToken()
+    device = resolve_device(config.device)
+    if model is None:
+        from workbench.models import load_model
+
+        yield Log(f"loading {config.model}")
+        model = load_model(config.model, device=device)
+    else:
+        model = model.to(device)
+    if getattr(model, "notice", None):
+        yield Log(model.notice, "warning")
+    layer = model.layer(config.layer)
+    store = runs or RunStore(Path("runs"))
+    run = store.create(config.method, to_dict(config), device=str(device), folder=out)
+    yield Artifact("run", str(run.path))
+    try:
+        result = yield from _solve(config, model, layer, device, cancel, run)
+    except Cancelled:
+        run.finish("cancelled")
+        yield Log(f"cancelled; partial results kept in {run.path}", "warning")
+        raise
+    except UserError as exc:
+        run.finish("failed", error=str(exc))
+        raise
+    except Exception as exc:
+        run.finish("failed", error=f"{type(exc).__name__}: {exc}")
+        raise
+    run.finish("done")
+    return result
+
+
+def _reference(config: PreimageConfig, model) -> tuple[np.ndarray, int | None]:
+    from workbench.data.images import load_image, load_sample, prepare_image
+
+    source = config.image
+    if Path(source).suffix and Path(source).exists():
+        image, label = load_image(source), None
+    elif ":" in source or source.isidentifier():
+        image, label = load_sample(source)
+    else:
+        image, label = load_image(source)
+    c, h, w = model.input_size
+    return prepare_image(image, c, (h, w)), label
+
+
+def build_problem(config: PreimageConfig, model, layer, device: torch.device,
+                  reference: np.ndarray | None) -> tuple[Problem, dict[str, Any]]:
+    """Φ, Φ0, the mask, Z and the constants for ``config`` (sect. 3.1, 5.2.1, 6.2, 7)."""
+    c, h, w = model.input_size
+    phi = model.truncate(layer.name).to(device)
+    std = torch.tensor(model.std, dtype=torch.float32, device=device).view(1, -1, 1, 1)
+    mean = torch.tensor(model.mean, dtype=torch.float32, device=device).view(1, -1, 1, 1)
+    scale = 1.0 / (255.0 * std)
+    kinds = [l.kind for l in model.layers()]
+    info: dict[str, Any] = {}
+    x0 = None
+    if reference is not None:
+        p0 = torch.from_numpy(reference).permute(2, 0, 1)[None].to(device)
+        x0 = 255.0 * (p0 - mean)
+    T = config.jitter if config.jitter is not None else presets.preset_jitter(layer.stride)
+    mask = None
+    Z = 1.0
+    with torch.no_grad():
+        if config.method == "invert":
+            phi0 = phi(x0 * scale)
+            shape = tuple(phi0.shape[1:])
+            if config.mask_window is not None:
+                if len(shape) != 3:
+                    raise UserError(f"layer {layer.name} has no spatial extent: a window mask needs a conv layer")
+                mask = spatial_window_mask(shape, config.mask_window)
+            if config.mask_channels:
+                bad = [k for k in config.mask_channels if not 0 <= k < shape[0]]
+                if bad:
+                    raise UserError(f"mask channels {bad} out of range: layer {layer.name} has {shape[0]} channels")
+                cm = channel_mask(shape, tuple(config.mask_channels))
+                mask = cm if mask is None else mask * cm
+            if mask is not None:
+                mask = mask[None].to(device)
+                if float((phi0 * mask).pow(2).sum()) == 0.0:
+                    raise UserError("the masked reference code is all zero: choose other channels or a larger window")
+            loss_kind = "inversion"
+            C = config.C if config.C is not None else presets.preset_C(kinds, layer.index, model, layer.name)
+        elif config.method == "caricature":
+            phi0 = phi(x0 * scale).clamp_min(0.0)  # Φ0 = max{0, Φ(x0)}, sect. 7
+            Z = float(phi0.pow(2).sum())           # Z = ‖Φ0‖²
+            if Z == 0.0:
+                raise UserError(f"layer {layer.name} is not active for this image: nothing to caricature")
+            loss_kind = "inner"
+            C = config.C if config.C is not None else presets.CARICATURE_C
+        else:
+            shape = layer.shape
+            channels = shape[0]
+            if not 0 <= config.channel < channels:
+                raise UserError(f"channel {config.channel} out of range: layer {layer.name} has {channels} channels (0..{channels - 1})")
+            phi0 = torch.zeros((1, *shape), device=device)
+            if len(shape) == 1 or config.neuron is None and len(shape) == 3 and shape[1] * shape[2] == 1:
+                phi0.view(1, -1)[0, config.channel] = 1.0
+                rho = layer.rf_size
+                component = "neuron"
+            elif config.neuron is not None:
+                y, xx = config.neuron
+                if not (0 <= y < shape[1] and 0 <= xx < shape[2]):
+                    raise UserError(f"neuron ({y}, {xx}) is outside the {shape[1]}×{shape[2]} map of {layer.name}")
+                phi0[0, config.channel, y, xx] = 1.0
+                rho = layer.rf_size
+                component = "neuron"
+            else:
+                # The whole channel, averaged over positions: its support is the whole
+                # image, so ρ = max{H, W} as for the image-wide template of eq. 9.
+                phi0[0, config.channel] = 1.0 / (shape[1] * shape[2])
+                rho = max(h, w)
+                component = "channel"
+            M, M_source = _activation_range(model, phi, scale, mean, phi0, device)
+            Z = M * rho * rho                       # Z = Mρ², eq. 9 and sect. 6.2
+            info.update(M=M, M_source=M_source, rho=rho, component=component)
+            loss_kind = "inner"
+            C = config.C if config.C is not None else presets.maximize_C(rho)
+    info.update(C=C, T=T, Z=Z)
+    return Problem(phi, scale, mean, phi0, mask, loss_kind, Z, C, T, (h, w), stretch=config.method == "maximize"), info
+
+
+@torch.no_grad()
+def _activation_range(model, phi, scale, mean, phi0, device) -> tuple[float, str]:
+    """M of eq. 9: the largest value the component reaches on the model's data (sect. 6.2)."""
+    if getattr(model, "dataset", None) == "digits":
+        from workbench.data.digits import load_digits32
+
+        images, _ = load_digits32("train")
+        source = "digits train split"
+    else:
+        from workbench.data.images import SAMPLE_PHOTOS, load_sample, prepare_image
+
+        c, h, w = model.input_size
+        images = torch.stack([torch.from_numpy(prepare_image(load_sample(n)[0], c, (h, w))).permute(2, 0, 1)
+                              for n in SAMPLE_PHOTOS])
+        source = "scikit-image sample photos"
+    best = 0.0
+    for i in range(0, len(images), 256):
+        x = 255.0 * (images[i:i + 256].to(device) - mean)
+        values = (phi(x * scale) * phi0).flatten(1).sum(1)
+        best = max(best, float(values.max()))
+    return (best if best > 0 else 1.0), source
+
+
+def _init_canvas(config: PreimageConfig, problem: Problem, x0: torch.Tensor | None, k: int,
+                 device: torch.device, B: float) -> tuple[torch.Tensor, torch.Generator]:
+    """Restart k's canvas and its own generator (seeded by seed and k, so schedules agree)."""
+    g = torch.Generator().manual_seed(config.seed * 100_003 + k)
+    h, w = problem.size
+    T = problem.T
+    c = problem.mean.shape[1]
+    if config.method == "caricature":
+        lo = (T - 1) // 2
+        canvas = torch.nn.functional.pad(x0, (lo, T - 1 - lo, lo, T - 1 - lo), mode="replicate") if T > 1 else x0.clone()
+    else:
+        # i.i.d. noise (sect. 5) with pixel norm ≈ B/10: small against the bound, so the
+        # prior and the data term, not the initialisation, decide the image.
+        sigma = 0.1 * B / math.sqrt(c)
+        canvas = torch.randn((1, c, h + T - 1, w + T - 1), generator=g) * sigma
+    return canvas.to(device), g
+
+
+def _crop_centre(x: torch.Tensor, T: int) -> torch.Tensor:
+    lo = (T - 1) // 2
+    return jitter(x, T, torch.tensor([[lo, lo]]))
+
+
+def _solve(config: PreimageConfig, model, layer, device, cancel, run: Run):
+    t_start = time.monotonic()
+    reference, label = (None, None)
+    if config.method in ("invert", "caricature"):
+        reference, label = _reference(config, model)
+        run.save_image("reference.png", reference)
+    problem, info = build_problem(config, model, layer, device, reference)
+    x0 = None
+    if reference is not None:
+        x0 = 255.0 * (torch.from_numpy(reference).permute(2, 0, 1)[None].to(device) - problem.mean)
+    B = config.B if config.B is not None else presets.preset_B(model, config.alpha)
+    B_plus = config.B_plus if config.B_plus is not None else presets.B_PLUS_FACTOR * B
+    V = config.V if config.V is not None else presets.V_FACTOR * B
+    fine_tune = config.fine_tune_iters
+    if fine_tune is None:
+        fine_tune = presets.FINE_TUNE_ITERS if config.method == "invert" else 0
+    schedule = config.schedule
+    if schedule == "auto":
+        schedule = "sequential" if device.type == "cpu" else "batched"
+    K = config.restarts
+    yield Log(f"{config.method} {model.name}:{layer.name} (rf {layer.rf_size}, stride {layer.stride}), "
+              f"C={info['C']:g}, jitter T={problem.T}, {K} restart(s), {config.iters}+{fine_tune} iterations, "
+              f"{schedule} on {device.type}")
+
+    canvases, generators = zip(*(_init_canvas(config, problem, x0, k, device, B) for k in range(K)))
+    if schedule == "batched":
+        groups = [list(range(K))]
+        xs = [torch.cat(canvases).requires_grad_(True)]
+    else:
+        groups = [[k] for k in range(K)]
+        xs = [c.clone().requires_grad_(True) for c in canvases]
+    eta0 = initial_learning_rate(B, config.alpha, area=xs[0].shape[-2] * xs[0].shape[-1])
+    optimizers = [PreimageOptimizer(x, eta0, B_plus) for x in xs]
+
+    total = config.iters + fine_tune
+    frames: list[np.ndarray] = []
+    T = problem.T
+    lo = (T - 1) // 2
+    for t in range(total):
+        cancel.check()
+        tuning = t >= config.iters
+        if tuning and t == config.iters:
+            for opt in optimizers:
+                opt.scale_learning_rate(presets.FINE_TUNE_RATE)
+        terms = {"energy": 0.0, "loss": 0.0, "R_alpha": 0.0, "R_tv": 0.0}
+        for group, x, opt in zip(groups, xs, optimizers):
+            if T > 1 and not tuning:
+                offsets = torch.stack([torch.randint(0, T, (2,), generator=generators[k]) for k in group])
+            else:
+                offsets = torch.tensor([[lo, lo]] * len(group))
+            r_alpha = alpha_norm(x, config.alpha, B)
+            r_tv = tv_beta(x, config.beta, V)
+            loss = problem.loss(problem.code(jitter(x, T, offsets)))
+            energy = r_alpha + r_tv + problem.C * loss
+            energy.sum().backward()
+            opt.step()
+            with torch.no_grad():
+                for name, v in (("energy", energy), ("loss", loss), ("R_alpha", r_alpha), ("R_tv", r_tv)):
+                    terms[name] += float(v.sum())
+        if not math.isfinite(terms["energy"]):
+            raise NonFiniteEnergy(f"the energy became non-finite at iteration {t + 1}: lower C (now {problem.C:g}) "
+                                  f"or check the model's input normalisation")
+        values = {k: v / K for k, v in terms.items()}
+        last = t == total - 1
+        snap = None
+        want_frame = config.frame_every > 0 and (t % config.frame_every == 0 or last)
+        if (config.snapshot_every > 0 and (t % config.snapshot_every == 0)) or last or want_frame:
+            snap = _pixels(problem, xs)
+            if want_frame:
+                frames.append(snap)
+        yield Step(t + 1, total, values, images=snap if (config.snapshot_every > 0 or last) else None,
+                   stage="fine-tuning" if tuning else "optimizing")
+
+    with torch.no_grad():
+        x_final = torch.cat([_crop_centre(x.detach(), T) for x in xs])
+    images = _pixels(problem, [x_final], crop=False)
+    metrics = _metrics(config, model, problem, x_final, x0, info, layer)
+    metrics.update(B=B, B_plus=B_plus, V=V)
+    metrics["seconds"] = round(time.monotonic() - t_start, 3)
+    metrics["schedule"] = schedule
+    if label is not None:
+        metrics["reference_label"] = label
+    yield from _save(run, config, model, layer, images, reference, metrics, frames)
+    return PreimageResult(run, images, reference, metrics, frames)
+
+
+def _pixels(problem: Problem, xs: list[torch.Tensor], crop: bool = True) -> np.ndarray:
+    """Canvases → (K, H, W, C) float32 pixels in [0, 1], a detached CPU copy.
+
+    Inversions and caricatures are shown in the model's own pixel values. Activation
+    maximisation has no reference image, so each pre-image is stretched to [0, 1] for
+    display, as the paper's figures are (vl_imsc in the authors' code).
+    """
+    with torch.no_grad():
+        x = torch.cat([_crop_centre(x.detach(), problem.T) if crop else x.detach() for x in xs])
+        if problem.stretch:
+            lo = x.amin(dim=(1, 2, 3), keepdim=True)
+            hi = x.amax(dim=(1, 2, 3), keepdim=True)
+            p = (x - lo) / (hi - lo).clamp_min(1e-6)
+        else:
+            p = problem.to_pixels(x).clamp_(0.0, 1.0)
+        return np.ascontiguousarray(p.permute(0, 2, 3, 1).cpu().numpy(), dtype=np.float32)
+
+
+@torch.no_grad()
+def _metrics(config, model, problem: Problem, x: torch.Tensor, x0, info, layer) -> dict[str, Any]:
+    """Eq. 3 per restart (invert), the reached activation (maximize), classification consistency."""
+    metrics: dict[str, Any] = {"model": model.name, "layer": layer.name, "method": config.method,
+                               "C": info["C"], "jitter": info["T"], "rf_size": layer.rf_size, "stride": layer.stride}
+    code = problem.code(x)
+    if config.method == "invert":
+        err = inversion_loss(code, problem.phi0, problem.mask).cpu().numpy()
+        metrics["reconstruction_error"] = [float(e) for e in err]
+        metrics["reconstruction_error_mean"] = float(err.mean())
+        metrics["reconstruction_error_std"] = float(err.std())
+    else:
+        score = -inner_product_loss(code, problem.phi0, 1.0).cpu().numpy()
+        metrics["activation"] = [float(s) for s in score]
+        metrics["Z"] = info["Z"]
+        if config.method == "maximize":
+            metrics.update(channel=config.channel, component=info["component"], M=info["M"],
+                           M_source=info["M_source"], rho=info["rho"],
+                           activation_over_M=[float(s / info["M"]) for s in score])
+        else:
+            ref = float((problem.phi0 * problem.phi0).sum())
+            metrics["activation_over_reference"] = [float(s / ref) for s in score]
+    if model.has_classifier and x0 is not None:
+        logits = model.module(torch.cat([x0, x]) * problem.scale)
+        pred = logits.argmax(1).cpu().numpy()
+        metrics["reference_prediction"] = int(pred[0])
+        metrics["predictions"] = [int(p) for p in pred[1:]]
+        metrics["classification_consistency"] = float((pred[1:] == pred[0]).mean())
+    elif model.has_classifier:
+        logits = model.module(x * problem.scale)
+        metrics["predictions"] = [int(p) for p in logits.argmax(1).cpu().numpy()]
+    return metrics
+
+
+def _save(run: Run, config, model, layer, images, reference, metrics, frames):
+    from workbench.export.grid import labelled_grid
+
+    run.write_metrics(metrics)
+    for k, image in enumerate(images):
+        run.save_image(f"restart_{k + 1}.png", image)
+    tiles = ([reference] if reference is not None else []) + list(images)
+    labels = (["reference"] if reference is not None else []) + [f"restart {k + 1}" for k in range(len(images))]
+    what = {"invert": "inversion", "maximize": f"maximize channel {config.channel}", "caricature": "caricature"}[config.method]
+    title = f"{model.name} · {layer.name} · {what} · C={metrics['C']:g}"
+    run.save_image("grid.png", labelled_grid([tiles], col_labels=labels, row_labels=[layer.name], title=title))
+    run.save_tensors("preimages.safetensors", {"images": torch.from_numpy(images)})
+    if frames:
+        run.save_tensors("frames.safetensors", {"frames": torch.from_numpy(np.stack(frames))})
+    yield Artifact("grid", str(run.path / "images" / "grid.png"))
