@@ -8,6 +8,7 @@ unknown keys with a one-line :class:`~workbench.errors.UserError`.
 from __future__ import annotations
 
 import dataclasses
+import types
 import typing
 from typing import Any, TypeVar
 
@@ -41,6 +42,6 @@ def _is_tuple(hint: Any) -> bool:
     origin = typing.get_origin(hint)
     if origin is tuple:
         return True
-    if origin is typing.Union or str(origin) == "types.UnionType":
+    if origin is typing.Union or origin is types.UnionType:
         return any(_is_tuple(a) for a in typing.get_args(hint))
     return False
