@@ -1,0 +1,241 @@
+"""The ``deform`` and ``smoothness`` jobs: load a model and images, measure, write a run folder.
+
+``metrics.json`` of a deform run holds ``layers``: a list in network order of
+``{"layer", "mean", "std"}`` (normalized cosine distance over the repeats), plus the per-repeat
+values, the pairwise medians and the settings. ``images/`` holds ``sensitivity.png`` and a few
+``pair_K.png`` (original | deformed | displacement arrows over the original).
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Generator
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from workbench.config import to_dict
+from workbench.deformation.features import INPUT, default_layers
+from workbench.deformation.sensitivity import SensitivityResult, deformation_sensitivity
+from workbench.deformation.tps import control_points, random_deform
+from workbench.errors import UserError
+from workbench.jobs import Artifact, CancelToken, Event, Log, Step
+from workbench.runs import Run, RunStore
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+
+
+@dataclass
+class ModelHandle:
+    """What the measurements need of a model, whoever loaded it."""
+
+    name: str
+    module: nn.Module
+    input_size: tuple[int, int, int]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    layer_names: list[str]
+    source: str = ""
+    notice: str | None = None
+
+
+def load_handle(spec: str, *, arch: str | None = None, trust: bool = False, device: str | torch.device = "cpu",
+                init: str | None = None, seed: int = 0) -> ModelHandle:
+    """A model by zoo name or file (through ``workbench.models.load_model`` where it exists).
+
+    ``init`` re-initializes a copy (:func:`workbench.smoothness.initialize`) from ``seed``.
+    """
+    try:
+        from workbench.models import load_model
+    except ImportError:
+        load_model = None
+    if load_model is not None:
+        loaded = load_model(spec, arch=arch, trust=trust, device=device)
+        module = loaded.module
+        names = [info.name for info in loaded.layers()]
+        handle = ModelHandle(loaded.name, module, tuple(loaded.input_size), tuple(loaded.mean), tuple(loaded.std),
+                             names, loaded.source, loaded.notice)
+    else:
+        handle = _architecture_handle(spec, device)
+    paper = default_layers(handle.module)
+    if any(n.startswith("down") for n in paper) and all(n in handle.layer_names or n == INPUT for n in paper):
+        handle.layer_names = paper
+    elif INPUT not in handle.layer_names:
+        handle.layer_names = [INPUT] + list(handle.layer_names)
+    if init is not None:
+        from workbench.smoothness import initialize
+
+        handle.module = initialize(copy.deepcopy(handle.module).cpu(), init, seed).to(device).eval()
+        handle.source = f"fresh {init} initialization, seed {seed}"
+        handle.notice = None
+    return handle
+
+
+def _architecture_handle(spec: str, device) -> ModelHandle:
+    from workbench.data.digits import DIGITS_MEAN, DIGITS_STD
+    from workbench.models import architectures as A
+
+    if spec in A.CIFAR_VARIANTS:
+        module = A.cifar_vgg(A.CIFAR_VARIANTS[spec])
+    elif spec == "digits-vgg":
+        module = A.digits_vgg()
+    elif spec == "digits-lenet5":
+        module = A.lenet5()
+    else:
+        raise UserError(f"unknown model '{spec}': use digits-vgg, digits-lenet5 or one of {', '.join(A.CIFAR_VARIANTS)}")
+    module = module.to(device).eval()
+    return ModelHandle(spec, module, (1, 32, 32), DIGITS_MEAN, DIGITS_STD, default_layers(module),
+                       "untrained architecture", "untrained: the model zoo is not available")
+
+
+def load_images(source: str, n: int, input_size: tuple[int, int, int]) -> torch.Tensor:
+    """``digits`` (the first ``n`` bundled test digits) or a folder of image files; (N, C, H, W) in [0, 1]."""
+    from workbench.data.images import load_image, prepare_image
+
+    if n < 2:
+        raise UserError(f"--n must be at least 2 (the median runs over pairs of images), got {n}")
+    c, h, w = input_size
+    if source == "digits":
+        from workbench.data.digits import load_digits32
+
+        x, _ = load_digits32("test")
+        x = x[:n]
+        if tuple(x.shape[1:]) == (c, h, w):
+            return x.clone()
+        arrays = [x[i].permute(1, 2, 0).numpy() for i in range(len(x))]
+    else:
+        folder = Path(source)
+        if not folder.is_dir():
+            raise UserError(f"--images must be 'digits' or a folder of images; {source} is not a folder")
+        files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)[:n]
+        if len(files) < 2:
+            raise UserError(f"{source} holds {len(files)} image file(s): put at least 2 PNG/JPEG files there")
+        arrays = [load_image(p) for p in files]
+    prepared = [prepare_image(a, c, (h, w)) for a in arrays]
+    return torch.from_numpy(np.stack(prepared)).permute(0, 3, 1, 2).contiguous()
+
+
+@dataclass
+class DeformConfig:
+    model: str = "digits-vgg"
+    arch: str | None = None
+    trust: bool = False
+    images: str = "digits"
+    n: int = 128
+    grid: int = 3
+    max_disp: float = 2.0
+    seeds: int = 3
+    seed: int = 0
+    layers: tuple[str, ...] | None = None
+    init: str | None = None
+    batch_size: int = 64
+    device: str = "auto"
+    pairs: int = 4
+
+
+def check_config(config: DeformConfig) -> None:
+    if config.seeds < 1:
+        raise UserError(f"--seeds must be at least 1, got {config.seeds}")
+    if config.grid < 2:
+        raise UserError(f"--grid must be at least 2, got {config.grid}")
+    if not (config.max_disp >= 0 and np.isfinite(config.max_disp)):
+        raise UserError(f"--max-disp must be a number of pixels >= 0, got {config.max_disp}")
+    if config.batch_size < 1:
+        raise UserError(f"batch size must be at least 1, got {config.batch_size}")
+
+
+def sensitivity_plot(results: list[tuple[str, SensitivityResult]], title: str = "") -> np.ndarray:
+    """Normalized cosine distance per layer, one line and ±2 std band per result."""
+    from workbench.export.plots import Series, line_plot
+
+    layers = results[0][1].layers
+    series = [Series(label, r.mean, 2 * r.std) for label, r in results]
+    return line_plot(series, x_labels=layers, title=title, xlabel="layer",
+                     ylabel="normalized cosine distance (mean ± 2 std)")
+
+
+def example_pairs(images: torch.Tensor, grid: int, max_disp: float, seed: int, count: int) -> list[np.ndarray]:
+    """Original | deformed | arrows over the original, for the first ``count`` images."""
+    from workbench.export.plots import draw_displacement, hstack, upscale
+
+    x = images[:count].float()
+    g = torch.Generator().manual_seed(seed)
+    deformed, field, _ = random_deform(x, grid, max_disp, g)
+    h, w = x.shape[-2:]
+    scale = max(1, 256 // max(h, w))
+    ctrl = control_points(grid, h, w).numpy()
+    out = []
+    for k in range(x.shape[0]):
+        orig = x[k].permute(1, 2, 0).numpy()
+        deff = deformed[k].permute(1, 2, 0).numpy()
+        out.append(hstack([upscale(orig, scale), upscale(deff, scale),
+                           draw_displacement(orig, field[k].numpy(), scale=scale, control=ctrl)]))
+    return out
+
+
+def deform_job(config: DeformConfig, *, out: str | Path | None = None, runs_root: str | Path = "runs",
+               cancel: CancelToken | None = None, handle: ModelHandle | None = None) -> Generator[Event, None, dict]:
+    """Measure the per-layer deformation sensitivity and write a run folder; returns its metrics."""
+    from workbench.device import describe, resolve_device
+
+    cancel = cancel or CancelToken()
+    check_config(config)
+    device = resolve_device(config.device)
+    if handle is None:
+        handle = load_handle(config.model, arch=config.arch, trust=config.trust, device=device,
+                             init=config.init, seed=config.seed)
+    if handle.notice:
+        yield Log(handle.notice, "warning")
+    layers = list(config.layers) if config.layers else handle.layer_names
+    images = load_images(config.images, config.n, handle.input_size)
+    run = RunStore(runs_root).create("deform", to_dict(config), describe(device), folder=out)
+    yield Artifact("run", str(run.path))
+    seeds = [config.seed + k for k in range(config.seeds)]
+    started = time.monotonic()
+    try:
+        result = yield from deformation_sensitivity(
+            handle.module, images, layers, mean=handle.mean, std=handle.std, grid=config.grid,
+            max_disp=config.max_disp, seeds=seeds, batch_size=config.batch_size, device=device, cancel=cancel)
+        metrics = sensitivity_metrics(result, handle, config, images.shape[0], time.monotonic() - started)
+        run.write_metrics(metrics)
+        if len(result.values):
+            run.save_image("sensitivity.png", sensitivity_plot([(handle.name, result)],
+                                                               f"{handle.name}: deformation sensitivity"))
+            yield Artifact("plot", str(run.path / "images" / "sensitivity.png"))
+        for k, pair in enumerate(example_pairs(images, config.grid, config.max_disp, seeds[0], config.pairs)):
+            run.save_image(f"pair_{k}.png", pair)
+        if not result.complete:
+            run.finish("cancelled")
+            yield Log(f"cancelled after {len(result.values)} of {len(seeds)} repeats", "warning")
+        else:
+            run.finish("done")
+        return metrics
+    except BaseException as exc:
+        if run.status == "running":
+            run.finish("failed", error=f"{type(exc).__name__}: {exc}")
+        raise
+
+
+def sensitivity_metrics(result: SensitivityResult, handle: ModelHandle, config: DeformConfig, n: int,
+                        seconds: float) -> dict[str, Any]:
+    return {
+        "model": handle.name, "source": handle.source, "n_images": n, "grid": config.grid,
+        "max_disp": config.max_disp, "seeds": result.seeds, "complete": result.complete,
+        "layers": result.table(),
+        "per_seed": [[None if not np.isfinite(v) else float(v) for v in row] for row in result.values],
+        "pairwise_median": [None if not np.isfinite(v) else float(v) for v in result.median_distance],
+        "seconds": round(seconds, 3),
+    }
+
+
+def smoothness_report(handle: ModelHandle) -> list[dict[str, Any]]:
+    from workbench.smoothness import filter_smoothness
+
+    layers = filter_smoothness(handle.module)
+    if not layers:
+        raise UserError(f"{handle.name} has no convolution layers with a spatial kernel to measure")
+    return [{"layer": s.layer, "ntv": s.ntv} for s in layers]

@@ -1,0 +1,379 @@
+"""The paper's comparisons at a size that fits a 2-core CPU (Ruderman et al. 2018).
+
+- ``pooling`` (Fig. 3c/d): the five CIFAR-style nets (sect. 2.2), truncated-normal init
+  (footnote 2), normalized cosine distance on the 13 layers of Fig. 3 at initialization and
+  after training on the bundled digits; one deformation seed per network seed.
+- ``smoothing`` (Fig. 4, sect. 4.2): ``cifar-vgg-subsample`` initialized with filters
+  convolved with Gaussians of std σ; sensitivity per layer for each σ (no training).
+- ``synthetic`` (Fig. 5, sect. 4.3): ten classes, each one digit image; examples are its
+  random deformations of strength C (maximum control-point displacement in pixels, 3×3 grid);
+  ``cifar-vgg-maxpool`` is trained per C and seed and the filter NTV per layer is compared.
+
+Each study is a job writing one run folder: ``metrics.json`` (settings, sizes, seconds, the
+per-layer numbers) and ``images/*.png``.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Generator
+
+import numpy as np
+import torch
+
+from workbench.data.digits import DIGITS_MEAN, DIGITS_STD, load_digits32
+from workbench.deformation.features import default_layers
+from workbench.deformation.sensitivity import SensitivityResult, deformation_sensitivity
+from workbench.deformation.tps import random_deform
+from workbench.errors import UserError
+from workbench.jobs import Artifact, Cancelled, CancelToken, Event, Log, Step
+from workbench.runs import Run, RunStore
+
+#: Sizes chosen so each study takes a few minutes on a 2-core CPU.
+POOLING_SIZE = {"seeds": 3, "epochs": 3, "n": 128}
+SMOOTHING_SIZE = {"seeds": 3, "n": 128, "sigmas": (0.0, 0.5, 1.0, 2.0, 4.0)}
+SYNTHETIC_SIZE = {"seeds": 3, "epochs": 4, "per_class": 80, "strengths": (1.0, 2.0, 3.0, 4.0)}
+
+
+class _Progress:
+    """Maps the steps of nested jobs onto one overall counter."""
+
+    def __init__(self, total: int) -> None:
+        self.total, self.done = total, 0
+
+    def forward(self, job, stage: str) -> Generator[Event, None, Any]:
+        """Run ``job``; its Steps count as one unit when it finishes."""
+        while True:
+            try:
+                event = next(job)
+            except StopIteration as stop:
+                self.done += 1
+                yield Step(self.done, self.total, stage=stage)
+                return stop.value
+            if isinstance(event, Log):
+                yield event
+
+
+def _fresh(downsampling: str, init: str, seed: int) -> torch.nn.Module:
+    from workbench.models.architectures import cifar_vgg
+    from workbench.smoothness import initialize
+
+    return initialize(cifar_vgg(downsampling), init, seed).eval()
+
+
+def _measure(module, images, seed, n_seeds, cancel, device):
+    layers = default_layers(module)
+    return deformation_sensitivity(module, images, layers, mean=DIGITS_MEAN, std=DIGITS_STD, grid=3, max_disp=2.0,
+                                   seeds=[seed * 1000 + k for k in range(n_seeds)], device=device, cancel=cancel)
+
+
+def _stack(results: list[SensitivityResult]) -> SensitivityResult:
+    """One result per network seed → a result whose repeats are the networks (mean of each net's repeats)."""
+    values = np.stack([r.mean for r in results])
+    return SensitivityResult(results[0].layers, [r.seeds[0] for r in results], values,
+                             np.mean([r.median_distance for r in results], axis=0))
+
+
+def _rows(r: SensitivityResult) -> list[dict]:
+    return r.table()
+
+
+def _start(name: str, config: dict, out, runs_root, device) -> Run:
+    from workbench.device import describe
+
+    return RunStore(runs_root).create(f"study-{name}", config, describe(device), folder=out)
+
+
+def _finish(run: Run, status: str) -> None:
+    if run.status == "running":
+        run.finish(status)
+
+
+# --------------------------------------------------------------------------- pooling (Fig. 3)
+
+def pooling_study(*, seeds: int = 3, epochs: int = 3, n: int = 128, out=None, runs_root="runs",
+                  device: str | torch.device = "cpu", cancel: CancelToken | None = None) -> Generator[Event, None, dict]:
+    from workbench.deformation.job import sensitivity_plot
+    from workbench.models.architectures import DOWNSAMPLINGS
+    from workbench.models.train import train_classifier
+
+    cancel = cancel or CancelToken()
+    device = torch.device(device)
+    config = {"study": "pooling", "seeds": seeds, "epochs": epochs, "n": n, "grid": 3, "max_disp": 2.0,
+              "init": "truncnormal", "data": "digits 32x32 (1347 train / 450 test)", "images": "first n test digits"}
+    run = _start("pooling", config, out, runs_root, device)
+    yield Artifact("run", str(run.path))
+    images = load_digits32("test")[0][:n]
+    progress = _Progress(len(DOWNSAMPLINGS) * seeds * 3)
+    started = time.monotonic()
+    per: dict[str, dict[str, Any]] = {}
+    status = "done"
+    try:
+        for d in DOWNSAMPLINGS:
+            init_r, trained_r, acc = [], [], []
+            for s in range(seeds):
+                module = _fresh(d, "truncnormal", s)
+                init_r.append((yield from progress.forward(_measure(module, images, s, 1, cancel, device), f"{d} init")))
+                res = yield from progress.forward(train_classifier(module, epochs=epochs, seed=s, device=device,
+                                                                   cancel=cancel), f"{d} train seed {s}")
+                acc.append(res["test_accuracy"])
+                module.eval()
+                trained_r.append((yield from progress.forward(_measure(module, images, s, 1, cancel, device),
+                                                              f"{d} trained")))
+                if not (init_r[-1].complete and trained_r[-1].complete):
+                    raise Cancelled()
+            per[d] = {"init": _stack(init_r), "trained": _stack(trained_r), "test_accuracy": acc}
+            yield Log(f"{d}: test accuracy {np.mean(acc):.3f}")
+    except Cancelled:
+        status = "cancelled"
+    seconds = time.monotonic() - started
+    metrics: dict[str, Any] = {"config": config, "seconds": round(seconds, 1), "complete": status == "done",
+                               "variants": {}}
+    for d, v in per.items():
+        metrics["variants"][d] = {"init": _rows(v["init"]), "trained": _rows(v["trained"]),
+                                  "test_accuracy": v["test_accuracy"]}
+    if per:
+        metrics["comparison"] = _later_layer_comparison({d: v["init"] for d, v in per.items()})
+        metrics["comparison_trained"] = _later_layer_comparison({d: v["trained"] for d, v in per.items()})
+        run.save_image("pooling_init.png", sensitivity_plot(
+            [(d, v["init"]) for d, v in per.items()], f"At initialization ({seeds} nets each, mean ± 2 std)"))
+        run.save_image("pooling_trained.png", sensitivity_plot(
+            [(d, v["trained"]) for d, v in per.items()], f"After {epochs} epochs on digits ({seeds} nets each)"))
+    run.write_metrics(metrics)
+    _finish(run, status)
+    return metrics
+
+
+def _later_layer_comparison(results: dict[str, SensitivityResult]) -> dict[str, Any]:
+    """Mean NCD over the later layers (block 3 on: relu3_1 … down4) per downsampling."""
+    out = {}
+    for d, r in results.items():
+        idx = [i for i, name in enumerate(r.layers) if re.search(r"\d", name) and re.search(r"\d", name)[0] in "34"]
+        out[d] = float(np.mean(r.mean[idx]))
+    return {"layers": "block 3 and 4 (relu3_1 .. down4)", "mean_ncd": out}
+
+
+# --------------------------------------------------------------------------- smoothing (Fig. 4)
+
+def smoothing_study(*, seeds: int = 3, n: int = 128, sigmas=SMOOTHING_SIZE["sigmas"], architecture: str = "subsample",
+                    out=None, runs_root="runs", device: str | torch.device = "cpu",
+                    cancel: CancelToken | None = None) -> Generator[Event, None, dict]:
+    from workbench.deformation.job import sensitivity_plot
+    from workbench.smoothness import filter_smoothness
+
+    cancel = cancel or CancelToken()
+    device = torch.device(device)
+    config = {"study": "smoothing", "architecture": f"cifar-vgg-{architecture}", "seeds": seeds, "n": n,
+              "sigmas": list(sigmas), "grid": 3, "max_disp": 2.0, "init": "truncnormal convolved with a Gaussian (σ)"}
+    run = _start("smoothing", config, out, runs_root, device)
+    yield Artifact("run", str(run.path))
+    images = load_digits32("test")[0][:n]
+    progress = _Progress(len(sigmas) * seeds)
+    started = time.monotonic()
+    per: dict[float, SensitivityResult] = {}
+    ntv: dict[float, float] = {}
+    status = "done"
+    try:
+        for sigma in sigmas:
+            results, smooth = [], []
+            for s in range(seeds):
+                module = _fresh(architecture, f"gaussian:{sigma}" if sigma > 0 else "truncnormal", s)
+                smooth.append(np.mean([x.ntv for x in filter_smoothness(module)]))
+                r = yield from progress.forward(_measure(module, images, s, 1, cancel, device), f"σ={sigma}")
+                if not r.complete:
+                    raise Cancelled()
+                results.append(r)
+            per[sigma] = _stack(results)
+            ntv[sigma] = float(np.mean(smooth))
+    except Cancelled:
+        status = "cancelled"
+    metrics: dict[str, Any] = {"config": config, "seconds": round(time.monotonic() - started, 1),
+                               "complete": status == "done", "sigmas": {}}
+    for sigma, r in per.items():
+        metrics["sigmas"][str(sigma)] = {"mean_ntv": ntv[sigma], "layers": _rows(r)}
+    if per:
+        means = np.stack([r.mean for r in per.values()])
+        monotone = [bool(np.all(np.diff(means[:, i]) <= 0)) for i in range(means.shape[1])]
+        metrics["monotone_per_layer"] = dict(zip(next(iter(per.values())).layers, monotone))
+        shades = _shades(len(per))
+        from workbench.export.plots import Series, line_plot
+
+        series = [Series(f"σ = {sigma:g} (NTV {ntv[sigma]:.2f})", r.mean, 2 * r.std, shades[k])
+                  for k, (sigma, r) in enumerate(per.items())]
+        run.save_image("smoothing.png", line_plot(
+            series, x_labels=next(iter(per.values())).layers, xlabel="layer",
+            ylabel="normalized cosine distance (mean ± 2 std)",
+            title=f"cifar-vgg-{architecture} at init, filters smoothed with a Gaussian of std σ ({seeds} nets each)"))
+    run.write_metrics(metrics)
+    _finish(run, status)
+    return metrics
+
+
+def _shades(k: int) -> list[tuple[int, int, int]]:
+    """Light to dark blue: darker lines for smoother filters, as in Fig. 4."""
+    return [tuple(int(a + (b - a) * t) for a, b in zip((150, 190, 235), (8, 30, 90)))
+            for t in np.linspace(0.0, 1.0, max(k, 2))][:k]
+
+
+# --------------------------------------------------------------------------- synthetic (Fig. 5)
+
+def synthetic_task(strength: float, per_class: int, seed: int, grid: int = 3) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sect. 4.3: class k = random deformations (strength C px) of the k-th prototype digit."""
+    prototypes = synthetic_prototypes()
+    g = torch.Generator().manual_seed(seed)
+    x = prototypes.repeat_interleave(per_class, dim=0)
+    y = torch.arange(len(prototypes)).repeat_interleave(per_class)
+    with torch.no_grad():
+        deformed, _, _ = random_deform(x, grid, strength, g)
+    return deformed.clamp(0.0, 1.0), y
+
+
+def synthetic_prototypes() -> torch.Tensor:
+    """One training image per digit class 0–9 (the first of each in the train split)."""
+    x, y = load_digits32("train")
+    return torch.stack([x[int(torch.nonzero(y == k)[0])] for k in range(10)])
+
+
+def synthetic_study(*, seeds: int = 3, epochs: int = 4, per_class: int = 80, strengths=SYNTHETIC_SIZE["strengths"],
+                    architecture: str = "maxpool", out=None, runs_root="runs", device: str | torch.device = "cpu",
+                    cancel: CancelToken | None = None) -> Generator[Event, None, dict]:
+    from workbench.export.plots import HLine, Series, hstack, line_plot, upscale, vstack
+    from workbench.models.train import train_classifier
+    from workbench.smoothness import PAPER_INIT_NTV, filter_smoothness
+
+    cancel = cancel or CancelToken()
+    device = torch.device(device)
+    config = {"study": "synthetic", "architecture": f"cifar-vgg-{architecture}", "seeds": seeds, "epochs": epochs,
+              "per_class": per_class, "classes": 10, "strengths": list(strengths), "grid": 3,
+              "strength": "maximum control-point displacement in pixels", "init": "truncnormal"}
+    run = _start("synthetic", config, out, runs_root, device)
+    yield Artifact("run", str(run.path))
+    examples = [vstack([hstack([upscale(synthetic_task(c, 1, 100 + j)[0][k, 0].numpy(), 3) for k in range(10)])
+                        for j in range(2)]) for c in strengths]
+    run.save_image("synthetic_examples.png", vstack(examples, gap=14))
+    progress = _Progress(len(strengths) * seeds)
+    started = time.monotonic()
+    per: dict[float, np.ndarray] = {}
+    layer_names: list[str] = []
+    accuracy: dict[float, list[float]] = {}
+    init_ntv: list[float] = []
+    status = "done"
+    try:
+        for c in strengths:
+            rows, acc = [], []
+            for s in range(seeds):
+                module = _fresh(architecture, "truncnormal", s)
+                init_ntv.extend(x.ntv for x in filter_smoothness(module))
+                train = synthetic_task(c, per_class, seed=10_000 + s)
+                test = synthetic_task(c, max(per_class // 4, 4), seed=20_000 + s)
+                res = yield from progress.forward(train_classifier(
+                    module, epochs=epochs, seed=s, train_data=train, test_data=test, device=device, cancel=cancel),
+                    f"C={c:g} seed {s}")
+                acc.append(res["test_accuracy"])
+                layers = filter_smoothness(module.cpu())
+                layer_names = [x.layer for x in layers]
+                rows.append([x.ntv for x in layers])
+            per[c] = np.array(rows)
+            accuracy[c] = acc
+            yield Log(f"C={c:g}: mean NTV {per[c].mean():.4f}, test accuracy {np.mean(acc):.3f}")
+    except Cancelled:
+        status = "cancelled"
+    metrics: dict[str, Any] = {"config": config, "seconds": round(time.monotonic() - started, 1),
+                               "complete": status == "done", "init_ntv": float(np.mean(init_ntv)) if init_ntv else None,
+                               "strengths": {}}
+    for c, rows in per.items():
+        std = rows.std(axis=0, ddof=1) if len(rows) > 1 else np.zeros(rows.shape[1])
+        metrics["strengths"][f"{c:g}"] = {
+            "mean_ntv": float(rows.mean()), "test_accuracy": accuracy[c],
+            "layers": [{"layer": n, "mean": float(m), "std": float(sd)}
+                       for n, m, sd in zip(layer_names, rows.mean(axis=0), std)]}
+    if per:
+        overall = [float(r.mean()) for r in per.values()]
+        metrics["mean_ntv_by_strength"] = dict(zip([f"{c:g}" for c in per], overall))
+        metrics["monotone_decreasing"] = bool(np.all(np.diff(overall) < 0))
+        shades = _shades(len(per))
+        series = [Series(f"C = {c:g}", rows.mean(axis=0),
+                         2 * (rows.std(axis=0, ddof=1) if len(rows) > 1 else np.zeros(rows.shape[1])), shades[k])
+                  for k, (c, rows) in enumerate(per.items())]
+        level = float(np.mean(init_ntv)) if init_ntv else PAPER_INIT_NTV
+        run.save_image("synthetic_smoothness.png", line_plot(
+            series, x_labels=layer_names, xlabel="conv layer", ylabel="normalized total variation (mean ± 2 std)",
+            hlines=[HLine(level, f"initialization ({level:.3f})")],
+            title=f"Filter NTV after training on synthetic deformation tasks ({seeds} nets each)"))
+        run.save_image("synthetic_by_strength.png", line_plot(
+            [Series("mean NTV over conv layers", overall,
+                    [2 * float(np.std(r.mean(axis=1), ddof=1)) if len(r) > 1 else 0.0 for r in per.values()])],
+            x=list(per), xlabel="deformation strength C (px)", ylabel="mean normalized total variation",
+            hlines=[HLine(level, "initialization")], title="Stronger deformations → smoother filters? (Fig. 5b)"))
+    run.write_metrics(metrics)
+    _finish(run, status)
+    return metrics
+
+
+# --------------------------------------------------------------------------- registry
+
+@dataclass(frozen=True)
+class StudySpec:
+    summary: str
+    job: Callable[..., Generator[Event, None, dict]]
+    describe: Callable[[dict], list[str]]
+
+
+def _describe_pooling(m: dict) -> list[str]:
+    lines = [f"pooling study: {m['seconds']} s"]
+    for key in ("comparison", "comparison_trained"):
+        if key in m:
+            lines.append(f"{'init' if key == 'comparison' else 'trained'} mean NCD, {m[key]['layers']}: " +
+                         ", ".join(f"{d} {v:.3f}" for d, v in m[key]["mean_ncd"].items()))
+    return lines
+
+
+def _describe_smoothing(m: dict) -> list[str]:
+    lines = [f"smoothing study: {m['seconds']} s"]
+    for sigma, v in m["sigmas"].items():
+        last = v["layers"][-1]
+        lines.append(f"σ={sigma}: mean NTV {v['mean_ntv']:.3f}, NCD at {last['layer']} {last['mean']:.3f}")
+    if "monotone_per_layer" in m:
+        ok = sum(m["monotone_per_layer"].values())
+        lines.append(f"NCD non-increasing in σ at {ok} of {len(m['monotone_per_layer'])} layers")
+    return lines
+
+
+def _describe_synthetic(m: dict) -> list[str]:
+    lines = [f"synthetic study: {m['seconds']} s, init NTV {m['init_ntv']}"]
+    for c, v in m["strengths"].items():
+        lines.append(f"C={c}: mean NTV {v['mean_ntv']:.4f}, test accuracy {np.mean(v['test_accuracy']):.3f}")
+    if "monotone_decreasing" in m:
+        lines.append(f"mean NTV strictly decreasing in C: {m['monotone_decreasing']}")
+    return lines
+
+
+STUDIES = {
+    "pooling": StudySpec(
+        "Fig. 3: 5 downsamplings x 3 nets, NCD on 13 layers for 128 digits at init and after 3 epochs "
+        "(about 5 min on 2 CPU cores)", pooling_study, _describe_pooling),
+    "smoothing": StudySpec(
+        "Fig. 4: cifar-vgg-subsample at init, sigma in 0/0.5/1/2/4, 3 nets each, 128 digits (about 1 min)",
+        smoothing_study, _describe_smoothing),
+    "synthetic": StudySpec(
+        "Fig. 5: 10 one-digit classes deformed with strength C in 1..4 px, 80 examples per class, "
+        "cifar-vgg-maxpool 4 epochs x 3 seeds per C, filter NTV (about 4 min)", synthetic_study, _describe_synthetic),
+}
+
+
+def run_study(name: str, *, out, device: str = "auto", cancel: CancelToken | None = None, **size) -> Generator[Event, None, dict]:
+    from workbench.device import resolve_device
+
+    if name not in STUDIES:
+        raise UserError(f"unknown study '{name}': use one of {', '.join(STUDIES)}")
+    for key, value in size.items():
+        if value is not None and value < 1:
+            raise UserError(f"--{key} must be at least 1, got {value}")
+    if name == "smoothing":
+        size.pop("epochs", None)
+    if name == "synthetic":
+        size.pop("n", None)
+    return (yield from STUDIES[name].job(out=out, device=resolve_device(device), cancel=cancel, **size))
