@@ -6,7 +6,7 @@ Used by ``workbench zoo train`` for the bundled models and by the deformation st
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import torch
 import torch.nn as nn
@@ -20,10 +20,12 @@ def train_classifier(module: nn.Module, *, epochs: int = 10, seed: int = 0, lr: 
                      mean: tuple[float, ...] | None = None, std: tuple[float, ...] | None = None,
                      train_data: tuple[torch.Tensor, torch.Tensor] | None = None,
                      test_data: tuple[torch.Tensor, torch.Tensor] | None = None,
+                     augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
                      device: str | torch.device = "cpu", cancel: CancelToken | None = None) -> Job:
     """Adam on cross-entropy; images in [0, 1] are normalised by ``mean``/``std`` first.
 
-    Without ``train_data`` the digits train/test split is used. Returns a dict with
+    Without ``train_data`` the digits train/test split is used. ``augment(batch, generator)``,
+    if given, transforms each training batch (on [0, 1] images) with the seeded generator. Returns a dict with
     ``train_accuracy``, ``test_accuracy`` and ``epochs``.
     """
     from workbench.data.digits import DIGITS_MEAN, DIGITS_STD, load_digits32
@@ -52,7 +54,8 @@ def train_classifier(module: nn.Module, *, epochs: int = 10, seed: int = 0, lr: 
         for i in range(0, n, batch_size):
             cancel.check()
             idx = order[i:i + batch_size]
-            logits = module((x_train[idx] - mean) / std)
+            xb = x_train[idx] if augment is None else augment(x_train[idx], g)
+            logits = module((xb - mean) / std)
             loss = F.cross_entropy(logits, y_train[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()

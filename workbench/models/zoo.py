@@ -1,0 +1,241 @@
+"""The model zoo: named models the workbench can open without a file.
+
+Three kinds of entry:
+
+- ``bundled``: the papers' digit classifiers with trained weights committed in
+  ``resources/models/<name>.safetensors`` (+ ``<name>.json``), reproducible with
+  ``workbench zoo train NAME``;
+- ``architecture``: Ruderman et al.'s five CIFAR-style VGGs (sect. 2.2), untrained (seeded
+  init) unless trained weights exist in ``resources/models``;
+- ``torchvision``: ImageNet classifiers by name, trained when their weights are already in the
+  torch hub cache (nothing is ever downloaded), else untrained.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+import torch.nn as nn
+
+from workbench.errors import UserError
+from workbench.jobs import CancelToken, Job, Log
+from workbench.models import architectures as A
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+DIGIT_CLASSES = tuple(str(i) for i in range(10))
+INIT_SEED = 0
+
+TORCHVISION_MODELS = {
+    "alexnet": "AlexNet (Krizhevsky et al. 2012), the IJCV paper's CNN-A",
+    "vgg11": "VGG-11 (Simonyan & Zisserman 2015)",
+    "vgg13": "VGG-13",
+    "vgg16": "VGG-VD-16, the IJCV paper's CNN-VD",
+    "vgg19": "VGG-19",
+    "vgg16_bn": "VGG-16 with batch normalization",
+    "resnet18": "ResNet-18 (He et al. 2016)",
+    "resnet34": "ResNet-34",
+    "resnet50": "ResNet-50",
+    "squeezenet1_1": "SqueezeNet 1.1",
+    "mobilenet_v2": "MobileNetV2",
+    "densenet121": "DenseNet-121",
+}
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How ``workbench zoo train`` reproduces a digits model."""
+
+    epochs: int = 8
+    lr: float = 1e-3
+    batch_size: int = 64
+    shift: int = 2
+
+
+@dataclass(frozen=True)
+class ZooEntry:
+    name: str
+    kind: str  # bundled | torchvision | architecture
+    description: str
+    weights: str  # where trained weights are (or would be) found
+    trained: bool  # whether those weights are present now
+    input_size: tuple[int, int, int]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    aliases: str | None = None  # paper naming scheme for layers: "alexnet" | "vgg" | None
+    recipe: Recipe | None = None
+
+
+def _digits_entries() -> dict[str, tuple[str, Callable[[], nn.Module], str, Recipe]]:
+    entries = {
+        "digits-vgg": ("bundled", A.digits_vgg,
+                       "filter-GAN paper's digits net (sect. 5): 5 conv + BN + ReLU, 3 max-pools, fc", Recipe(epochs=8)),
+        "digits-lenet5": ("bundled", A.lenet5,
+                          "LeNet-5 (LeCun et al. 1998): C1 S2 C3 S4 C5 F6, tanh, partial C3", Recipe(epochs=20, lr=2e-3)),
+    }
+    for name, down in A.CIFAR_VARIANTS.items():
+        entries[name] = ("architecture", (lambda d=down: A.cifar_vgg(d)),
+                         f"Ruderman et al. sect. 2.2 VGG, {down} downsampling, on 1x32x32 digits", Recipe(epochs=8))
+    return entries
+
+
+def weights_path(name: str, folder: Path | None = None) -> Path:
+    from workbench import RESOURCES
+
+    return Path(folder if folder is not None else RESOURCES / "models") / f"{name}.safetensors"
+
+
+def _relative(path: Path) -> str:
+    from workbench import RESOURCES
+
+    try:
+        return str(Path("resources") / path.resolve().relative_to(RESOURCES.resolve()))
+    except ValueError:
+        return str(path)
+
+
+def zoo_entries() -> list[ZooEntry]:
+    """Every named model, bundled first, then architectures, then torchvision."""
+    from workbench.data.digits import DIGITS_MEAN, DIGITS_STD
+
+    out = []
+    for name, (kind, _, description, recipe) in _digits_entries().items():
+        path = weights_path(name)
+        out.append(ZooEntry(name, kind, description, _relative(path), path.is_file(), (1, 32, 32),
+                            tuple(DIGITS_MEAN), tuple(DIGITS_STD), None, recipe))
+    for name, description in TORCHVISION_MODELS.items():
+        path = torchvision_cache_path(name)
+        out.append(ZooEntry(name, "torchvision", description, str(path), path.is_file(), (3, 224, 224),
+                            IMAGENET_MEAN, IMAGENET_STD, _alias_scheme(name)))
+    return out
+
+
+def zoo_entry(name: str) -> ZooEntry | None:
+    for entry in zoo_entries():
+        if entry.name == name:
+            return entry
+    return None
+
+
+def _alias_scheme(name: str) -> str | None:
+    if name == "alexnet":
+        return "alexnet"
+    if name.startswith("vgg"):
+        return "vgg"
+    return None
+
+
+def architecture_names() -> list[str]:
+    return list(_digits_entries()) + list(TORCHVISION_MODELS)
+
+
+def build_architecture(name: str, seed: int = INIT_SEED) -> nn.Module:
+    """A fresh module of architecture ``name``, initialized from ``seed`` (global RNG untouched)."""
+    digits = _digits_entries()
+    if name in digits:
+        factory = digits[name][1]
+    elif name in TORCHVISION_MODELS:
+        import torchvision
+
+        def factory() -> nn.Module:
+            return torchvision.models.get_model(name, weights=None)
+    else:
+        raise UserError(f"unknown architecture '{name}': use one of {', '.join(architecture_names())}")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return factory()
+
+
+def class_names_for(name: str) -> list[str] | None:
+    if name in _digits_entries():
+        return list(DIGIT_CLASSES)
+    if name in TORCHVISION_MODELS:
+        try:
+            import torchvision
+
+            return list(torchvision.models.get_model_weights(name).DEFAULT.meta["categories"])
+        except Exception:
+            return None
+    return None
+
+
+def torchvision_weights_url(name: str) -> str:
+    import torchvision
+
+    return torchvision.models.get_model_weights(name).DEFAULT.url
+
+
+def torchvision_cache_path(name: str) -> Path:
+    """``$TORCH_HOME/hub/checkpoints/<file name of the weights' URL>`` (never downloaded)."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / Path(torchvision_weights_url(name)).name
+
+
+def shift_augment(shift: int) -> Callable[[torch.Tensor, torch.Generator], torch.Tensor]:
+    """Random translations of up to ±``shift`` pixels, zero fill (the digits' background)."""
+
+    def augment(batch: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        n, _, h, w = batch.shape
+        offsets = torch.randint(-shift, shift + 1, (n, 2), generator=g).tolist()
+        padded = torch.nn.functional.pad(batch, (shift, shift, shift, shift))
+        return torch.stack([padded[i, :, shift + dy:shift + dy + h, shift + dx:shift + dx + w]
+                            for i, (dy, dx) in enumerate(offsets)])
+
+    return augment
+
+
+def train_zoo_model(name: str, *, seed: int = 0, epochs: int | None = None, random_labels: bool = False,
+                    out: str | Path | None = None, device: str | torch.device = "cpu",
+                    cancel: CancelToken | None = None) -> Job:
+    """Train digits model ``name`` and write ``<out>/<file>.safetensors`` + ``.json`` atomically.
+
+    The init is seeded with ``torch.manual_seed(seed)`` inside ``fork_rng``; batches, shifts
+    and random labels come from the training job's generator with the same seed, so the same
+    seed gives the same weights on the same machine. ``out`` defaults to resources/models;
+    random-label models are written as ``<name>-random-labels`` so the bundled weights stay.
+    Returns the metadata dict.
+    """
+    from safetensors.torch import save_file
+
+    from workbench.data.digits import DIGITS_MEAN, DIGITS_STD
+    from workbench.models.train import train_classifier
+    from workbench.runs import atomic_path, write_json
+
+    digits = _digits_entries()
+    if name not in digits:
+        raise UserError(f"cannot train '{name}': `workbench zoo train` knows the digits models {', '.join(digits)}")
+    recipe = digits[name][3]
+    epochs = recipe.epochs if epochs is None else int(epochs)
+    if epochs < 1:
+        raise UserError(f"--epochs must be at least 1, got {epochs}")
+    cancel = cancel or CancelToken()
+    device = torch.device(device)
+    module = build_architecture(name, seed)
+    stem = f"{name}-random-labels" if random_labels else name
+    path = weights_path(stem, Path(out) if out is not None else None)
+    yield Log(f"training {name} for {epochs} epochs (seed {seed}) on {device}")
+    start = time.monotonic()
+    result = yield from train_classifier(
+        module, epochs=epochs, seed=seed, lr=recipe.lr, batch_size=recipe.batch_size, random_labels=random_labels,
+        mean=DIGITS_MEAN, std=DIGITS_STD, augment=shift_augment(recipe.shift) if recipe.shift else None,
+        device=device, cancel=cancel)
+    seconds = time.monotonic() - start
+    meta: dict[str, Any] = {
+        "name": stem, "architecture": name, "input_size": [1, 32, 32], "mean": list(DIGITS_MEAN),
+        "std": list(DIGITS_STD), "class_names": list(DIGIT_CLASSES), "dataset": "digits",
+        "test_accuracy": round(result["test_accuracy"], 4), "train_accuracy": round(result["train_accuracy"], 4),
+        "test_split": "workbench.data.digits: stratified 25 %, seed 0 (450 images)",
+        "seed": seed, "epochs": epochs, "lr": recipe.lr, "batch_size": recipe.batch_size,
+        "augmentation": f"random shifts of up to ±{recipe.shift} px" if recipe.shift else "none",
+        "random_labels": random_labels, "training_seconds": round(seconds, 1), "device": str(device),
+        "torch": torch.__version__,
+    }
+    state = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
+    with atomic_path(path) as tmp:
+        save_file(state, str(tmp), metadata={"arch": name, "dataset": "digits"})
+    write_json(path.with_suffix(".json"), meta)
+    yield Log(f"wrote {path} (test accuracy {meta['test_accuracy']:.4f}, {seconds:.0f} s)")
+    return {**meta, "path": str(path)}
