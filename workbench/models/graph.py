@@ -1,0 +1,201 @@
+"""The layer table: every addressable layer with its output shape, receptive field and stride.
+
+The network is traced with torchvision's FX tracer (the one ``create_feature_extractor`` uses,
+so names agree with truncation), keeping our custom modules as leaves. Receptive field size r
+and stride j (the distance between neighbouring feature samples, both in input pixels) are
+propagated analytically along the graph, as in Mahendran & Vedaldi (IJCV 2016), Table 1:
+
+- conv / pool with kernel k, dilation d, stride s:  r_out = r_in + (k−1)·d·j_in,  j_out = j_in·s
+- element-wise layers (ReLU, BN, dropout ...): unchanged
+- merges (add, cat, mul): the max r and max j of their inputs
+- layers that see their whole input (adaptive pools to 1, flatten, a spatial input to linear):
+  r_out = r_in + (H_in − 1)·j_in; an adaptive pool to o > 1 uses its largest window.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.fx as fx
+import torch.nn as nn
+
+#: Functions and methods kept in the table besides modules: merges of tensors, and flatten.
+MERGES = {"add", "iadd", "cat", "concat", "mul", "imul"}
+KEPT_FUNCTIONS = MERGES | {"flatten"}
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    name: str
+    kind: str
+    shape: tuple[int, ...]
+    rf_size: int
+    stride: int
+    alias: str | None
+    index: int
+
+
+def tracer_kwargs() -> dict[str, Any]:
+    """Leaf modules for the tracer: ours, plus torchvision's ops as create_feature_extractor adds them."""
+    from workbench.models.architectures import CUSTOM_LEAVES
+
+    return {"leaf_modules": list(CUSTOM_LEAVES)}
+
+
+def _full_tracer_kwargs() -> dict[str, Any]:
+    import inspect
+
+    import torchvision
+
+    ops = [obj for _, obj in inspect.getmembers(torchvision.ops) if inspect.isclass(obj) and issubclass(obj, nn.Module)]
+    kwargs = tracer_kwargs()
+    kwargs["leaf_modules"] = list(set(kwargs["leaf_modules"] + ops))
+    kwargs["autowrap_modules"] = (math, torchvision.ops)
+    return kwargs
+
+
+def _op_name(node: fx.Node) -> str:
+    target = node.target
+    if node.op == "call_method":
+        return str(target)
+    name = getattr(target, "__name__", str(target))
+    return name.strip("_")
+
+
+def _tensor_args(node: fx.Node) -> list[fx.Node]:
+    found: list[fx.Node] = []
+    fx.node.map_arg((node.args, node.kwargs), lambda n: found.append(n))
+    return found
+
+
+def _pair(value: Any) -> tuple[int, int]:
+    if isinstance(value, (tuple, list)):
+        return (int(value[0]), int(value[-1]))
+    return (int(value), int(value))
+
+
+def _adaptive_window(size_in: int, size_out: int | None) -> tuple[int, int]:
+    """Largest window and (rounded) step of an adaptive pool from ``size_in`` to ``size_out``."""
+    if size_out is None or size_out >= size_in:
+        return 1, 1
+    starts = [math.floor(i * size_in / size_out) for i in range(size_out)]
+    ends = [math.ceil((i + 1) * size_in / size_out) for i in range(size_out)]
+    return max(e - s for s, e in zip(starts, ends)), max(1, size_in // size_out)
+
+
+def trace(module: nn.Module) -> tuple[fx.GraphModule, dict[fx.Node, str]]:
+    """The FX graph of ``module`` (eval mode) and its node names as create_feature_extractor uses them."""
+    from torchvision.models.feature_extraction import NodePathTracer
+
+    was_training = module.training
+    module.eval()
+    try:
+        tracer = NodePathTracer(**_full_tracer_kwargs())
+        graph = tracer.trace(module)
+    finally:
+        module.train(was_training)
+    return fx.GraphModule(tracer.root, graph, module.__class__.__name__), dict(tracer.node_to_qualname)
+
+
+def layer_table(module: nn.Module, input_size: tuple[int, ...], *, aliases: str | None = None,
+                device: torch.device | str = "cpu") -> list[LayerInfo]:
+    """Every addressable layer of ``module`` in network order (see the module docstring)."""
+    from torch.fx.passes.shape_prop import ShapeProp
+
+    gm, names = trace(module)
+    with torch.no_grad():
+        ShapeProp(gm).propagate(torch.zeros(1, *input_size, device=device))
+
+    field: dict[fx.Node, tuple[tuple[int, int], tuple[int, int]]] = {}
+    rows: list[tuple[str, str, tuple[int, ...], int, int]] = []
+    for node in gm.graph.nodes:
+        if node.op in ("placeholder", "get_attr"):
+            field[node] = ((1, 1), (1, 1))
+            continue
+        if node.op == "output":
+            continue
+        inputs = [n for n in _tensor_args(node) if n in field]
+        r_in = tuple(max(field[n][0][a] for n in inputs) for a in (0, 1)) if inputs else (1, 1)
+        j_in = tuple(max(field[n][1][a] for n in inputs) for a in (0, 1)) if inputs else (1, 1)
+        shape_in = _spatial(inputs[0]) if inputs else None
+        shape_out = _spatial(node)
+        kind = type(gm.get_submodule(node.target)).__name__ if node.op == "call_module" else _op_name(node)
+        r, j = _propagate(gm, node, r_in, j_in, shape_in, shape_out)
+        field[node] = (r, j)
+        meta = node.meta.get("tensor_meta")
+        if not hasattr(meta, "shape"):
+            continue
+        if node.op == "call_module" or (kind in KEPT_FUNCTIONS and (kind not in MERGES or len(inputs) >= 2
+                                                                     or kind in ("cat", "concat"))):
+            rows.append((names.get(node, node.name), kind, tuple(meta.shape[1:]), max(r), max(j)))
+    alias_of = _aliases(aliases, [(name, kind) for name, kind, *_ in rows])
+    return [LayerInfo(name, kind, shape, r, j, alias_of.get(name), i) for i, (name, kind, shape, r, j) in enumerate(rows)]
+
+
+def _spatial(node: fx.Node) -> tuple[int, int] | None:
+    meta = node.meta.get("tensor_meta")
+    shape = getattr(meta, "shape", None)
+    if shape is None or len(shape) != 4:
+        return None
+    return int(shape[2]), int(shape[3])
+
+
+def _propagate(gm: fx.GraphModule, node: fx.Node, r_in, j_in, shape_in, shape_out):
+    module = gm.get_submodule(node.target) if node.op == "call_module" else None
+    kernel = stride = dilation = None
+    if module is not None and hasattr(module, "kernel_size") and hasattr(module, "stride"):
+        kernel, stride = _pair(module.kernel_size), _pair(module.stride)
+        dilation = _pair(getattr(module, "dilation", 1))
+    elif module is not None and type(module).__name__.startswith("Adaptive") and shape_in is not None:
+        out = shape_out or (1, 1)
+        windows = [_adaptive_window(shape_in[a], out[a]) for a in (0, 1)]
+        kernel, stride, dilation = tuple(w[0] for w in windows), tuple(w[1] for w in windows), (1, 1)
+    elif node.op != "call_module" and _op_name(node).startswith("adaptive") and shape_in is not None:
+        out = shape_out or (1, 1)
+        windows = [_adaptive_window(shape_in[a], out[a]) for a in (0, 1)]
+        kernel, stride, dilation = tuple(w[0] for w in windows), tuple(w[1] for w in windows), (1, 1)
+    elif shape_in is not None and shape_out is None:  # a spatial map collapsed: flatten, linear, mean ...
+        kernel, stride, dilation = shape_in, (1, 1), (1, 1)
+    if kernel is None:
+        return r_in, j_in
+    r = tuple(r_in[a] + (kernel[a] - 1) * dilation[a] * j_in[a] for a in (0, 1))
+    j = tuple(j_in[a] * stride[a] for a in (0, 1))
+    return r, j
+
+
+def _aliases(scheme: str | None, layers: list[tuple[str, str]]) -> dict[str, str]:
+    """Paper names: AlexNet numbers conv/pool/fc layers in sequence (conv1 ... pool5, fc6 ... fc8),
+    VGG by block (conv1_1, relu1_1, conv1_2 ... pool5, fc6 ... fc8); dropouts have none."""
+    if scheme not in ("alexnet", "vgg"):
+        return {}
+    out: dict[str, str] = {}
+    n, block, within, tag = 0, 1, 0, None
+    for name, kind in layers:
+        if kind == "Conv2d":
+            if scheme == "alexnet":
+                n += 1
+                tag = str(n)
+            else:
+                within += 1
+                tag = f"{block}_{within}"
+            out[name] = f"conv{tag}"
+        elif kind == "MaxPool2d":
+            out[name] = f"pool{n}" if scheme == "alexnet" else f"pool{block}"
+            if scheme == "vgg":
+                block, within = block + 1, 0
+            tag = None
+        elif kind == "Linear":
+            if scheme == "alexnet":
+                n += 1
+                tag = str(n)
+            else:
+                tag = str(block)
+                block += 1
+            out[name] = f"fc{tag}"
+        elif kind in ("ReLU", "BatchNorm2d") and tag is not None:
+            out[name] = ("relu" if kind == "ReLU" else "bn") + tag
+    return out
