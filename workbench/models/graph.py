@@ -87,8 +87,14 @@ def _adaptive_window(size_in: int, size_out: int | None) -> tuple[int, int]:
     return max(e - s for s, e in zip(starts, ends)), max(1, size_in // size_out)
 
 
-def trace(module: nn.Module) -> tuple[fx.GraphModule, dict[fx.Node, str]]:
-    """The FX graph of ``module`` (eval mode) and its node names as create_feature_extractor uses them."""
+def trace(module: nn.Module) -> tuple[fx.GraphModule, dict[fx.Node, str], dict[str, str]]:
+    """The FX graph of ``module`` (eval mode), each node's layer name, and name -> create_feature_extractor node.
+
+    A module's layer name is its path (``conv1_2``, ``layer1.0.conv1``), with ``_1``, ``_2`` ... for
+    repeated calls (``layer1.0.relu_1``); other nodes keep torchvision's name (``layer1.0.add``).
+    torchvision's own names for modules differ where a path ends in ``_<digits>``: it strips that
+    (the module ``conv1_2`` becomes ``conv1_1``), so truncation is given torchvision's name.
+    """
     from torchvision.models.feature_extraction import NodePathTracer
 
     was_training = module.training
@@ -98,7 +104,26 @@ def trace(module: nn.Module) -> tuple[fx.GraphModule, dict[fx.Node, str]]:
         graph = tracer.trace(module)
     finally:
         module.train(was_training)
-    return fx.GraphModule(tracer.root, graph, module.__class__.__name__), dict(tracer.node_to_qualname)
+    gm = fx.GraphModule(tracer.root, graph, module.__class__.__name__)
+    names: dict[fx.Node, str] = {}
+    queries: dict[str, str] = {}
+    taken: set[str] = set()
+    calls: dict[str, int] = {}
+    for node, qualname in tracer.node_to_qualname.items():
+        if node.op == "call_module":
+            base = str(node.target)
+            k = calls.get(base, 0)
+            name = base if k == 0 else f"{base}_{k}"
+            calls[base] = k + 1
+        else:
+            base = name = qualname
+        k = 1
+        while name in taken:
+            name, k = f"{base}_{k}", k + 1
+        taken.add(name)
+        names[node] = name
+        queries[name] = qualname
+    return gm, names, queries
 
 
 def layer_table(module: nn.Module, input_size: tuple[int, ...], *, aliases: str | None = None,
@@ -106,7 +131,7 @@ def layer_table(module: nn.Module, input_size: tuple[int, ...], *, aliases: str 
     """Every addressable layer of ``module`` in network order (see the module docstring)."""
     from torch.fx.passes.shape_prop import ShapeProp
 
-    gm, names = trace(module)
+    gm, names, _ = trace(module)
     with torch.no_grad():
         ShapeProp(gm).propagate(torch.zeros(1, *input_size, device=device))
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from workbench.models.graph import tracer_kwargs
+from workbench.models.graph import trace, tracer_kwargs
 
 
 class Truncated(nn.Module):
@@ -29,13 +29,19 @@ class Truncated(nn.Module):
 
 
 def truncate(module: nn.Module, layer: str) -> Truncated:
-    """Φ_ℓ for the FX node name ``layer`` (see :func:`workbench.models.graph.layer_table`)."""
+    """Φ_ℓ for the layer name ``layer`` (see :func:`workbench.models.graph.layer_table`)."""
     from torchvision.models.feature_extraction import create_feature_extractor
+
+    from workbench.errors import UserError
+
+    queries = trace(module)[2]
+    if layer not in queries:
+        raise UserError(f"unknown layer '{layer}': see `workbench layers` for the names")
 
     was_training = module.training
     try:
-        extractor = create_feature_extractor(module.eval(), return_nodes={layer: layer}, tracer_kwargs=tracer_kwargs(),
-                                             suppress_diff_warning=True)
+        extractor = create_feature_extractor(module.eval(), return_nodes={queries[layer]: layer},
+                                             tracer_kwargs=tracer_kwargs(), suppress_diff_warning=True)
     finally:
         module.train(was_training)
     phi = Truncated(extractor, layer).eval()
