@@ -1,0 +1,335 @@
+"""Training the filter-GAN: Algorithm 1 of the ICLR 2018 submission, as a job.
+
+Each iteration samples m latent vectors z^(i) ~ N(0, I) and m training images I^(i), passes
+I^(i) through the frozen CNN with the real filters, CNN_ℓ(I^(i)), and with the generated
+ones, Conv(CNN_{ℓ−1}(I^(i)), G(z^(i))) followed by the rest of layer ℓ, then
+
+- step 7, D ascends  log D(real) + log(1 − D(fake));
+- step 8, G descends log(1 − D(fake)) + λ ‖z − Q(fake)‖², where we use the usual
+  non-saturating form −log D(fake) of the first term (Goodfellow et al. 2014, sect. 3), which
+  has the same fixed point but does not vanish while D wins;
+- step 9, Q (D's trunk and the Q head) descends ‖z − Q(fake)‖².
+
+All updates use RMSprop (step 10). The paper gives no learning rate, λ, latent size or batch
+size; ours are the defaults of :class:`FilterGanConfig`.
+
+The run folder holds ``checkpoint.safetensors`` + ``checkpoint.json`` (G, D, both optimisers,
+the random generator's state and the step), rewritten every ``checkpoint_every`` steps and
+at the end, so a run can be resumed and yields the same numbers as one uninterrupted run.
+``tensors/generator.safetensors`` holds the final G alone (what evaluation and traversal need).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from workbench.config import from_dict, to_dict
+from workbench.errors import UserError
+from workbench.jobs import Artifact, Cancelled, CancelToken, Job, Log, Step
+from workbench.runs import Run, RunStore, atomic_path, write_json
+
+KIND = "filtergan"
+CHECKPOINT = "checkpoint.safetensors"
+GENERATOR_FILE = "tensors/generator.safetensors"
+
+
+@dataclass
+class FilterGanConfig:
+    model: str = "digits-vgg"
+    layer: str = "conv4"
+    steps: int = 3000
+    latent_dim: int = 16         # size of z (the paper does not say)
+    batch_size: int = 16         # m of Algorithm 1
+    lr: float = 2e-4             # RMSprop, for D, G and Q
+    lambda_info: float = 0.5     # λ of the mutual-information term
+    rank: int = 8                # directions per output channel in G (ours, see FilterGenerator)
+    hidden: int = 128            # width of G's MLP and of D's last layer
+    seed: int = 0
+    device: str = "auto"
+    checkpoint_every: int = 500
+    sample_every: int = 50       # a sheet of generated filters on the Step event every n steps
+    log_every: int = 10          # loss history resolution in metrics.json
+
+    def validate(self) -> None:
+        for name in ("steps", "latent_dim", "batch_size", "rank", "hidden", "checkpoint_every", "sample_every", "log_every"):
+            if getattr(self, name) < 1:
+                raise UserError(f"{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+        if self.lr <= 0 or self.lambda_info < 0:
+            raise UserError("lr must be positive and lambda-info non-negative")
+
+
+@dataclass
+class FilterGan:
+    """A trained filter-GAN, reopened from its run folder."""
+
+    config: FilterGanConfig
+    model: Any                 # LoadedModel
+    split: Any                 # LayerSplit
+    generator: Any             # FilterGenerator
+    run: Run
+    device: torch.device
+
+    @torch.no_grad()
+    def filters(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.generator(z.to(self.device))
+
+
+def _networks(config: FilterGanConfig, split, features_shape, device: torch.device, g: torch.Generator):
+    from workbench.filtergan.networks import Discriminator, FilterGenerator
+
+    G = FilterGenerator(split.conv.weight, split.conv.bias if split.conv.bias is not None
+                        else torch.zeros(split.conv.out_channels), config.latent_dim, config.rank, config.hidden, g)
+    with torch.no_grad():
+        probe = split.real_activation(torch.zeros(1, *features_shape))
+    D = Discriminator(tuple(probe.shape[1:]), config.latent_dim, hidden=config.hidden, generator=g)
+    return G.to(device), D.to(device)
+
+
+def _optimizers(config: FilterGanConfig, G, D):
+    opt_G = torch.optim.RMSprop(G.parameters(), lr=config.lr)
+    opt_D = torch.optim.RMSprop(D.d_parameters(), lr=config.lr)
+    opt_Q = torch.optim.RMSprop(D.q_parameters(), lr=config.lr)
+    return opt_G, opt_D, opt_Q
+
+
+def train_filter_gan(config: FilterGanConfig, *, cancel: CancelToken | None = None, runs: RunStore | None = None,
+                     out: str | Path | None = None, model=None, resume: bool = False) -> Job:
+    """Train G, D and Q (Algorithm 1). Returns the :class:`~workbench.runs.Run`.
+
+    With ``resume`` and an ``out`` folder holding a checkpoint, training continues from it up
+    to ``config.steps``; the config must otherwise match the one the run was started with.
+    """
+    from workbench.device import describe, resolve_device
+    from workbench.filtergan.layer import batched, digits_of, normalize, resolve_model, split_at
+
+    config.validate()
+    cancel = cancel or CancelToken()
+    device = resolve_device(config.device)
+    if model is None:
+        model = resolve_model(config.model, device)
+    model = model.to(device) if hasattr(model, "to") and not isinstance(model, torch.nn.Module) else model
+    split = split_at(model, config.layer)
+    state = None
+    if resume:
+        if out is None or not (Path(out) / CHECKPOINT).is_file():
+            raise UserError(f"nothing to resume in {out}: it has no {CHECKPOINT}; train without --resume")
+        run = RunStore(Path(out).parent).open(out)
+        saved = from_dict(FilterGanConfig, run.info["config"])
+        mismatched = [k for k, v in to_dict(saved).items() if k not in ("steps", "device") and to_dict(config)[k] != v]
+        if mismatched:
+            raise UserError(f"cannot resume {out}: its run used different {', '.join(mismatched)}; use the same options")
+        state = json.loads((run.path / "checkpoint.json").read_text())
+        run._update(status="running", finished=None, config=to_dict(config))
+    else:
+        store = runs or RunStore(Path(out).parent if out is not None else Path("runs"))
+        run = store.create(KIND, to_dict(config), device=describe(device), folder=out)
+
+    try:
+        x_train, _ = digits_of(model, "train")
+        yield Log(f"filter-GAN on {getattr(model, 'name', 'model')}:{config.layer}; caching CNN_ℓ−1 of {len(x_train)} training digits")
+        features = batched(lambda x: split.prefix(normalize(x, model)), x_train, device)
+        real = batched(split.real_activation, features, device)
+        g = torch.Generator().manual_seed(config.seed)
+        G, D = _networks(config, split, tuple(features.shape[1:]), device, g)
+        opt_G, opt_D, opt_Q = _optimizers(config, G, D)
+        history: dict[str, list[float]] = {"step": [], "loss_D": [], "loss_G": [], "loss_Q": [], "D_real": [], "D_fake": []}
+        start = 0
+        if state is not None:
+            _load_checkpoint(run.path, G, D, opt_G, opt_D, opt_Q, g, device)
+            start = int(state["step"])
+            history = state["history"]
+            yield Log(f"resumed from step {start}")
+        z_show = torch.randn(4, config.latent_dim, generator=torch.Generator().manual_seed(config.seed + 1)).to(device)
+        n = len(features)
+        m = min(config.batch_size, n)
+        t0 = time.monotonic()
+        acc = {k: 0.0 for k in history if k != "step"}
+        count = 0
+        step = start
+        for step in range(start + 1, config.steps + 1):
+            cancel.check()
+            z = torch.randn(m, config.latent_dim, generator=g).to(device)
+            idx = torch.randint(0, n, (m,), generator=g).to(device)
+            a_real = real[idx]
+            weight, bias = G(z)
+            a_fake = split.activation(features[idx], weight, bias)
+
+            d_real, _ = D(a_real)
+            d_fake, _ = D(a_fake.detach())
+            loss_D = (F.binary_cross_entropy_with_logits(d_real, torch.ones_like(d_real))
+                      + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake)))
+            opt_D.zero_grad(set_to_none=True)
+            loss_D.backward()
+            opt_D.step()
+
+            d_fake_g, q = D(a_fake)
+            loss_Q_g = (z - q).pow(2).sum(1).mean()
+            loss_G = F.binary_cross_entropy_with_logits(d_fake_g, torch.ones_like(d_fake_g)) + config.lambda_info * loss_Q_g
+            opt_G.zero_grad(set_to_none=True)
+            loss_G.backward()
+            opt_G.step()
+
+            _, q = D(a_fake.detach())
+            loss_Q = (z - q).pow(2).sum(1).mean()
+            opt_Q.zero_grad(set_to_none=True)
+            loss_Q.backward()
+            opt_Q.step()
+
+            values = {"loss_D": loss_D.item(), "loss_G": loss_G.item(), "loss_Q": loss_Q.item(),
+                      "D_real": torch.sigmoid(d_real).mean().item(), "D_fake": torch.sigmoid(d_fake).mean().item()}
+            if not all(np.isfinite(v) for v in values.values()):
+                raise UserError(f"training diverged at step {step} (non-finite loss): lower --lr")
+            for k, v in values.items():
+                acc[k] += v
+            count += 1
+            if step % config.log_every == 0 or step == config.steps:
+                history["step"].append(step)
+                for k in acc:
+                    history[k].append(acc[k] / count)
+                acc = {k: 0.0 for k in acc}
+                count = 0
+            images = None
+            if step % config.sample_every == 0 or step == config.steps:
+                images = _sample_sheet(G, z_show, split)[None]
+            yield Step(step, config.steps, values, images=images, stage="Algorithm 1")
+            if step % config.checkpoint_every == 0 and step != config.steps:
+                _save_checkpoint(run.path, G, D, opt_G, opt_D, opt_Q, g, step, history)
+        elapsed = time.monotonic() - t0
+        _save_checkpoint(run.path, G, D, opt_G, opt_D, opt_Q, g, step, history)
+        run.save_tensors("generator.safetensors", G.state_dict())
+        yield Artifact("generator", GENERATOR_FILE)
+        sheet = _sample_sheet(G, z_show, split, with_real=True)
+        run.save_image("filters.png", np.kron(sheet, np.ones((2, 2, 1), np.float32)))
+        yield Artifact("filters", "images/filters.png")
+        _save_loss_plot(run, history)
+        yield Artifact("losses", "images/losses.png")
+        metrics = run.metrics()
+        metrics.update(history=history, steps=step, train_seconds=round(elapsed + metrics.get("train_seconds", 0.0), 1),
+                       final={k: history[k][-1] for k in history if k != "step"} if history["step"] else {},
+                       z_dependence=_z_dependence(G, config, device))
+        run.write_metrics(metrics)
+        run.finish("done")
+        yield Log(f"trained {step} steps in {elapsed:.0f} s; run folder {run.path}")
+        return run
+    except Cancelled:
+        run.update_metrics(cancelled_at=step if "step" in locals() else 0)
+        run.finish("cancelled")
+        raise
+    except BaseException as exc:
+        run.finish("failed", error=str(exc) or type(exc).__name__)
+        raise
+
+
+@torch.no_grad()
+def _sample_sheet(G, z: torch.Tensor, split, with_real: bool = False) -> np.ndarray:
+    from workbench.filtergan.plots import filter_sheet
+
+    weight, _ = G(z)
+    rows = [w.cpu().numpy() for w in weight]
+    if with_real:
+        rows = [split.conv.weight.detach().cpu().numpy()] + rows
+    return filter_sheet(rows)
+
+
+@torch.no_grad()
+def _z_dependence(G, config: FilterGanConfig, device: torch.device) -> float:
+    """Mean over output channels of std_z(W_j(z)) / ‖W_j real‖: 0 for a constant G."""
+    z = torch.randn(64, config.latent_dim, generator=torch.Generator().manual_seed(config.seed + 2)).to(device)
+    weight, _ = G(z)
+    spread = weight.flatten(2).std(0).norm(dim=1)
+    return float((spread / G.base_weight.flatten(1).norm(dim=1).clamp_min(1e-12)).mean())
+
+
+def _save_loss_plot(run: Run, history: dict[str, list[float]]) -> None:
+    from workbench.export.plots import Series, line_plot
+
+    if not history["step"]:
+        return
+    img = line_plot([Series("loss D", history["loss_D"]), Series("loss G", history["loss_G"]),
+                     Series("loss Q", history["loss_Q"])], x=history["step"],
+                    title="filter-GAN losses (Algorithm 1)", xlabel="step", ylabel="loss")
+    run.save_image("losses.png", img)
+
+
+def _optimizer_tensors(prefix: str, opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
+    sd = opt.state_dict()
+    tensors = {}
+    for pid, st in sd["state"].items():
+        for k, v in st.items():
+            tensors[f"{prefix}.{pid}.{k}"] = torch.as_tensor(v).detach().cpu().contiguous()
+    return tensors, {"param_groups": sd["param_groups"], "state_keys": {str(p): list(st) for p, st in sd["state"].items()}}
+
+
+def _save_checkpoint(path: Path, G, D, opt_G, opt_D, opt_Q, g: torch.Generator, step: int, history) -> None:
+    from safetensors.torch import save_file
+
+    tensors = {f"G.{k}": v.detach().cpu().contiguous() for k, v in G.state_dict().items()}
+    tensors.update({f"D.{k}": v.detach().cpu().contiguous() for k, v in D.state_dict().items()})
+    meta = {}
+    for name, opt in (("opt_G", opt_G), ("opt_D", opt_D), ("opt_Q", opt_Q)):
+        t, m = _optimizer_tensors(name, opt)
+        tensors.update(t)
+        meta[name] = m
+    tensors["rng"] = g.get_state()
+    with atomic_path(path / CHECKPOINT) as tmp:
+        save_file(tensors, str(tmp))
+    write_json(path / "checkpoint.json", {"step": step, "optimizers": meta, "history": history})
+
+
+def _load_checkpoint(path: Path, G, D, opt_G, opt_D, opt_Q, g: torch.Generator, device) -> None:
+    from safetensors.torch import load_file
+
+    tensors = load_file(str(path / CHECKPOINT))
+    meta = json.loads((path / "checkpoint.json").read_text())["optimizers"]
+    G.load_state_dict({k[2:]: v for k, v in tensors.items() if k.startswith("G.")})
+    D.load_state_dict({k[2:]: v for k, v in tensors.items() if k.startswith("D.")})
+    for name, opt in (("opt_G", opt_G), ("opt_D", opt_D), ("opt_Q", opt_Q)):
+        state = {int(p): {k: tensors[f"{name}.{p}.{k}"].to(device) if k != "step" else tensors[f"{name}.{p}.{k}"]
+                          for k in keys} for p, keys in meta[name]["state_keys"].items()}
+        opt.load_state_dict({"state": state, "param_groups": meta[name]["param_groups"]})
+    g.set_state(tensors["rng"])
+
+
+def load_filter_gan(run_dir: str | Path, *, device: str | torch.device = "auto", model=None) -> FilterGan:
+    """Reopen a finished (or checkpointed) filter-GAN run folder."""
+    from safetensors.torch import load_file
+
+    from workbench.device import resolve_device
+    from workbench.filtergan.layer import resolve_model, split_at
+    from workbench.filtergan.networks import FilterGenerator
+
+    run = RunStore(Path(run_dir).parent).open(run_dir)
+    if run.info.get("kind") != KIND:
+        raise UserError(f"{run_dir} is a {run.info.get('kind')} run, not a filter-GAN run: pass a folder made by `workbench filtergan train`")
+    config = from_dict(FilterGanConfig, run.info["config"])
+    device = resolve_device(device)
+    file = run.path / GENERATOR_FILE
+    if file.is_file():
+        tensors = load_file(str(file))
+    elif (run.path / CHECKPOINT).is_file():
+        tensors = {k[2:]: v for k, v in load_file(str(run.path / CHECKPOINT)).items() if k.startswith("G.")}
+    else:
+        raise UserError(f"{run_dir} holds no trained generator yet: let `workbench filtergan train` finish or resume it")
+    if model is None:
+        model = resolve_model(config.model, device)
+    split = split_at(model, config.layer)
+    conv = split.conv
+    G = FilterGenerator(conv.weight, conv.bias if conv.bias is not None else torch.zeros(conv.out_channels),
+                        config.latent_dim, config.rank, config.hidden)
+    try:
+        G.load_state_dict(tensors)
+    except RuntimeError:
+        raise UserError(f"the generator in {run_dir} does not fit layer {config.layer} of {config.model}: "
+                        "the model changed since training; train again") from None
+    G.to(device).eval()
+    for p in G.parameters():
+        p.requires_grad_(False)
+    return FilterGan(config, model, split, G, run, device)
