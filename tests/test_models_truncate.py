@@ -1,0 +1,127 @@
+"""Φ_ℓ computes the network only up to layer ℓ and equals the full network's activation there."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+import pytest
+import torch
+
+from workbench.errors import UserError
+from workbench.models import load_model
+
+
+@pytest.fixture
+def empty_hub(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+
+
+@contextmanager
+def recording(module):
+    """Forward hooks on every leaf module recording (name, output) in call order; always removed."""
+    calls: list[tuple[str, torch.Tensor]] = []
+    handles = [m.register_forward_hook(lambda _m, _i, out, name=name: calls.append((name, out.detach().clone())))
+               for name, m in module.named_modules() if not list(m.children())]
+    try:
+        yield calls
+    finally:
+        for h in handles:
+            h.remove()
+
+
+def _digits_batch(model, n=4):
+    from workbench.data import load_digits32
+
+    x, _ = load_digits32("test")
+    mean = torch.tensor(model.mean).view(1, -1, 1, 1)
+    std = torch.tensor(model.std).view(1, -1, 1, 1)
+    return (x[:n] - mean) / std
+
+
+def test_digits_vgg_truncation_runs_nothing_past_the_layer():
+    model = load_model("digits-vgg")
+    x = _digits_batch(model)
+    order = [name for name, _ in model.module.named_children()]
+    with recording(model.module) as full:
+        logits = model.module(x)
+    phi = model.truncate("relu3")
+    with recording(model.module) as part:
+        y = phi(x)
+    assert [name for name, _ in part] == order[:order.index("relu3") + 1]
+    assert y.shape == (4, 64, 16, 16)
+    torch.testing.assert_close(y, dict(full)["relu3"], rtol=0, atol=0)
+    assert logits.shape == (4, 10)
+
+
+def test_truncated_module_is_frozen_eval_and_differentiable():
+    model = load_model("digits-lenet5")
+    phi = model.truncate("tanh3")
+    assert not phi.training
+    phi.train()
+    assert not phi.training
+    assert all(not p.requires_grad for p in phi.parameters())
+    x = _digits_batch(model, 2).requires_grad_(True)
+    phi(x).square().sum().backward()
+    assert x.grad is not None and float(x.grad.abs().sum()) > 0
+    assert all(p.grad is None for p in model.module.parameters())
+
+
+def test_last_layer_truncation_equals_the_model():
+    model = load_model("digits-lenet5")
+    x = _digits_batch(model)
+    torch.testing.assert_close(model.truncate("output")(x), model.module(x), rtol=0, atol=0)
+
+
+def test_cifar_names_ending_in_digits_truncate_at_the_right_module():
+    model = load_model("cifar-vgg-maxpool")
+    x = torch.randn(2, 1, 32, 32, generator=torch.Generator().manual_seed(0))
+    with recording(model.module) as full:
+        model.module(x)
+    for name in ("conv1_1", "conv1_2", "relu2_2", "down3"):
+        with recording(model.module) as part:
+            y = model.truncate(name)(x)
+        assert part[-1][0] == name
+        torch.testing.assert_close(y, dict(full)[name], rtol=0, atol=0)
+
+
+def test_resnet18_truncation_at_branches(empty_hub):
+    model = load_model("resnet18")
+    x = torch.randn(1, 3, 224, 224, generator=torch.Generator().manual_seed(1))
+    with recording(model.module) as full:
+        model.module(x)
+    full_names = [n for n, _ in full]
+
+    phi = model.truncate("layer2.1.relu_1")
+    with recording(model.module) as part:
+        y = phi(x)
+    # the second call of layer2.1.relu (after the add) is the last thing that runs
+    second_relu = [i for i, n in enumerate(full_names) if n == "layer2.1.relu"][1]
+    assert [n for n, _ in part] == full_names[:second_relu + 1]
+    assert not any(n.startswith(("layer3", "layer4", "fc", "avgpool")) for n, _ in part)
+    torch.testing.assert_close(y, full[second_relu][1], rtol=0, atol=0)
+
+    phi = model.truncate("layer3.0.add")
+    with recording(model.module) as part:
+        y = phi(x)
+    ran = [n for n, _ in part]
+    assert "layer3.0.downsample.1" in ran and "layer3.0.bn2" in ran
+    assert "layer3.0.relu" in ran and ran.count("layer3.0.relu") == 1  # the relu after the add never runs
+    assert not any(n.startswith(("layer3.1", "layer4", "fc")) for n in ran)
+    expected = dict(full)["layer3.0.bn2"] + dict(full)["layer3.0.downsample.1"]
+    torch.testing.assert_close(y, expected, rtol=1e-6, atol=1e-6)
+    assert y.shape == (1,) + model.layer("layer3.0.add").shape
+
+
+def test_truncate_by_alias_equals_by_name(empty_hub):
+    model = load_model("alexnet")
+    x = torch.randn(1, 3, 224, 224, generator=torch.Generator().manual_seed(2))
+    torch.testing.assert_close(model.truncate("relu2")(x), model.truncate("features.4")(x), rtol=0, atol=0)
+    with recording(model.module) as part:
+        model.truncate("pool1")(x)
+    assert [n for n, _ in part] == ["features.0", "features.1", "features.2"]
+
+
+def test_unknown_layer_is_a_user_error():
+    model = load_model("digits-vgg")
+    with pytest.raises(UserError, match="did you mean"):
+        model.truncate("conv9")
