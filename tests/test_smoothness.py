@@ -54,12 +54,15 @@ def test_gaussian_smoothing_lowers_ntv_monotonically():
     assert all(a > b for a, b in zip(values, values[1:]))
 
 
-def test_smooth_filters_is_a_gaussian_convolution():
-    w = torch.zeros(1, 1, 3, 3)
-    w[0, 0, 1, 1] = 1.0
-    k = gaussian_kernel(1.0)
+@pytest.mark.parametrize("sigma", [0.5, 1.0, 3.0])
+def test_smooth_filters_is_a_zero_padded_gaussian_convolution(sigma):
+    import torch.nn.functional as F
+
+    w = torch.randn(4, 3, 3, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    k = gaussian_kernel(sigma)
     r = k.shape[-1] // 2
-    torch.testing.assert_close(smooth_filters(w, 1.0)[0, 0].double(), k[r - 1:r + 2, r - 1:r + 2], atol=1e-7, rtol=0)
+    reference = F.conv2d(F.pad(w.reshape(12, 1, 3, 3), (r, r, r, r)), k[None, None]).reshape(4, 3, 3, 3)
+    torch.testing.assert_close(smooth_filters(w, sigma), reference, atol=1e-12, rtol=0)
     assert float(k.sum()) == pytest.approx(1.0)
 
 

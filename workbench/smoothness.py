@@ -74,15 +74,27 @@ def gaussian_kernel(sigma: float, dtype=torch.float64) -> torch.Tensor:
 
 
 def smooth_filters(weight: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Sect. 4.2: every h×w filter convolved with a Gaussian of std σ, same size (zero outside)."""
+    """Sect. 4.2: every h×w filter convolved with a Gaussian of std σ, same size (zero outside).
+
+    The Gaussian is separable, so the zero-padded convolution restricted to the filter's support
+    is G_h W G_wᵀ with G[a, i] = g(a − i), g the normalized 1-D Gaussian of :func:`gaussian_kernel`.
+    """
     if sigma <= 0:
         return weight.clone()
-    k = gaussian_kernel(sigma).to(weight.device)
-    o, i, h, w = weight.shape
-    flat = weight.detach().to(torch.float64).reshape(o * i, 1, h, w)
+    k = gaussian_kernel(sigma)
     r = k.shape[-1] // 2
-    smoothed = F.conv2d(F.pad(flat, (r, r, r, r)), k[None, None])
-    return smoothed.reshape(o, i, h, w).to(weight.dtype)
+    g = k.sum(dim=1)  # the 1-D factor, normalized
+    h, w = weight.shape[-2:]
+
+    def band(size: int) -> torch.Tensor:
+        idx = torch.arange(size)
+        offset = (idx[:, None] - idx[None, :]).clamp(-r, r) + r
+        inside = (idx[:, None] - idx[None, :]).abs() <= r
+        return torch.where(inside, g[offset], torch.zeros(()))
+
+    gh, gw = band(h).to(weight.device), band(w).to(weight.device)
+    smoothed = torch.einsum("ai,...ij,bj->...ab", gh, weight.detach().to(torch.float64), gw)
+    return smoothed.to(weight.dtype)
 
 
 def parse_init(spec: str) -> tuple[str, float]:
