@@ -16,6 +16,7 @@ import hashlib
 import json
 import pickle
 import re
+import warnings
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -99,7 +100,8 @@ def _first_line(exc: BaseException) -> str:
 
 def _freeze(module: nn.Module, device: torch.device) -> nn.Module:
     module = module.to(device).eval()
-    module.requires_grad_(False)
+    for p in module.parameters():
+        p.requires_grad_(False)
     return module
 
 
@@ -199,7 +201,9 @@ def _load_file(path: Path, arch: str | None, trust: bool, device: torch.device) 
         kind = "safetensors"
     elif _is_torchscript(path):
         try:
-            scripted = torch.jit.load(str(path), map_location="cpu")
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", FutureWarning)
+                scripted = torch.jit.load(str(path), map_location="cpu")
         except Exception as exc:
             raise UserError(f"{path.name} is not a readable TorchScript file ({_first_line(exc)})") from None
         arch = arch or (sidecar or {}).get("architecture")
@@ -345,8 +349,8 @@ def _io_spec(path: Path, module: nn.Module, arch: str | None, sidecar: dict | No
         input_size, mean, std = entry.input_size, entry.mean, entry.std
         class_names = zoo.class_names_for(arch)
     else:
-        first = next((m for m in module.modules() if isinstance(m, nn.Conv2d)), None)
-        grey = first is not None and first.in_channels == 1
+        first = next((p for p in module.parameters() if p.dim() == 4), None)  # the first conv's weight
+        grey = first is not None and first.shape[1] == 1
         input_size = (1, 32, 32) if grey else (3, 224, 224)
         mean, std = (tuple(DIGITS_MEAN), tuple(DIGITS_STD)) if grey else (zoo.IMAGENET_MEAN, zoo.IMAGENET_STD)
         class_names = None
