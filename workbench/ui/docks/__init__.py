@@ -1,0 +1,38 @@
+"""The workbench's docks, one module each.
+
+The pattern every dock follows (so a new one is one line in ``main_window.DOCKS``):
+
+- a ``QDockWidget`` subclass named ``<Thing>Dock`` whose ``__init__(self, session, parent=None)``
+  takes the shared :class:`workbench.ui.session.Session` and builds its widgets;
+- class attributes ``title`` (window title), ``area`` (default ``Qt.DockWidgetArea``) and
+  ``configuration`` (True for docks hidden in presentation mode); ``objectName`` is set
+  from the class name, so the saved layout (QSettings) finds it again;
+- it reads and writes the session and connects to its signals (``model_changed``,
+  ``layer_changed``, ``job_progressed``, ...), never to another dock;
+- computation runs as a job on its own slot (:class:`workbench.ui.worker.LatestJobSlot` or
+  :class:`~workbench.ui.worker.JobRunner`), never on the GUI thread; a dock with a job
+  slot defines ``shutdown()``, which the window calls when it closes;
+- signals are past tense, slots are ``_on_<event>``.
+
+To add a dock written elsewhere, append its class to ``DOCKS`` in
+:mod:`workbench.ui.main_window` (or call ``MainWindow.add_dock(cls)``).
+"""
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QDockWidget
+
+
+class BaseDock(QDockWidget):
+    title = ""
+    area = Qt.DockWidgetArea.LeftDockWidgetArea
+    configuration = True
+
+    def __init__(self, session, parent=None) -> None:
+        super().__init__(self.title, parent)
+        self.session = session
+        self.setObjectName(type(self).__name__)
+        self.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable | QDockWidget.DockWidgetFeature.DockWidgetFloatable
+                         | QDockWidget.DockWidgetFeature.DockWidgetClosable)
+
+    def shutdown(self, timeout_ms: int = 60_000) -> bool:
+        return True

@@ -1,0 +1,98 @@
+"""Energies dock: the energy of eq. 7 and its terms (loss, R_α, R_TV^β) per iteration, live."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QCheckBox, QFileDialog, QHBoxLayout, QMessageBox, QPushButton, QVBoxLayout, QWidget
+
+from workbench.ui.docks import BaseDock
+
+TERMS = (("energy", "energy E(x)", "#2c7fb8"), ("loss", "data term ℓ", "#d95f0e"),
+         ("R_alpha", "R_α (range)", "#31a354"), ("R_tv", "R_TV^β", "#756bb1"))
+
+
+class EnergiesDock(BaseDock):
+    title = "Energies"
+    area = Qt.DockWidgetArea.BottomDockWidgetArea
+    configuration = False
+
+    def __init__(self, session, parent=None) -> None:
+        super().__init__(session, parent)
+        body = QWidget()
+        layout = QVBoxLayout(body)
+        layout.setContentsMargins(4, 4, 4, 4)
+        self.plot = pg.PlotWidget()
+        self.plot.showGrid(x=True, y=True, alpha=0.25)
+        self.plot.setLabel("bottom", "iteration")
+        self.plot.setLabel("left", "value")
+        self.legend = self.plot.addLegend(offset=(-10, 10))
+        self.curves = {key: self.plot.plot([], [], name=label, pen=pg.mkPen(color, width=2)) for key, label, color in TERMS}
+        layout.addWidget(self.plot, 1)
+        row = QHBoxLayout()
+        self.log_scale = QCheckBox("log scale")
+        self.log_scale.toggled.connect(self._on_log_scale_toggled)
+        self.export_button = QPushButton("Export plot…")
+        self.export_button.clicked.connect(self.choose_export)
+        row.addWidget(self.log_scale)
+        row.addStretch(1)
+        row.addWidget(self.export_button)
+        layout.addLayout(row)
+        self.setWidget(body)
+        self.history: dict[str, list[float]] = {key: [] for key, *_ in TERMS}
+        self.iterations: list[int] = []
+        session.job_started.connect(self._on_job_started)
+        session.job_progressed.connect(self._on_job_progressed)
+
+    def _on_log_scale_toggled(self, on: bool) -> None:
+        self.plot.setLogMode(x=False, y=on)
+
+    def _on_job_started(self, _config) -> None:
+        self.iterations = []
+        self.history = {key: [] for key in self.history}
+        for curve in self.curves.values():
+            curve.setData([], [])
+
+    def _on_job_progressed(self, progress) -> None:
+        if not progress.values:
+            return
+        for iteration, values in progress.values:
+            self.iterations.append(iteration)
+            for key in self.history:
+                self.history[key].append(float(values.get(key, np.nan)))
+        x = np.asarray(self.iterations, dtype=np.float64)
+        for key, curve in self.curves.items():
+            y = np.asarray(self.history[key], dtype=np.float64)
+            if self.log_scale.isChecked():
+                y = np.where(y > 0, y, np.nan)
+            curve.setData(x, y, connect="finite")
+
+    def choose_export(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Export plot", "energies.png", "PNG (*.png);;SVG (*.svg)")
+        if path:
+            self.export(path, overwrite=True)  # the file dialog has asked already
+
+    def export(self, path: str, width: int = 1600, overwrite: bool = False) -> str | None:
+        """Save the plot as PNG (``width`` pixels) or SVG; asks before overwriting a file."""
+        from pathlib import Path
+
+        import pyqtgraph.exporters as exporters
+
+        target = Path(path)
+        suffix = target.suffix.lower()
+        if suffix not in (".png", ".svg"):
+            self.session.log(f"cannot export a plot to '{suffix or target.name}': use .png or .svg", "error")
+            return None
+        if target.exists() and not overwrite:
+            answer = QMessageBox.question(self, "Overwrite?", f"{target} exists. Overwrite it?")
+            if answer != QMessageBox.StandardButton.Yes:
+                return None
+        if suffix == ".png":
+            exporter = exporters.ImageExporter(self.plot.plotItem)
+            exporter.parameters()["width"] = width
+        else:
+            exporter = exporters.SVGExporter(self.plot.plotItem)
+        exporter.export(str(target))
+        self.session.log(f"plot exported to {target}")
+        return str(target)

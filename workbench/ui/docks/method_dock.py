@@ -1,0 +1,291 @@
+"""Method dock: inversion, activation maximization or caricature with the paper's parameters.
+
+Eq. 7 of Mahendran & Vedaldi (IJCV 2016): R_α (α, B), R_TV^β (β), the data term weighted by
+C, jitter T, K restarts; defaults from sect. 5.2, with C and T per layer (sect. 5.2.1) when
+left at "preset". Every widget writes the session's config; a config restored from a run
+(Runs → Reopen) is written back into the widgets with their signals blocked.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel,
+                               QLineEdit, QPushButton, QSpinBox, QVBoxLayout, QWidget, QScrollArea)
+from superqt import QCollapsible
+
+from workbench.ui.docks import BaseDock
+from workbench.ui.session import DEFAULT_CONFIG
+
+METHODS = (("invert", "Inversion"), ("maximize", "Activation maximization"), ("caricature", "Caricature"))
+SAMPLES = tuple(f"digits:{i}" for i in range(10)) + ("astronaut", "coffee", "chelsea", "camera", "rocket")
+IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.bmp *.tif *.tiff *.webp);;All files (*)"
+
+
+def _spin(lo: int, hi: int, special: str | None = None, tip: str = "") -> QSpinBox:
+    box = QSpinBox()
+    box.setRange(lo, hi)
+    if special:
+        box.setSpecialValueText(special)
+    box.setToolTip(tip)
+    return box
+
+
+def _dspin(lo: float, hi: float, decimals: int, special: str | None = None, tip: str = "") -> QDoubleSpinBox:
+    box = QDoubleSpinBox()
+    box.setRange(lo, hi)
+    box.setDecimals(decimals)
+    if special:
+        box.setSpecialValueText(special)
+    box.setToolTip(tip)
+    return box
+
+
+class MethodDock(BaseDock):
+    title = "Method"
+    area = Qt.DockWidgetArea.RightDockWidgetArea
+    run_requested = Signal()
+
+    def __init__(self, session, parent=None) -> None:
+        super().__init__(session, parent)
+        body = QWidget()
+        outer = QVBoxLayout(body)
+        form = QFormLayout()
+        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        self.method = QComboBox()
+        for key, label in METHODS:
+            self.method.addItem(label, key)
+        form.addRow("Method", self.method)
+        self.layer = QLabel()
+        self.layer.setToolTip("pick the target layer in the Layers dock")
+        form.addRow("Layer", self.layer)
+        ref_row = QHBoxLayout()
+        self.image = QComboBox()
+        self.image.setEditable(False)
+        for name in SAMPLES:
+            self.image.addItem(name, name)
+        self.image_button = QPushButton("File…")
+        self.image_button.clicked.connect(self.choose_image)
+        ref_row.addWidget(self.image, 1)
+        ref_row.addWidget(self.image_button)
+        self.image_label = QLabel("Reference")
+        form.addRow(self.image_label, ref_row)
+        self.channel = _spin(0, 100_000, tip="channel to maximize (click a feature map tile to pick one)")
+        self.channel_label = QLabel("Channel")
+        form.addRow(self.channel_label, self.channel)
+        neuron_row = QHBoxLayout()
+        self.neuron = QCheckBox("neuron")
+        self.neuron.setToolTip("maximize one neuron (y, x) of the channel instead of its mean")
+        self.neuron_y = _spin(0, 10_000, tip="row of the neuron")
+        self.neuron_x = _spin(0, 10_000, tip="column of the neuron")
+        for w in (self.neuron, self.neuron_y, self.neuron_x):
+            neuron_row.addWidget(w)
+        self.neuron_label = QLabel("")
+        form.addRow(self.neuron_label, neuron_row)
+        self.C = _dspin(0.0, 1e7, 2, "preset", "data-term weight C (eq. 7); preset: per layer, sect. 5.2.1")
+        form.addRow("C", self.C)
+        self.iters = _spin(1, 100_000, tip="T iterations of Algorithm 1 (sect. 3.4: 300)")
+        form.addRow("Iterations", self.iters)
+        self.restarts = _spin(1, 64, tip="K random restarts, solved together")
+        form.addRow("Restarts", self.restarts)
+        self.seed = _spin(0, 2**31 - 1, tip="seed of the restarts' generators (same seed, same images)")
+        form.addRow("Seed", self.seed)
+        self.device = QComboBox()
+        self.device.addItem("auto", "auto")
+        self.device.addItem("cpu", "cpu")
+        form.addRow("Device", self.device)
+        self.preset_hint = QLabel("")
+        self.preset_hint.setWordWrap(True)
+        self.preset_hint.setStyleSheet("color: gray")
+        form.addRow(self.preset_hint)
+        outer.addLayout(form)
+
+        advanced = QCollapsible("Advanced: priors, jitter, masks, frames")
+        adv = QWidget()
+        aform = QFormLayout(adv)
+        self.alpha = _dspin(0.1, 100.0, 2, tip="α of the bounded-range prior R_α (eq. 5; paper: 6)")
+        aform.addRow("α", self.alpha)
+        self.B = _dspin(0.0, 1e5, 1, "preset", "B, the typical pixel norm (eq. 5; 80 for ImageNet, measured for the digits)")
+        aform.addRow("B", self.B)
+        self.beta = _dspin(0.1, 100.0, 2, tip="β of the TV prior R_TV^β (eq. 6; paper: 2)")
+        aform.addRow("β", self.beta)
+        self.jitter = _spin(0, 256, "preset", "jitter T in pixels (preset: a quarter of the layer's stride)")
+        aform.addRow("Jitter T", self.jitter)
+        self.fine_tune = _spin(-1, 100_000, "preset", "extra iterations without jitter at a tenth of the rate (preset: 50 for inversion)")
+        aform.addRow("Fine-tune", self.fine_tune)
+        self.mask_window = _spin(0, 1024, "none", "invert only the central k×k window of the layer (eq. 3)")
+        aform.addRow("Mask window", self.mask_window)
+        self.mask_channels = QLineEdit()
+        self.mask_channels.setPlaceholderText("all, or e.g. 0, 3, 7")
+        self.mask_channels.setToolTip("invert only these channels (eq. 3)")
+        aform.addRow("Mask channels", self.mask_channels)
+        self.frame_every = _spin(0, 10_000, "none", "keep a frame every N iterations for the GIF export")
+        aform.addRow("Frame every", self.frame_every)
+        advanced.addWidget(adv)
+        outer.addWidget(advanced)
+
+        buttons = QHBoxLayout()
+        self.reset_button = QPushButton("Paper defaults")
+        self.reset_button.setToolTip("reset every parameter to the paper's defaults and per-layer presets")
+        self.reset_button.clicked.connect(self.reset_defaults)
+        self.run_button = QPushButton("Run")
+        self.run_button.setDefault(True)
+        self.run_button.setToolTip("run the pre-image job (Ctrl+R)")
+        self.run_button.clicked.connect(self.run_requested)
+        buttons.addWidget(self.reset_button)
+        buttons.addStretch(1)
+        buttons.addWidget(self.run_button)
+        outer.addLayout(buttons)
+        outer.addStretch(1)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        scroll.setWidget(body)
+        self.setWidget(scroll)
+
+        self._widgets = (self.method, self.image, self.channel, self.neuron, self.neuron_y, self.neuron_x, self.C,
+                         self.iters, self.restarts, self.seed, self.device, self.alpha, self.B, self.beta, self.jitter,
+                         self.fine_tune, self.mask_window, self.mask_channels, self.frame_every)
+        self._on_config_changed(session.config)
+        for w in self._widgets:
+            for name in ("currentIndexChanged", "valueChanged", "toggled", "editingFinished"):
+                if hasattr(w, name) and not (name == "editingFinished" and not isinstance(w, QLineEdit)):
+                    getattr(w, name).connect(self._on_widget_changed)
+        session.config_changed.connect(self._on_config_changed)
+        session.layer_changed.connect(self._on_layer_changed)
+        session.reference_changed.connect(self._on_reference_changed)
+        session.model_changed.connect(self._on_model_changed)
+        session.job_started.connect(lambda _c: self._on_busy_changed())
+        session.job_stopped.connect(self._on_busy_changed)
+
+    # --- widgets → session -------------------------------------------------------------------
+    def read(self) -> dict:
+        channels = [s for s in self.mask_channels.text().replace(";", ",").replace(" ", ",").split(",") if s]
+        try:
+            mask_channels = tuple(int(s) for s in channels) or None
+        except ValueError:
+            mask_channels = None
+        return {
+            "method": self.method.currentData(), "image": self.image.currentData(),
+            "channel": self.channel.value(),
+            "neuron": (self.neuron_y.value(), self.neuron_x.value()) if self.neuron.isChecked() else None,
+            "C": self.C.value() or None, "iters": self.iters.value(), "restarts": self.restarts.value(),
+            "seed": self.seed.value(), "device": self.device.currentData(), "alpha": self.alpha.value(),
+            "B": self.B.value() or None, "beta": self.beta.value(), "jitter": self.jitter.value() or None,
+            "fine_tune_iters": None if self.fine_tune.value() < 0 else self.fine_tune.value(),
+            "mask_window": self.mask_window.value() or None, "mask_channels": mask_channels,
+            "frame_every": self.frame_every.value(),
+        }
+
+    def _on_widget_changed(self, *_args) -> None:
+        values = self.read()
+        if values["method"] != "maximize":
+            values["channel"] = self.session.config.get("channel")
+        self.session.update_config(**values)
+        self._update_visibility()
+
+    def choose_image(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Reference image", str(Path.home()), IMAGE_FILTER)
+        if path:
+            self.session.set_reference(path)
+
+    def reset_defaults(self) -> None:
+        keep = {k: self.session.config[k] for k in ("model", "layer", "image", "method", "channel", "device")}
+        self.session.update_config(**{**DEFAULT_CONFIG, **keep})
+
+    # --- session → widgets --------------------------------------------------------------------
+    def _on_config_changed(self, config: dict) -> None:
+        for w in self._widgets:
+            w.blockSignals(True)
+        try:
+            self.method.setCurrentIndex(max(0, self.method.findData(config["method"])))
+            self._on_reference_changed(config["image"])
+            self.channel.setValue(config.get("channel") or 0)
+            neuron = config.get("neuron")
+            self.neuron.setChecked(bool(neuron))
+            if neuron:
+                self.neuron_y.setValue(neuron[0])
+                self.neuron_x.setValue(neuron[1])
+            self.C.setValue(config.get("C") or 0.0)
+            self.iters.setValue(config["iters"])
+            self.restarts.setValue(config["restarts"])
+            self.seed.setValue(config["seed"])
+            index = self.device.findData(config.get("device") or "auto")
+            self.device.setCurrentIndex(index if index >= 0 else 0)
+            self.alpha.setValue(config["alpha"])
+            self.B.setValue(config.get("B") or 0.0)
+            self.beta.setValue(config["beta"])
+            self.jitter.setValue(config.get("jitter") or 0)
+            ft = config.get("fine_tune_iters")
+            self.fine_tune.setValue(-1 if ft is None else ft)
+            self.mask_window.setValue(config.get("mask_window") or 0)
+            mc = config.get("mask_channels")
+            self.mask_channels.setText(", ".join(str(c) for c in mc) if mc else "")
+            self.frame_every.setValue(config.get("frame_every") or 0)
+        finally:
+            for w in self._widgets:
+                w.blockSignals(False)
+        self._on_layer_changed(config["layer"])
+        self._update_visibility()
+
+    def _on_reference_changed(self, spec: str | None) -> None:
+        if spec is None:
+            return
+        self.image.blockSignals(True)
+        index = self.image.findData(spec)
+        if index < 0:
+            self.image.addItem(Path(spec).name, spec)
+            index = self.image.count() - 1
+            self.image.setItemData(index, spec, Qt.ItemDataRole.ToolTipRole)
+        self.image.setCurrentIndex(index)
+        self.image.blockSignals(False)
+
+    def _on_layer_changed(self, name: str) -> None:
+        self.layer.setText(f"<b>{name}</b>")
+        model = self.session.model
+        if model is None:
+            return
+        try:
+            info = model.layer(name)
+        except Exception:
+            return
+        from workbench.preimage import presets
+
+        kinds = [l.kind for l in model.layers()]
+        C = presets.preset_C(kinds, info.index, model, info.name)
+        T = presets.preset_jitter(info.stride)
+        channels = info.shape[0]
+        self.channel.setMaximum(max(0, channels - 1))
+        if len(info.shape) == 3:
+            self.neuron_y.setMaximum(info.shape[1] - 1)
+            self.neuron_x.setMaximum(info.shape[2] - 1)
+        self.preset_hint.setText(f"Presets for {name} (sect. 5.2.1): C = {C:g} for inversion, jitter T = {T}; "
+                                 f"{channels} channels, receptive field {info.rf_size} px, stride {info.stride}.")
+
+    def _on_model_changed(self, model) -> None:
+        from workbench.device import available_devices
+
+        self.device.blockSignals(True)
+        current = self.device.currentData()
+        self.device.clear()
+        for name in ["auto"] + available_devices():
+            self.device.addItem(name, name)
+        self.device.setCurrentIndex(max(0, self.device.findData(current)))
+        self.device.blockSignals(False)
+        self._on_layer_changed(self.session.layer)
+
+    def _on_busy_changed(self) -> None:
+        self.run_button.setText("Queue" if self.session.busy else "Run")
+
+    def _update_visibility(self) -> None:
+        method = self.method.currentData()
+        needs_image = method != "maximize"
+        for w in (self.image_label, self.image, self.image_button):
+            w.setVisible(needs_image)
+        for w in (self.channel_label, self.channel, self.neuron_label, self.neuron, self.neuron_y, self.neuron_x):
+            w.setVisible(not needs_image)
+        self.neuron_y.setEnabled(self.neuron.isChecked())
+        self.neuron_x.setEnabled(self.neuron.isChecked())
+        self.mask_window.setEnabled(method == "invert")
+        self.mask_channels.setEnabled(method == "invert")

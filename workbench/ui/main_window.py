@@ -1,0 +1,452 @@
+"""The main window: arranges the docks and the actions; no computation happens here.
+
+Docks are listed in :data:`DOCKS` (see :mod:`workbench.ui.docks` for the pattern); the
+live view is the central widget. Layout, geometry, theme and recent files are kept in
+QSettings and restored on the next start.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from PySide6.QtCore import QByteArray, Qt, QTimer
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import (QApplication, QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFileDialog,
+                               QFormLayout, QLabel, QMainWindow, QMessageBox, QProgressBar, QPushButton, QSpinBox)
+
+from workbench.errors import UserError
+from workbench.ui import theme
+from workbench.ui.docks.energies_dock import EnergiesDock
+from workbench.ui.docks.filters_dock import FiltersDock
+from workbench.ui.docks.layers_dock import LayersDock
+from workbench.ui.docks.live_view import LiveView
+from workbench.ui.docks.log_dock import LogDock
+from workbench.ui.docks.method_dock import MethodDock
+from workbench.ui.docks.model_dock import ModelDock
+from workbench.ui.docks.runs_dock import RunsDock
+
+#: Every dock of the window, in creation order (the first of an area is on top).
+DOCKS = [ModelDock, LayersDock, MethodDock, FiltersDock, RunsDock, EnergiesDock, LogDock]
+
+MODEL_SUFFIXES = {".safetensors", ".pt", ".pth", ".ckpt", ".bin", ".tar", ".onnx"}
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif"}
+LAYOUT_VERSION = 1
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, session, parent=None) -> None:
+        super().__init__(parent)
+        self.session = session
+        self.settings = session.settings
+        self.setWindowTitle("CNN Workbench")
+        self.setObjectName("MainWindow")
+        self.setAcceptDrops(True)
+        self.setDockOptions(QMainWindow.DockOption.AnimatedDocks | QMainWindow.DockOption.AllowTabbedDocks
+                            | QMainWindow.DockOption.AllowNestedDocks)
+        self.live_view = LiveView(session)
+        self.setCentralWidget(self.live_view)
+        self.docks: dict[str, object] = {}
+        for cls in DOCKS:
+            self.add_dock(cls)
+        self._arrange_default()
+        self._build_actions()
+        self._build_status_bar()
+        self.theme = str(self.settings.value("theme", "light"))
+        self.presentation = False
+        self._saved_state: QByteArray | None = None
+        self._job_started_at = 0.0
+        session.model_loading.connect(self._on_model_loading)
+        session.model_changed.connect(self._on_model_changed)
+        session.model_failed.connect(self._on_model_failed)
+        session.job_started.connect(self._on_job_started)
+        session.job_progressed.connect(self._on_job_progressed)
+        session.job_finished.connect(self._on_job_finished)
+        session.job_cancelled.connect(self._on_job_cancelled)
+        session.job_failed.connect(self._on_job_failed)
+        session.job_stopped.connect(self._on_job_stopped)
+        self.docks["MethodDock"].run_requested.connect(self.run)
+        self._restore_settings()
+
+    # --- docks -----------------------------------------------------------------------------
+    def add_dock(self, cls):
+        dock = cls(self.session, self)
+        self.addDockWidget(cls.area, dock)
+        self.docks[type(dock).__name__] = dock
+        return dock
+
+    def _arrange_default(self) -> None:
+        d = self.docks
+        if "RunsDock" in d and "FiltersDock" in d:
+            self.tabifyDockWidget(d["FiltersDock"], d["RunsDock"])
+            d["FiltersDock"].raise_()
+        if "EnergiesDock" in d and "LogDock" in d:
+            self.splitDockWidget(d["EnergiesDock"], d["LogDock"], Qt.Orientation.Horizontal)
+            self.resizeDocks([d["EnergiesDock"], d["LogDock"]], [640, 360], Qt.Orientation.Horizontal)
+        self.resizeDocks([d["ModelDock"], d["MethodDock"]], [330, 360], Qt.Orientation.Horizontal)
+        self.resizeDocks([d["ModelDock"], d["LayersDock"]], [230, 520], Qt.Orientation.Vertical)
+        self.resizeDocks([d["MethodDock"], d["FiltersDock"]], [430, 330], Qt.Orientation.Vertical)
+        self.resizeDocks([d["EnergiesDock"]], [260], Qt.Orientation.Vertical)
+
+    # --- actions ---------------------------------------------------------------------------
+    def _action(self, text: str, slot, shortcut=None, tip: str = "") -> QAction:
+        action = QAction(text, self)
+        if shortcut is not None:
+            action.setShortcut(QKeySequence(shortcut))
+        action.setStatusTip(tip)
+        action.triggered.connect(slot)
+        self.addAction(action)
+        return action
+
+    def _build_actions(self) -> None:
+        self.open_action = self._action("&Open model…", self.docks["ModelDock"].choose_file, QKeySequence.StandardKey.Open,
+                                        "open a model file")
+        self.open_image_action = self._action("Open reference &image…", self.docks["MethodDock"].choose_image, None)
+        self.run_action = self._action("&Run", self.run, "Ctrl+R", "run the pre-image job")
+        self.cancel_action = self._action("&Cancel", self.cancel, "Esc", "cancel the running job")
+        self.cancel_action.setEnabled(False)
+        self.export_action = self._action("&Export figure…", self.export_dialog, "Ctrl+E",
+                                          "export the result grid or the optimization as a GIF")
+        self.presentation_action = self._action("&Presentation mode", self.toggle_presentation, "F11")
+        self.presentation_action.setCheckable(True)
+        self.quit_action = self._action("&Quit", self.close, QKeySequence.StandardKey.Quit)
+        self.about_action = self._action("&About CNN Workbench", self.about)
+        bar = self.menuBar()
+        m = bar.addMenu("&File")
+        for a in (self.open_action, self.open_image_action, self.export_action):
+            m.addAction(a)
+        m.addSeparator()
+        m.addAction(self.quit_action)
+        m = bar.addMenu("&Run")
+        m.addAction(self.run_action)
+        m.addAction(self.cancel_action)
+        m = bar.addMenu("&View")
+        m.addAction(self.presentation_action)
+        themes = m.addMenu("Theme")
+        self.theme_actions = {}
+        for name in theme.THEMES:
+            a = QAction(name.capitalize(), self, checkable=True)
+            a.triggered.connect(lambda _=False, n=name: self.set_theme(n))
+            themes.addAction(a)
+            self.theme_actions[name] = a
+        m.addSeparator()
+        for dock in self.docks.values():
+            m.addAction(dock.toggleViewAction())
+        m.addSeparator()
+        m.addAction(self._action("Reset layout", self.reset_layout))
+        m = bar.addMenu("&Help")
+        m.addAction(self.about_action)
+
+    def _build_status_bar(self) -> None:
+        bar = self.statusBar()
+        self.status_label = QLabel("Starting…")
+        self.progress = QProgressBar()
+        self.progress.setMaximumWidth(260)
+        self.progress.setRange(0, 0)
+        self.timing = QLabel("")
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)
+        self.cancel_button.clicked.connect(self.cancel)
+        bar.addWidget(self.status_label, 1)
+        bar.addPermanentWidget(self.timing)
+        bar.addPermanentWidget(self.progress)
+        bar.addPermanentWidget(self.cancel_button)
+
+    # --- commands --------------------------------------------------------------------------
+    def run(self) -> None:
+        if self.session.model is None:
+            self.status_label.setText("The model is still loading: the job starts when it is ready")
+        started = self.session.start_job()
+        if not started and self.session.busy:
+            self.status_label.setText("A job is running: the new one is queued (Esc cancels both)")
+
+    def cancel(self) -> None:
+        if self.session.busy:
+            self.status_label.setText("Cancelling…")
+            self.session.cancel_job()
+
+    def toggle_presentation(self, on: bool | None = None) -> None:
+        on = (not self.presentation) if on is None else bool(on)
+        app = QApplication.instance()
+        if on and not self.presentation:
+            self._saved_state = self.saveState(LAYOUT_VERSION)
+            self._saved_font = app.font()
+            for dock in self.docks.values():
+                dock.setVisible(not dock.configuration)
+            theme.set_font_scale(app, 1.5, self._saved_font)
+            self.menuBar().hide()
+            self.showFullScreen()
+        elif not on and self.presentation:
+            theme.set_font_scale(app, 1.0, self._saved_font)
+            self.menuBar().show()
+            self.showNormal()
+            if self._saved_state is not None:
+                self.restoreState(self._saved_state, LAYOUT_VERSION)
+        self.presentation = on
+        self.presentation_action.setChecked(on)
+
+    def set_theme(self, name: str) -> None:
+        self.theme = name
+        theme.apply_theme(QApplication.instance(), name)
+        theme.style_plots(self, name)
+        self.live_view.grid.set_label_color(theme.colors(name)["text"])
+        for n, a in self.theme_actions.items():
+            a.setChecked(n == name)
+        self.settings.setValue("theme", name)
+
+    def reset_layout(self) -> None:
+        for dock in self.docks.values():
+            dock.setFloating(False)
+            dock.show()
+            self.removeDockWidget(dock)
+            self.addDockWidget(type(dock).area, dock)
+            dock.show()
+        self._arrange_default()
+
+    def about(self) -> None:
+        QMessageBox.about(self, "About CNN Workbench", about_text())
+
+    # --- export ----------------------------------------------------------------------------
+    def export_dialog(self) -> None:
+        result = self.session.last_result
+        if result is None:
+            self.status_label.setText("Nothing to export yet: run a job first")
+            return
+        dialog = ExportDialog(self, has_frames=bool(result.frames))
+        if dialog.exec() != QDialog.DialogCode.Accepted:
+            return
+        fmt = dialog.format.currentData()
+        name = f"{self.session.config['method']}-{self.session.layer}.{fmt}"
+        path, _ = QFileDialog.getSaveFileName(self, "Export", str(Path.home() / name), f"{fmt.upper()} (*.{fmt})")
+        if not path:
+            return
+        if fmt == "gif":
+            self.export_gif(path, fps=dialog.fps.value(), tile=dialog.tile.value(), overwrite=True)
+        else:
+            self.export_grid(path, tile=dialog.tile.value(), dpi=dialog.dpi.value(), overwrite=True)
+
+    def _confirm_overwrite(self, path: Path, overwrite: bool) -> bool:
+        if not path.exists() or overwrite:
+            return True
+        answer = QMessageBox.question(self, "Overwrite?", f"{path} exists. Overwrite it?")
+        return answer == QMessageBox.StandardButton.Yes
+
+    def export_grid(self, path: str | Path, tile: int = 128, dpi: int = 300, overwrite: bool = False) -> Path | None:
+        """The last result's grid (reference, restarts; labelled layer, C, restart) as PNG/SVG/PDF."""
+        from workbench.export.figures import result_figure, save_figure
+
+        result = self.session.last_result
+        if result is None:
+            self._report("Nothing to export yet: run a job first")
+            return None
+        path = Path(path)
+        if not self._confirm_overwrite(path, overwrite):
+            return None
+        m = result.metrics
+        title = f"{m.get('model', '')} · {m.get('layer', '')} · {m.get('method', '')}"
+        figure = result_figure(result.images, result.reference, layer=m.get("layer", ""), C=m.get("C"), title=title)
+        try:
+            out = save_figure(figure, path, tile=tile, dpi=dpi, overwrite=True)
+        except UserError as exc:
+            self._report(str(exc), "error")
+            return None
+        self._report(f"Exported {out}")
+        return out
+
+    def export_gif(self, path: str | Path, fps: float = 10.0, tile: int = 128, overwrite: bool = False) -> Path | None:
+        from workbench.export.animation import save_gif
+
+        result = self.session.last_result
+        if result is None:
+            self._report("Nothing to export yet: run a job first")
+            return None
+        path = Path(path)
+        if not self._confirm_overwrite(path, overwrite):
+            return None
+        config = self.session.last_config or {}
+        every = int(config.get("frame_every") or 0)
+        total = len(result.frames)
+        iterations = None
+        if every:
+            steps = config["iters"] + (config.get("fine_tune_iters") if config.get("fine_tune_iters") is not None
+                                       else (50 if config.get("method") == "invert" else 0))
+            kept = [t + 1 for t in range(steps) if t % every == 0 or t == steps - 1]
+            iterations = kept if len(kept) == total else None
+        m = result.metrics
+        try:
+            out = save_gif(result.frames, path, fps=fps, tile=tile, iterations=iterations,
+                           title=f"{m.get('layer', '')} · {m.get('method', '')}", overwrite=True)
+        except UserError as exc:
+            self._report(str(exc), "error")
+            return None
+        self._report(f"Exported {out}")
+        return out
+
+    def _report(self, message: str, level: str = "info") -> None:
+        self.status_label.setText(message)
+        self.session.log(message, level)
+
+    # --- session events --------------------------------------------------------------------
+    def _on_model_loading(self, spec: str) -> None:
+        self.status_label.setText(f"Loading {Path(spec).name}…")
+        self.progress.setRange(0, 0)
+        self.progress.show()
+
+    def _on_model_changed(self, model) -> None:
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0)
+        self.setWindowTitle(f"CNN Workbench — {Path(model.name).name}")
+        self.status_label.setText(f"Ready: {Path(model.name).name} loaded. Pick a layer and press Run (Ctrl+R).")
+
+    def _on_model_failed(self, message: str) -> None:
+        self.progress.setRange(0, 1)
+        self.status_label.setText(f"Could not load the model: {message}")
+
+    def _on_job_started(self, config: dict) -> None:
+        self._job_started_at = time.monotonic()
+        self.session.last_config = dict(config)
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0)
+        self.cancel_button.setEnabled(True)
+        self.cancel_action.setEnabled(True)
+        self.status_label.setText(f"Running {config['method']} on {config['layer']}…")
+
+    def _on_job_progressed(self, progress) -> None:
+        self.progress.setRange(0, progress.total)
+        self.progress.setValue(progress.iteration)
+        elapsed = time.monotonic() - self._job_started_at
+        eta = elapsed / max(progress.iteration, 1) * (progress.total - progress.iteration)
+        self.timing.setText(f"{progress.iteration} / {progress.total}   {elapsed:.1f} s   ETA {eta:.1f} s")
+
+    def _on_job_finished(self, result) -> None:
+        m = result.metrics
+        summary = ""
+        if "reconstruction_error_mean" in m:
+            summary = f" — reconstruction error {m['reconstruction_error_mean']:.3f}"
+        if "classification_consistency" in m:
+            summary += f", classification consistency {100 * m['classification_consistency']:.0f} %"
+        self.status_label.setText(f"Done in {time.monotonic() - self._job_started_at:.1f} s{summary}")
+
+    def _on_job_cancelled(self) -> None:
+        self.status_label.setText("Cancelled; the run folder is kept and marked cancelled")
+
+    def _on_job_failed(self, message: str) -> None:
+        self.status_label.setText(f"Failed: {message}")
+
+    def _on_job_stopped(self) -> None:
+        busy = self.session.busy
+        self.cancel_button.setEnabled(busy)
+        self.cancel_action.setEnabled(busy)
+
+    # --- drag and drop ---------------------------------------------------------------------
+    def dragEnterEvent(self, event) -> None:
+        if any(Path(u.toLocalFile()).suffix.lower() in MODEL_SUFFIXES | IMAGE_SUFFIXES
+               for u in event.mimeData().urls() if u.isLocalFile()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:
+        for url in event.mimeData().urls():
+            if url.isLocalFile():
+                self.open_path(url.toLocalFile())
+        event.acceptProposedAction()
+
+    def open_path(self, path: str) -> None:
+        """A dropped or opened file: a model file loads the model, an image becomes the reference."""
+        suffix = Path(path).suffix.lower()
+        if suffix in IMAGE_SUFFIXES:
+            self.session.set_reference(path)
+        elif suffix in MODEL_SUFFIXES:
+            self.session.load_model(path)
+        else:
+            self._report(f"cannot open {Path(path).name}: drop a model file (.safetensors, .pt, ...) or an image", "error")
+
+    # --- settings and closing --------------------------------------------------------------
+    def _restore_settings(self) -> None:
+        geometry = self.settings.value("window/geometry")
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        else:
+            self.resize(1600, 1000)
+        state = self.settings.value("window/state")
+        if state is not None:
+            self.restoreState(state, LAYOUT_VERSION)
+        self.set_theme(self.theme if self.theme in theme.THEMES else "light")
+
+    def save_settings(self) -> None:
+        if self.presentation:
+            self.toggle_presentation(False)
+        self.settings.setValue("window/geometry", self.saveGeometry())
+        self.settings.setValue("window/state", self.saveState(LAYOUT_VERSION))
+        self.settings.sync()
+
+    def shutdown(self) -> bool:
+        """Cancel every job and join every thread (idempotent)."""
+        ok = self.session.shutdown()
+        ok &= self.live_view.shutdown()
+        for dock in self.docks.values():
+            ok &= dock.shutdown()
+        return ok
+
+    def closeEvent(self, event) -> None:
+        self.save_settings()
+        self.shutdown()
+        super().closeEvent(event)
+
+
+class ExportDialog(QDialog):
+    def __init__(self, parent, has_frames: bool) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Export")
+        form = QFormLayout(self)
+        self.format = QComboBox()
+        for key, label in (("png", "Result grid — PNG"), ("svg", "Result grid — SVG (editable labels)"),
+                           ("pdf", "Result grid — PDF"), ("gif", "Optimization — animated GIF")):
+            self.format.addItem(label, key)
+        if not has_frames:
+            self.format.model().item(3).setEnabled(False)
+            self.format.setItemData(3, "no frames kept: set Advanced → Frame every above 0", Qt.ItemDataRole.ToolTipRole)
+        self.tile = QSpinBox()
+        self.tile.setRange(16, 2048)
+        self.tile.setValue(256)
+        self.tile.setSuffix(" px per tile")
+        self.dpi = QSpinBox()
+        self.dpi.setRange(72, 1200)
+        self.dpi.setValue(300)
+        self.dpi.setSuffix(" dpi")
+        self.fps = QDoubleSpinBox()
+        self.fps.setRange(0.5, 60)
+        self.fps.setValue(10)
+        self.fps.setSuffix(" frames/s")
+        form.addRow("What", self.format)
+        form.addRow("Resolution", self.tile)
+        form.addRow("Print size", self.dpi)
+        form.addRow("Animation", self.fps)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        form.addRow(buttons)
+
+
+def about_text() -> str:
+    import platform
+    import sys
+
+    import PySide6
+    import pyqtgraph
+
+    import workbench
+
+    rows = [("CNN Workbench", workbench.__version__), ("Python", platform.python_version()),
+            ("Qt / PySide6", f"{PySide6.QtCore.qVersion()} / {PySide6.__version__}"), ("pyqtgraph", pyqtgraph.__version__)]
+    if "torch" in sys.modules:
+        import torch
+
+        from workbench.device import available_devices
+
+        rows.append(("torch", torch.__version__))
+        rows.append(("Devices", ", ".join(available_devices())))
+    else:
+        rows.append(("torch", "not loaded yet"))
+    table = "".join(f"<tr><td style='padding-right:12px'><b>{k}</b></td><td>{v}</td></tr>" for k, v in rows)
+    return ("<p>A desktop workbench for looking inside convolutional networks: natural pre-images "
+            "(Mahendran &amp; Vedaldi), deformation stability, filter-GANs.</p>" f"<table>{table}</table>")

@@ -1,0 +1,301 @@
+"""The shared session model: current model, layer, reference image, method config, jobs.
+
+Docks read and write the session and listen to its signals; they never talk to each other.
+The session owns two job slots (:class:`~workbench.ui.worker.JobRunner`): one loads models,
+one runs the pre-image job. Starting a pre-image job while one runs queues it (the latest
+request wins) and starts it when the slot frees.
+
+The method configuration is a plain dict of :class:`workbench.preimage.PreimageConfig`
+fields, so the GUI thread never imports torch; the job builds the dataclass on its thread.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QObject, QSettings, Signal
+
+from workbench.config import to_dict
+from workbench.jobs import CancelToken, Log
+from workbench.runs import RunStore
+from workbench.ui.worker import JobRunner
+
+#: PreimageConfig's defaults (sect. 5.2 of the IJCV paper; None means "the per-layer preset").
+DEFAULT_CONFIG: dict[str, Any] = {
+    "model": "digits-vgg", "layer": "relu3", "method": "invert", "image": "digits:0", "channel": None,
+    "neuron": None, "restarts": 4, "iters": 300, "fine_tune_iters": None, "seed": 0, "C": None,
+    "alpha": 6.0, "beta": 2.0, "B": None, "B_plus": None, "V": None, "jitter": None, "mask_window": None,
+    "mask_channels": None, "device": "auto", "schedule": "auto", "snapshot_every": 5, "frame_every": 10,
+}
+
+MAX_RECENT = 8
+
+
+def load_model_job(spec: str, device: str = "cpu", trust: bool = False):
+    """Import torch and load ``spec`` (on a worker thread); returns the LoadedModel."""
+    yield Log(f"loading {spec}")
+    from workbench.device import resolve_device
+    from workbench.models import load_model
+
+    from workbench.ui.compute import TRACE_LOCK, cache_truncations
+
+    with TRACE_LOCK.write():
+        model = load_model(spec, trust=trust, device=resolve_device(device))
+        model.layers()
+    cache_truncations(model)
+    import workbench.preimage  # noqa: F401  warm the engine so the first Run starts at once
+
+    return model
+
+
+class Session(QObject):
+    model_loading = Signal(str)
+    model_changed = Signal(object)
+    model_failed = Signal(str)
+    layer_changed = Signal(str)
+    reference_changed = Signal(str)
+    config_changed = Signal(dict)
+    recent_changed = Signal(list)
+    message_logged = Signal(str, str)           # level, message
+    job_started = Signal(dict)
+    job_progressed = Signal(object)
+    job_finished = Signal(object)
+    job_cancelled = Signal()
+    job_failed = Signal(str)
+    job_stopped = Signal()
+    runs_changed = Signal()
+    maximize_requested = Signal(int)
+
+    def __init__(self, settings: QSettings, workspace: str | Path | None = None, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.settings = settings
+        self.workspace = Path(workspace or settings.value("workspace", str(Path.cwd() / "runs")))
+        self.model = None
+        self.config: dict[str, Any] = dict(DEFAULT_CONFIG)
+        saved = settings.value("last/config", "")
+        if saved:
+            try:
+                self.config.update({k: v for k, v in json.loads(saved).items() if k in DEFAULT_CONFIG})
+            except (ValueError, AttributeError):
+                pass
+        self.last_result = None
+        self.last_config: dict[str, Any] | None = None
+        self.reference_image = None
+        self.load_error: str | None = None
+        self.run_path: Path | None = None
+        self._queued: dict[str, Any] | None = None
+        self._pending_model: tuple[str, bool] | None = None
+        self.loader = JobRunner(self)
+        self.loader.finished.connect(self._on_model_loaded)
+        self.loader.failed.connect(self._on_model_failed)
+        self.loader.logged.connect(self._on_logged)
+        self.loader.stopped.connect(self._on_loader_stopped)
+        self.runner = JobRunner(self)
+        self.runner.progressed.connect(self.job_progressed)
+        self.runner.logged.connect(self._on_logged)
+        self.runner.artifact_written.connect(self._on_artifact)
+        self.runner.finished.connect(self._on_job_finished)
+        self.runner.cancelled.connect(self._on_job_cancelled)
+        self.runner.failed.connect(self._on_job_failed)
+        self.runner.stopped.connect(self._on_job_stopped)
+
+    # --- state -----------------------------------------------------------------------
+    @property
+    def layer(self) -> str:
+        return self.config["layer"]
+
+    @property
+    def reference(self) -> str | None:
+        return self.config["image"]
+
+    @property
+    def store(self) -> RunStore:
+        return RunStore(self.workspace)
+
+    @property
+    def busy(self) -> bool:
+        return self.runner.running
+
+    def log(self, message: str, level: str = "info") -> None:
+        self.message_logged.emit(level, message)
+
+    def set_layer(self, name: str) -> None:
+        if name != self.config["layer"]:
+            self.config["layer"] = name
+            self._save_config()
+            self.layer_changed.emit(name)
+
+    def set_reference(self, spec: str) -> None:
+        if spec != self.config["image"]:
+            self.config["image"] = spec
+            self._save_config()
+            self.reference_changed.emit(spec)
+
+    def update_config(self, **values: Any) -> None:
+        """Set method parameters (PreimageConfig field names); emits config_changed."""
+        unknown = set(values) - set(DEFAULT_CONFIG)
+        if unknown:
+            raise KeyError(f"unknown config field(s): {sorted(unknown)}")
+        layer, image = values.pop("layer", None), values.pop("image", None)
+        self.config.update(values)
+        self._save_config()
+        if layer is not None:
+            self.set_layer(layer)
+        if image is not None:
+            self.set_reference(image)
+        self.config_changed.emit(dict(self.config))
+
+    def apply_config(self, config: dict[str, Any]) -> None:
+        """Restore a run's configuration (Runs → Reopen); loads its model if it differs."""
+        known = {k: v for k, v in config.items() if k in DEFAULT_CONFIG}
+        known["neuron"] = tuple(known["neuron"]) if known.get("neuron") else None
+        known["mask_channels"] = tuple(known["mask_channels"]) if known.get("mask_channels") else None
+        spec = known.get("model")
+        self.update_config(**known)
+        if spec and (self.model is None or self.model.name != spec):
+            self.load_model(spec)
+
+    def _save_config(self) -> None:
+        self.settings.setValue("last/config", json.dumps(self.config))
+
+    # --- models ----------------------------------------------------------------------
+    def recent_models(self) -> list[str]:
+        value = self.settings.value("recent_models", [])
+        if isinstance(value, str):
+            value = [value] if value else []
+        return list(value or [])
+
+    def load_model(self, spec: str, trust: bool = False) -> None:
+        """Load ``spec`` on the loader thread; a second request while loading replaces the first."""
+        if self.loader.running:
+            self._pending_model = (spec, trust)
+            self.loader.cancel()
+            return
+        self.load_error = None
+        self.model_loading.emit(spec)
+        device = self.config.get("device") or "auto"
+        self.loader.start(lambda cancel: load_model_job(spec, "cpu" if device == "auto" else device, trust))
+
+    def _on_model_loaded(self, model) -> None:
+        if self._pending_model is not None:
+            return
+        self.model = model
+        self.config["model"] = model.name
+        names = [l.name for l in model.layers()]
+        aliases = {l.alias: l.name for l in model.layers() if l.alias}
+        layer = aliases.get(self.config["layer"], self.config["layer"])
+        if layer not in names:
+            layer = _default_layer(model)
+        self.config["layer"] = layer
+        self._save_config()
+        if Path(model.name).suffix:
+            recent = [model.name] + [r for r in self.recent_models() if r != model.name]
+            self.settings.setValue("recent_models", recent[:MAX_RECENT])
+            self.recent_changed.emit(recent[:MAX_RECENT])
+        self.settings.setValue("last/model", model.name)
+        self.log(f"loaded {model.name}: {model.source}")
+        if model.notice:
+            self.log(model.notice, "warning")
+        self.model_changed.emit(model)
+        self.layer_changed.emit(layer)
+        self.config_changed.emit(dict(self.config))
+
+    def _on_model_failed(self, message: str) -> None:
+        if self._pending_model is not None:
+            return
+        self.load_error = message
+        self.log(message, "error")
+        self.model_failed.emit(message)
+
+    def _on_loader_stopped(self) -> None:
+        if self._pending_model is not None:
+            spec, trust = self._pending_model
+            self._pending_model = None
+            self.load_model(spec, trust)
+        elif self._queued is not None and self.model is not None:
+            config, self._queued = self._queued, None
+            self.start_job(config)
+
+    # --- pre-image jobs --------------------------------------------------------------------
+    def start_job(self, config: dict[str, Any] | None = None) -> bool:
+        """Run the pre-image job for ``config`` (default: the current one); True if started now."""
+        config = dict(config or self.config)
+        if self.model is None or self.loader.running or self.runner.running:
+            self._queued = config
+            if self.runner.running:
+                self.log("a job is running: the new one is queued and starts when it ends")
+            return False
+        model = self.model
+        config["model"] = model.name
+        store = self.store
+
+        def factory(cancel: CancelToken):
+            from workbench.config import from_dict
+            from workbench.preimage import PreimageConfig, preimage_job
+            from workbench.ui.compute import guarded
+
+            job = preimage_job(from_dict(PreimageConfig, config), cancel=cancel, runs=store, model=model)
+            return guarded(job)
+
+        self.last_result = None
+        self.run_path = None
+        self.runner.start(factory)
+        self.job_started.emit(config)
+        return True
+
+    def cancel_job(self) -> None:
+        self._queued = None
+        self.runner.cancel()
+
+    @property
+    def queued(self) -> bool:
+        return self._queued is not None
+
+    def _on_logged(self, level: str, message: str) -> None:
+        self.message_logged.emit(level, message)
+
+    def _on_artifact(self, name: str, path: str) -> None:
+        if name == "run":
+            self.run_path = Path(path)
+            self.runs_changed.emit()
+
+    def _on_job_finished(self, result) -> None:
+        self.last_result = result
+        self.log(f"done: {result.run.path if result.run else ''}")
+        self.job_finished.emit(result)
+        self.runs_changed.emit()
+
+    def _on_job_cancelled(self) -> None:
+        self.job_cancelled.emit()
+        self.runs_changed.emit()
+
+    def _on_job_failed(self, message: str) -> None:
+        self.log(message, "error")
+        self.job_failed.emit(message)
+        self.runs_changed.emit()
+
+    def _on_job_stopped(self) -> None:
+        self.job_stopped.emit()
+        if self._queued is not None:
+            config, self._queued = self._queued, None
+            self.start_job(config)
+
+    def shutdown(self, timeout_ms: int = 60_000) -> bool:
+        """Cancel whatever runs and join the threads (window closing)."""
+        self._queued = None
+        self._pending_model = None
+        return self.runner.shutdown(timeout_ms) & self.loader.shutdown(timeout_ms)
+
+
+def _default_layer(model) -> str:
+    """A meaningful first layer to invert: the middle ReLU (else the middle layer)."""
+    layers = model.layers()
+    relus = [l.name for l in layers if l.kind == "ReLU"]
+    pick = relus or [l.name for l in layers]
+    return pick[len(pick) // 2]
+
+
+def config_json(config: Any) -> str:
+    return json.dumps(to_dict(config) if not isinstance(config, dict) else config, indent=2)
