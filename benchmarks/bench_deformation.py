@@ -85,7 +85,10 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--images", type=int, default=256)
     parser.add_argument("--skip-sweep", action="store_true")
+    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's choice)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     from workbench.device import resolve_device
 
     device = resolve_device(args.device)

@@ -99,7 +99,9 @@ def random_displacements(batch: int, grid: int, max_disp: float, generator: torc
 def displacement_field(displacements: torch.Tensor, grid: int, height: int, width: int) -> torch.Tensor:
     """Dense TPS field (B, H, W, 2) in pixels (x, y) from control displacements (B, grid², 2)."""
     m = _dense_map(grid, height, width).to(device=displacements.device, dtype=displacements.dtype)
-    return torch.einsum("qk,bkc->bqc", m, displacements).reshape(displacements.shape[0], height, width, 2)
+    b, k, _ = displacements.shape
+    dense = m @ displacements.permute(1, 0, 2).reshape(k, b * 2)  # (H·W, B·2)
+    return dense.reshape(height, width, b, 2).permute(2, 0, 1, 3).contiguous()
 
 
 def warp(images: torch.Tensor, field: torch.Tensor) -> torch.Tensor:
