@@ -189,18 +189,21 @@ def shift_augment(shift: int) -> Callable[[torch.Tensor, torch.Generator], torch
 
 def train_zoo_model(name: str, *, seed: int = 0, epochs: int | None = None, random_labels: bool = False,
                     out: str | Path | None = None, device: str | torch.device = "cpu",
+                    train_data: tuple[torch.Tensor, torch.Tensor] | None = None,
+                    test_data: tuple[torch.Tensor, torch.Tensor] | None = None,
                     cancel: CancelToken | None = None) -> Job:
     """Train digits model ``name`` and write ``<out>/<file>.safetensors`` + ``.json`` atomically.
 
     The init is seeded with ``torch.manual_seed(seed)`` inside ``fork_rng``; batches, shifts
     and random labels come from the training job's generator with the same seed, so the same
-    seed gives the same weights on the same machine. ``out`` defaults to resources/models;
+    seed gives the same weights on the same machine. ``train_data``/``test_data`` replace the
+    digits split (images (N, 1, 32, 32) in [0, 1], labels). ``out`` defaults to resources/models;
     random-label models are written as ``<name>-random-labels`` so the bundled weights stay.
     Returns the metadata dict.
     """
     from safetensors.torch import save_file
 
-    from workbench.data.digits import DIGITS_MEAN, DIGITS_STD
+    from workbench.data.digits import DIGITS_MEAN, DIGITS_STD, load_digits32
     from workbench.models.train import train_classifier
     from workbench.runs import atomic_path, write_json
 
@@ -214,20 +217,23 @@ def train_zoo_model(name: str, *, seed: int = 0, epochs: int | None = None, rand
     cancel = cancel or CancelToken()
     device = torch.device(device)
     module = build_architecture(name, seed)
+    train_data = train_data if train_data is not None else load_digits32("train")
+    test_data = test_data if test_data is not None else load_digits32("test")
     stem = f"{name}-random-labels" if random_labels else name
     path = weights_path(stem, Path(out) if out is not None else None)
     yield Log(f"training {name} for {epochs} epochs (seed {seed}) on {device}")
     start = time.monotonic()
     result = yield from train_classifier(
         module, epochs=epochs, seed=seed, lr=recipe.lr, batch_size=recipe.batch_size, random_labels=random_labels,
-        mean=DIGITS_MEAN, std=DIGITS_STD, augment=shift_augment(recipe.shift) if recipe.shift else None,
+        mean=DIGITS_MEAN, std=DIGITS_STD, train_data=train_data, test_data=test_data, augment=shift_augment(recipe.shift) if recipe.shift else None,
         device=device, cancel=cancel)
     seconds = time.monotonic() - start
     meta: dict[str, Any] = {
         "name": stem, "architecture": name, "input_size": [1, 32, 32], "mean": list(DIGITS_MEAN),
         "std": list(DIGITS_STD), "class_names": list(DIGIT_CLASSES), "dataset": "digits",
         "test_accuracy": round(result["test_accuracy"], 4), "train_accuracy": round(result["train_accuracy"], 4),
-        "test_split": "workbench.data.digits: stratified 25 %, seed 0 (450 images)",
+        "train_images": len(train_data[1]), "test_images": len(test_data[1]),
+        "test_split": "workbench.data.digits: stratified 25 %, seed 0",
         "seed": seed, "epochs": epochs, "lr": recipe.lr, "batch_size": recipe.batch_size,
         "augmentation": f"random shifts of up to ±{recipe.shift} px" if recipe.shift else "none",
         "random_labels": random_labels, "training_seconds": round(seconds, 1), "device": str(device),
