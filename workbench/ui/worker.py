@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import time
 import traceback
+import weakref
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -28,6 +29,20 @@ from workbench.errors import UserError
 from workbench.jobs import Artifact, Cancelled, CancelToken, Job, Log, Step
 
 JobFactory = Callable[[CancelToken], Job]
+
+_THREADS: "weakref.WeakSet[_JobThread]" = weakref.WeakSet()
+
+
+def running_threads() -> list[QThread]:
+    """Job threads still running (tests assert none is left behind)."""
+    alive = []
+    for thread in list(_THREADS):
+        try:
+            if thread.isRunning():
+                alive.append(thread)
+        except RuntimeError:  # its C++ object was deleted after it finished
+            continue
+    return alive
 
 
 @dataclass
@@ -53,6 +68,7 @@ class _JobThread(QThread):
         self._factory = factory
         self.cancel_token = cancel
         self._interval = 1.0 / rate if rate > 0 else 0.0
+        _THREADS.add(self)
 
     def run(self) -> None:
         start = time.monotonic()
@@ -81,20 +97,17 @@ class _JobThread(QThread):
                     latest = event
                     pending.append((event.iteration, dict(event.values)))
                     if event.images is not None:
-                        images = event.images
+                        images = np.array(event.images, dtype=np.float32, order="C", copy=True)
                     now = time.monotonic()
                     if now - last_emit >= self._interval or event.iteration >= event.total:
-                        if images is not None:
-                            images = np.array(images, dtype=np.float32, order="C", copy=True)
                         flush()
                         last_emit = now
                 elif isinstance(event, Log):
                     self.logged.emit(event.level, event.message)
                 elif isinstance(event, Artifact):
                     self.artifact_written.emit(event.name, event.path)
-            if images is not None:
-                images = np.array(images, dtype=np.float32, order="C", copy=True)
-            flush()
+            if pending:
+                flush()
         except Cancelled:
             self.was_cancelled.emit()
             return

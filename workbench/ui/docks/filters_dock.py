@@ -15,12 +15,11 @@ from workbench.ui.worker import LatestJobSlot
 
 
 class FiltersDock(BaseDock):
-    title = "Filters && feature maps"
+    title = "Feature maps and filters"
     area = Qt.DockWidgetArea.RightDockWidgetArea
 
     def __init__(self, session, parent=None) -> None:
         super().__init__(session, parent)
-        self.setWindowTitle("Filters & feature maps")
         self.tabs = QTabWidget()
         self.maps_caption, self.maps = self._page("Feature maps", "click a channel to maximize it")
         self.filters_caption, self.filters = self._page("First-layer filters", "")
