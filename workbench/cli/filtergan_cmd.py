@@ -19,7 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     t = cmds.add_parser("train", help="train G, D and Q for one conv layer of a frozen CNN (Algorithm 1)")
     t.add_argument("--model", required=True, help="zoo name (e.g. digits-vgg) or a model file")
     t.add_argument("--layer", required=True, help="the conv layer whose filters G generates (e.g. conv4)")
-    t.add_argument("--steps", type=int, default=None, help="training iterations (default 3000)")
+    t.add_argument("--steps", type=int, default=None, help="training iterations (default 2000)")
     t.add_argument("--latent-dim", type=int, default=None, dest="latent_dim", help="size of z (default 16)")
     t.add_argument("--batch-size", type=int, default=None, dest="batch_size", help="m of Algorithm 1 (default 16)")
     t.add_argument("--lr", type=float, default=None, help="RMSprop learning rate (default 2e-4)")

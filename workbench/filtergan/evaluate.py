@@ -54,6 +54,7 @@ class FilterGanEvalConfig:
     mds_iter: int = 300
     seed: int = 0
     device: str = "auto"
+    train_images: int | None = None   # re-train on the first N training digits only (None: all; tiny CI runs)
 
     def validate(self) -> None:
         if self.filter_sets < 1 or self.retrain_epochs < 0 or self.mds_samples < 2 or self.mds_iter < 1:
@@ -81,6 +82,7 @@ def evaluate_filter_gan(run_dir: str | Path, config: FilterGanEvalConfig | None 
     weights, biases = fg.filters(z)
 
     x_train, y_train = digits_of(model, "train")
+    x_train, y_train = x_train[:config.train_images], y_train[:config.train_images]
     x_test, y_test = digits_of(model, "test")
     yield Log(f"sect. 5.2 (i): layer {split.name} replaced by the mean over {config.filter_sets} generated filter sets")
 

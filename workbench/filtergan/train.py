@@ -45,7 +45,7 @@ GENERATOR_FILE = "tensors/generator.safetensors"
 class FilterGanConfig:
     model: str = "digits-vgg"
     layer: str = "conv4"
-    steps: int = 3000
+    steps: int = 2000
     latent_dim: int = 16         # size of z (the paper does not say)
     batch_size: int = 16         # m of Algorithm 1
     lr: float = 2e-4             # RMSprop, for D, G and Q
@@ -57,8 +57,11 @@ class FilterGanConfig:
     checkpoint_every: int = 500
     sample_every: int = 50       # a sheet of generated filters on the Step event every n steps
     log_every: int = 10          # loss history resolution in metrics.json
+    train_images: int | None = None   # use only the first N training digits (None: all; tiny CI runs)
 
     def validate(self) -> None:
+        if self.train_images is not None and self.train_images < 1:
+            raise UserError(f"train-images must be at least 1, got {self.train_images}")
         for name in ("steps", "latent_dim", "batch_size", "rank", "hidden", "checkpoint_every", "sample_every", "log_every"):
             if getattr(self, name) < 1:
                 raise UserError(f"{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
@@ -134,6 +137,7 @@ def train_filter_gan(config: FilterGanConfig, *, cancel: CancelToken | None = No
 
     try:
         x_train, _ = digits_of(model, "train")
+        x_train = x_train[:config.train_images]
         yield Log(f"filter-GAN on {getattr(model, 'name', 'model')}:{config.layer}; caching CNN_ℓ−1 of {len(x_train)} training digits")
         features = batched(lambda x: split.prefix(normalize(x, model)), x_train, device)
         real = batched(split.real_activation, features, device)
@@ -153,7 +157,7 @@ def train_filter_gan(config: FilterGanConfig, *, cancel: CancelToken | None = No
         t0 = time.monotonic()
         acc = {k: 0.0 for k in history if k != "step"}
         count = 0
-        step = start
+        step = completed = start
         for step in range(start + 1, config.steps + 1):
             cancel.check()
             z = torch.randn(m, config.latent_dim, generator=g).to(device)
@@ -199,6 +203,7 @@ def train_filter_gan(config: FilterGanConfig, *, cancel: CancelToken | None = No
             images = None
             if step % config.sample_every == 0 or step == config.steps:
                 images = _sample_sheet(G, z_show, split)[None]
+            completed = step
             yield Step(step, config.steps, values, images=images, stage="Algorithm 1")
             if step % config.checkpoint_every == 0 and step != config.steps:
                 _save_checkpoint(run.path, G, D, opt_G, opt_D, opt_Q, g, step, history)
@@ -220,7 +225,7 @@ def train_filter_gan(config: FilterGanConfig, *, cancel: CancelToken | None = No
         yield Log(f"trained {step} steps in {elapsed:.0f} s; run folder {run.path}")
         return run
     except Cancelled:
-        run.update_metrics(cancelled_at=step if "step" in locals() else 0)
+        run.update_metrics(cancelled_at=completed if "completed" in locals() else 0)
         run.finish("cancelled")
         raise
     except BaseException as exc:
