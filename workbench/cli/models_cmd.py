@@ -27,6 +27,8 @@ def register(subparsers) -> None:
     train.add_argument("--random-labels", action="store_true",
                        help="train on shuffled labels (Ruderman et al. sect. 5); written as <name>-random-labels")
     train.add_argument("--out", default=None, help="folder for the weights (default: resources/models)")
+    train.add_argument("--limit", type=int, default=None,
+                       help="train on the first N training images only (a quick check, not a zoo model)")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     add_device_option(train)
     train.set_defaults(func=_zoo_train)
@@ -79,10 +81,19 @@ def _zoo_list(args: argparse.Namespace) -> int:
 
 def _zoo_train(args: argparse.Namespace) -> int:
     from workbench.device import resolve_device
+    from workbench.errors import UserError
     from workbench.models.zoo import train_zoo_model
 
+    train_data = None
+    if args.limit is not None:
+        from workbench.data.digits import load_digits32
+
+        if args.limit < 1:
+            raise UserError(f"--limit must be at least 1, got {args.limit}")
+        x, y = load_digits32("train")
+        train_data = (x[:args.limit], y[:args.limit])
     result = drive(train_zoo_model(args.name, seed=args.seed, epochs=args.epochs, random_labels=args.random_labels,
-                                   out=args.out, device=resolve_device(args.device)),
+                                   out=args.out, device=resolve_device(args.device), train_data=train_data),
                    f"train {args.name}", quiet=args.quiet)
     print(json.dumps({k: result[k] for k in ("path", "test_accuracy", "train_accuracy", "epochs", "seed",
                                              "training_seconds")}))

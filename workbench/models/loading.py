@@ -70,7 +70,7 @@ class LoadedModel:
             if info.name == name or info.alias == name:
                 return info
         candidates = [info.name for info in layers] + [info.alias for info in layers if info.alias]
-        close = difflib.get_close_matches(str(name), candidates, n=3, cutoff=0.5)
+        close = difflib.get_close_matches(str(name), candidates, n=3, cutoff=0.6)
         hint = f"did you mean {_or_list(close)}? " if close else ""
         raise UserError(f"unknown layer '{name}' in {self.name}: {hint}(see `workbench layers --model {self.name}`)")
 
@@ -121,7 +121,7 @@ def load_model(spec: str, *, arch: str | None = None, trust: bool = False,
     if not path.exists():
         if path.suffix or "/" in spec or "\\" in spec:
             raise UserError(f"model file {path} does not exist: check the path")
-        close = difflib.get_close_matches(spec, [e.name for e in zoo.zoo_entries()], n=3, cutoff=0.5)
+        close = difflib.get_close_matches(spec, [e.name for e in zoo.zoo_entries()], n=3, cutoff=0.7)
         hint = f"did you mean {_or_list(close)}? " if close else ""
         raise UserError(f"unknown model '{spec}': {hint}use a zoo name (see `workbench zoo list`) or a model file path")
     if path.is_dir():
@@ -242,7 +242,7 @@ def _architecture(path: Path, arch: str | None, stored: str | None) -> str:
     if not name:
         raise UserError(f"{path.name} holds only weights: pass --arch NAME (one of {', '.join(zoo.architecture_names())})")
     if name not in zoo.architecture_names():
-        close = difflib.get_close_matches(name, zoo.architecture_names(), n=3, cutoff=0.5)
+        close = difflib.get_close_matches(name, zoo.architecture_names(), n=3, cutoff=0.7)
         hint = f"did you mean {_or_list(close)}? " if close else ""
         raise UserError(f"unknown architecture '{name}': {hint}use one of {', '.join(zoo.architecture_names())}")
     return name
