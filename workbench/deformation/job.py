@@ -53,14 +53,20 @@ def load_handle(spec: str, *, arch: str | None = None, trust: bool = False, devi
         from workbench.models import load_model
     except ImportError:
         load_model = None
-    if load_model is not None:
-        loaded = load_model(spec, arch=arch, trust=trust, device=device)
-        module = loaded.module
-        names = [info.name for info in loaded.layers()]
-        handle = ModelHandle(loaded.name, module, tuple(loaded.input_size), tuple(loaded.mean), tuple(loaded.std),
-                             names, loaded.source, loaded.notice)
-    else:
-        handle = _architecture_handle(spec, device)
+    if load_model is None:
+        return _with_paper_layers(_architecture_handle(spec, device), init, seed, device)
+    return handle_from_loaded(load_model(spec, arch=arch, trust=trust, device=device), init=init, seed=seed)
+
+
+def handle_from_loaded(loaded, *, init: str | None = None, seed: int = 0) -> ModelHandle:
+    """A :class:`ModelHandle` for a ``workbench.models.LoadedModel`` (optionally a fresh init of a copy)."""
+    names = [info.name for info in loaded.layers()]
+    handle = ModelHandle(loaded.name, loaded.module, tuple(loaded.input_size), tuple(loaded.mean),
+                         tuple(loaded.std), names, loaded.source, loaded.notice)
+    return _with_paper_layers(handle, init, seed, loaded.device)
+
+
+def _with_paper_layers(handle: ModelHandle, init: str | None, seed: int, device) -> ModelHandle:
     paper = default_layers(handle.module)
     if any(n.startswith("down") for n in paper) and all(n in handle.layer_names or n == INPUT for n in paper):
         handle.layer_names = paper
@@ -70,6 +76,7 @@ def load_handle(spec: str, *, arch: str | None = None, trust: bool = False, devi
         from workbench.smoothness import initialize
 
         handle.module = initialize(copy.deepcopy(handle.module).cpu(), init, seed).to(device).eval()
+        handle.name = f"{handle.name} ({init} init)"
         handle.source = f"fresh {init} initialization, seed {seed}"
         handle.notice = None
     return handle
@@ -239,3 +246,47 @@ def smoothness_report(handle: ModelHandle) -> list[dict[str, Any]]:
     if not layers:
         raise UserError(f"{handle.name} has no convolution layers with a spatial kernel to measure")
     return [{"layer": s.layer, "ntv": s.ntv} for s in layers]
+
+
+def init_level(handle: ModelHandle, seed: int = 0) -> float:
+    """Mean NTV of a fresh truncated-normal initialization of the same architecture (the dotted line)."""
+    from workbench.smoothness import filter_smoothness, initialize
+
+    fresh = initialize(copy.deepcopy(handle.module).cpu(), "truncnormal", seed)
+    values = [s.ntv for s in filter_smoothness(fresh)]
+    return float(np.mean(values)) if values else float("nan")
+
+
+def smoothness_plot(models: list[tuple[str, list[dict[str, Any]]]], level: float | None) -> np.ndarray:
+    from workbench.export.plots import HLine, Series, line_plot
+
+    series = [Series(name, [r["ntv"] for r in rows]) for name, rows in models]
+    hlines = [HLine(level, f"initialization ({level:.3f})")] if level is not None and np.isfinite(level) else []
+    return line_plot(series, x_labels=[r["layer"] for r in models[0][1]], xlabel="conv layer",
+                     ylabel="normalized total variation TV(W)/|W|1", hlines=hlines,
+                     title="Filter smoothness (lower is smoother)")
+
+
+def smoothness_job(handle: ModelHandle, *, out: str | Path | None = None, runs_root: str | Path = "runs",
+                   cancel: CancelToken | None = None) -> Generator[Event, None, dict]:
+    """NTV per conv layer of ``handle`` and of a fresh initialization; writes a run folder."""
+    cancel = cancel or CancelToken()
+    run = RunStore(runs_root).create("smoothness", {"model": handle.name, "source": handle.source}, "cpu", folder=out)
+    yield Artifact("run", str(run.path))
+    try:
+        rows = smoothness_report(handle)
+        yield Step(1, 2, stage="weights")
+        cancel.check()
+        level = init_level(handle)
+        yield Step(2, 2, stage="initialization")
+        metrics = {"model": handle.name, "source": handle.source, "layers": rows, "init_ntv": level}
+        run.write_metrics(metrics)
+        run.save_image("smoothness.png", smoothness_plot([(handle.name, rows)], level))
+        run.finish("done")
+        return metrics
+    except BaseException as exc:
+        from workbench.jobs import Cancelled
+
+        run.finish("cancelled" if isinstance(exc, Cancelled) else "failed",
+                   None if isinstance(exc, Cancelled) else f"{type(exc).__name__}: {exc}")
+        raise
