@@ -116,7 +116,7 @@ def test_digits_vgg_table_and_global_layers():
 def test_adaptive_pool_to_one_sees_whole_input():
     rows = {l.name: l for l in layer_table(A.cifar_vgg("maxpool"), (1, 32, 32))}
     assert (rows["down4"].shape, rows["down4"].rf_size, rows["down4"].stride) == ((256, 2, 2), 76, 16)
-    assert rows["gap"].shape == (256, 1, 1) and rows["gap"].rf_size == 76 + 16
+    assert (rows["gap"].shape, rows["gap"].rf_size, rows["gap"].stride) == ((256, 1, 1), 76 + 16, 16)
 
 
 def _gradient_extent(module, layer, size):

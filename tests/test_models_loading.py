@@ -263,3 +263,11 @@ def test_to_device_and_arch_on_a_zoo_name():
     assert isinstance(moved, LoadedModel) and moved.device == torch.device("cpu")
     with pytest.raises(UserError, match="--arch applies to model files"):
         load_model("digits-lenet5", arch="digits-vgg")
+
+
+def test_state_dict_saved_before_batchnorm_counted_batches_loads(tmp_path):
+    state = {k: v for k, v in zoo.build_architecture("digits-vgg", seed=4).state_dict().items()
+             if not k.endswith("num_batches_tracked")}
+    torch.save(state, tmp_path / "old.pt")
+    model = load_model(str(tmp_path / "old.pt"), arch="digits-vgg")
+    assert torch.equal(model.module.state_dict()["bn3.running_var"], state["bn3.running_var"])

@@ -9,7 +9,7 @@ propagated analytically along the graph, as in Mahendran & Vedaldi (IJCV 2016), 
 - element-wise layers (ReLU, BN, dropout ...): unchanged
 - merges (add, cat, mul): the max r and max j of their inputs
 - layers that see their whole input (adaptive pools to 1, flatten, a spatial input to linear):
-  r_out = r_in + (H_in − 1)·j_in; an adaptive pool to o > 1 uses its largest window.
+  r_out = r_in + (H_in − 1)·j_in, j unchanged; an adaptive pool to o > 1 uses its largest window.
 """
 
 from __future__ import annotations
@@ -79,12 +79,14 @@ def _pair(value: Any) -> tuple[int, int]:
 
 
 def _adaptive_window(size_in: int, size_out: int | None) -> tuple[int, int]:
-    """Largest window and (rounded) step of an adaptive pool from ``size_in`` to ``size_out``."""
+    """Largest window and (rounded) step of an adaptive pool from ``size_in`` to ``size_out``.
+
+    A pool to a single sample keeps the stride, as flatten and the fc layers of Table 1 do."""
     if size_out is None or size_out >= size_in:
         return 1, 1
     starts = [math.floor(i * size_in / size_out) for i in range(size_out)]
     ends = [math.ceil((i + 1) * size_in / size_out) for i in range(size_out)]
-    return max(e - s for s, e in zip(starts, ends)), max(1, size_in // size_out)
+    return max(e - s for s, e in zip(starts, ends)), (size_in // size_out if size_out > 1 else 1)
 
 
 def trace(module: nn.Module) -> tuple[fx.GraphModule, dict[fx.Node, str], dict[str, str]]:

@@ -172,6 +172,9 @@ def _load_torchvision_cache(name: str, module: nn.Module) -> tuple[bool, str, st
     state = _torch_load_weights(path, trust=False, what=f"{name}: the cached weights {path}")
     if not isinstance(state, dict):
         raise UserError(f"{name}: the cached weights {path} are not a state_dict; delete or replace the file")
+    if any(".norm.1." in k for k in state):  # torchvision's DenseNet files keep old key names ("norm.1" for "norm1")
+        pattern = re.compile(r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$")
+        state = {(m.group(1) + m.group(2)) if (m := pattern.match(k)) else k: v for k, v in state.items()}
     _load_state(module, state, path, name)
     return True, str(path), None, {"weights_url": zoo.torchvision_weights_url(name)}
 
@@ -306,6 +309,9 @@ def _load_state(module: nn.Module, state: dict[str, torch.Tensor], path: Path, a
     """Strict load with a one-line account of what does not fit."""
     expected = module.state_dict()
     state = {k[len("module."):] if k.startswith("module.") and k not in expected else k: v for k, v in state.items()}
+    for key in expected:  # files saved before BatchNorm counted batches lack these
+        if key.endswith("num_batches_tracked") and key not in state:
+            state[key] = expected[key]
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
     wrong = [f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}" for k, v in expected.items()

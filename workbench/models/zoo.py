@@ -145,7 +145,8 @@ def build_architecture(name: str, seed: int = INIT_SEED) -> nn.Module:
             return torchvision.models.get_model(name, weights=None)
     else:
         raise UserError(f"unknown architecture '{name}': use one of {', '.join(architecture_names())}")
-    with torch.random.fork_rng(devices=[]):
+    cuda_devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+    with torch.random.fork_rng(devices=cuda_devices):  # torch.manual_seed also seeds CUDA
         torch.manual_seed(seed)
         return factory()
 
