@@ -1,0 +1,253 @@
+"""The real main window, driven offscreen: load the bundled model, pick a layer, run, cancel,
+errors, export, runs, presentation mode. One window for the module (loading costs seconds)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
+from PySide6.QtGui import QDragEnterEvent, QDropEvent
+from PySide6.QtWidgets import QApplication, QMessageBox
+
+from tests.gui.conftest import wait_until
+from workbench.ui.app import build_window
+from workbench.ui.main_window import DOCKS
+
+SHORT = dict(method="invert", image="digits:0", restarts=1, iters=8, fine_tune_iters=0, seed=0, device="cpu",
+             frame_every=2, C=None)
+
+
+@pytest.fixture(scope="module")
+def window(qapp, tmp_path_factory):
+    from PySide6.QtCore import QSettings
+
+    root = tmp_path_factory.mktemp("window")
+    settings = QSettings(str(root / "settings.ini"), QSettings.Format.IniFormat)
+    win = build_window(settings, workspace=root / "runs")
+    win.resize(1600, 1000)
+    win.show()
+    wait_until(qapp, lambda: win.session.model is not None, 120)
+    yield win
+    win.close()
+    from workbench.ui.worker import running_threads
+
+    assert running_threads() == []
+
+
+def run_and_wait(qtbot, window, signal="job_finished", **config):
+    session = window.session
+    session.update_config(**{**SHORT, **config})
+    with qtbot.waitSignal(getattr(session, signal), timeout=120_000) as blocker:
+        window.run_action.trigger()
+    qtbot.waitUntil(lambda: not session.busy, timeout=30_000)
+    return blocker.args[0] if blocker.args else None
+
+
+def test_opens_with_the_bundled_model(window):
+    session = window.session
+    assert session.model.name == "digits-vgg" and session.model.trained
+    assert "159,978" in window.docks["ModelDock"].card.text()
+    tree = window.docks["LayersDock"].tree
+    assert tree.topLevelItemCount() == 20
+    assert [tree.topLevelItem(0).text(c) for c in range(5)] == ["conv1", "Conv2d", "32 × 32 × 32", "3", "1"]
+    assert session.reference == "digits:0"
+    assert set(window.docks) == {cls.__name__ for cls in DOCKS}
+    assert all(window.docks[name].isVisible() for name in window.docks)
+    assert window.isVisible()
+
+
+def test_layer_search_and_selection(window, qapp):
+    dock = window.docks["LayersDock"]
+    dock.search.setText("pool")
+    visible = [dock.tree.topLevelItem(i).text(0) for i in range(dock.tree.topLevelItemCount())
+               if not dock.tree.topLevelItem(i).isHidden()]
+    assert visible == ["pool2", "pool4", "pool5"]
+    dock.search.clear()
+    dock.select("relu1")
+    assert window.session.layer == "relu1"
+    assert "relu1" in window.docks["MethodDock"].layer.text()
+    assert "C = 300" in window.docks["MethodDock"].preset_hint.text()
+    wait_until(qapp, lambda: window.docks["FiltersDock"].channels == 32, 60)  # relu1's 32 feature maps
+
+
+def test_short_inversion_matches_the_cli(window, qtbot, tmp_path):
+    from workbench.cli import main as cli
+
+    window.docks["LayersDock"].select("relu1")
+    frames_before = window.live_view.frames_received
+    result = run_and_wait(qtbot, window)
+    assert window.live_view.frames_received > frames_before
+    assert window.docks["EnergiesDock"].iterations == list(range(1, 9))
+    run = result.run.path
+    assert result.run.status == "done"
+    for name in ("run.json", "metrics.json", "images/grid.png", "images/restart_1.png", "images/reference.png",
+                 "tensors/preimages.safetensors", "tensors/frames.safetensors"):
+        assert (run / name).is_file(), name
+    assert result.images.shape == (1, 32, 32, 1) and len(result.frames) == 5  # iterations 1, 3, 5, 7 and 8
+    assert np.allclose(window.live_view.images, result.images)
+
+    out = tmp_path / "cli"
+    assert cli(["invert", "--model", "digits-vgg", "--layer", "relu1", "--sample", "digits:0", "--restarts", "1",
+                "--iters", "8", "--fine-tune", "0", "--seed", "0", "--device", "cpu", "--out", str(out), "--quiet"]) == 0
+    gui_metrics = json.loads((run / "metrics.json").read_text())
+    cli_metrics = json.loads((out / "metrics.json").read_text())
+    assert gui_metrics["reconstruction_error"] == pytest.approx(cli_metrics["reconstruction_error"], rel=1e-5)
+    assert gui_metrics["C"] == cli_metrics["C"] == 300
+    assert "reconstruction error" in window.status_label.text()
+    assert window.docks["RunsDock"].list.count() >= 1
+
+
+def test_export_grid_and_gif(window, tmp_path, monkeypatch):
+    assert window.session.last_result is not None
+    png = window.export_grid(tmp_path / "grid.png", tile=96)
+    svg = window.export_grid(tmp_path / "grid.svg", tile=96)
+    pdf = window.export_grid(tmp_path / "grid.pdf", tile=96)
+    gif = window.export_gif(tmp_path / "opt.gif", fps=4, tile=64)
+    image = Image.open(png)
+    assert image.width > 2 * 96 and image.height > 96
+    assert ">restart 1</text>" in svg.read_text() and ">relu1  C=300</text>" in svg.read_text()
+    assert pdf.read_bytes()[:5] == b"%PDF-"
+    with Image.open(gif) as im:
+        assert im.n_frames == 5 and im.info["duration"] == 250
+    # an existing file is not overwritten unless the user says so
+    asked = []
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: asked.append(a) or QMessageBox.StandardButton.No)
+    before = png.read_bytes()
+    assert window.export_grid(png, tile=200) is None and asked
+    assert png.read_bytes() == before
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)
+    assert window.export_grid(png, tile=200) == png and png.read_bytes() != before
+
+
+def test_plot_export(window, tmp_path):
+    dock = window.docks["EnergiesDock"]
+    png = dock.export(str(tmp_path / "energies.png"), width=800)
+    svg = dock.export(str(tmp_path / "energies.svg"))
+    assert Image.open(png).width == 800
+    assert "<svg" in open(svg).read()
+
+
+def test_cancel_mid_run_keeps_a_cancelled_folder(window, qtbot):
+    session = window.session
+    session.update_config(**{**SHORT, "iters": 100_000, "frame_every": 0})
+    window.run_action.trigger()
+    qtbot.waitUntil(lambda: window.progress.value() >= 2 and session.run_path is not None, timeout=60_000)
+    assert window.cancel_button.isEnabled()
+    with qtbot.waitSignal(session.job_cancelled, timeout=30_000):
+        window.cancel_action.trigger()
+    qtbot.waitUntil(lambda: not session.busy, timeout=30_000)
+    info = json.loads((session.run_path / "run.json").read_text())
+    assert info["status"] == "cancelled" and info["finished"]
+    assert "Cancelled" in window.status_label.text()
+    assert not window.cancel_button.isEnabled()
+
+
+def test_a_second_run_is_queued(window, qtbot):
+    session = window.session
+    session.update_config(**{**SHORT, "iters": 100_000, "frame_every": 0})
+    window.run_action.trigger()
+    qtbot.waitUntil(lambda: session.busy and session.run_path is not None, timeout=60_000)
+    session.update_config(**SHORT)
+    window.run_action.trigger()
+    assert session.queued and "queued" in window.status_label.text()
+    started = []
+    session.job_started.connect(started.append)
+    session.runner.cancel()  # the first job ends; the queued one starts
+    qtbot.waitUntil(lambda: bool(started) and session.last_result is not None and not session.busy, timeout=120_000)
+    assert started[0]["iters"] == 8 and session.last_result.run.status == "done"
+
+
+def test_error_in_a_job_marks_the_run_failed(window, qtbot):
+    message = run_and_wait(qtbot, window, signal="job_failed", mask_channels=(999,))
+    assert "out of range" in message
+    assert "Failed" in window.status_label.text()
+    info = json.loads((window.session.run_path / "run.json").read_text())
+    assert info["status"] == "failed" and "out of range" in info["error"]
+    assert any(level == "error" and "out of range" in m for level, m in window.docks["LogDock"].messages)
+    window.session.update_config(mask_channels=None)
+
+
+def test_dropping_a_corrupt_model_file_reports_and_keeps_the_model(window, qtbot, tmp_path):
+    bad = tmp_path / "broken.safetensors"
+    bad.write_bytes(b"this is not a model" * 10)
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(bad))])
+    event = QDropEvent(QPointF(400, 300), Qt.DropAction.CopyAction, mime, Qt.MouseButton.NoButton,
+                       Qt.KeyboardModifier.NoModifier)
+    enter = QDragEnterEvent(QPoint(400, 300), Qt.DropAction.CopyAction, mime, Qt.MouseButton.NoButton,
+                            Qt.KeyboardModifier.NoModifier)
+    window.dragEnterEvent(enter)
+    assert enter.isAccepted()
+    text = QMimeData()
+    text.setUrls([QUrl.fromLocalFile(str(tmp_path / "notes.txt"))])
+    other = QDragEnterEvent(QPoint(400, 300), Qt.DropAction.CopyAction, text, Qt.MouseButton.NoButton,
+                            Qt.KeyboardModifier.NoModifier)
+    window.dragEnterEvent(other)
+    assert not other.isAccepted()
+    # offscreen Qt delivers no synthetic drops through the event loop; call the handler as Qt would
+    with qtbot.waitSignal(window.session.model_failed, timeout=60_000) as blocker:
+        window.dropEvent(event)
+    assert "broken.safetensors" in blocker.args[0]
+    assert "Could not load" in window.status_label.text()
+    assert "Could not load" in window.docks["ModelDock"].card.text()
+    assert window.session.model.name == "digits-vgg"  # the app stays usable with the model it had
+    result = run_and_wait(qtbot, window, iters=2)
+    assert result.run.status == "done"
+
+
+def test_dropping_an_image_sets_the_reference(window, qtbot, tmp_path):
+    path = tmp_path / "ref.png"
+    Image.fromarray(np.full((20, 20), 200, np.uint8)).save(path)
+    window.open_path(str(path))
+    assert window.session.reference == str(path)
+    qtbot.waitUntil(lambda: window.live_view.reference is not None and window.live_view.reference.mean() > 0.7,
+                    timeout=30_000)
+    window.session.set_reference("digits:0")
+
+
+def test_runs_dock_reopens_a_configuration(window, qtbot):
+    dock = window.docks["RunsDock"]
+    dock.refresh()
+    done = [i for i in range(dock.list.count()) if dock.list.item(i).text().startswith("✓")]
+    dock.list.setCurrentRow(done[0])
+    assert "reconstruction_error" in dock.metrics.toPlainText()
+    config = json.loads(open(dock.selected_path() + "/run.json").read())["config"]
+    window.session.update_config(iters=77, seed=5)
+    dock.reopen()
+    method = window.docks["MethodDock"]
+    assert method.iters.value() == config["iters"] and method.seed.value() == config["seed"]
+    assert window.session.config["iters"] == config["iters"]
+
+
+def test_feature_map_click_maximizes_that_channel(window, qtbot, qapp):
+    window.docks["LayersDock"].select("relu1")
+    filters = window.docks["FiltersDock"]
+    wait_until(qapp, lambda: filters.channels == 32, 60)
+    window.session.update_config(**{**SHORT, "iters": 3})
+    with qtbot.waitSignal(window.session.job_finished, timeout=120_000) as blocker:
+        filters._on_tile_clicked(5)
+    qtbot.waitUntil(lambda: not window.session.busy, timeout=30_000)
+    metrics = blocker.args[0].metrics
+    assert metrics["method"] == "maximize" and metrics["channel"] == 5
+    assert window.docks["MethodDock"].method.currentData() == "maximize"
+    assert filters.filters.item.image is not None and filters.filters.item.image.shape[0] > 3
+    window.session.update_config(method="invert")
+
+
+def test_presentation_mode_hides_configuration(window):
+    window.toggle_presentation(True)
+    visible = {name for name, dock in window.docks.items() if dock.isVisible()}
+    assert visible == {"EnergiesDock"}
+    assert window.live_view.isVisible() and QApplication.font().pointSizeF() > 12
+    window.toggle_presentation(False)
+    assert window.docks["MethodDock"].isVisible() and window.docks["LayersDock"].isVisible()
+
+
+def test_about_lists_versions(window):
+    from workbench.ui.main_window import about_text
+
+    text = about_text()
+    assert "PySide6" in text and "torch" in text and "cpu" in text
