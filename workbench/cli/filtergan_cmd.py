@@ -26,6 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--lambda-info", type=float, default=None, dest="lambda_info", help="λ of the mutual-information term (default 0.5)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--checkpoint-every", type=int, default=None, dest="checkpoint_every", help="steps between checkpoints (default 500)")
+    t.add_argument("--train-images", type=int, default=None, dest="train_images", help="use only the first N training digits (default: all)")
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint up to --steps")
     add_device_option(t)
     t.add_argument("--out", required=True, help="run folder to write")
@@ -37,6 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--filter-sets", type=int, default=10, dest="filter_sets", help="generated filter sets averaged (default 10)")
     e.add_argument("--retrain-epochs", type=int, default=3, dest="retrain_epochs", help="epochs re-training the following layers (default 3)")
     e.add_argument("--mds-samples", type=int, default=20, dest="mds_samples", help="generated filter sets in the MDS (default 20)")
+    e.add_argument("--train-images", type=int, default=None, dest="train_images", help="re-train on the first N training digits only (default: all)")
     e.add_argument("--seed", type=int, default=0)
     add_device_option(e)
     e.add_argument("--quiet", action="store_true")
@@ -71,7 +73,7 @@ def _train(args: argparse.Namespace) -> int:
     from workbench.models import load_model
 
     out = Path(args.out)
-    options = {k: getattr(args, k) for k in ("steps", "latent_dim", "batch_size", "lr", "lambda_info", "checkpoint_every")
+    options = {k: getattr(args, k) for k in ("steps", "latent_dim", "batch_size", "lr", "lambda_info", "checkpoint_every", "train_images")
                if getattr(args, k) is not None}
     if args.resume:
         from workbench.runs import RunStore
@@ -95,7 +97,8 @@ def _eval(args: argparse.Namespace) -> int:
     from workbench.filtergan import FilterGanEvalConfig, evaluate_filter_gan
 
     config = FilterGanEvalConfig(filter_sets=args.filter_sets, retrain_epochs=args.retrain_epochs,
-                                 mds_samples=args.mds_samples, seed=args.seed, device=args.device)
+                                 mds_samples=args.mds_samples, seed=args.seed, device=args.device,
+                                 train_images=args.train_images)
     metrics = drive(evaluate_filter_gan(args.run_dir, config), "filtergan eval", quiet=args.quiet)
     keys = ("accuracy_real", "accuracy_generated", "accuracy_real_retrained", "spread_relative", "mds_spread_mean",
             "nearest_real_fraction", "matching_identity_fraction")

@@ -1,0 +1,66 @@
+"""`workbench filtergan train | eval | traverse` end to end, in a subprocess like a user (tiny configuration)."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+from PIL import Image
+
+
+def workbench(*args):
+    return subprocess.run([sys.executable, "-m", "workbench", *args], capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    out = tmp_path_factory.mktemp("fgcli") / "gan"
+    r = workbench("filtergan", "train", "--model", "digits-vgg", "--layer", "conv4", "--steps", "4", "--latent-dim", "4",
+                  "--batch-size", "4", "--train-images", "32", "--checkpoint-every", "2", "--seed", "1",
+                  "--device", "cpu", "--out", str(out), "--quiet")
+    assert r.returncode == 0, r.stderr
+    return out, json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def test_train_eval_traverse(trained, tmp_path):
+    out, summary = trained
+    assert summary["steps"] == 4 and summary["z_dependence"] > 0.01
+    assert json.loads((out / "run.json").read_text())["status"] == "done"
+    r = workbench("filtergan", "eval", str(out), "--retrain-epochs", "1", "--mds-samples", "2", "--train-images", "128",
+                  "--device", "cpu", "--quiet")
+    assert r.returncode == 0, r.stderr
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert 0.9 < metrics["accuracy_real"] <= 1.0
+    assert 0.0 <= metrics["accuracy_generated"] <= 1.0
+    assert json.loads(r.stdout.strip().splitlines()[-1])["accuracy_generated"] == metrics["accuracy_generated"]
+    assert Image.open(out / "images" / "mds.png").size[0] >= 600
+    trav = tmp_path / "trav"
+    r = workbench("filtergan", "traverse", str(out), "--sample", "digits:2", "--dims", "0", "3", "--xi", "2",
+                  "--grid", "3", "--iters", "3", "--device", "cpu", "--out", str(trav), "--quiet")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout.strip().splitlines()[-1])["dims"] == [0, 3]
+    assert Image.open(trav / "images" / "grid.png").size[0] > 3 * 64
+
+
+def test_resume_continues_to_more_steps(trained, tmp_path):
+    out, _ = trained
+    r = workbench("filtergan", "train", "--model", "digits-vgg", "--layer", "conv4", "--steps", "6", "--latent-dim", "4",
+                  "--batch-size", "4", "--train-images", "32", "--checkpoint-every", "2", "--seed", "1",
+                  "--device", "cpu", "--out", str(out), "--quiet", "--resume")
+    assert r.returncode == 0, r.stderr
+    assert json.loads((out / "metrics.json").read_text())["history"]["step"][-1] == 6
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["train", "--model", "digits-vgg", "--layer", "relu4", "--steps", "2"], "not a convolution"),
+    (["traverse", "{run}", "--grid", "4"], "odd"),
+    (["traverse", "{run}", "--dims", "0", "7"], "out of range"),
+    (["eval", "{tmp}"], "not a run folder"),
+])
+def test_bad_input_is_one_line_and_exit_2(trained, tmp_path, args, needle):
+    out, _ = trained
+    args = [a.replace("{run}", str(out)).replace("{tmp}", str(tmp_path)) for a in args]
+    r = workbench("filtergan", *args, "--device", "cpu", *(["--out", str(tmp_path / "o")] if args[0] != "eval" else []))
+    assert r.returncode == 2, r.stderr
+    assert needle in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in r.stderr
