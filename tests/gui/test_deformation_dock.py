@@ -95,7 +95,7 @@ def test_smoothness_dock_adds_each_model_with_init_line(qapp, session, tmp_path)
     assert label == "cifar-vgg-maxpool"
     assert [r["layer"] for r in metrics["layers"]][:2] == ["conv1_1", "conv1_2"]
     assert abs(metrics["init_ntv"] - 1.87) < 0.03
-    assert "initialization" in dock.status.text()
+    assert "init: 1.8" in dock.status.text()
     assert len(dock._items) == 2  # the model's line and the dotted init level
     assert _runs(session) == {"smoothness": "done"}
     dock.show()

@@ -1,0 +1,292 @@
+"""Deformation dock (Ruderman et al. 2018): per-layer normalized cosine distance under random
+thin-plate-spline deformations, one line and ±2 std band per measured model, overlaid; a
+preview of an image, its deformation and the displacement arrows; grid, displacement, N and
+repeats. Measurements run as jobs on the dock's own slot and write run folders."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QImage, QPixmap
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel,
+                               QMessageBox, QProgressBar, QPushButton, QSpinBox, QVBoxLayout, QWidget)
+
+from workbench.ui.docks import BaseDock
+from workbench.ui.worker import JobRunner, LatestJobSlot
+
+COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f")
+PRESETS = {"CIFAR (3×3, ±2 px)": (3, 2.0), "ImageNet (5×5, ±10 px)": (5, 10.0)}
+
+
+def to_pixmap(rgb: np.ndarray) -> QPixmap:
+    """An RGB uint8 (H, W, 3) array as a pixmap (the pixmap owns a copy)."""
+    arr = np.ascontiguousarray(rgb, dtype=np.uint8)
+    h, w = arr.shape[:2]
+    image = QImage(arr.data, w, h, 3 * w, QImage.Format.Format_RGB888)
+    return QPixmap.fromImage(image.copy())
+
+
+class DeformationDock(BaseDock):
+    title = "Deformation"
+    area = Qt.DockWidgetArea.BottomDockWidgetArea
+    configuration = False
+
+    measured = Signal(str, object)  # label, metrics
+
+    def __init__(self, session, parent=None) -> None:
+        super().__init__(session, parent)
+        body = QWidget()
+        outer = QHBoxLayout(body)
+        outer.setContentsMargins(4, 4, 4, 4)
+
+        left = QVBoxLayout()
+        form = QFormLayout()
+        self.preset = QComboBox()
+        self.preset.addItems(list(PRESETS) + ["custom"])
+        self.grid = QSpinBox()
+        self.grid.setRange(2, 12)
+        self.grid.setValue(3)
+        self.max_disp = QDoubleSpinBox()
+        self.max_disp.setRange(0.0, 64.0)
+        self.max_disp.setSingleStep(0.5)
+        self.max_disp.setValue(2.0)
+        self.max_disp.setSuffix(" px")
+        self.n_images = QSpinBox()
+        self.n_images.setRange(2, 1024)
+        self.n_images.setValue(128)
+        self.seeds = QSpinBox()
+        self.seeds.setRange(1, 20)
+        self.seeds.setValue(3)
+        self.with_init = QCheckBox("also at initialization")
+        self.with_init.setToolTip("measure a fresh truncated-normal initialization of the same architecture too")
+        form.addRow("preset", self.preset)
+        form.addRow("control grid", self.grid)
+        form.addRow("max displacement", self.max_disp)
+        form.addRow("images N", self.n_images)
+        form.addRow("repeats (seeds)", self.seeds)
+        form.addRow("", self.with_init)
+        left.addLayout(form)
+        self.preview = QLabel("load a model to see a deformation")
+        self.preview.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.preview.setMinimumHeight(110)
+        self.preview.setToolTip("original | deformed | displacement arrows (tail: where the value is read)")
+        left.addWidget(self.preview, 1)
+        buttons = QHBoxLayout()
+        self.run_button = QPushButton("Measure")
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)
+        self.clear_button = QPushButton("Clear")
+        self.export_button = QPushButton("Export plot…")
+        for b in (self.run_button, self.cancel_button, self.clear_button, self.export_button):
+            buttons.addWidget(b)
+        left.addLayout(buttons)
+        self.progress = QProgressBar()
+        self.progress.setTextVisible(True)
+        left.addWidget(self.progress)
+        outer.addLayout(left, 0)
+
+        self.plot = pg.PlotWidget()
+        self.plot.showGrid(x=False, y=True, alpha=0.25)
+        self.plot.setLabel("bottom", "layer")
+        self.plot.setLabel("left", "normalized cosine distance")
+        self.legend = self.plot.addLegend(offset=(10, 10))
+        outer.addWidget(self.plot, 1)
+        self.setWidget(body)
+
+        self.results: list[tuple[str, dict]] = []
+        self._items: list[object] = []
+        self.runner = JobRunner(self, rate=10)
+        self.runner.progressed.connect(self._on_progressed)
+        self.runner.logged.connect(lambda level, m: session.log(m, level))
+        self.runner.artifact_written.connect(self._on_artifact)
+        self.runner.finished.connect(self._on_finished)
+        self.runner.failed.connect(self._on_failed)
+        self.runner.cancelled.connect(lambda: session.log("deformation measurement cancelled", "warning"))
+        self.runner.stopped.connect(self._on_stopped)
+        self._preview_slot = LatestJobSlot(self)
+        self._preview_slot.finished.connect(self._on_preview_ready)
+        self._preview_slot.failed.connect(lambda m: session.log(m, "error"))
+
+        self.preset.currentTextChanged.connect(self._on_preset_changed)
+        self.grid.valueChanged.connect(self._on_control_changed)
+        self.max_disp.valueChanged.connect(self._on_control_changed)
+        self.run_button.clicked.connect(self.measure)
+        self.cancel_button.clicked.connect(self.runner.cancel)
+        self.clear_button.clicked.connect(self.clear)
+        self.export_button.clicked.connect(self.choose_export)
+        session.model_changed.connect(lambda _m: self.request_preview())
+        session.reference_changed.connect(lambda _s: self.request_preview())
+
+    # --- controls ----------------------------------------------------------------------------
+    def _on_preset_changed(self, name: str) -> None:
+        if name in PRESETS:
+            grid, disp = PRESETS[name]
+            for w, v in ((self.grid, grid), (self.max_disp, disp)):
+                w.blockSignals(True)
+                w.setValue(v)
+                w.blockSignals(False)
+            self.request_preview()
+
+    def _on_control_changed(self, _value) -> None:
+        match = [k for k, v in PRESETS.items() if v == (self.grid.value(), self.max_disp.value())]
+        self.preset.blockSignals(True)
+        self.preset.setCurrentText(match[0] if match else "custom")
+        self.preset.blockSignals(False)
+        self.request_preview()
+
+    def settings(self) -> dict:
+        return {"grid": self.grid.value(), "max_disp": self.max_disp.value(), "n": self.n_images.value(),
+                "seeds": self.seeds.value()}
+
+    # --- preview -----------------------------------------------------------------------------
+    def request_preview(self) -> None:
+        model, spec = self.session.model, self.session.reference
+        if model is None:
+            return
+        grid, disp = self.grid.value(), self.max_disp.value()
+
+        def job(cancel):
+            from workbench.ui.compute import reference_job
+
+            reference = yield from reference_job(spec or "digits:0", model, cancel)
+            import torch
+
+            from workbench.deformation.job import example_pairs
+
+            x = torch.from_numpy(np.ascontiguousarray(reference)).permute(2, 0, 1)[None]
+            return example_pairs(x, grid, disp, seed=0, count=1)[0]
+
+        self._preview_slot.request(job)
+
+    def _on_preview_ready(self, rgb) -> None:
+        pix = to_pixmap(rgb)
+        self.preview.setPixmap(pix.scaledToHeight(max(110, min(220, self.preview.height())),
+                                                  Qt.TransformationMode.SmoothTransformation))
+
+    # --- measuring ---------------------------------------------------------------------------
+    def measure(self) -> bool:
+        """Measure the session's model with the current settings; False if none is loaded or one runs."""
+        model = self.session.model
+        if model is None or self.runner.running:
+            return False
+        settings = self.settings()
+        with_init = self.with_init.isChecked()
+        root = self.session.store.root
+
+        def factory(cancel):
+            from workbench.deformation.job import DeformConfig, deform_job, handle_from_loaded
+            from workbench.ui.compute import guarded
+
+            device = str(model.device)
+            handles = [handle_from_loaded(model)]
+            if with_init:
+                handles.append(handle_from_loaded(model, init="truncnormal", seed=0))
+            out = []
+            for handle in handles:
+                config = DeformConfig(model=model.name, images="digits", device=device,
+                                      init="truncnormal" if handle is not handles[0] else None, **settings)
+                metrics = yield from guarded(deform_job(config, runs_root=root, cancel=cancel, handle=handle))
+                out.append((handle.name, metrics))
+                if not metrics["complete"]:
+                    break
+            return out
+
+        self.progress.setValue(0)
+        self.run_button.setEnabled(False)
+        self.cancel_button.setEnabled(True)
+        self.runner.start(factory)
+        return True
+
+    def _on_progressed(self, progress) -> None:
+        self.progress.setMaximum(max(progress.total, 1))
+        self.progress.setValue(progress.iteration)
+        self.progress.setFormat(f"{progress.stage} %v/%m")
+
+    def _on_artifact(self, name: str, path: str) -> None:
+        if name == "run":
+            self.session.runs_changed.emit()
+
+    def _on_finished(self, results) -> None:
+        for label, metrics in results:
+            if not metrics["complete"]:
+                self.session.log(f"{label}: cancelled, showing the repeats finished", "warning")
+            if any(row["mean"] is not None for row in metrics["layers"]):
+                self.add_result(label, metrics)
+        self.session.runs_changed.emit()
+
+    def _on_failed(self, message: str) -> None:
+        self.session.log(message, "error")
+
+    def _on_stopped(self) -> None:
+        self.run_button.setEnabled(True)
+        self.cancel_button.setEnabled(False)
+
+    # --- plot --------------------------------------------------------------------------------
+    def add_result(self, label: str, metrics: dict) -> None:
+        """Overlay one model's per-layer curve (mean) with its ±2 std band."""
+        self.results.append((label, metrics))
+        self._redraw()
+        self.measured.emit(label, metrics)
+
+    def clear(self) -> None:
+        self.results = []
+        self._redraw()
+
+    def _redraw(self) -> None:
+        for item in self._items:
+            self.plot.removeItem(item)
+        self._items = []
+        self.legend.clear()
+        if not self.results:
+            return
+        names = [row["layer"] for row in self.results[0][1]["layers"]]
+        self.plot.getAxis("bottom").setTicks([list(enumerate(names))])
+        for k, (label, metrics) in enumerate(self.results):
+            rows = metrics["layers"]
+            x = np.arange(len(rows), dtype=float)
+            mean = np.array([np.nan if r["mean"] is None else r["mean"] for r in rows])
+            std = np.array([0.0 if r["std"] is None else r["std"] for r in rows])
+            color = pg.mkColor(COLORS[k % len(COLORS)])
+            upper = pg.PlotDataItem(x, mean + 2 * std, pen=pg.mkPen(None))
+            lower = pg.PlotDataItem(x, mean - 2 * std, pen=pg.mkPen(None))
+            fill_color = pg.mkColor(color)
+            fill_color.setAlpha(60)
+            band = pg.FillBetweenItem(upper, lower, brush=pg.mkBrush(fill_color))
+            line = self.plot.plot(x, mean, pen=pg.mkPen(color, width=2), symbol="o", symbolSize=5,
+                                  symbolBrush=color, name=label)
+            for item in (upper, lower, band):
+                self.plot.addItem(item)
+            self._items += [upper, lower, band, line]
+
+    # --- export ------------------------------------------------------------------------------
+    def choose_export(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Export plot", "deformation.png", "PNG (*.png);;SVG (*.svg)")
+        if path:
+            self.export(path, overwrite=True)
+
+    def export(self, path: str, width: int = 1600, overwrite: bool = False) -> str | None:
+        from pathlib import Path
+
+        import pyqtgraph.exporters as exporters
+
+        target = Path(path)
+        suffix = target.suffix.lower()
+        if suffix not in (".png", ".svg"):
+            self.session.log(f"cannot export a plot to '{suffix or target.name}': use .png or .svg", "error")
+            return None
+        if target.exists() and not overwrite:
+            answer = QMessageBox.question(self, "Overwrite?", f"{target} exists. Overwrite it?")
+            if answer != QMessageBox.StandardButton.Yes:
+                return None
+        if suffix == ".png":
+            exporter = exporters.ImageExporter(self.plot.plotItem)
+            exporter.parameters()["width"] = width
+        else:
+            exporter = exporters.SVGExporter(self.plot.plotItem)
+        exporter.export(str(target))
+        self.session.log(f"plot exported to {target}")
+        return str(target)
+
+    def shutdown(self, timeout_ms: int = 60_000) -> bool:
+        return self.runner.shutdown(timeout_ms) & self._preview_slot.shutdown(timeout_ms)

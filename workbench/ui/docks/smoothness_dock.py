@@ -1,0 +1,164 @@
+"""Smoothness dock (Ruderman et al. 2018, sect. 4.1): normalized total variation TV(W)/‖W‖₁ of
+every conv layer, one line per model (each loaded model is added; Clear starts over), with
+the level of a fresh truncated-normal initialization as a dotted line."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (QCheckBox, QFileDialog, QHBoxLayout, QLabel, QMessageBox, QProgressBar, QPushButton,
+                               QVBoxLayout, QWidget)
+
+from workbench.ui.docks import BaseDock
+from workbench.ui.docks.deformation_dock import COLORS
+from workbench.ui.worker import JobRunner
+
+
+class SmoothnessDock(BaseDock):
+    title = "Smoothness"
+    area = Qt.DockWidgetArea.BottomDockWidgetArea
+    configuration = False
+
+    measured = Signal(str, object)  # label, metrics
+
+    def __init__(self, session, parent=None) -> None:
+        super().__init__(session, parent)
+        body = QWidget()
+        layout = QVBoxLayout(body)
+        layout.setContentsMargins(4, 4, 4, 4)
+        self.plot = pg.PlotWidget()
+        self.plot.showGrid(x=False, y=True, alpha=0.25)
+        self.plot.setLabel("bottom", "conv layer")
+        self.plot.setLabel("left", "normalized TV (lower = smoother)")
+        self.legend = self.plot.addLegend(offset=(10, 10))
+        layout.addWidget(self.plot, 1)
+        row = QHBoxLayout()
+        self.auto_add = QCheckBox("add each loaded model")
+        self.auto_add.setChecked(True)
+        self.add_button = QPushButton("Add current model")
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)
+        self.clear_button = QPushButton("Clear")
+        self.export_button = QPushButton("Export plot…")
+        self.progress = QProgressBar()
+        self.progress.setMaximumWidth(120)
+        self.status = QLabel("")
+        self.status.setStyleSheet("color: gray")
+        for w in (self.auto_add, self.add_button, self.cancel_button, self.clear_button, self.status):
+            row.addWidget(w)
+        row.addStretch(1)
+        row.addWidget(self.progress)
+        row.addWidget(self.export_button)
+        layout.addLayout(row)
+        self.setWidget(body)
+
+        self.results: list[tuple[str, dict]] = []
+        self._items: list[object] = []
+        self.runner = JobRunner(self, rate=10)
+        self.runner.progressed.connect(self._on_progressed)
+        self.runner.finished.connect(self._on_finished)
+        self.runner.failed.connect(lambda m: session.log(m, "error"))
+        self.runner.stopped.connect(self._on_stopped)
+        self.add_button.clicked.connect(self.measure)
+        self.cancel_button.clicked.connect(self.runner.cancel)
+        self.clear_button.clicked.connect(self.clear)
+        self.export_button.clicked.connect(self.choose_export)
+        session.model_changed.connect(self._on_model_changed)
+
+    def _on_model_changed(self, _model) -> None:
+        if self.auto_add.isChecked():
+            self.measure()
+
+    def measure(self) -> bool:
+        model = self.session.model
+        if model is None or self.runner.running:
+            return False
+        root = self.session.store.root
+
+        def factory(cancel):
+            from workbench.deformation.job import handle_from_loaded, smoothness_job
+
+            metrics = yield from smoothness_job(handle_from_loaded(model), runs_root=root, cancel=cancel)
+            return model.name, metrics
+
+        self.add_button.setEnabled(False)
+        self.cancel_button.setEnabled(True)
+        self.runner.start(factory)
+        return True
+
+    def _on_progressed(self, progress) -> None:
+        self.progress.setMaximum(max(progress.total, 1))
+        self.progress.setValue(progress.iteration)
+
+    def _on_finished(self, result) -> None:
+        label, metrics = result
+        self.add_result(label, metrics)
+        self.session.runs_changed.emit()
+
+    def _on_stopped(self) -> None:
+        self.add_button.setEnabled(True)
+        self.cancel_button.setEnabled(False)
+
+    def add_result(self, label: str, metrics: dict) -> None:
+        self.results = [(l, m) for l, m in self.results if l != label] + [(label, metrics)]
+        self._redraw()
+        self.measured.emit(label, metrics)
+
+    def clear(self) -> None:
+        self.results = []
+        self._redraw()
+
+    def _redraw(self) -> None:
+        for item in self._items:
+            self.plot.removeItem(item)
+        self._items = []
+        self.legend.clear()
+        if not self.results:
+            self.status.setText("")
+            return
+        longest = max((m["layers"] for _, m in self.results), key=len)
+        self.plot.getAxis("bottom").setTicks([list(enumerate(r["layer"] for r in longest))])
+        for k, (label, metrics) in enumerate(self.results):
+            y = np.array([r["ntv"] for r in metrics["layers"]])
+            color = pg.mkColor(COLORS[k % len(COLORS)])
+            self._items.append(self.plot.plot(np.arange(len(y), dtype=float), y, pen=pg.mkPen(color, width=2),
+                                              symbol="o", symbolSize=6, symbolBrush=color, name=label))
+        levels = [m["init_ntv"] for _, m in self.results if m.get("init_ntv") is not None]
+        if levels:
+            level = float(np.mean(levels))
+            line = pg.InfiniteLine(pos=level, angle=0, pen=pg.mkPen("k", width=2, style=Qt.PenStyle.DotLine),
+                                   label=f"initialization {level:.3f}",
+                                   labelOpts={"position": 0.9, "color": "k", "anchors": [(1, 1), (1, 1)]})
+            self.plot.addItem(line)
+            self._items.append(line)
+            self.status.setText(f"fresh truncated-normal init: {level:.3f}")
+
+    def choose_export(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Export plot", "smoothness.png", "PNG (*.png);;SVG (*.svg)")
+        if path:
+            self.export(path, overwrite=True)
+
+    def export(self, path: str, width: int = 1600, overwrite: bool = False) -> str | None:
+        from pathlib import Path
+
+        import pyqtgraph.exporters as exporters
+
+        target = Path(path)
+        suffix = target.suffix.lower()
+        if suffix not in (".png", ".svg"):
+            self.session.log(f"cannot export a plot to '{suffix or target.name}': use .png or .svg", "error")
+            return None
+        if target.exists() and not overwrite:
+            answer = QMessageBox.question(self, "Overwrite?", f"{target} exists. Overwrite it?")
+            if answer != QMessageBox.StandardButton.Yes:
+                return None
+        exporter = exporters.ImageExporter(self.plot.plotItem) if suffix == ".png" else exporters.SVGExporter(self.plot.plotItem)
+        if suffix == ".png":
+            exporter.parameters()["width"] = width
+        exporter.export(str(target))
+        self.session.log(f"plot exported to {target}")
+        return str(target)
+
+    def shutdown(self, timeout_ms: int = 60_000) -> bool:
+        return self.runner.shutdown(timeout_ms)
