@@ -174,3 +174,12 @@ def test_layer_by_alias_and_name_are_the_same(alexnet_layers, empty_hub):
     model = load_model("alexnet")
     assert model.layer("relu3") == model.layer("features.7")
     assert model.layers() is model.layers()
+
+
+def test_torchvision_leaf_blocks_compose_their_convolutions(empty_hub):
+    # Conv2dNormActivation is a torchvision.ops leaf: its conv's kernel and stride still count
+    model = load_model("mobilenet_v2")
+    first = model.layer("features.0")
+    assert (first.kind, first.shape, first.rf_size, first.stride) == ("Conv2dNormActivation", (32, 112, 112), 3, 2)
+    # features.1: depthwise 3x3 (7/2); features.2: depthwise 3x3 stride 2 (11/4); features.3: depthwise 3x3 (19/4)
+    assert (model.layer("features.3.add").rf_size, model.layer("features.3.add").stride) == (19, 4)

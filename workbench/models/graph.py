@@ -187,11 +187,26 @@ def _propagate(gm: fx.GraphModule, node: fx.Node, r_in, j_in, shape_in, shape_ou
         kernel, stride, dilation = tuple(w[0] for w in windows), tuple(w[1] for w in windows), (1, 1)
     elif shape_in is not None and shape_out is None:  # a spatial map collapsed: flatten, linear, mean ...
         kernel, stride, dilation = shape_in, (1, 1), (1, 1)
+    if kernel is None and module is not None and any(True for _ in module.children()):
+        kernel, stride = _composed(module)  # a leaf block such as torchvision's Conv2dNormActivation
+        dilation = (1, 1)
     if kernel is None:
         return r_in, j_in
     r = tuple(r_in[a] + (kernel[a] - 1) * dilation[a] * j_in[a] for a in (0, 1))
     j = tuple(j_in[a] * stride[a] for a in (0, 1))
     return r, j
+
+
+def _composed(module: nn.Module) -> tuple[tuple[int, int], tuple[int, int]]:
+    """Kernel and stride of a block whose conv/pool submodules run one after another."""
+    r, j = [1, 1], [1, 1]
+    for sub in module.modules():
+        if sub is not module and hasattr(sub, "kernel_size") and hasattr(sub, "stride"):
+            k, s, d = _pair(sub.kernel_size), _pair(sub.stride), _pair(getattr(sub, "dilation", 1))
+            for a in (0, 1):
+                r[a] += (k[a] - 1) * d[a] * j[a]
+                j[a] *= s[a]
+    return (r[0], r[1]), (j[0], j[1])
 
 
 def _aliases(scheme: str | None, layers: list[tuple[str, str]]) -> dict[str, str]:
