@@ -90,6 +90,9 @@ def test_smoothness_dock_adds_each_model_with_init_line(qapp, session, tmp_path)
 
     dock = SmoothnessDock(session)
     session.model_changed.emit(session.model)
+    assert not dock.runner.running  # nothing is measured (and no folder written) unless asked
+    dock.auto_add.setChecked(True)
+    session.model_changed.emit(session.model)
     wait_until(qapp, lambda: len(dock.results) == 1 and not dock.runner.running, timeout=60)
     label, metrics = dock.results[0]
     assert label == "cifar-vgg-maxpool"

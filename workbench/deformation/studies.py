@@ -201,12 +201,12 @@ def smoothing_study(*, seeds: int = 3, n: int = 128, sigmas=SMOOTHING_SIZE["sigm
         shades = _shades(len(per))
         from workbench.export.plots import Series, line_plot
 
-        series = [Series(f"σ = {sigma:g} (NTV {ntv[sigma]:.2f})", r.mean, 2 * r.std, shades[k])
+        series = [Series(f"sigma = {sigma:g} (NTV {ntv[sigma]:.2f})", r.mean, 2 * r.std, shades[k])
                   for k, (sigma, r) in enumerate(per.items())]
         run.save_image("smoothing.png", line_plot(
             series, x_labels=next(iter(per.values())).layers, xlabel="layer",
             ylabel="normalized cosine distance (mean ± 2 std)",
-            title=f"cifar-vgg-{architecture} at init, filters smoothed with a Gaussian of std σ ({seeds} nets each)"))
+            title=f"cifar-vgg-{architecture} at init, filters smoothed with a Gaussian of std sigma ({seeds} nets each)"))
     run.write_metrics(metrics)
     _finish(run, status)
     return metrics

@@ -25,9 +25,12 @@ from workbench.ui.docks.log_dock import LogDock
 from workbench.ui.docks.method_dock import MethodDock
 from workbench.ui.docks.model_dock import ModelDock
 from workbench.ui.docks.runs_dock import RunsDock
+from workbench.ui.docks.deformation_dock import DeformationDock
+from workbench.ui.docks.smoothness_dock import SmoothnessDock
 
 #: Every dock of the window, in creation order (the first of an area is on top).
-DOCKS = [ModelDock, LayersDock, MethodDock, FiltersDock, RunsDock, EnergiesDock, LogDock]
+DOCKS = [ModelDock, LayersDock, MethodDock, FiltersDock, RunsDock, EnergiesDock, LogDock, DeformationDock,
+         SmoothnessDock]
 
 MODEL_SUFFIXES = {".safetensors", ".pt", ".pth", ".ckpt", ".bin", ".tar", ".onnx"}
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif"}
@@ -83,6 +86,11 @@ class MainWindow(QMainWindow):
         if "EnergiesDock" in d and "LogDock" in d:
             self.splitDockWidget(d["EnergiesDock"], d["LogDock"], Qt.Orientation.Horizontal)
             self.resizeDocks([d["EnergiesDock"], d["LogDock"]], [640, 360], Qt.Orientation.Horizontal)
+        for name in ("DeformationDock", "SmoothnessDock"):
+            if name in d and "EnergiesDock" in d:
+                self.tabifyDockWidget(d["EnergiesDock"], d[name])
+        if "EnergiesDock" in d:
+            d["EnergiesDock"].raise_()
         self.resizeDocks([d["ModelDock"], d["MethodDock"]], [330, 360], Qt.Orientation.Horizontal)
         self.resizeDocks([d["ModelDock"], d["LayersDock"]], [230, 520], Qt.Orientation.Vertical)
         self.resizeDocks([d["MethodDock"], d["FiltersDock"]], [430, 330], Qt.Orientation.Vertical)

@@ -1,5 +1,5 @@
 """Smoothness dock (Ruderman et al. 2018, sect. 4.1): normalized total variation TV(W)/‖W‖₁ of
-every conv layer, one line per model (each loaded model is added; Clear starts over), with
+every conv layer, one line per model ("Add current model", or each loaded model when ticked), with
 the level of a fresh truncated-normal initialization as a dotted line."""
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ class SmoothnessDock(BaseDock):
         layout.addWidget(self.plot, 1)
         row = QHBoxLayout()
         self.auto_add = QCheckBox("add each loaded model")
-        self.auto_add.setChecked(True)
+        self.auto_add.setChecked(False)  # each measurement writes a run folder: only on request
         self.add_button = QPushButton("Add current model")
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setEnabled(False)
