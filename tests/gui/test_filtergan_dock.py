@@ -1,0 +1,88 @@
+"""Filter-GAN dock: train with live losses and filters, evaluate and browse the MDS scatter,
+traversal grids on the worker, export of every figure (tiny configuration)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from tests.gui.conftest import wait_until
+
+
+@pytest.fixture
+def session(qapp, tmp_path):
+    from PySide6.QtCore import QSettings
+
+    from workbench.models import load_model
+    from workbench.ui.session import Session
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    s = Session(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat), workspace=tmp_path / "runs")
+    s.model = load_model("digits-vgg", device="cpu")
+    yield s
+    s.shutdown()
+    torch.set_num_threads(threads)
+
+
+def test_filtergan_dock_train_evaluate_traverse_export(qapp, session, tmp_path):
+    from workbench.ui.docks.filtergan_dock import FilterGanDock
+
+    dock = FilterGanDock(session)
+    dock.resize(1200, 500)
+    dock.show()
+    dock.steps.setValue(6)
+    dock.latent.setValue(4)
+    dock.train_overrides = dict(batch_size=4, train_images=32, sample_every=2, log_every=1, rank=2, hidden=16)
+    assert dock.train()
+    assert not dock.train_button.isEnabled()
+    wait_until(qapp, lambda: not dock.runner.running, timeout=120)
+    assert dock.history["step"] == [1, 2, 3, 4, 5, 6]
+    assert dock.loss_curves["loss_D"].getData()[0].tolist() == [1, 2, 3, 4, 5, 6]
+    assert dock.filter_view.image is not None and dock.filter_view.image.shape[-1] == 3
+    run = dock.run_path
+    assert json.loads(open(f"{run}/run.json").read())["status"] == "done"
+
+    dock.eval_overrides = dict(retrain_epochs=1, mds_samples=3, mds_iter=20, train_images=128)
+    assert dock.evaluate()
+    wait_until(qapp, lambda: not dock.runner.running, timeout=120)
+    assert "accuracy real" in dock.eval_label.text()
+    assert len(dock.scatter.points()) == 64 * 4
+    dock.show_point(0)
+    assert dock.point_label.text() == "real filter 0"
+    dock.show_point(64 + 5)
+    assert "channel 5" in dock.point_label.text() and dock.point_view.image.shape == (24, 24, 3)
+
+    dock.grid_k.setValue(3)
+    dock.iters.setValue(4)
+    dock.dim_j.setValue(2)
+    assert dock.request_traversal()
+    wait_until(qapp, lambda: dock.grid_view.image is not None, timeout=120)
+    assert "centre error" in dock.traversal_label.text()
+
+    qapp.processEvents()
+    for what in ("losses", "filters", "mds", "traversal"):
+        out = dock.export(what, str(tmp_path / f"{what}.png"))
+        assert out and (tmp_path / f"{what}.png").stat().st_size > 500, what
+    assert dock.export("mds", str(tmp_path / "mds.svg"))
+    assert dock.export("traversal", str(tmp_path / "grid.jpg")) is None
+    dock.shutdown()
+
+
+def test_filtergan_dock_cancel_leaves_cancelled_run(qapp, session):
+    from workbench.jobs import Step  # noqa: F401 - the job module is importable headless
+    from workbench.ui.docks.filtergan_dock import FilterGanDock
+
+    dock = FilterGanDock(session)
+    dock.steps.setValue(100_000)
+    dock.latent.setValue(4)
+    dock.train_overrides = dict(batch_size=4, train_images=32, rank=2, hidden=16)
+    assert dock.train()
+    wait_until(qapp, lambda: len(dock.history["step"]) > 0, timeout=120)
+    dock.cancel_train.click()
+    wait_until(qapp, lambda: not dock.runner.running, timeout=60)
+    runs = [json.loads((p / "run.json").read_text()) for p in session.store.root.iterdir()]
+    assert [r["status"] for r in runs] == ["cancelled"]
+    dock.shutdown()

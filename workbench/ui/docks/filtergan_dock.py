@@ -1,0 +1,458 @@
+"""Filter-GAN dock (ICLR 2018 submission): train with live losses and generated filters, the
+MDS of real and generated filters (hover or click a point to see that filter), and latent
+traversal grids recomputed on the worker. Every figure can be exported."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit,
+                               QProgressBar, QPushButton, QSpinBox, QTabWidget, QVBoxLayout, QWidget)
+
+from workbench.ui.docks import BaseDock
+from workbench.ui.worker import JobRunner, LatestJobSlot
+
+#: The shipped filter-GAN, so traversals work before any training.
+SHIPPED_RUN = Path(__file__).resolve().parents[3] / "resources" / "filtergan" / "digits-vgg-conv4"
+LOSS_COLORS = {"loss_D": "#1f77b4", "loss_G": "#d62728", "loss_Q": "#2ca02c"}
+
+
+def _read_locked(job):
+    """Forward passes must not overlap a torch.fx trace in another thread (see ui.compute)."""
+    from workbench.ui.compute import TRACE_LOCK
+
+    with TRACE_LOCK.read():
+        return (yield from job)
+
+
+class _ImageView(pg.GraphicsLayoutWidget):
+    """One float image in [0, 1] (H, W[, 3]), aspect locked, levels fixed."""
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.view = self.addViewBox(lockAspect=True, invertY=True, enableMenu=False)
+        self.item = pg.ImageItem(axisOrder="row-major")
+        self.view.addItem(self.item)
+        self.image: np.ndarray | None = None
+
+    def show_image(self, image: np.ndarray) -> None:
+        arr = np.asarray(image)
+        if arr.dtype == np.uint8:
+            arr = arr.astype(np.float32) / 255.0
+        arr = np.ascontiguousarray(arr, dtype=np.float32)
+        if arr.ndim == 3 and arr.shape[2] == 1:
+            arr = arr[:, :, 0]
+        self.image = arr.copy()
+        self.item.setImage(self.image, autoLevels=False, levels=(0.0, 1.0))
+        self.view.autoRange(padding=0.02)
+
+
+class FilterGanDock(BaseDock):
+    title = "Filter-GAN"
+    area = Qt.DockWidgetArea.BottomDockWidgetArea
+    configuration = False
+
+    run_changed = Signal(str)
+
+    def __init__(self, session, parent=None) -> None:
+        super().__init__(session, parent)
+        body = QWidget()
+        outer = QVBoxLayout(body)
+        outer.setContentsMargins(4, 4, 4, 4)
+        top = QHBoxLayout()
+        self.run_edit = QLineEdit(str(SHIPPED_RUN) if (SHIPPED_RUN / "run.json").is_file() else "")
+        self.run_edit.setPlaceholderText("a filter-GAN run folder (train one, or open one)")
+        self.open_button = QPushButton("Open run…")
+        top.addWidget(QLabel("run"))
+        top.addWidget(self.run_edit, 1)
+        top.addWidget(self.open_button)
+        outer.addLayout(top)
+        self.tabs = QTabWidget()
+        outer.addWidget(self.tabs, 1)
+        self.progress = QProgressBar()
+        outer.addWidget(self.progress)
+        self.setWidget(body)
+
+        self._build_train_tab()
+        self._build_mds_tab()
+        self._build_traversal_tab()
+
+        #: Overrides for tiny runs (tests): passed into the job configs.
+        self.train_overrides: dict = {}
+        self.eval_overrides: dict = {}
+        self.history: dict[str, list[float]] = {k: [] for k in ("step", *LOSS_COLORS)}
+        self.mds: dict | None = None
+        self._fgan = None
+        self._fgan_path: str | None = None
+
+        self.runner = JobRunner(self, rate=8)
+        self.runner.progressed.connect(self._on_progressed)
+        self.runner.logged.connect(lambda level, m: session.log(m, level))
+        self.runner.finished.connect(self._on_finished)
+        self.runner.failed.connect(lambda m: session.log(m, "error"))
+        self.runner.cancelled.connect(lambda: session.log("filter-GAN job cancelled", "warning"))
+        self.runner.stopped.connect(self._on_stopped)
+        self._traversal_slot = LatestJobSlot(self)
+        self._traversal_slot.finished.connect(self._on_traversal_ready)
+        self._traversal_slot.failed.connect(lambda m: session.log(m, "error"))
+        self._pending_kind = ""
+
+        self.open_button.clicked.connect(self.choose_run)
+        self.train_button.clicked.connect(self.train)
+        self.eval_button.clicked.connect(self.evaluate)
+        self.traverse_button.clicked.connect(self.request_traversal)
+        for b in (self.cancel_train, self.cancel_eval):
+            b.clicked.connect(self.runner.cancel)
+        self.export_losses.clicked.connect(lambda: self._choose_export("losses"))
+        self.export_filters.clicked.connect(lambda: self._choose_export("filters"))
+        self.export_mds.clicked.connect(lambda: self._choose_export("mds"))
+        self.export_grid.clicked.connect(lambda: self._choose_export("traversal"))
+        self.run_edit.editingFinished.connect(lambda: self.set_run(self.run_edit.text()))
+
+    # --- layout ------------------------------------------------------------------------------
+    def _build_train_tab(self) -> None:
+        tab = QWidget()
+        row = QHBoxLayout(tab)
+        form = QFormLayout()
+        self.layer_edit = QLineEdit("conv4")
+        self.steps = QSpinBox()
+        self.steps.setRange(1, 100_000)
+        self.steps.setValue(2000)
+        self.latent = QSpinBox()
+        self.latent.setRange(2, 256)
+        self.latent.setValue(16)
+        self.seed = QSpinBox()
+        self.seed.setRange(0, 2**31 - 1)
+        form.addRow("conv layer", self.layer_edit)
+        form.addRow("steps", self.steps)
+        form.addRow("latent dim", self.latent)
+        form.addRow("seed", self.seed)
+        left = QVBoxLayout()
+        left.addLayout(form)
+        buttons = QHBoxLayout()
+        self.train_button = QPushButton("Train")
+        self.cancel_train = QPushButton("Cancel")
+        self.cancel_train.setEnabled(False)
+        buttons.addWidget(self.train_button)
+        buttons.addWidget(self.cancel_train)
+        left.addLayout(buttons)
+        exports = QHBoxLayout()
+        self.export_losses = QPushButton("Export losses…")
+        self.export_filters = QPushButton("Export filters…")
+        exports.addWidget(self.export_losses)
+        exports.addWidget(self.export_filters)
+        left.addLayout(exports)
+        left.addStretch(1)
+        row.addLayout(left, 0)
+        self.loss_plot = pg.PlotWidget()
+        self.loss_plot.setLabel("bottom", "step")
+        self.loss_plot.setLabel("left", "loss")
+        self.loss_plot.addLegend(offset=(10, 10))
+        self.loss_curves = {k: self.loss_plot.plot([], [], pen=pg.mkPen(c, width=2), name=k.replace("_", " "))
+                            for k, c in LOSS_COLORS.items()}
+        row.addWidget(self.loss_plot, 1)
+        self.filter_view = _ImageView()
+        self.filter_view.setToolTip("generated filters of the first 16 output channels for 4 fixed z "
+                                    "(input channels summed in thirds as RGB, as in the paper's Fig. 2)")
+        row.addWidget(self.filter_view, 1)
+        self.tabs.addTab(tab, "Train")
+
+    def _build_mds_tab(self) -> None:
+        tab = QWidget()
+        row = QHBoxLayout(tab)
+        left = QVBoxLayout()
+        self.eval_button = QPushButton("Evaluate (sect. 5.2)")
+        self.cancel_eval = QPushButton("Cancel")
+        self.cancel_eval.setEnabled(False)
+        self.export_mds = QPushButton("Export MDS…")
+        self.eval_label = QLabel("accuracy and MDS appear here after evaluation")
+        self.eval_label.setWordWrap(True)
+        for w in (self.eval_button, self.cancel_eval, self.export_mds, self.eval_label):
+            left.addWidget(w)
+        self.point_view = _ImageView()
+        self.point_view.setMinimumSize(120, 120)
+        self.point_label = QLabel("hover or click a point")
+        self.point_label.setWordWrap(True)
+        left.addWidget(self.point_view, 1)
+        left.addWidget(self.point_label)
+        row.addLayout(left, 0)
+        self.mds_plot = pg.PlotWidget()
+        self.mds_plot.setAspectLocked(True)
+        self.mds_plot.setLabel("bottom", "MDS 1")
+        self.mds_plot.setLabel("left", "MDS 2")
+        self.scatter = pg.ScatterPlotItem(hoverable=True, hoverSize=12, tip=None)
+        self.mds_plot.addItem(self.scatter)
+        self.scatter.sigHovered.connect(self._on_points_hovered)
+        self.scatter.sigClicked.connect(self._on_points_clicked)
+        row.addWidget(self.mds_plot, 1)
+        self.tabs.addTab(tab, "MDS")
+
+    def _build_traversal_tab(self) -> None:
+        tab = QWidget()
+        row = QHBoxLayout(tab)
+        form = QFormLayout()
+        self.sample_edit = QLineEdit("digits:0")
+        self.dim_i = QSpinBox()
+        self.dim_j = QSpinBox()
+        for s, v in ((self.dim_i, 0), (self.dim_j, 1)):
+            s.setRange(0, 255)
+            s.setValue(v)
+        self.xi = QDoubleSpinBox()
+        self.xi.setRange(0.1, 20.0)
+        self.xi.setSingleStep(0.5)
+        self.xi.setValue(3.0)
+        self.grid_k = QSpinBox()
+        self.grid_k.setRange(3, 15)
+        self.grid_k.setSingleStep(2)
+        self.grid_k.setValue(5)
+        self.iters = QSpinBox()
+        self.iters.setRange(1, 5000)
+        self.iters.setValue(200)
+        form.addRow("sample", self.sample_edit)
+        form.addRow("dimension i", self.dim_i)
+        form.addRow("dimension j", self.dim_j)
+        form.addRow("ξ", self.xi)
+        form.addRow("grid k", self.grid_k)
+        form.addRow("iterations", self.iters)
+        left = QVBoxLayout()
+        left.addLayout(form)
+        self.traverse_button = QPushButton("Compute traversal")
+        self.export_grid = QPushButton("Export grid…")
+        self.traversal_label = QLabel("")
+        self.traversal_label.setWordWrap(True)
+        for w in (self.traverse_button, self.export_grid, self.traversal_label):
+            left.addWidget(w)
+        left.addStretch(1)
+        row.addLayout(left, 0)
+        self.grid_view = _ImageView()
+        self.grid_view.setToolTip("rows move z_i, columns z_j over ±ξ; the centre is the sample")
+        row.addWidget(self.grid_view, 1)
+        self.tabs.addTab(tab, "Traversal")
+
+    # --- run folder --------------------------------------------------------------------------
+    @property
+    def run_path(self) -> str:
+        return self.run_edit.text().strip()
+
+    def choose_run(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Open a filter-GAN run folder", self.run_path or str(self.session.store.root))
+        if path:
+            self.set_run(path)
+
+    def set_run(self, path: str) -> None:
+        self.run_edit.setText(str(path))
+        self._fgan = None
+        self.mds = None
+        self.scatter.setData([])
+        mds_file = Path(path) / "tensors" / "mds.safetensors"
+        if mds_file.is_file():
+            self._load_mds(Path(path))
+        self.run_changed.emit(str(path))
+
+    def _model(self):
+        model = self.session.model
+        return model if model is not None and getattr(model, "dataset", None) == "digits" else None
+
+    # --- training ----------------------------------------------------------------------------
+    def train(self) -> bool:
+        if self.runner.running:
+            return False
+        from workbench.filtergan import FilterGanConfig
+
+        model = self._model()
+        config = FilterGanConfig(model=model.name if model is not None else "digits-vgg", layer=self.layer_edit.text().strip(),
+                                 steps=self.steps.value(), latent_dim=self.latent.value(), seed=self.seed.value(),
+                                 device=str(model.device) if model is not None else "auto", **self.train_overrides)
+        store = self.session.store
+        self.history = {k: [] for k in self.history}
+
+        def factory(cancel):
+            from workbench.filtergan import train_filter_gan
+
+            return (yield from _read_locked(train_filter_gan(config, cancel=cancel, runs=store, model=model)))
+
+        return self._start("train", factory)
+
+    def evaluate(self) -> bool:
+        if self.runner.running or not self.run_path:
+            return False
+        from workbench.filtergan import FilterGanEvalConfig
+
+        model = self._model()
+        config = FilterGanEvalConfig(device=str(model.device) if model is not None else "auto", **self.eval_overrides)
+        path = self.run_path
+
+        def factory(cancel):
+            from workbench.filtergan import evaluate_filter_gan
+
+            return (yield from _read_locked(evaluate_filter_gan(path, config, cancel=cancel, model=model)))
+
+        return self._start("eval", factory)
+
+    def _start(self, kind: str, factory) -> bool:
+        self._pending_kind = kind
+        self.progress.setValue(0)
+        for b in (self.train_button, self.eval_button):
+            b.setEnabled(False)
+        self.cancel_train.setEnabled(kind == "train")
+        self.cancel_eval.setEnabled(kind == "eval")
+        self.runner.start(factory)
+        return True
+
+    def _on_progressed(self, progress) -> None:
+        self.progress.setMaximum(max(progress.total, 1))
+        self.progress.setValue(progress.iteration)
+        self.progress.setFormat(f"{progress.stage} %v/%m")
+        if self._pending_kind == "train":
+            for it, values in progress.values:
+                if "loss_D" in values:
+                    self.history["step"].append(it)
+                    for k in LOSS_COLORS:
+                        self.history[k].append(values[k])
+            for k, curve in self.loss_curves.items():
+                curve.setData(self.history["step"], self.history[k])
+            if progress.images is not None:
+                self.filter_view.show_image(progress.images[0])
+
+    def _on_finished(self, result) -> None:
+        if self._pending_kind == "train":
+            self.set_run(str(result.path))
+            self.session.log(f"filter-GAN trained: {result.path}")
+        else:
+            self.eval_label.setText(f"accuracy real {result['accuracy_real']:.4f}, generated {result['accuracy_generated']:.4f}; "
+                                    f"spread {result['spread_relative']:.3f} of the filter norm; "
+                                    f"{100 * result['nearest_real_fraction']:.0f} % nearest to their own real filter")
+            self._load_mds(Path(self.run_path))
+        self.session.runs_changed.emit()
+
+    def _on_stopped(self) -> None:
+        for b in (self.train_button, self.eval_button):
+            b.setEnabled(True)
+        self.cancel_train.setEnabled(False)
+        self.cancel_eval.setEnabled(False)
+
+    # --- MDS ---------------------------------------------------------------------------------
+    def _load_mds(self, path: Path) -> None:
+        from safetensors.numpy import load_file
+
+        from workbench.filtergan.plots import palette
+
+        data = load_file(str(path / "tensors" / "mds.safetensors"))
+        self.mds = data
+        colours = palette(int(data["real_index"].max()) + 1)
+        brushes = [pg.mkBrush(*colours[j]) for j in data["real_index"]]
+        sizes = np.where(data["is_real"], 13, 6)
+        pens = [pg.mkPen("k", width=1.5) if r else pg.mkPen(None) for r in data["is_real"]]
+        self.scatter.setData(pos=data["coords"], brush=brushes, size=sizes, pen=pens, data=np.arange(len(sizes)))
+
+    def _on_points_hovered(self, _item, points, _ev=None) -> None:
+        if len(points):
+            self.show_point(int(points[0].data()))
+
+    def _on_points_clicked(self, _item, points, _ev=None) -> None:
+        if len(points):
+            self.show_point(int(points[0].data()))
+
+    def show_point(self, index: int) -> None:
+        """Show the filter behind MDS point ``index`` (real, or regenerated from its stored z)."""
+        if self.mds is None:
+            return
+        import torch
+
+        from workbench.filtergan.plots import filter_image
+
+        fg = self._filter_gan()
+        channel = int(self.mds["channel"][index])
+        if bool(self.mds["is_real"][index]):
+            weight = fg.split.conv.weight[channel].detach().cpu().numpy()
+            text = f"real filter {channel}"
+        else:
+            s = int(self.mds["sample"][index])
+            with torch.no_grad():
+                w, _ = fg.filters(torch.from_numpy(self.mds["z"][s:s + 1]))
+            weight = w[0, channel].cpu().numpy()
+            text = f"generated filter, z #{s}, channel {channel} → real filter {int(self.mds['real_index'][index])}"
+        image = filter_image(weight)
+        self.point_view.show_image(np.kron(image, np.ones((8, 8, 1), np.float32)))
+        self.point_label.setText(text)
+
+    def _filter_gan(self):
+        if self._fgan is None or self._fgan_path != self.run_path:
+            from workbench.filtergan import load_filter_gan
+
+            self._fgan = load_filter_gan(self.run_path, device="cpu", model=self._model())
+            self._fgan_path = self.run_path
+        return self._fgan
+
+    # --- traversal ---------------------------------------------------------------------------
+    def request_traversal(self) -> bool:
+        if not self.run_path:
+            self.session.log("open or train a filter-GAN run first", "error")
+            return False
+        from workbench.filtergan import TraversalConfig
+
+        model = self._model()
+        config = TraversalConfig(run=self.run_path, sample=self.sample_edit.text().strip() or "digits:0",
+                                 dims=(self.dim_i.value(), self.dim_j.value()), xi=self.xi.value(),
+                                 grid=self.grid_k.value() | 1, iters=self.iters.value(),
+                                 device=str(model.device) if model is not None else "auto")
+        store = self.session.store
+
+        def factory(cancel):
+            from workbench.filtergan import traverse
+
+            return (yield from _read_locked(traverse(config, cancel=cancel, runs=store, model=model)))
+
+        self.traversal_label.setText("computing…")
+        self._traversal_slot.request(factory)
+        return True
+
+    def _on_traversal_ready(self, result) -> None:
+        from workbench.filtergan.traverse import grid_image
+
+        m = result.metrics
+        self.grid_view.show_image(grid_image(result.images, tuple(m["dims"]), m["xi"]))
+        self.traversal_label.setText(f"centre error {m['centre_error']:.4f}; neighbour change {m['neighbour_rms']:.4f} "
+                                     f"vs {m['all_pairs_rms']:.4f} between all cells")
+        self.session.runs_changed.emit()
+
+    # --- export ------------------------------------------------------------------------------
+    def _choose_export(self, what: str) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, f"Export {what}", f"filtergan-{what}.png", "PNG (*.png);;SVG (*.svg)")
+        if path:
+            self.export(what, path)
+
+    def export(self, what: str, path: str) -> str | None:
+        """Write ``losses`` / ``mds`` (plots: PNG or SVG) or ``filters`` / ``traversal`` (images: PNG)."""
+        target = Path(path)
+        suffix = target.suffix.lower()
+        if what in ("losses", "mds"):
+            if suffix not in (".png", ".svg"):
+                self.session.log(f"cannot export a plot to '{suffix or target.name}': use .png or .svg", "error")
+                return None
+            import pyqtgraph.exporters as exporters
+
+            plot = self.loss_plot if what == "losses" else self.mds_plot
+            exporter = exporters.ImageExporter(plot.plotItem) if suffix == ".png" else exporters.SVGExporter(plot.plotItem)
+            if suffix == ".png":
+                exporter.parameters()["width"] = 1600
+            exporter.export(str(target))
+        else:
+            view = self.filter_view if what == "filters" else self.grid_view
+            if view.image is None:
+                self.session.log(f"nothing to export yet: compute the {what} first", "error")
+                return None
+            if suffix != ".png":
+                self.session.log(f"cannot export an image to '{suffix or target.name}': use .png", "error")
+                return None
+            from workbench.runs import save_png
+
+            save_png(target, view.image)
+        self.session.log(f"{what} exported to {target}")
+        return str(target)
+
+    def shutdown(self, timeout_ms: int = 60_000) -> bool:
+        return self.runner.shutdown(timeout_ms) & self._traversal_slot.shutdown(timeout_ms)
