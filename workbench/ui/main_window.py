@@ -27,10 +27,11 @@ from workbench.ui.docks.model_dock import ModelDock
 from workbench.ui.docks.runs_dock import RunsDock
 from workbench.ui.docks.deformation_dock import DeformationDock
 from workbench.ui.docks.smoothness_dock import SmoothnessDock
+from workbench.ui.docks.filtergan_dock import FilterGanDock
 
 #: Every dock of the window, in creation order (the first of an area is on top).
 DOCKS = [ModelDock, LayersDock, MethodDock, FiltersDock, RunsDock, EnergiesDock, LogDock, DeformationDock,
-         SmoothnessDock]
+         SmoothnessDock, FilterGanDock]
 
 MODEL_SUFFIXES = {".safetensors", ".pt", ".pth", ".ckpt", ".bin", ".tar", ".onnx"}
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif"}
@@ -86,7 +87,7 @@ class MainWindow(QMainWindow):
         if "EnergiesDock" in d and "LogDock" in d:
             self.splitDockWidget(d["EnergiesDock"], d["LogDock"], Qt.Orientation.Horizontal)
             self.resizeDocks([d["EnergiesDock"], d["LogDock"]], [640, 360], Qt.Orientation.Horizontal)
-        for name in ("DeformationDock", "SmoothnessDock"):
+        for name in ("DeformationDock", "SmoothnessDock", "FilterGanDock"):
             if name in d and "EnergiesDock" in d:
                 self.tabifyDockWidget(d["EnergiesDock"], d[name])
         if "EnergiesDock" in d:
