@@ -134,8 +134,12 @@ def layer_table(module: nn.Module, input_size: tuple[int, ...], *, aliases: str 
     from torch.fx.passes.shape_prop import ShapeProp
 
     gm, names, _ = trace(module)
-    with torch.no_grad():
-        ShapeProp(gm).propagate(torch.zeros(1, *input_size, device=device))
+    was_training = module.training
+    try:
+        with torch.no_grad():
+            ShapeProp(gm.eval()).propagate(torch.zeros(1, *input_size, device=device))
+    finally:
+        module.train(was_training)
 
     field: dict[fx.Node, tuple[tuple[int, int], tuple[int, int]]] = {}
     rows: list[tuple[str, str, tuple[int, ...], int, int]] = []
@@ -156,7 +160,8 @@ def layer_table(module: nn.Module, input_size: tuple[int, ...], *, aliases: str 
         meta = node.meta.get("tensor_meta")
         if not hasattr(meta, "shape"):
             continue
-        if node.op == "call_module" or (kind in KEPT_FUNCTIONS and (kind not in MERGES or len(inputs) >= 2
+        computed = [n for n in inputs if n.op != "get_attr"]
+        if node.op == "call_module" or (kind in KEPT_FUNCTIONS and (kind not in MERGES or len(computed) >= 2
                                                                      or kind in ("cat", "concat"))):
             rows.append((names.get(node, node.name), kind, tuple(meta.shape[1:]), max(r), max(j)))
     alias_of = _aliases(aliases, [(name, kind) for name, kind, *_ in rows])
