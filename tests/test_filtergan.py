@@ -21,7 +21,11 @@ from workbench.jobs import Cancelled, CancelToken, Step, run_job
 def model():
     from workbench.models import load_model
 
-    return load_model("digits-vgg", device="cpu")
+    # one thread: on the shared two-core CI machine torch's two-thread kernels mostly wait
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield load_model("digits-vgg", device="cpu")
+    torch.set_num_threads(threads)
 
 
 def tiny(**kw) -> FilterGanConfig:

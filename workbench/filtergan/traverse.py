@@ -9,9 +9,20 @@ u, v ∈ linspace(−ξ, ξ, k), and for every z_k gradient descent from x finds
 
 We write the data term normalised as in the pre-image engine (IJCV eq. 2) with its weight C,
 C ‖a(x′|z_k) − a(x|z)‖² / ‖a(x|z)‖², and Ψ = R_α + R_TV^β (eqs. 5–6 of the IJCV paper, the
-natural-image prior of Mahendran & Vedaldi 2015 that sect. 4 cites), minimised with the
-engine's Algorithm 1. The centre of the grid (u = v = 0, k odd) has zero data term at x, so
-it reproduces x up to the pull of Ψ; ``centre_error`` measures that.
+natural-image prior of Mahendran & Vedaldi 2015 that sect. 4 cites), minimised from x with the
+engine's Algorithm 1. The paper gives no weights; ours (the config defaults) were chosen by
+looking at grids of the shipped conv4 GAN:
+
+- C = 3000 rather than the inversion preset (100 for conv4): the search starts at x, where Ψ
+  is already at its natural level, and with C = 100 the prior outweighs the profile change, so
+  every cell only drifts towards the prior;
+- x′ = x + upsample(δ) with δ at ``resolution`` = 8 (bilinear): the bundled digits are 8×8
+  images upsampled to 32×32, and a per-pixel δ matches the changed profile with pixel speckle
+  (an adversarial-looking pattern) instead of moving strokes (``resolution=None`` gives it back);
+- ξ = 8 (z ~ N(0, I)): along one dimension the changes within ±3 are barely visible.
+
+The centre of the grid (u = v = 0, k odd) has zero data term at x, so it reproduces x up to
+the pull of Ψ; ``centre_error`` measures that.
 """
 
 from __future__ import annotations
@@ -22,6 +33,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from workbench.config import to_dict
 from workbench.errors import UserError
@@ -36,10 +48,13 @@ class TraversalConfig:
     run: str = "resources/filtergan/digits-vgg-conv4"
     sample: str = "digits:0"
     dims: tuple[int, int] | None = None   # None: two distinct dimensions drawn with the seed
-    xi: float = 3.0                       # ξ
+    xi: float = 8.0                       # ξ
     grid: int = 5                         # k (odd, so that the centre is z itself)
     iters: int = 200
-    C: float | None = None                # None: the engine's per-layer preset for layer ℓ's output
+    C: float | None = 3000.0              # None: the engine's inversion preset for layer ℓ's output
+    optimizer: str = "adagrad"            # "adagrad": the engine's Algorithm 1; "gd": gradient descent with momentum
+    step: float = 1.0                     # gd: the first step moves the most-changed pixel by this much (0–255 scale)
+    resolution: int | None = 8            # optimise x′ = x + upsample(δ) with δ at r×r (None: every pixel)
     seed: int = 0                         # draws z (and dims when not given)
     device: str = "auto"
     snapshot_every: int = 20
@@ -51,6 +66,10 @@ class TraversalConfig:
             raise UserError(f"grid {self.grid} is too large: use at most 15")
         if not self.xi > 0:
             raise UserError(f"xi must be positive, got {self.xi}")
+        if self.optimizer not in ("gd", "adagrad"):
+            raise UserError(f"unknown optimizer '{self.optimizer}': use gd or adagrad")
+        if self.resolution is not None and self.resolution < 2:
+            raise UserError(f"resolution must be at least 2, got {self.resolution}")
         if self.iters < 1:
             raise UserError(f"iters must be at least 1, got {self.iters}")
         if self.dims is not None:
@@ -149,16 +168,24 @@ def traverse(config: TraversalConfig, *, cancel: CancelToken | None = None, runs
     try:
         yield Log(f"traversal of {config.sample} in z dims {dims[0]}, {dims[1]} (ξ = {config.xi}, {k}×{k}), "
                   f"C = {C:g}, B = {B:g}")
-        x = x0.repeat(k * k, 1, 1, 1).clone()
-        x.requires_grad_(True)
-        opt = PreimageOptimizer(x, initial_learning_rate(B, presets.ALPHA, h * w), B_plus)
+        r = config.resolution or h
+        delta = torch.zeros(k * k, c, r, r if config.resolution else w, device=device, requires_grad=True)
+        opt = PreimageOptimizer(delta, initial_learning_rate(B, presets.ALPHA, delta.shape[-2] * delta.shape[-1]), B_plus) \
+            if config.optimizer == "adagrad" else _GradientDescent(delta, config.step, B_plus)
+
+        def canvas() -> torch.Tensor:
+            if not config.resolution:
+                return x0 + delta
+            return x0 + F.interpolate(delta, size=(h, w), mode="bilinear", align_corners=False)
+
         for it in range(1, config.iters + 1):
             cancel.check()
+            x = canvas()
             data = inversion_loss(profile(x, weights, biases), a0)
             r_a = alpha_norm(x, presets.ALPHA, B)
             r_tv = tv_beta(x, presets.BETA, V)
             energy = C * data + r_a + r_tv
-            x.grad = None
+            delta.grad = None
             energy.sum().backward()
             if not bool(torch.isfinite(energy).all()):
                 raise UserError("the traversal diverged (non-finite energy): lower C or xi")
@@ -169,8 +196,8 @@ def traverse(config: TraversalConfig, *, cancel: CancelToken | None = None, runs
             yield Step(it, config.iters, {"energy": energy.mean().item(), "loss": data.mean().item(),
                                           "R_alpha": r_a.mean().item(), "R_tv": r_tv.mean().item()},
                        images=snap, stage="traversal")
-        xs = x.detach()
         with torch.no_grad():
+            xs = canvas()
             final_loss = inversion_loss(profile(xs, weights, biases), a0).cpu().numpy()
             shift = inversion_loss(profile(x0.expand_as(xs), weights, biases), a0).cpu().numpy()
         pixels = _pixels(xs, mean).reshape(k, k, h, w, c)
@@ -202,6 +229,31 @@ def traverse(config: TraversalConfig, *, cancel: CancelToken | None = None, runs
     except BaseException as exc:
         run.finish("failed", error=str(exc) or type(exc).__name__)
         raise
+
+
+class _GradientDescent:
+    """x ← Π_{B+}(x + μ), μ ← ρμ − η∇E, with η fixed at the first step so that the largest
+    per-pixel move of each cell is ``step``. Unlike AdaGrad, which equalises the step of every
+    pixel, plain gradient descent moves pixels in proportion to their gradient, so from x it
+    changes the strokes the activation profile depends on and leaves the rest of x alone."""
+
+    def __init__(self, x: torch.Tensor, step: float, B_plus: float, rho: float = 0.9) -> None:
+        self.x, self.step_size, self.B_plus, self.rho = x, step, B_plus, rho
+        self.mu = torch.zeros_like(x)
+        self.eta: torch.Tensor | None = None
+
+    @torch.no_grad()
+    def step(self) -> None:
+        from workbench.preimage.regularizers import project_bounded_range
+
+        g = self.x.grad
+        if self.eta is None:
+            peak = g.flatten(1).abs().amax(1).clamp_min(1e-12)
+            self.eta = (self.step_size / peak).view(-1, *([1] * (g.dim() - 1)))
+        self.mu.mul_(self.rho).sub_(self.eta * g)
+        self.x.add_(self.mu)
+        self.x.copy_(project_bounded_range(self.x, self.B_plus))
+        self.x.grad = None
 
 
 def _pixels(x: torch.Tensor, mean: torch.Tensor) -> np.ndarray:
