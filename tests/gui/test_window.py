@@ -239,8 +239,10 @@ def test_feature_map_click_maximizes_that_channel(window, qtbot, qapp):
 
 def test_presentation_mode_hides_configuration(window):
     window.toggle_presentation(True)
-    visible = {name for name, dock in window.docks.items() if dock.isVisible()}
-    assert visible == {"EnergiesDock"}
+    shown = {name for name, dock in window.docks.items() if not dock.isHidden()}
+    assert "EnergiesDock" in shown
+    assert shown == {name for name, dock in window.docks.items() if not dock.configuration}
+    assert not ({"ModelDock", "LayersDock", "MethodDock", "FiltersDock", "RunsDock", "LogDock"} & shown)
     assert window.live_view.isVisible() and QApplication.font().pointSizeF() > 12
     window.toggle_presentation(False)
     assert window.docks["MethodDock"].isVisible() and window.docks["LayersDock"].isVisible()
