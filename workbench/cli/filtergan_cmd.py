@@ -48,7 +48,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     v.add_argument("run_dir", metavar="RUN_DIR", help="a folder made by `workbench filtergan train`")
     v.add_argument("--sample", default="digits:0", help="digits:N (N-th test digit) or an image file (default digits:0)")
     v.add_argument("--dims", type=int, nargs=2, metavar=("I", "J"), default=None, help="the two latent dimensions (default: drawn with the seed)")
-    v.add_argument("--xi", type=float, default=3.0, help="ξ: the grid spans ±ξ along each dimension (default 8)")
+    v.add_argument("--xi", type=float, default=10.0, help="ξ: the grid spans ±ξ along each dimension (default 10)")
     v.add_argument("--grid", type=int, default=5, help="k: odd grid size (default 5)")
     v.add_argument("--iters", type=int, default=200, help="gradient-descent iterations per cell (default 200)")
     v.add_argument("-C", "--C", type=float, default=3000.0, dest="C", help="data-term weight (default 3000)")

@@ -19,7 +19,7 @@ looking at grids of the shipped conv4 GAN:
 - x′ = x + upsample(δ) with δ at ``resolution`` = 8 (bilinear): the bundled digits are 8×8
   images upsampled to 32×32, and a per-pixel δ matches the changed profile with pixel speckle
   (an adversarial-looking pattern) instead of moving strokes (``resolution=None`` gives it back);
-- ξ = 8 (z ~ N(0, I)): along one dimension the changes within ±3 are barely visible.
+- ξ = 10 (z ~ N(0, I)): along one dimension the changes within ±3 are barely visible.
 
 The centre of the grid (u = v = 0, k odd) has zero data term at x, so it reproduces x up to
 the pull of Ψ; ``centre_error`` measures that.
@@ -48,7 +48,7 @@ class TraversalConfig:
     run: str = "resources/filtergan/digits-vgg-conv4"
     sample: str = "digits:0"
     dims: tuple[int, int] | None = None   # None: two distinct dimensions drawn with the seed
-    xi: float = 8.0                       # ξ
+    xi: float = 10.0                      # ξ
     grid: int = 5                         # k (odd, so that the centre is z itself)
     iters: int = 200
     C: float | None = 3000.0              # None: the engine's inversion preset for layer ℓ's output
