@@ -9,7 +9,7 @@ from workbench.cli import main
 
 def test_deform_writes_layers_in_order_and_images(tmp_path, capsys):
     out = tmp_path / "run"
-    rc = main(["deform", "--model", "cifar-vgg-maxpool", "--init", "truncnormal", "--n", "12", "--seeds", "2",
+    rc = main(["deform", "--model", "cifar-vgg-maxpool", "--init", "truncnormal", "--n", "6", "--seeds", "2",
                "--device", "cpu", "--out", str(out), "--quiet"])
     assert rc == 0
     metrics = json.loads((out / "metrics.json").read_text())
@@ -89,11 +89,26 @@ def test_smoothness_plain_text_and_bad_init(capsys):
 
 
 def test_study_smoothing_small(tmp_path):
+    from workbench.deformation.studies import smoothing_study
+    from workbench.jobs import run_job
+
     out = tmp_path / "study"
-    assert main(["study", "smoothing", "--seeds", "1", "--n", "8", "--device", "cpu", "--out", str(out), "--quiet"]) == 0
-    metrics = json.loads((out / "metrics.json").read_text())
-    assert list(metrics["sigmas"]) == ["0.0", "0.5", "1.0", "2.0", "4.0"]
+    metrics = run_job(smoothing_study(seeds=1, n=4, sigmas=(0.0, 1.0), out=out))
+    assert list(metrics["sigmas"]) == ["0.0", "1.0"]
     ntv = [v["mean_ntv"] for v in metrics["sigmas"].values()]
-    assert all(a > b for a, b in zip(ntv, ntv[1:]))
+    assert ntv[0] == pytest.approx(1.85, abs=0.03) and ntv[1] < 0.5 * ntv[0]
+    assert [r["layer"] for r in metrics["sigmas"]["1.0"]["layers"]][0] == "input"
     assert (out / "images" / "smoothing.png").is_file()
     assert json.loads((out / "run.json").read_text())["status"] == "done"
+
+
+def test_study_cli_documents_sizes_and_rejects_bad_values(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["study", "--help"])
+    text = capsys.readouterr().out
+    assert all(name in text for name in ("pooling:", "smoothing:", "synthetic:")) and "min" in text
+    assert main(["study", "pooling", "--seeds", "0", "--out", str(tmp_path / "x")]) == 2
+    assert "--seeds must be at least 1" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        main(["study", "flowers", "--out", str(tmp_path / "y")])
+    assert exc.value.code == 2
