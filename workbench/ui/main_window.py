@@ -12,7 +12,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QByteArray, Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import (QApplication, QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFileDialog,
+from PySide6.QtWidgets import (QApplication, QComboBox, QTabBar, QDialog, QDialogButtonBox, QDoubleSpinBox, QFileDialog,
                                QFormLayout, QLabel, QMainWindow, QMessageBox, QProgressBar, QPushButton, QSpinBox)
 
 from workbench.errors import UserError
@@ -35,7 +35,10 @@ DOCKS = [ModelDock, LayersDock, MethodDock, FiltersDock, RunsDock, EnergiesDock,
 
 MODEL_SUFFIXES = {".safetensors", ".pt", ".pth", ".ckpt", ".bin", ".tar", ".onnx"}
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif"}
-LAYOUT_VERSION = 1
+LAYOUT_VERSION = 2
+
+#: Docks that open as a tab of another; a bottom-area dock not listed is tabbed with Energies.
+TAB_WITH = {"RunsDock": "FiltersDock", "LogDock": "FiltersDock"}
 
 
 class MainWindow(QMainWindow):
@@ -50,6 +53,8 @@ class MainWindow(QMainWindow):
                             | QMainWindow.DockOption.AllowNestedDocks)
         self.live_view = LiveView(session)
         self.setCentralWidget(self.live_view)
+        self.setCorner(Qt.Corner.BottomLeftCorner, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.setCorner(Qt.Corner.BottomRightCorner, Qt.DockWidgetArea.RightDockWidgetArea)
         self.docks: dict[str, object] = {}
         for cls in DOCKS:
             self.add_dock(cls)
@@ -74,28 +79,63 @@ class MainWindow(QMainWindow):
 
     # --- docks -----------------------------------------------------------------------------
     def add_dock(self, cls):
+        """Create ``cls`` and place it: tabbed with the group of its area (see :data:`TAB_WITH`)."""
         dock = cls(self.session, self)
-        self.addDockWidget(cls.area, dock)
+        self._place(dock)
         self.docks[type(dock).__name__] = dock
         return dock
 
+    def _place(self, dock) -> None:
+        name = type(dock).__name__
+        anchor = TAB_WITH.get(name)
+        if anchor is None and type(dock).area == Qt.DockWidgetArea.BottomDockWidgetArea and name != "EnergiesDock":
+            anchor = "EnergiesDock"
+        if anchor in self.docks:
+            # straight into the tab group: adding it beside first and re-tabbing leaves a stray tab bar
+            self.tabifyDockWidget(self.docks[anchor], dock)
+        else:
+            self.addDockWidget(type(dock).area, dock)
+
     def _arrange_default(self) -> None:
+        """Model and Layers on the left, Method over feature maps/runs/log on the right, the
+        plots under the live view; the side columns run the full height."""
         d = self.docks
-        if "RunsDock" in d and "FiltersDock" in d:
-            self.tabifyDockWidget(d["FiltersDock"], d["RunsDock"])
-            d["FiltersDock"].raise_()
-        if "EnergiesDock" in d and "LogDock" in d:
-            self.splitDockWidget(d["EnergiesDock"], d["LogDock"], Qt.Orientation.Horizontal)
-            self.resizeDocks([d["EnergiesDock"], d["LogDock"]], [640, 360], Qt.Orientation.Horizontal)
-        for name in ("DeformationDock", "SmoothnessDock", "FilterGanDock"):
-            if name in d and "EnergiesDock" in d:
-                self.tabifyDockWidget(d["EnergiesDock"], d[name])
-        if "EnergiesDock" in d:
-            d["EnergiesDock"].raise_()
-        self.resizeDocks([d["ModelDock"], d["MethodDock"]], [330, 360], Qt.Orientation.Horizontal)
-        self.resizeDocks([d["ModelDock"], d["LayersDock"]], [230, 520], Qt.Orientation.Vertical)
-        self.resizeDocks([d["MethodDock"], d["FiltersDock"]], [430, 330], Qt.Orientation.Vertical)
-        self.resizeDocks([d["EnergiesDock"]], [260], Qt.Orientation.Vertical)
+        for name in ("FiltersDock", "EnergiesDock"):
+            if name in d:
+                d[name].raise_()
+        self._sizes_pending = True
+        if self.isVisible():
+            self._apply_default_sizes()
+
+    def _apply_default_sizes(self) -> None:
+        """Dock sizes for the default layout; they only take once the window has its size."""
+        self._sizes_pending = False
+        d = self.docks
+        self.resizeDocks([d["ModelDock"], d["MethodDock"]], [330, 380], Qt.Orientation.Horizontal)
+        self.resizeDocks([d["ModelDock"], d["LayersDock"]], [250, 700], Qt.Orientation.Vertical)
+        self.resizeDocks([d["MethodDock"], d["FiltersDock"]], [520, 430], Qt.Orientation.Vertical)
+        self.resizeDocks([d["EnergiesDock"]], [300], Qt.Orientation.Vertical)
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        if self._sizes_pending:
+            QTimer.singleShot(0, self._apply_default_sizes)
+        QTimer.singleShot(0, self._hide_stray_tab_bars)
+
+    def _hide_stray_tab_bars(self) -> None:
+        """Tabbing docks into the bottom area leaves an orphan QTabBar drawn over the window
+        (seen with PySide6 6.10); a real one sits right under the dock of its current tab."""
+        titles = {dock.windowTitle(): dock for dock in self.docks.values()}
+        for bar in self.findChildren(QTabBar):
+            if bar.parent() is not self or not bar.isVisible() or bar.count() == 0:
+                continue
+            dock = titles.get(bar.tabText(bar.currentIndex()))
+            if dock is None or dock.isFloating():
+                continue
+            below = abs(bar.geometry().top() - dock.geometry().bottom()) <= 4
+            aligned = abs(bar.geometry().left() - dock.geometry().left()) <= 4
+            if not (below and aligned):
+                bar.hide()
 
     # --- actions ---------------------------------------------------------------------------
     def _action(self, text: str, slot, shortcut=None, tip: str = "") -> QAction:
@@ -204,12 +244,14 @@ class MainWindow(QMainWindow):
         self.settings.setValue("theme", name)
 
     def reset_layout(self) -> None:
-        for dock in self.docks.values():
-            dock.setFloating(False)
-            dock.show()
+        docks, self.docks = self.docks, {}
+        for dock in docks.values():
             self.removeDockWidget(dock)
-            self.addDockWidget(type(dock).area, dock)
+        for name, dock in docks.items():
+            dock.setFloating(False)
+            self._place(dock)
             dock.show()
+            self.docks[name] = dock
         self._arrange_default()
 
     def about(self) -> None:
@@ -371,14 +413,16 @@ class MainWindow(QMainWindow):
 
     # --- settings and closing --------------------------------------------------------------
     def _restore_settings(self) -> None:
+        self.layout().invalidate()
+        self.layout().activate()  # the minimum size after tabbing, not that of docks side by side
         geometry = self.settings.value("window/geometry")
         if geometry is not None:
             self.restoreGeometry(geometry)
         else:
             self.resize(1600, 1000)
         state = self.settings.value("window/state")
-        if state is not None:
-            self.restoreState(state, LAYOUT_VERSION)
+        if state is not None and self.restoreState(state, LAYOUT_VERSION):
+            self._sizes_pending = False
         self.set_theme(self.theme if self.theme in theme.THEMES else "light")
 
     def save_settings(self) -> None:

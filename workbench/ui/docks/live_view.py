@@ -83,6 +83,7 @@ class LiveView(QWidget):
 
     def _on_job_finished(self, result) -> None:
         self._progress = "done"
+        self._config["C"] = result.metrics.get("C", self._config.get("C"))
         self._refresh_header()
         self._show(result.images)
 

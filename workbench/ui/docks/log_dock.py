@@ -15,7 +15,7 @@ COLORS = {"info": None, "warning": "#d35400", "error": "#c0392b", "debug": "#7f8
 
 class LogDock(BaseDock):
     title = "Log"
-    area = Qt.DockWidgetArea.BottomDockWidgetArea
+    area = Qt.DockWidgetArea.RightDockWidgetArea
 
     def __init__(self, session, parent=None) -> None:
         super().__init__(session, parent)

@@ -123,6 +123,7 @@ class MethodDock(BaseDock):
         self.frame_every = _spin(0, 10_000, "none", "keep a frame every N iterations for the GIF export")
         aform.addRow("Frame every", self.frame_every)
         advanced.addWidget(adv)
+        advanced.expand(animate=False)
         outer.addWidget(advanced)
 
         buttons = QHBoxLayout()
