@@ -205,10 +205,10 @@ def test_traversal_tiny(trained, model, tmp_path):
     assert json.loads((tmp_path / "t" / "run.json").read_text())["status"] == "done"
 
 
-def test_traversal_per_pixel_gradient_descent(trained, model, tmp_path):
+def test_traversal_per_pixel(trained, model, tmp_path):
     run, _ = trained
     config = TraversalConfig(run=str(run.path), sample="digits:4", dims=(1, 3), grid=3, iters=6, resolution=None,
-                             optimizer="gd", device="cpu", snapshot_every=3)
+                             device="cpu", snapshot_every=3)
     events = []
     result = run_job(traverse(config, out=tmp_path / "gd", model=model), events.append)
     energies = [e.values["energy"] for e in events if isinstance(e, Step)]
@@ -217,7 +217,7 @@ def test_traversal_per_pixel_gradient_descent(trained, model, tmp_path):
     assert np.asarray(result.metrics["preimage_error"]).mean() < np.asarray(result.metrics["profile_change_at_x"]).mean()
 
 
-@pytest.mark.parametrize("kw, needle", [({"grid": 4}, "odd"), ({"optimizer": "sgd"}, "unknown optimizer"), ({"dims": (1, 1)}, "different"),
+@pytest.mark.parametrize("kw, needle", [({"grid": 4}, "odd"), ({"resolution": 1}, "resolution"), ({"dims": (1, 1)}, "different"),
                                         ({"dims": (0, 9)}, "out of range"), ({"xi": 0.0}, "positive")])
 def test_traversal_rejects_bad_options(trained, model, tmp_path, kw, needle):
     run, _ = trained

@@ -52,8 +52,6 @@ class TraversalConfig:
     grid: int = 5                         # k (odd, so that the centre is z itself)
     iters: int = 200
     C: float | None = 3000.0              # None: the engine's inversion preset for layer ℓ's output
-    optimizer: str = "adagrad"            # "adagrad": the engine's Algorithm 1; "gd": gradient descent with momentum
-    step: float = 1.0                     # gd: the first step moves the most-changed pixel by this much (0–255 scale)
     resolution: int | None = 8            # optimise x′ = x + upsample(δ) with δ at r×r (None: every pixel)
     seed: int = 0                         # draws z (and dims when not given)
     device: str = "auto"
@@ -66,8 +64,6 @@ class TraversalConfig:
             raise UserError(f"grid {self.grid} is too large: use at most 15")
         if not self.xi > 0:
             raise UserError(f"xi must be positive, got {self.xi}")
-        if self.optimizer not in ("gd", "adagrad"):
-            raise UserError(f"unknown optimizer '{self.optimizer}': use gd or adagrad")
         if self.resolution is not None and self.resolution < 2:
             raise UserError(f"resolution must be at least 2, got {self.resolution}")
         if self.iters < 1:
@@ -170,8 +166,7 @@ def traverse(config: TraversalConfig, *, cancel: CancelToken | None = None, runs
                   f"C = {C:g}, B = {B:g}")
         r = config.resolution or h
         delta = torch.zeros(k * k, c, r, r if config.resolution else w, device=device, requires_grad=True)
-        opt = PreimageOptimizer(delta, initial_learning_rate(B, presets.ALPHA, delta.shape[-2] * delta.shape[-1]), B_plus) \
-            if config.optimizer == "adagrad" else _GradientDescent(delta, config.step, B_plus)
+        opt = PreimageOptimizer(delta, initial_learning_rate(B, presets.ALPHA, delta.shape[-2] * delta.shape[-1]), B_plus)
 
         def canvas() -> torch.Tensor:
             if not config.resolution:
@@ -229,31 +224,6 @@ def traverse(config: TraversalConfig, *, cancel: CancelToken | None = None, runs
     except BaseException as exc:
         run.finish("failed", error=str(exc) or type(exc).__name__)
         raise
-
-
-class _GradientDescent:
-    """x ← Π_{B+}(x + μ), μ ← ρμ − η∇E, with η fixed at the first step so that the largest
-    per-pixel move of each cell is ``step``. Unlike AdaGrad, which equalises the step of every
-    pixel, plain gradient descent moves pixels in proportion to their gradient, so from x it
-    changes the strokes the activation profile depends on and leaves the rest of x alone."""
-
-    def __init__(self, x: torch.Tensor, step: float, B_plus: float, rho: float = 0.9) -> None:
-        self.x, self.step_size, self.B_plus, self.rho = x, step, B_plus, rho
-        self.mu = torch.zeros_like(x)
-        self.eta: torch.Tensor | None = None
-
-    @torch.no_grad()
-    def step(self) -> None:
-        from workbench.preimage.regularizers import project_bounded_range
-
-        g = self.x.grad
-        if self.eta is None:
-            peak = g.flatten(1).abs().amax(1).clamp_min(1e-12)
-            self.eta = (self.step_size / peak).view(-1, *([1] * (g.dim() - 1)))
-        self.mu.mul_(self.rho).sub_(self.eta * g)
-        self.x.add_(self.mu)
-        self.x.copy_(project_bounded_range(self.x, self.B_plus))
-        self.x.grad = None
 
 
 def _pixels(x: torch.Tensor, mean: torch.Tensor) -> np.ndarray:
