@@ -373,7 +373,7 @@ class MainWindow(QMainWindow):
         m = result.metrics
         summary = ""
         if "reconstruction_error_mean" in m:
-            summary = f" — reconstruction error {m['reconstruction_error_mean']:.3f}"
+            summary = f" — reconstruction error {m['reconstruction_error_mean']:.3g}"
         if "classification_consistency" in m:
             summary += f", classification consistency {100 * m['classification_consistency']:.0f} %"
         self.status_label.setText(f"Done in {time.monotonic() - self._job_started_at:.1f} s{summary}")

@@ -27,7 +27,7 @@ class EnergiesDock(BaseDock):
         self.plot.showGrid(x=True, y=True, alpha=0.25)
         self.plot.setLabel("bottom", "iteration")
         self.plot.setLabel("left", "value")
-        self.legend = self.plot.addLegend(offset=(-10, 10))
+        self.legend = self.plot.addLegend(offset=(-10, 10), brush=pg.mkBrush(128, 128, 128, 40))
         self.curves = {key: self.plot.plot([], [], name=label, pen=pg.mkPen(color, width=2)) for key, label, color in TERMS}
         layout.addWidget(self.plot, 1)
         row = QHBoxLayout()

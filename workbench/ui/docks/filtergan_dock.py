@@ -110,7 +110,7 @@ class FilterGanDock(BaseDock):
         self.export_filters.clicked.connect(lambda: self._choose_export("filters"))
         self.export_mds.clicked.connect(lambda: self._choose_export("mds"))
         self.export_grid.clicked.connect(lambda: self._choose_export("traversal"))
-        self.run_edit.editingFinished.connect(lambda: self.set_run(self.run_edit.text()))
+        self.run_edit.returnPressed.connect(self._on_run_entered)
 
     # --- layout ------------------------------------------------------------------------------
     def _build_train_tab(self) -> None:
@@ -236,6 +236,9 @@ class FilterGanDock(BaseDock):
     @property
     def run_path(self) -> str:
         return self.run_edit.text().strip()
+
+    def _on_run_entered(self) -> None:
+        self.set_run(self.run_edit.text())
 
     def choose_run(self) -> None:
         path = QFileDialog.getExistingDirectory(self, "Open a filter-GAN run folder", self.run_path or str(self.session.store.root))

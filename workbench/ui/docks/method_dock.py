@@ -137,13 +137,18 @@ class MethodDock(BaseDock):
         buttons.addWidget(self.reset_button)
         buttons.addStretch(1)
         buttons.addWidget(self.run_button)
-        outer.addLayout(buttons)
         outer.addStretch(1)
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
         scroll.setFrameShape(QScrollArea.Shape.NoFrame)
         scroll.setWidget(body)
-        self.setWidget(scroll)
+        frame = QWidget()
+        column = QVBoxLayout(frame)
+        column.setContentsMargins(0, 0, 0, 6)
+        column.addWidget(scroll, 1)
+        buttons.setContentsMargins(9, 0, 9, 0)
+        column.addLayout(buttons)  # always in view, however far the form scrolls
+        self.setWidget(frame)
 
         self._widgets = (self.method, self.image, self.channel, self.neuron, self.neuron_y, self.neuron_x, self.C,
                          self.iters, self.restarts, self.seed, self.device, self.alpha, self.B, self.beta, self.jitter,
