@@ -71,6 +71,17 @@ def test_filtergan_dock_train_evaluate_traverse_export(qapp, session, tmp_path):
     dock.shutdown()
 
 
+def test_filtergan_dock_opens_the_shipped_run(qapp, session):
+    from workbench.ui.docks.filtergan_dock import SHIPPED_RUN, FilterGanDock
+
+    dock = FilterGanDock(session)
+    assert dock.run_path == str(SHIPPED_RUN)
+    assert len(dock.scatter.points()) == 64 * 21  # real filters + 20 generated sets, from its eval
+    dock.show_point(64 * 3 + 7)
+    assert "channel 7" in dock.point_label.text()
+    dock.shutdown()
+
+
 def test_filtergan_dock_cancel_leaves_cancelled_run(qapp, session):
     from workbench.jobs import Step  # noqa: F401 - the job module is importable headless
     from workbench.ui.docks.filtergan_dock import FilterGanDock

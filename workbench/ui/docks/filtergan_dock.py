@@ -111,6 +111,8 @@ class FilterGanDock(BaseDock):
         self.export_mds.clicked.connect(lambda: self._choose_export("mds"))
         self.export_grid.clicked.connect(lambda: self._choose_export("traversal"))
         self.run_edit.returnPressed.connect(self._on_run_entered)
+        if self.run_path:
+            self.set_run(self.run_path)
 
     # --- layout ------------------------------------------------------------------------------
     def _build_train_tab(self) -> None:
