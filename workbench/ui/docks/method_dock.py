@@ -13,7 +13,7 @@ from pathlib import Path
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel,
                                QLineEdit, QPushButton, QSpinBox, QVBoxLayout, QWidget, QScrollArea)
-from superqt import QCollapsible
+from PySide6.QtWidgets import QToolButton
 
 from workbench.ui.docks import BaseDock
 from workbench.ui.session import DEFAULT_CONFIG
@@ -101,7 +101,13 @@ class MethodDock(BaseDock):
         form.addRow(self.preset_hint)
         outer.addLayout(form)
 
-        advanced = QCollapsible("Advanced: priors, jitter, masks, frames")
+        advanced = QToolButton()
+        advanced.setText("Advanced: priors, jitter, masks, frames")
+        advanced.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        advanced.setArrowType(Qt.ArrowType.DownArrow)
+        advanced.setCheckable(True)
+        advanced.setChecked(True)
+        advanced.setAutoRaise(True)
         adv = QWidget()
         aform = QFormLayout(adv)
         self.alpha = _dspin(0.1, 100.0, 2, tip="α of the bounded-range prior R_α (eq. 5; paper: 6)")
@@ -122,9 +128,11 @@ class MethodDock(BaseDock):
         aform.addRow("Mask channels", self.mask_channels)
         self.frame_every = _spin(0, 10_000, "none", "keep a frame every N iterations for the GIF export")
         aform.addRow("Frame every", self.frame_every)
-        advanced.addWidget(adv)
-        advanced.expand(animate=False)
+        advanced.toggled.connect(adv.setVisible)
+        advanced.toggled.connect(lambda on: advanced.setArrowType(Qt.ArrowType.DownArrow if on else Qt.ArrowType.RightArrow))
         outer.addWidget(advanced)
+        outer.addWidget(adv)
+        self.advanced = advanced
 
         buttons = QHBoxLayout()
         self.reset_button = QPushButton("Paper defaults")
