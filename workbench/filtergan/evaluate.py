@@ -97,10 +97,9 @@ def evaluate_filter_gan(run_dir: str | Path, config: FilterGanEvalConfig | None 
     cancel.check()
     a_gen = (batched(averaged, f_train, device), batched(averaged, f_test, device))
     a_real = (batched(real, f_train, device), batched(real, f_test, device))
-    identity = torch.zeros(1, 1, 1, 1, device=device)
     acc_real = accuracy(nn.Sequential(split.prefix, split.conv, split.rest, split.suffix), (x_test, y_test),
-                        identity + torch.tensor(model.mean, device=device).view(1, -1, 1, 1),
-                        identity + torch.tensor(model.std, device=device).view(1, -1, 1, 1))
+                        torch.tensor(model.mean, device=device).view(1, -1, 1, 1),
+                        torch.tensor(model.std, device=device).view(1, -1, 1, 1))
     total = 2 * config.retrain_epochs * ((len(y_train) + config.batch_size - 1) // config.batch_size)
     progress = [0, total]
     acc_gen = yield from _retrain(split.suffix, a_gen, y_train, y_test, config, device, cancel, progress, "generated")
