@@ -241,7 +241,8 @@ def synthetic_prototypes() -> torch.Tensor:
 
 
 def synthetic_study(*, seeds: int = 3, epochs: int = 8, per_class: int = 64, strengths=SYNTHETIC_SIZE["strengths"],
-                    architecture: str = "maxpool", blocks=SYNTHETIC_SIZE["blocks"], out=None, runs_root="runs", device: str | torch.device = "cpu",
+                    architecture: str = "maxpool", blocks=SYNTHETIC_SIZE["blocks"], out=None, runs_root="runs",
+                    device: str | torch.device = "cpu",
                     cancel: CancelToken | None = None) -> Generator[Event, None, dict]:
     from workbench.export.plots import HLine, Series, hstack, line_plot, upscale, vstack
     from workbench.models.train import train_classifier
@@ -291,13 +292,16 @@ def synthetic_study(*, seeds: int = 3, epochs: int = 8, per_class: int = 64, str
     for c, rows in per.items():
         std = rows.std(axis=0, ddof=1) if len(rows) > 1 else np.zeros(rows.shape[1])
         metrics["strengths"][f"{c:g}"] = {
-            "mean_ntv": float(rows.mean()), "test_accuracy": accuracy[c],
+            "mean_ntv": float(rows.mean()), "test_accuracy": accuracy[c], "per_seed": rows.tolist(),
             "layers": [{"layer": n, "mean": float(m), "std": float(sd)}
                        for n, m, sd in zip(layer_names, rows.mean(axis=0), std)]}
     if per:
         overall = [float(r.mean()) for r in per.values()]
         metrics["mean_ntv_by_strength"] = dict(zip([f"{c:g}" for c in per], overall))
         metrics["monotone_decreasing"] = bool(np.all(np.diff(overall) < 0))
+        first = next(iter(per.values()))
+        metrics["paired_change_vs_weakest"] = {  # same seeds (same initial nets) across strengths
+            f"{c:g}": [float(v) for v in (rows - first).mean(axis=0)] for c, rows in per.items()}
         shades = _shades(len(per))
         series = [Series(f"C = {c:g}", rows.mean(axis=0),
                          2 * (rows.std(axis=0, ddof=1) if len(rows) > 1 else np.zeros(rows.shape[1])), shades[k])
@@ -364,11 +368,13 @@ STUDIES = {
         smoothing_study, _describe_smoothing),
     "synthetic": StudySpec(
         "Fig. 5: 10 one-digit classes deformed with strength C in 1..4 px, 64 examples per class, "
-        "narrow cifar-vgg-maxpool (1x16, 1x32, 1x64) 8 epochs x 3 seeds per C, filter NTV (about 3 min)", synthetic_study, _describe_synthetic),
+        "narrow cifar-vgg-maxpool (1x16, 1x32, 1x64) 8 epochs x 3 seeds per C, filter NTV (about 3 min)",
+        synthetic_study, _describe_synthetic),
 }
 
 
-def run_study(name: str, *, out, device: str = "auto", cancel: CancelToken | None = None, **size) -> Generator[Event, None, dict]:
+def run_study(name: str, *, out, device: str = "auto", cancel: CancelToken | None = None,
+              **size) -> Generator[Event, None, dict]:
     from workbench.device import resolve_device
 
     if name not in STUDIES:
