@@ -315,7 +315,7 @@ def synthetic_study(*, seeds: int = 3, epochs: int = 8, per_class: int = 64, str
             [Series("mean NTV over conv layers", overall,
                     [2 * float(np.std(r.mean(axis=1), ddof=1)) if len(r) > 1 else 0.0 for r in per.values()])],
             x=list(per), xlabel="deformation strength C (px)", ylabel="mean normalized total variation",
-            hlines=[HLine(level, "initialization")], title="Stronger deformations → smoother filters? (Fig. 5b)"))
+            hlines=[HLine(level, "initialization")], title="Stronger deformations -> smoother filters? (Fig. 5b)"))
     run.write_metrics(metrics)
     _finish(run, status)
     return metrics
