@@ -33,7 +33,8 @@ from workbench.errors import UserError
 from workbench.jobs import Artifact, Cancelled, CancelToken, Event, Log, Step
 from workbench.runs import Run, RunStore
 
-#: Sizes chosen so each study takes a few minutes on a 2-core CPU.
+#: Sizes chosen so each study takes minutes of CPU time on a 2-core machine (measured: pooling
+#: 18 CPU-min, smoothing 1, synthetic 5; wall times 3-4x longer when the machine is shared).
 POOLING_SIZE = {"seeds": 3, "epochs": 3, "n": 128}
 SMOOTHING_SIZE = {"seeds": 3, "n": 128, "sigmas": (0.0, 0.5, 1.0, 2.0, 4.0)}
 SYNTHETIC_SIZE = {"seeds": 3, "epochs": 8, "per_class": 64, "strengths": (1.0, 2.0, 3.0, 4.0),
@@ -362,13 +363,15 @@ def _describe_synthetic(m: dict) -> list[str]:
 STUDIES = {
     "pooling": StudySpec(
         "Fig. 3: 5 downsamplings x 3 nets, NCD on 13 layers for 128 digits at init and after 3 epochs "
-        "(about 5 min on 2 CPU cores)", pooling_study, _describe_pooling),
+        "(18 CPU-minutes; 60 min wall on a shared, overloaded 2-core machine)", pooling_study, _describe_pooling),
     "smoothing": StudySpec(
-        "Fig. 4: cifar-vgg-subsample at init, sigma in 0/0.5/1/2/4, 3 nets each, 128 digits (about 1 min)",
+        "Fig. 4: cifar-vgg-subsample at init, sigma in 0/0.5/1/2/4, 3 nets each, 128 digits "
+        "(1 CPU-minute; 6 min wall on the shared machine)",
         smoothing_study, _describe_smoothing),
     "synthetic": StudySpec(
         "Fig. 5: 10 one-digit classes deformed with strength C in 1..4 px, 64 examples per class, "
-        "narrow cifar-vgg-maxpool (1x16, 1x32, 1x64) 8 epochs x 3 seeds per C, filter NTV (about 3 min)",
+        "narrow cifar-vgg-maxpool (1x16, 1x32, 1x64) 8 epochs x 3 seeds per C, filter NTV "
+        "(5 CPU-minutes; 17 min wall on the shared machine)",
         synthetic_study, _describe_synthetic),
 }
 
