@@ -34,7 +34,7 @@ def main() -> None:
     if not os.environ.get("DISPLAY"):
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-    from PySide6.QtCore import QSettings
+    from PySide6.QtCore import QEventLoop, QSettings
 
     from workbench.jobs import Step
     from workbench.preimage import PreimageConfig, preimage_job
@@ -74,8 +74,11 @@ def main() -> None:
 
         session.job_progressed.connect(record)
         session.update_config(**config)
+        loop = QEventLoop()  # wait in Qt's C++ loop, as app.exec() does, not in a Python polling loop
+        session.job_stopped.connect(loop.quit)
         session.start_job()
-        wait_for(app, lambda: session.last_result is not None and not session.busy, 3600)
+        loop.exec()
+        session.job_stopped.disconnect(loop.quit)
         session.job_progressed.disconnect(record)
         shown = window.live_view.frames_received - frames
         (i0, t0), (i1, t1) = stamps[0], stamps[-1]

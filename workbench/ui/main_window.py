@@ -12,7 +12,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QByteArray, Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import (QApplication, QComboBox, QTabBar, QDialog, QDialogButtonBox, QDoubleSpinBox, QFileDialog,
+from PySide6.QtWidgets import (QApplication, QComboBox, QInputDialog, QTabBar, QDialog, QDialogButtonBox, QDoubleSpinBox, QFileDialog,
                                QFormLayout, QLabel, QMainWindow, QMessageBox, QProgressBar, QPushButton, QSpinBox)
 
 from workbench.errors import UserError
@@ -352,6 +352,30 @@ class MainWindow(QMainWindow):
     def _on_model_failed(self, message: str) -> None:
         self.progress.setRange(0, 1)
         self.status_label.setText(f"Could not load the model: {message}")
+        spec = self.session.loading_spec
+        if spec and "is a full pickle" in message:
+            QTimer.singleShot(0, lambda: self._ask_trust(spec))
+        elif spec and "pass --arch" in message:
+            QTimer.singleShot(0, lambda: self._ask_architecture(spec))
+
+    def _ask_trust(self, spec: str) -> None:
+        """A full pickle runs code from the file when loaded: only on the user's word."""
+        answer = QMessageBox.warning(
+            self, "Trust this file?",
+            f"{Path(spec).name} is a full Python pickle. Loading it runs code stored in the file, which "
+            "can do anything your account can.\n\nLoad it only if you trust where it came from. Load it?",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, QMessageBox.StandardButton.No)
+        if answer == QMessageBox.StandardButton.Yes:
+            self.session.load_model(spec, trust=True)
+
+    def _ask_architecture(self, spec: str) -> None:
+        from workbench.models.zoo import architecture_names
+
+        names = architecture_names()
+        name, ok = QInputDialog.getItem(self, "Architecture", f"{Path(spec).name} holds only weights.\n"
+                                        "Which architecture are they for?", names, 0, False)
+        if ok and name:
+            self.session.load_model(spec, arch=name)
 
     def _on_job_started(self, config: dict) -> None:
         self._job_started_at = time.monotonic()

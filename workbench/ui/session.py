@@ -33,7 +33,7 @@ DEFAULT_CONFIG: dict[str, Any] = {
 MAX_RECENT = 8
 
 
-def load_model_job(spec: str, device: str = "cpu", trust: bool = False):
+def load_model_job(spec: str, device: str = "cpu", trust: bool = False, arch: str | None = None):
     """Import torch and load ``spec`` (on a worker thread); returns the LoadedModel."""
     yield Log(f"loading {spec}")
     from workbench.device import resolve_device
@@ -42,7 +42,7 @@ def load_model_job(spec: str, device: str = "cpu", trust: bool = False):
     from workbench.ui.compute import TRACE_LOCK, cache_truncations
 
     with TRACE_LOCK.write():
-        model = load_model(spec, trust=trust, device=resolve_device(device))
+        model = load_model(spec, arch=arch, trust=trust, device=resolve_device(device))
         model.layers()
     cache_truncations(model)
     import workbench.preimage  # noqa: F401  warm the engine so the first Run starts at once
@@ -84,9 +84,10 @@ class Session(QObject):
         self.last_config: dict[str, Any] | None = None
         self.reference_image = None
         self.load_error: str | None = None
+        self.loading_spec: str | None = None
         self.run_path: Path | None = None
         self._queued: dict[str, Any] | None = None
-        self._pending_model: tuple[str, bool] | None = None
+        self._pending_model: tuple[str, bool, str | None] | None = None
         self.loader = JobRunner(self)
         self.loader.finished.connect(self._on_model_loaded)
         self.loader.failed.connect(self._on_model_failed)
@@ -167,16 +168,17 @@ class Session(QObject):
             value = [value] if value else []
         return list(value or [])
 
-    def load_model(self, spec: str, trust: bool = False) -> None:
+    def load_model(self, spec: str, trust: bool = False, arch: str | None = None) -> None:
         """Load ``spec`` on the loader thread; a second request while loading replaces the first."""
         if self.loader.running:
-            self._pending_model = (spec, trust)
+            self._pending_model = (spec, trust, arch)
             self.loader.cancel()
             return
         self.load_error = None
+        self.loading_spec = spec
         self.model_loading.emit(spec)
         device = self.config.get("device") or "auto"
-        self.loader.start(lambda cancel: load_model_job(spec, "cpu" if device == "auto" else device, trust))
+        self.loader.start(lambda cancel: load_model_job(spec, "cpu" if device == "auto" else device, trust, arch))
 
     def _on_model_loaded(self, model) -> None:
         if self._pending_model is not None:
@@ -211,9 +213,9 @@ class Session(QObject):
 
     def _on_loader_stopped(self) -> None:
         if self._pending_model is not None:
-            spec, trust = self._pending_model
+            spec, trust, arch = self._pending_model
             self._pending_model = None
-            self.load_model(spec, trust)
+            self.load_model(spec, trust, arch)
         elif self._queued is not None and self.model is not None:
             config, self._queued = self._queued, None
             self.start_job(config)
