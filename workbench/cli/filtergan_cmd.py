@@ -23,7 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--latent-dim", type=int, default=None, dest="latent_dim", help="size of z (default 16)")
     t.add_argument("--batch-size", type=int, default=None, dest="batch_size", help="m of Algorithm 1 (default 16)")
     t.add_argument("--lr", type=float, default=None, help="RMSprop learning rate (default 2e-4)")
-    t.add_argument("--lambda-info", type=float, default=None, dest="lambda_info", help="λ of the mutual-information term (default 2)")
+    t.add_argument("--lambda-info", type=float, default=None, dest="lambda_info", help="λ of the mutual-information term (default 5)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--checkpoint-every", type=int, default=None, dest="checkpoint_every", help="steps between checkpoints (default 500)")
     t.add_argument("--train-images", type=int, default=None, dest="train_images", help="use only the first N training digits (default: all)")
