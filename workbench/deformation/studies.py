@@ -326,7 +326,6 @@ def synthetic_study(*, seeds: int = 3, epochs: int = 8, per_class: int = 64, str
 
 @dataclass(frozen=True)
 class StudySpec:
-    summary: str
     job: Callable[..., Generator[Event, None, dict]]
     describe: Callable[[dict], list[str]]
 
@@ -361,18 +360,9 @@ def _describe_synthetic(m: dict) -> list[str]:
 
 
 STUDIES = {
-    "pooling": StudySpec(
-        "Fig. 3: 5 downsamplings x 3 nets, NCD on 13 layers for 128 digits at init and after 3 epochs "
-        "(18 CPU-minutes; 60 min wall on a shared, overloaded 2-core machine)", pooling_study, _describe_pooling),
-    "smoothing": StudySpec(
-        "Fig. 4: cifar-vgg-subsample at init, sigma in 0/0.5/1/2/4, 3 nets each, 128 digits "
-        "(1 CPU-minute; 6 min wall on the shared machine)",
-        smoothing_study, _describe_smoothing),
-    "synthetic": StudySpec(
-        "Fig. 5: 10 one-digit classes deformed with strength C in 1..4 px, 64 examples per class, "
-        "narrow cifar-vgg-maxpool (1x16, 1x32, 1x64) 8 epochs x 3 seeds per C, filter NTV "
-        "(5 CPU-minutes; 17 min wall on the shared machine)",
-        synthetic_study, _describe_synthetic),
+    "pooling": StudySpec(pooling_study, _describe_pooling),
+    "smoothing": StudySpec(smoothing_study, _describe_smoothing),
+    "synthetic": StudySpec(synthetic_study, _describe_synthetic),
 }
 
 
