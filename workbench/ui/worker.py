@@ -4,7 +4,7 @@ A :class:`JobRunner` lives on the GUI thread and owns at most one :class:`_JobTh
 time. The thread drives the generator made by ``factory(cancel)`` and emits:
 
 - ``progressed(Progress)``: the Steps since the last emission (their values, for the energy
-  curves) and the latest snapshot images, at most ``rate`` times a second plus once at the
+  curves) and the latest snapshot images, at most ``rate`` (12) times a second plus once at the
   end. Images are C-contiguous float32 copies, so the view may keep them;
 - ``logged(level, message)``, ``artifact_written(name, path)``;
 - exactly one of ``finished(result)``, ``cancelled()``, ``failed(message)``, then ``stopped()``.
@@ -133,7 +133,7 @@ class JobRunner(QObject):
     failed = Signal(str)
     stopped = Signal()
 
-    def __init__(self, parent: QObject | None = None, rate: float = 15.0) -> None:
+    def __init__(self, parent: QObject | None = None, rate: float = 12.0) -> None:
         super().__init__(parent)
         self.rate = rate
         self._thread: _JobThread | None = None

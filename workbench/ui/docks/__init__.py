@@ -15,7 +15,10 @@ The pattern every dock follows (so a new one is one line in ``main_window.DOCKS`
 - signals are past tense, slots are ``_on_<event>``.
 
 To add a dock written elsewhere, append its class to ``DOCKS`` in
-:mod:`workbench.ui.main_window` (or call ``MainWindow.add_dock(cls)``).
+:mod:`workbench.ui.main_window` (or call ``MainWindow.add_dock(cls)``). A bottom-area dock
+opens as a tab beside Energies; ``TAB_WITH`` there names another tab group for a dock.
+Keep a dock's minimum size small (put wide content in a scroll area): the window's minimum
+width is the sum of the columns' minimum widths.
 """
 
 from PySide6.QtCore import Qt

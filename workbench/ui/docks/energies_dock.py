@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QCheckBox, QFileDialog, QHBoxLayout, QMessageBox, QPushButton, QVBoxLayout, QWidget
 
 from workbench.ui.docks import BaseDock
+
+REDRAW_HZ = 4
 
 TERMS = (("energy", "energy E(x)", "#2c7fb8"), ("loss", "data term ℓ", "#d95f0e"),
          ("R_alpha", "R_α (range)", "#31a354"), ("R_tv", "R_TV^β", "#756bb1"))
@@ -28,13 +30,13 @@ class EnergiesDock(BaseDock):
         self.plot.setLabel("bottom", "iteration")
         self.plot.setLabel("left", "value")
         self.legend = self.plot.addLegend(offset=(-10, 10), brush=pg.mkBrush(128, 128, 128, 40))
-        self.curves = {key: self.plot.plot([], [], name=label, pen=pg.mkPen(color, width=2)) for key, label, color in TERMS}
+        self.curves = {key: self.plot.plot([], [], name=label, pen=pg.mkPen(color, width=2), antialias=True)
+                       for key, label, color in TERMS}
         layout.addWidget(self.plot, 1)
         row = QHBoxLayout()
         self.log_scale = QCheckBox("log scale")
         self.log_scale.setToolTip("the prior terms are orders of magnitude below the energy at first")
         self.log_scale.toggled.connect(self._on_log_scale_toggled)
-        self.log_scale.setChecked(True)
         self.export_button = QPushButton("Export plot…")
         self.export_button.clicked.connect(self.choose_export)
         row.addWidget(self.log_scale)
@@ -44,25 +46,44 @@ class EnergiesDock(BaseDock):
         self.setWidget(body)
         self.history: dict[str, list[float]] = {key: [] for key, *_ in TERMS}
         self.iterations: list[int] = []
+        # Redrawing a plot (axes, grid, text) costs milliseconds of GUI time: the curves are
+        # redrawn at most REDRAW_HZ times a second, and once more when the job ends.
+        self._dirty = False
+        self._redraw_timer = QTimer(self)
+        self._redraw_timer.setInterval(int(1000 / REDRAW_HZ))
+        self._redraw_timer.timeout.connect(self._redraw)
         session.job_started.connect(self._on_job_started)
         session.job_progressed.connect(self._on_job_progressed)
+        session.job_stopped.connect(self._on_job_stopped)
+        self.log_scale.setChecked(True)
 
     def _on_log_scale_toggled(self, on: bool) -> None:
         self.plot.setLogMode(x=False, y=on)
+        self._dirty = True
+        self._redraw()
 
     def _on_job_started(self, _config) -> None:
         self.iterations = []
         self.history = {key: [] for key in self.history}
         for curve in self.curves.values():
             curve.setData([], [])
+        self._redraw_timer.start()
 
     def _on_job_progressed(self, progress) -> None:
-        if not progress.values:
-            return
         for iteration, values in progress.values:
             self.iterations.append(iteration)
             for key in self.history:
                 self.history[key].append(float(values.get(key, np.nan)))
+        self._dirty = self._dirty or bool(progress.values)
+
+    def _on_job_stopped(self) -> None:
+        self._redraw_timer.stop()
+        self._redraw()
+
+    def _redraw(self) -> None:
+        if not self._dirty:
+            return
+        self._dirty = False
         x = np.asarray(self.iterations, dtype=np.float64)
         for key, curve in self.curves.items():
             y = np.asarray(self.history[key], dtype=np.float64)

@@ -1,6 +1,6 @@
 """Live view (the central widget): the reference beside the current pre-images of all restarts.
 
-Updated from the session's throttled ``job_progressed`` (≈ 15 per second at most); each
+Updated from the session's throttled ``job_progressed`` (12 per second at most); each
 update is one ``setImage`` of a mosaic (see :class:`~workbench.ui.widgets.image_grid.ImageGridWidget`).
 """
 

@@ -15,7 +15,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor, QFont
 
-pg.setConfigOptions(imageAxisOrder="row-major", antialias=True)
+pg.setConfigOptions(imageAxisOrder="row-major")
 
 
 def mosaic(tiles: Sequence[np.ndarray], columns: int, pad: int, background: float = 1.0) -> np.ndarray:
