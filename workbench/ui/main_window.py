@@ -193,6 +193,8 @@ class MainWindow(QMainWindow):
         self.progress.setMaximumWidth(260)
         self.progress.setRange(0, 0)
         self.timing = QLabel("")
+        self.timing.setMinimumWidth(230)  # its text changes at every update: no relayout of the bar
+        self.timing.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setEnabled(False)
         self.cancel_button.clicked.connect(self.cancel)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from workbench.ui.widgets.image_grid import ImageGridWidget
 from workbench.ui.worker import LatestJobSlot
@@ -26,7 +26,14 @@ class LiveView(QWidget):
         self.header = QLabel("")
         self.header.setObjectName("LiveHeader")
         self.header.setTextFormat(Qt.TextFormat.RichText)
-        layout.addWidget(self.header)
+        self.stage = QLabel("")  # changes at every update: plain text in a fixed box, so nothing relays out
+        self.stage.setFixedWidth(260)
+        self.stage.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        self.stage.setStyleSheet("color: gray")
+        row = QHBoxLayout()
+        row.addWidget(self.header, 1)
+        row.addWidget(self.stage)
+        layout.addLayout(row)
         self.grid = ImageGridWidget()
         layout.addWidget(self.grid, 1)
         self.frames_received = 0
@@ -73,10 +80,10 @@ class LiveView(QWidget):
         self._show(None)
 
     def _on_job_progressed(self, progress) -> None:
-        self._progress = f"iteration {progress.iteration} / {progress.total}"
+        text = f"iteration {progress.iteration} / {progress.total}"
         if progress.stage:
-            self._progress += f" · {progress.stage}"
-        self._refresh_header()
+            text += f" · {progress.stage}"
+        self.stage.setText(text)
         if progress.images is not None:
             self.frames_received += 1
             self._show(progress.images)
@@ -111,9 +118,8 @@ class LiveView(QWidget):
         text = (f"<span style='font-size:15pt;font-weight:600'>{what}</span>"
                 f"<span style='font-size:11pt;color:gray'>&nbsp;&nbsp; {name} · {self.session.layer} · {params} · "
                 f"{c.get('restarts')} restart(s)</span>")
-        if self._progress:
-            text += f"<span style='font-size:11pt'>&nbsp;&nbsp; — {self._progress}</span>"
         self.header.setText(text)
+        self.stage.setText(self._progress)
 
     def shutdown(self, timeout_ms: int = 60_000) -> bool:
         return self._reference_slot.shutdown(timeout_ms)
