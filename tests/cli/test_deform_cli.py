@@ -112,3 +112,32 @@ def test_study_cli_documents_sizes_and_rejects_bad_values(tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         main(["study", "flowers", "--out", str(tmp_path / "y")])
     assert exc.value.code == 2
+
+
+def test_ctrl_c_leaves_a_cancelled_run_with_the_finished_repeats(tmp_path):
+    import select
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "workbench", "deform", "--model", "cifar-vgg-avgpool", "--init",
+                             "truncnormal", "--n", "16", "--seeds", "100000", "--batch-size", "8", "--device", "cpu",
+                             "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        seen = ""
+        deadline = time.monotonic() + 120
+        while "deform:" not in seen and time.monotonic() < deadline:  # the first batch is measured
+            if select.select([proc.stderr], [], [], 0.2)[0]:
+                seen += proc.stderr.readline()
+        time.sleep(2.0)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 1, err
+    assert json.loads((out / "run.json").read_text())["status"] == "cancelled"
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["complete"] is False and len(metrics["per_seed"]) < 100000
+    assert "Traceback" not in err

@@ -223,7 +223,10 @@ def deform_job(config: DeformConfig, *, out: str | Path | None = None, runs_root
         return metrics
     except BaseException as exc:
         if run.status == "running":
-            run.finish("failed", error=f"{type(exc).__name__}: {exc}")
+            if isinstance(exc, KeyboardInterrupt):
+                run.finish("cancelled")
+            else:
+                run.finish("failed", error=f"{type(exc).__name__}: {exc}")
         raise
 
 
@@ -287,6 +290,6 @@ def smoothness_job(handle: ModelHandle, *, out: str | Path | None = None, runs_r
     except BaseException as exc:
         from workbench.jobs import Cancelled
 
-        run.finish("cancelled" if isinstance(exc, Cancelled) else "failed",
-                   None if isinstance(exc, Cancelled) else f"{type(exc).__name__}: {exc}")
+        stopped = isinstance(exc, (Cancelled, KeyboardInterrupt))
+        run.finish("cancelled" if stopped else "failed", None if stopped else f"{type(exc).__name__}: {exc}")
         raise

@@ -149,6 +149,6 @@ def deformation_sensitivity(module: nn.Module, images: torch.Tensor, layers: lis
                 with np.errstate(divide="ignore", invalid="ignore"):
                     row = np.where(medians > 0, (sums / n) / np.where(medians > 0, medians, 1.0), np.nan)
                 values = np.vstack([values, row[None]])
-    except Cancelled:
+    except (Cancelled, KeyboardInterrupt):  # Ctrl+C in the CLI stops like a cancel
         return SensitivityResult(list(layers), seeds[:len(values)], values, medians, False, shapes)
     return SensitivityResult(list(layers), seeds, values, medians, True, shapes)

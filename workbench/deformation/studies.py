@@ -131,7 +131,7 @@ def pooling_study(*, seeds: int = 3, epochs: int = 3, n: int = 128, out=None, ru
                     raise Cancelled()
             per[d] = {"init": _stack(init_r), "trained": _stack(trained_r), "test_accuracy": acc}
             yield Log(f"{d}: test accuracy {np.mean(acc):.3f}")
-    except Cancelled:
+    except (Cancelled, KeyboardInterrupt):
         status = "cancelled"
     seconds = time.monotonic() - started
     metrics: dict[str, Any] = {"config": config, "seconds": round(seconds, 1), "complete": status == "done",
@@ -192,7 +192,7 @@ def smoothing_study(*, seeds: int = 3, n: int = 128, sigmas=SMOOTHING_SIZE["sigm
                 results.append(r)
             per[sigma] = _stack(results)
             ntv[sigma] = float(np.mean(smooth))
-    except Cancelled:
+    except (Cancelled, KeyboardInterrupt):
         status = "cancelled"
     metrics: dict[str, Any] = {"config": config, "seconds": round(time.monotonic() - started, 1),
                                "complete": status == "done", "sigmas": {}}
@@ -285,7 +285,7 @@ def synthetic_study(*, seeds: int = 3, epochs: int = 8, per_class: int = 64, str
             per[c] = np.array(rows)
             accuracy[c] = acc
             yield Log(f"C={c:g}: mean NTV {per[c].mean():.4f}, test accuracy {np.mean(acc):.3f}")
-    except Cancelled:
+    except (Cancelled, KeyboardInterrupt):
         status = "cancelled"
     metrics: dict[str, Any] = {"config": config, "seconds": round(time.monotonic() - started, 1),
                                "complete": status == "done", "init_ntv": float(np.mean(init_ntv)) if init_ntv else None,
