@@ -253,3 +253,25 @@ def test_about_lists_versions(window):
 
     text = about_text()
     assert "PySide6" in text and "torch" in text and "cpu" in text
+
+
+def test_soak_50_start_cancel_cycles_through_the_window(window, qtbot):
+    import threading
+
+    from workbench.ui.worker import running_threads
+
+    session = window.session
+    session.update_config(**{**SHORT, "iters": 100_000, "frame_every": 0})
+    before = threading.active_count()
+    stopped = []
+    session.job_stopped.connect(lambda: stopped.append(1))
+    for _ in range(50):
+        with qtbot.waitSignal(session.job_stopped, timeout=60_000):
+            window.run_action.trigger()
+            window.cancel_action.trigger() if window.cancel_action.isEnabled() else session.cancel_job()
+    assert len(stopped) == 50 and not session.busy
+    assert running_threads() == [] and threading.active_count() <= before
+    statuses = [run.status for run in session.store.list()[:50]]
+    assert set(statuses) <= {"cancelled", "done"} and "running" not in statuses
+    result = run_and_wait(qtbot, window, iters=2)  # and the window still works
+    assert result.run.status == "done"
