@@ -27,6 +27,14 @@ def to_pixmap(rgb: np.ndarray) -> QPixmap:
     return QPixmap.fromImage(image.copy())
 
 
+def layer_ticks(names: list[str], most: int = 14) -> list[list[tuple[int, str]]]:
+    """Axis ticks: every layer as a tick, at most ``most`` of them labelled (the rest unlabelled)."""
+    step = max(1, -(-len(names) // most))
+    major = [(i, n) for i, n in enumerate(names) if i % step == 0]
+    minor = [(i, "") for i in range(len(names)) if i % step]
+    return [major, minor]
+
+
 class DeformationDock(BaseDock):
     title = "Deformation"
     area = Qt.DockWidgetArea.BottomDockWidgetArea
@@ -90,6 +98,7 @@ class DeformationDock(BaseDock):
         self.plot.showGrid(x=False, y=True, alpha=0.25)
         self.plot.setLabel("bottom", "layer")
         self.plot.setLabel("left", "normalized cosine distance")
+        self.plot.getAxis("left").enableAutoSIPrefix(False)
         self.legend = self.plot.addLegend(offset=(10, 10))
         outer.addWidget(self.plot, 1)
         self.setWidget(body)
@@ -201,7 +210,7 @@ class DeformationDock(BaseDock):
     def _on_progressed(self, progress) -> None:
         self.progress.setMaximum(max(progress.total, 1))
         self.progress.setValue(progress.iteration)
-        self.progress.setFormat(f"{progress.stage} %v/%m")
+        self.progress.setFormat(f"{progress.stage} · step %v of %m")
 
     def _on_artifact(self, name: str, path: str) -> None:
         if name == "run":
@@ -241,7 +250,7 @@ class DeformationDock(BaseDock):
         if not self.results:
             return
         names = [row["layer"] for row in self.results[0][1]["layers"]]
-        self.plot.getAxis("bottom").setTicks([list(enumerate(names))])
+        self.plot.getAxis("bottom").setTicks(layer_ticks(names))
         for k, (label, metrics) in enumerate(self.results):
             rows = metrics["layers"]
             x = np.arange(len(rows), dtype=float)

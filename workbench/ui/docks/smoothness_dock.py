@@ -11,7 +11,7 @@ from PySide6.QtWidgets import (QCheckBox, QFileDialog, QHBoxLayout, QLabel, QMes
                                QVBoxLayout, QWidget)
 
 from workbench.ui.docks import BaseDock
-from workbench.ui.docks.deformation_dock import COLORS
+from workbench.ui.docks.deformation_dock import COLORS, layer_ticks
 from workbench.ui.worker import JobRunner
 
 
@@ -31,6 +31,7 @@ class SmoothnessDock(BaseDock):
         self.plot.showGrid(x=False, y=True, alpha=0.25)
         self.plot.setLabel("bottom", "conv layer")
         self.plot.setLabel("left", "normalized TV (lower = smoother)")
+        self.plot.getAxis("left").enableAutoSIPrefix(False)
         self.legend = self.plot.addLegend(offset=(10, 10))
         layout.addWidget(self.plot, 1)
         row = QHBoxLayout()
@@ -118,7 +119,7 @@ class SmoothnessDock(BaseDock):
             self.status.setText("")
             return
         longest = max((m["layers"] for _, m in self.results), key=len)
-        self.plot.getAxis("bottom").setTicks([list(enumerate(r["layer"] for r in longest))])
+        self.plot.getAxis("bottom").setTicks(layer_ticks([r["layer"] for r in longest]))
         for k, (label, metrics) in enumerate(self.results):
             y = np.array([r["ntv"] for r in metrics["layers"]])
             color = pg.mkColor(COLORS[k % len(COLORS)])
@@ -127,9 +128,10 @@ class SmoothnessDock(BaseDock):
         levels = [m["init_ntv"] for _, m in self.results if m.get("init_ntv") is not None]
         if levels:
             level = float(np.mean(levels))
-            line = pg.InfiniteLine(pos=level, angle=0, pen=pg.mkPen("k", width=2, style=Qt.PenStyle.DotLine),
+            ink = pg.getConfigOption("foreground")  # black on a light theme, light grey on a dark one
+            line = pg.InfiniteLine(pos=level, angle=0, pen=pg.mkPen(ink, width=2, style=Qt.PenStyle.DotLine),
                                    label=f"initialization {level:.3f}",
-                                   labelOpts={"position": 0.9, "color": "k", "anchors": [(1, 1), (1, 1)]})
+                                   labelOpts={"position": 0.85, "color": ink, "anchors": [(1, 1), (1, 1)]})
             self.plot.addItem(line)
             self._items.append(line)
             self.status.setText(f"fresh truncated-normal init: {level:.3f}")
