@@ -275,3 +275,23 @@ def test_soak_50_start_cancel_cycles_through_the_window(window, qtbot):
     assert set(statuses) <= {"cancelled", "done"} and "running" not in statuses
     result = run_and_wait(qtbot, window, iters=2)  # and the window still works
     assert result.run.status == "done"
+
+
+def test_building_and_showing_the_window_imports_no_torch(tmp_path):
+    """The window is on screen before torch is imported: torch loads with the model, on a worker."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from PySide6.QtCore import QSettings\n"
+        "from workbench.ui.app import make_application, build_window\n"
+        "app = make_application([])\n"
+        f"settings = QSettings({str(tmp_path / 's.ini')!r}, QSettings.Format.IniFormat)\n"
+        f"window = build_window(settings, workspace={str(tmp_path / 'ws')!r}, load=False)\n"
+        "window.show()\n"
+        "sys.exit(1 if 'torch' in sys.modules else 0)\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                       env={**__import__("os").environ, "QT_QPA_PLATFORM": "offscreen"})
+    assert r.returncode == 0, "torch was imported while the window was built: " + r.stderr[-500:]

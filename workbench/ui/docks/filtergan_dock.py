@@ -111,7 +111,14 @@ class FilterGanDock(BaseDock):
         self.export_mds.clicked.connect(lambda: self._choose_export("mds"))
         self.export_grid.clicked.connect(lambda: self._choose_export("traversal"))
         self.run_edit.returnPressed.connect(self._on_run_entered)
-        if self.run_path:
+        if self.run_path and self.session.model is not None:
+            self.set_run(self.run_path)
+        elif self.run_path:  # opened once the model is in: reading a run imports torch, never before the window shows
+            self.session.model_changed.connect(self._on_first_model)
+
+    def _on_first_model(self, _model) -> None:
+        self.session.model_changed.disconnect(self._on_first_model)
+        if self.mds is None and self.run_path:
             self.set_run(self.run_path)
 
     # --- layout ------------------------------------------------------------------------------
