@@ -54,6 +54,9 @@ def style_plots(root: QWidget, name: str) -> None:
             ax = plot.getAxis(axis)
             ax.setPen(c["plot_fg"])
             ax.setTextPen(c["plot_fg"])
+        legend = plot.getPlotItem().legend
+        if legend is not None:
+            legend.setLabelTextColor(c["plot_fg"])
 
 
 def set_font_scale(app: QApplication, scale: float, base: QFont) -> None:

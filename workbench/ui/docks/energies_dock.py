@@ -29,7 +29,8 @@ class EnergiesDock(BaseDock):
         self.plot.showGrid(x=True, y=True, alpha=0.25)
         self.plot.setLabel("bottom", "iteration")
         self.plot.setLabel("left", "value")
-        self.legend = self.plot.addLegend(offset=(-10, 10), brush=pg.mkBrush(128, 128, 128, 40))
+        self.legend = self.plot.addLegend(offset=(-10, 10), brush=pg.mkBrush(128, 128, 128, 40), colCount=2,
+                                          labelTextSize="10pt", verSpacing=-4, horSpacing=16)
         self.curves = {key: self.plot.plot([], [], name=label, pen=pg.mkPen(color, width=2), antialias=True)
                        for key, label, color in TERMS}
         layout.addWidget(self.plot, 1)
