@@ -9,10 +9,11 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QImage, QPixmap
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel,
-                               QMessageBox, QProgressBar, QPushButton, QSpinBox, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QHBoxLayout, QLabel,
+                               QProgressBar, QPushButton, QSpinBox, QVBoxLayout, QWidget)
 
 from workbench.ui.docks import BaseDock
+from workbench.ui.widgets.plot_export import choose_plot_file, export_plot
 from workbench.ui.worker import JobRunner, LatestJobSlot
 
 COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f")
@@ -270,32 +271,13 @@ class DeformationDock(BaseDock):
 
     # --- export ------------------------------------------------------------------------------
     def choose_export(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Export plot", "deformation.png", "PNG (*.png);;SVG (*.svg)")
+        path = choose_plot_file(self, "deformation.png")
         if path:
-            self.export(path, overwrite=True)
+            self.export(path, overwrite=True)  # the file dialog has asked already
 
     def export(self, path: str, width: int = 1600, overwrite: bool = False) -> str | None:
-        from pathlib import Path
-
-        import pyqtgraph.exporters as exporters
-
-        target = Path(path)
-        suffix = target.suffix.lower()
-        if suffix not in (".png", ".svg"):
-            self.session.log(f"cannot export a plot to '{suffix or target.name}': use .png or .svg", "error")
-            return None
-        if target.exists() and not overwrite:
-            answer = QMessageBox.question(self, "Overwrite?", f"{target} exists. Overwrite it?")
-            if answer != QMessageBox.StandardButton.Yes:
-                return None
-        if suffix == ".png":
-            exporter = exporters.ImageExporter(self.plot.plotItem)
-            exporter.parameters()["width"] = width
-        else:
-            exporter = exporters.SVGExporter(self.plot.plotItem)
-        exporter.export(str(target))
-        self.session.log(f"plot exported to {target}")
-        return str(target)
+        """Save the plot as PNG (``width`` pixels) or SVG; asks before overwriting a file."""
+        return export_plot(self, self.plot, self.session, path, width, overwrite)
 
     def shutdown(self, timeout_ms: int = 60_000) -> bool:
         return self.runner.shutdown(timeout_ms) & self._preview_slot.shutdown(timeout_ms)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer
-from PySide6.QtWidgets import QCheckBox, QFileDialog, QHBoxLayout, QMessageBox, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QPushButton, QVBoxLayout, QWidget
 
 from workbench.ui.docks import BaseDock
+from workbench.ui.widgets.plot_export import choose_plot_file, export_plot
 
 REDRAW_HZ = 4
 
@@ -97,30 +98,10 @@ class EnergiesDock(BaseDock):
             curve.setData(x, y, connect="finite")
 
     def choose_export(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Export plot", "energies.png", "PNG (*.png);;SVG (*.svg)")
+        path = choose_plot_file(self, "energies.png")
         if path:
             self.export(path, overwrite=True)  # the file dialog has asked already
 
     def export(self, path: str, width: int = 1600, overwrite: bool = False) -> str | None:
         """Save the plot as PNG (``width`` pixels) or SVG; asks before overwriting a file."""
-        from pathlib import Path
-
-        import pyqtgraph.exporters as exporters
-
-        target = Path(path)
-        suffix = target.suffix.lower()
-        if suffix not in (".png", ".svg"):
-            self.session.log(f"cannot export a plot to '{suffix or target.name}': use .png or .svg", "error")
-            return None
-        if target.exists() and not overwrite:
-            answer = QMessageBox.question(self, "Overwrite?", f"{target} exists. Overwrite it?")
-            if answer != QMessageBox.StandardButton.Yes:
-                return None
-        if suffix == ".png":
-            exporter = exporters.ImageExporter(self.plot.plotItem)
-            exporter.parameters()["width"] = width
-        else:
-            exporter = exporters.SVGExporter(self.plot.plotItem)
-        exporter.export(str(target))
-        self.session.log(f"plot exported to {target}")
-        return str(target)
+        return export_plot(self, self.plot, self.session, path, width, overwrite)

@@ -13,6 +13,7 @@ from PySide6.QtWidgets import (QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLa
                                QProgressBar, QPushButton, QSpinBox, QTabWidget, QVBoxLayout, QWidget)
 
 from workbench.ui.docks import BaseDock
+from workbench.ui.widgets.plot_export import export_plot
 from workbench.ui.worker import JobRunner, LatestJobSlot
 
 #: The shipped filter-GAN, so traversals work before any training.
@@ -442,16 +443,8 @@ class FilterGanDock(BaseDock):
         target = Path(path)
         suffix = target.suffix.lower()
         if what in ("losses", "mds"):
-            if suffix not in (".png", ".svg"):
-                self.session.log(f"cannot export a plot to '{suffix or target.name}': use .png or .svg", "error")
-                return None
-            import pyqtgraph.exporters as exporters
-
             plot = self.loss_plot if what == "losses" else self.mds_plot
-            exporter = exporters.ImageExporter(plot.plotItem) if suffix == ".png" else exporters.SVGExporter(plot.plotItem)
-            if suffix == ".png":
-                exporter.parameters()["width"] = 1600
-            exporter.export(str(target))
+            return export_plot(self, plot, self.session, target, overwrite=True, what=what)
         else:
             view = self.filter_view if what == "filters" else self.grid_view
             if view.image is None:

@@ -7,10 +7,11 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QCheckBox, QFileDialog, QHBoxLayout, QLabel, QMessageBox, QProgressBar, QPushButton,
+from PySide6.QtWidgets import (QCheckBox, QHBoxLayout, QLabel, QProgressBar, QPushButton,
                                QVBoxLayout, QWidget)
 
 from workbench.ui.docks import BaseDock
+from workbench.ui.widgets.plot_export import choose_plot_file, export_plot
 from workbench.ui.docks.deformation_dock import COLORS, layer_ticks
 from workbench.ui.worker import JobRunner
 
@@ -137,30 +138,13 @@ class SmoothnessDock(BaseDock):
             self.status.setText(f"fresh truncated-normal init: {level:.3f}")
 
     def choose_export(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Export plot", "smoothness.png", "PNG (*.png);;SVG (*.svg)")
+        path = choose_plot_file(self, "smoothness.png")
         if path:
-            self.export(path, overwrite=True)
+            self.export(path, overwrite=True)  # the file dialog has asked already
 
     def export(self, path: str, width: int = 1600, overwrite: bool = False) -> str | None:
-        from pathlib import Path
-
-        import pyqtgraph.exporters as exporters
-
-        target = Path(path)
-        suffix = target.suffix.lower()
-        if suffix not in (".png", ".svg"):
-            self.session.log(f"cannot export a plot to '{suffix or target.name}': use .png or .svg", "error")
-            return None
-        if target.exists() and not overwrite:
-            answer = QMessageBox.question(self, "Overwrite?", f"{target} exists. Overwrite it?")
-            if answer != QMessageBox.StandardButton.Yes:
-                return None
-        exporter = exporters.ImageExporter(self.plot.plotItem) if suffix == ".png" else exporters.SVGExporter(self.plot.plotItem)
-        if suffix == ".png":
-            exporter.parameters()["width"] = width
-        exporter.export(str(target))
-        self.session.log(f"plot exported to {target}")
-        return str(target)
+        """Save the plot as PNG (``width`` pixels) or SVG; asks before overwriting a file."""
+        return export_plot(self, self.plot, self.session, path, width, overwrite)
 
     def shutdown(self, timeout_ms: int = 60_000) -> bool:
         return self.runner.shutdown(timeout_ms)
