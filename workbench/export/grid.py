@@ -7,6 +7,8 @@ from functools import lru_cache
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from workbench.export.plots import to_rgb8
+
 
 @lru_cache(maxsize=8)
 def font(size: int) -> ImageFont.ImageFont:
@@ -14,17 +16,6 @@ def font(size: int) -> ImageFont.ImageFont:
         return ImageFont.load_default(size=size)
     except TypeError:  # Pillow < 10.1
         return ImageFont.load_default()
-
-
-def _to_rgb_uint8(image: np.ndarray) -> np.ndarray:
-    arr = np.asarray(image)
-    if arr.dtype != np.uint8:
-        arr = (np.clip(arr, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
-    if arr.ndim == 2:
-        arr = arr[:, :, None]
-    if arr.shape[2] == 1:
-        arr = np.repeat(arr, 3, axis=2)
-    return arr[:, :, :3]
 
 
 def labelled_grid(rows: list[list[np.ndarray | None]], col_labels: list[str] | None = None,
@@ -36,7 +27,7 @@ def labelled_grid(rows: list[list[np.ndarray | None]], col_labels: list[str] | N
     ``None`` leaves a cell empty; ``captions`` (per cell) are written under the tiles.
     Returns an (H, W, 3) uint8 image.
     """
-    cells = [[_to_rgb_uint8(t) if t is not None else None for t in row] for row in rows]
+    cells = [[to_rgb8(t) if t is not None else None for t in row] for row in rows]
     first = next(t for row in cells for t in row if t is not None)
     h0, w0 = first.shape[:2]
     if tile is None:
