@@ -124,7 +124,9 @@ def test_ctrl_c_leaves_a_cancelled_run_with_the_finished_repeats(tmp_path):
     out = tmp_path / "run"
     proc = subprocess.Popen([sys.executable, "-m", "workbench", "deform", "--model", "cifar-vgg-avgpool", "--init",
                              "truncnormal", "--n", "16", "--seeds", "100000", "--batch-size", "8", "--device", "cpu",
-                             "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            # a runner that starts us in the background ignores SIGINT, and children inherit that
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         seen = ""
         deadline = time.monotonic() + 120
@@ -133,7 +135,7 @@ def test_ctrl_c_leaves_a_cancelled_run_with_the_finished_repeats(tmp_path):
                 seen += proc.stderr.readline()
         time.sleep(2.0)
         proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=180)  # a loaded 2-core machine can take a while to reach the next check
+        _, err = proc.communicate(timeout=60)
     finally:
         proc.kill()
     assert proc.returncode == 1, err
