@@ -9,7 +9,7 @@ import torch
 from workbench.config import from_dict, to_dict
 from workbench.data import load_digits32, load_image, load_sample, prepare_image
 from workbench.errors import UserError
-from workbench.jobs import Cancelled, CancelToken, Log, Step, run_job
+from workbench.jobs import Cancelled, CancelToken, Step, run_job
 from workbench.preimage import PreimageConfig
 from workbench.runs import RunStore, atomic_path
 

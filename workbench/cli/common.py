@@ -6,7 +6,7 @@ import sys
 import time
 from typing import Any
 
-from workbench.jobs import Artifact, Cancelled, CancelToken, Event, Job, Log, Step, run_job
+from workbench.jobs import Artifact, Event, Job, Log, Step, run_job
 
 
 class ProgressBar:
@@ -57,7 +57,7 @@ def drive(job: Job, label: str, quiet: bool = False) -> Any:
             bar.update(event.iteration, event.total, extra)
         elif isinstance(event, Log):
             prefix = "" if event.level == "info" else f"{event.level}: "
-            bar.close() if bar._tty else None
+            bar.close()
             print(f"{prefix}{event.message}", file=sys.stderr)
         elif isinstance(event, Artifact):
             pass

@@ -24,7 +24,7 @@ from workbench.deformation.sensitivity import SensitivityResult, deformation_sen
 from workbench.deformation.tps import control_points, random_deform
 from workbench.errors import UserError
 from workbench.jobs import Artifact, CancelToken, Event, Log, Step
-from workbench.runs import Run, RunStore
+from workbench.runs import RunStore
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Callable, Generator
 
 import numpy as np
@@ -165,7 +164,6 @@ def _later_layer_comparison(results: dict[str, SensitivityResult]) -> dict[str, 
 def smoothing_study(*, seeds: int = 3, n: int = 128, sigmas=SMOOTHING_SIZE["sigmas"], architecture: str = "subsample",
                     out=None, runs_root="runs", device: str | torch.device = "cpu",
                     cancel: CancelToken | None = None) -> Generator[Event, None, dict]:
-    from workbench.deformation.job import sensitivity_plot
     from workbench.smoothness import filter_smoothness
 
     cancel = cancel or CancelToken()

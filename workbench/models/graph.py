@@ -15,7 +15,6 @@ propagated analytically along the graph, as in Mahendran & Vedaldi (IJCV 2016), 
 from __future__ import annotations
 
 import math
-import operator
 from dataclasses import dataclass
 from typing import Any
 
