@@ -19,7 +19,8 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from workbench.errors import UserError
-from workbench.export.grid import _to_rgb_uint8, font, labelled_grid
+from workbench.export.grid import font, labelled_grid
+from workbench.export.plots import to_rgb8
 from workbench.runs import atomic_path
 
 FORMATS = ("png", "svg", "pdf")
@@ -70,7 +71,7 @@ class FigureGrid:
                 if t is None:
                     continue
                 buf = io.BytesIO()
-                Image.fromarray(_to_rgb_uint8(t)).save(buf, format="PNG")
+                Image.fromarray(to_rgb8(t)).save(buf, format="PNG")
                 data = base64.b64encode(buf.getvalue()).decode("ascii")
                 x = left + pad + j * (tw + pad)
                 out.append(f'<image x="{x}" y="{y}" width="{tw}" height="{tile}" preserveAspectRatio="none" '
