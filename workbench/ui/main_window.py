@@ -321,8 +321,12 @@ class MainWindow(QMainWindow):
         total = len(result.frames)
         iterations = None
         if every:
-            steps = config["iters"] + (config.get("fine_tune_iters") if config.get("fine_tune_iters") is not None
-                                       else (50 if config.get("method") == "invert" else 0))
+            from workbench.preimage.presets import FINE_TUNE_ITERS  # torch is loaded once a result exists
+
+            fine_tune = config.get("fine_tune_iters")
+            if fine_tune is None:
+                fine_tune = FINE_TUNE_ITERS if config.get("method") == "invert" else 0
+            steps = config["iters"] + fine_tune
             kept = [t + 1 for t in range(steps) if t % every == 0 or t == steps - 1]
             iterations = kept if len(kept) == total else None
         m = result.metrics
