@@ -24,6 +24,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--batch-size", type=int, default=None, dest="batch_size", help="m of Algorithm 1 (default 16)")
     t.add_argument("--lr", type=float, default=None, help="RMSprop learning rate (default 2e-4)")
     t.add_argument("--lambda-info", type=float, default=None, dest="lambda_info", help="λ of the mutual-information term (default 5)")
+    t.add_argument("--generator", choices=("shared", "channel"), default=None,
+                   help="G's parametrisation: one transformation of layer ℓ−1's maps shared by all filters, or each filter on its own (default shared)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--checkpoint-every", type=int, default=None, dest="checkpoint_every", help="steps between checkpoints (default 500)")
     t.add_argument("--train-images", type=int, default=None, dest="train_images", help="use only the first N training digits (default: all)")
@@ -48,7 +50,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     v.add_argument("run_dir", metavar="RUN_DIR", help="a folder made by `workbench filtergan train`")
     v.add_argument("--sample", default="digits:0", help="digits:N (N-th test digit) or an image file (default digits:0)")
     v.add_argument("--dims", type=int, nargs=2, metavar=("I", "J"), default=None, help="the two latent dimensions (default: drawn with the seed)")
-    v.add_argument("--xi", type=float, default=10.0, help="ξ: the grid spans ±ξ along each dimension (default 10)")
+    v.add_argument("--xi", type=float, default=12.0, help="ξ: the grid spans ±ξ along each dimension (default 12)")
     v.add_argument("--grid", type=int, default=5, help="k: odd grid size (default 5)")
     v.add_argument("--iters", type=int, default=200, help="gradient-descent iterations per cell (default 200)")
     v.add_argument("-C", "--C", type=float, default=3000.0, dest="C", help="data-term weight (default 3000)")
@@ -74,13 +76,13 @@ def _train(args: argparse.Namespace) -> int:
     from workbench.models import load_model
 
     out = Path(args.out)
-    options = {k: getattr(args, k) for k in ("steps", "latent_dim", "batch_size", "lr", "lambda_info", "checkpoint_every", "train_images")
+    options = {k: getattr(args, k) for k in ("steps", "latent_dim", "batch_size", "lr", "lambda_info", "generator", "checkpoint_every", "train_images")
                if getattr(args, k) is not None}
     if args.resume:
         from workbench.runs import RunStore
 
         saved = RunStore(out.parent).open(out).info["config"]
-        config = from_dict(FilterGanConfig, {**saved, **options, "device": args.device})
+        config = from_dict(FilterGanConfig, {"generator": "channel", **saved, **options, "device": args.device})
         if config.model != args.model or config.layer != args.layer or config.seed != args.seed:
             raise UserError(f"{out} was trained for {saved['model']}:{saved['layer']} with seed {saved['seed']}: resume with the same --model, --layer and --seed")
     else:

@@ -50,7 +50,8 @@ class FilterGanConfig:
     batch_size: int = 16         # m of Algorithm 1
     lr: float = 2e-4             # RMSprop, for D, G and Q
     lambda_info: float = 5.0     # λ of the mutual-information term (0.5 and 2 gave less z-dependence, same accuracy)
-    rank: int = 8                # directions per output channel in G (ours, see FilterGenerator)
+    generator: str = "shared"    # G's parametrisation: "shared" or "channel" (ours, see FilterGenerator)
+    rank: int = 8                # transformations (shared) or directions per output channel (channel) in G
     hidden: int = 128            # width of G's MLP and of D's last layer
     seed: int = 0
     device: str = "auto"
@@ -65,6 +66,10 @@ class FilterGanConfig:
         for name in ("steps", "latent_dim", "batch_size", "rank", "hidden", "checkpoint_every", "sample_every", "log_every"):
             if getattr(self, name) < 1:
                 raise UserError(f"{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+        from workbench.filtergan.networks import GENERATORS
+
+        if self.generator not in GENERATORS:
+            raise UserError(f"generator must be one of {', '.join(GENERATORS)}, got {self.generator!r}")
         if self.lr <= 0 or self.lambda_info < 0:
             raise UserError("lr must be positive and lambda-info non-negative")
 
@@ -89,7 +94,8 @@ def _networks(config: FilterGanConfig, split, features_shape, device: torch.devi
     from workbench.filtergan.networks import Discriminator, FilterGenerator
 
     G = FilterGenerator(split.conv.weight, split.conv.bias if split.conv.bias is not None
-                        else torch.zeros(split.conv.out_channels), config.latent_dim, config.rank, config.hidden, g)
+                        else torch.zeros(split.conv.out_channels), config.latent_dim, config.rank, config.hidden, g,
+                        kind=config.generator)
     with torch.no_grad():
         probe = split.real_activation(torch.zeros(1, *features_shape))
     D = Discriminator(tuple(probe.shape[1:]), config.latent_dim, hidden=config.hidden, generator=g)
@@ -125,7 +131,7 @@ def train_filter_gan(config: FilterGanConfig, *, cancel: CancelToken | None = No
         if out is None or not (Path(out) / CHECKPOINT).is_file():
             raise UserError(f"nothing to resume in {out}: it has no {CHECKPOINT}; train without --resume")
         run = RunStore(Path(out).parent).open(out)
-        saved = from_dict(FilterGanConfig, run.info["config"])
+        saved = from_dict(FilterGanConfig, {"generator": "channel", **run.info["config"]})
         mismatched = [k for k, v in to_dict(saved).items() if k not in ("steps", "device") and to_dict(config)[k] != v]
         if mismatched:
             raise UserError(f"cannot resume {out}: its run used different {', '.join(mismatched)}; use the same options")
@@ -314,7 +320,8 @@ def load_filter_gan(run_dir: str | Path, *, device: str | torch.device = "auto",
     run = RunStore(Path(run_dir).parent).open(run_dir)
     if run.info.get("kind") != KIND:
         raise UserError(f"{run_dir} is a {run.info.get('kind')} run, not a filter-GAN run: pass a folder made by `workbench filtergan train`")
-    config = from_dict(FilterGanConfig, run.info["config"])
+    # runs made before G had a choice of parametrisation used the per-channel one
+    config = from_dict(FilterGanConfig, {"generator": "channel", **run.info["config"]})
     device = resolve_device(device)
     file = run.path / GENERATOR_FILE
     if file.is_file():
@@ -328,7 +335,7 @@ def load_filter_gan(run_dir: str | Path, *, device: str | torch.device = "auto",
     split = split_at(model, config.layer)
     conv = split.conv
     G = FilterGenerator(conv.weight, conv.bias if conv.bias is not None else torch.zeros(conv.out_channels),
-                        config.latent_dim, config.rank, config.hidden)
+                        config.latent_dim, config.rank, config.hidden, kind=config.generator)
     try:
         G.load_state_dict(tensors)
     except RuntimeError:
