@@ -213,7 +213,7 @@ class FilterGanDock(BaseDock):
         self.xi = QDoubleSpinBox()
         self.xi.setRange(0.1, 20.0)
         self.xi.setSingleStep(0.5)
-        self.xi.setValue(10.0)
+        self.xi.setValue(12.0)
         self.grid_k = QSpinBox()
         self.grid_k.setRange(3, 15)
         self.grid_k.setSingleStep(2)
