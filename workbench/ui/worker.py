@@ -4,8 +4,8 @@ A :class:`JobRunner` lives on the GUI thread and owns at most one :class:`_JobTh
 time. The thread drives the generator made by ``factory(cancel)`` and emits:
 
 - ``progressed(Progress)``: the Steps since the last emission (their values, for the energy
-  curves) and the latest snapshot images, at most ``rate`` (12) times a second plus once at the
-  end. Images are C-contiguous float32 copies, so the view may keep them;
+  curves) and the latest snapshot images, at most ``rate`` (10) times a second plus once at the
+  end. Images are C-contiguous float32 copies made when emitted, so the view may keep them;
 - ``logged(level, message)``, ``artifact_written(name, path)``;
 - exactly one of ``finished(result)``, ``cancelled()``, ``failed(message)``, then ``stopped()``.
 
@@ -81,7 +81,8 @@ class _JobThread(QThread):
             nonlocal pending, images
             if latest is None:
                 return
-            self.progressed.emit(Progress(latest.iteration, latest.total, pending, images, latest.stage,
+            snapshot = None if images is None else np.array(images, dtype=np.float32, order="C", copy=True)
+            self.progressed.emit(Progress(latest.iteration, latest.total, pending, snapshot, latest.stage,
                                           time.monotonic() - start))
             pending, images = [], None
 
@@ -97,7 +98,7 @@ class _JobThread(QThread):
                     latest = event
                     pending.append((event.iteration, dict(event.values)))
                     if event.images is not None:
-                        images = np.array(event.images, dtype=np.float32, order="C", copy=True)
+                        images = event.images  # copied only when emitted: most snapshots are dropped
                     now = time.monotonic()
                     if now - last_emit >= self._interval or event.iteration >= event.total:
                         flush()
@@ -133,7 +134,7 @@ class JobRunner(QObject):
     failed = Signal(str)
     stopped = Signal()
 
-    def __init__(self, parent: QObject | None = None, rate: float = 12.0) -> None:
+    def __init__(self, parent: QObject | None = None, rate: float = 10.0) -> None:
         super().__init__(parent)
         self.rate = rate
         self._thread: _JobThread | None = None
