@@ -28,6 +28,7 @@ from workbench.ui.docks.runs_dock import RunsDock
 from workbench.ui.docks.deformation_dock import DeformationDock
 from workbench.ui.docks.smoothness_dock import SmoothnessDock
 from workbench.ui.docks.filtergan_dock import FilterGanDock
+from workbench.ui.widgets.fixed_label import FixedLabel
 
 #: Every dock of the window, in creation order (the first of an area is on top).
 DOCKS = [ModelDock, LayersDock, MethodDock, FiltersDock, RunsDock, EnergiesDock, LogDock, DeformationDock,
@@ -65,6 +66,7 @@ class MainWindow(QMainWindow):
         self.presentation = False
         self._saved_state: QByteArray | None = None
         self._job_started_at = 0.0
+        self._status_shown_at = 0.0
         session.model_loading.connect(self._on_model_loading)
         session.model_changed.connect(self._on_model_changed)
         session.model_failed.connect(self._on_model_failed)
@@ -192,9 +194,7 @@ class MainWindow(QMainWindow):
         self.progress = QProgressBar()
         self.progress.setMaximumWidth(260)
         self.progress.setRange(0, 0)
-        self.timing = QLabel("")
-        self.timing.setMinimumWidth(230)  # its text changes at every update: no relayout of the bar
-        self.timing.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        self.timing = FixedLabel("00000 / 00000   0000.0 s   ETA 0000.0 s")
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setEnabled(False)
         self.cancel_button.clicked.connect(self.cancel)
@@ -349,14 +349,20 @@ class MainWindow(QMainWindow):
         self.progress.setRange(0, 0)
         self.progress.show()
 
-    def _on_model_changed(self, model) -> None:
+    def _end_busy_indicator(self) -> None:
+        """Fusion keeps animating a bar that was once indeterminate (60 repaints a second of the
+        status bar, through every later job) until it is hidden or complete: hide it until a job."""
+        self.progress.hide()
         self.progress.setRange(0, 1)
         self.progress.setValue(0)
+
+    def _on_model_changed(self, model) -> None:
+        self._end_busy_indicator()
         self.setWindowTitle(f"CNN Workbench — {Path(model.name).name}")
         self.status_label.setText(f"Ready: {Path(model.name).name} loaded. Pick a layer and press Run (Ctrl+R).")
 
     def _on_model_failed(self, message: str) -> None:
-        self.progress.setRange(0, 1)
+        self._end_busy_indicator()
         self.status_label.setText(f"Could not load the model: {message}")
         spec = self.session.loading_spec
         if spec and "is a full pickle" in message:
@@ -388,11 +394,16 @@ class MainWindow(QMainWindow):
         self.session.last_config = dict(config)
         self.progress.setRange(0, 1)
         self.progress.setValue(0)
+        self.progress.show()
         self.cancel_button.setEnabled(True)
         self.cancel_action.setEnabled(True)
         self.status_label.setText(f"Running {config['method']} on {config['layer']}…")
 
     def _on_job_progressed(self, progress) -> None:
+        now = time.monotonic()
+        if now - self._status_shown_at < 0.25 and progress.iteration < progress.total:
+            return  # the counter and ETA need not change faster than people read them
+        self._status_shown_at = now
         self.progress.setRange(0, progress.total)
         self.progress.setValue(progress.iteration)
         elapsed = time.monotonic() - self._job_started_at

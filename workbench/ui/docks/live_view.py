@@ -1,6 +1,6 @@
 """Live view (the central widget): the reference beside the current pre-images of all restarts.
 
-Updated from the session's throttled ``job_progressed`` (12 per second at most); each
+Updated from the session's throttled ``job_progressed`` (10 per second at most); each
 update is one ``setImage`` of a mosaic (see :class:`~workbench.ui.widgets.image_grid.ImageGridWidget`).
 """
 
@@ -10,6 +10,7 @@ import numpy as np
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
+from workbench.ui.widgets.fixed_label import FixedLabel
 from workbench.ui.widgets.image_grid import ImageGridWidget
 from workbench.ui.worker import LatestJobSlot
 
@@ -26,9 +27,7 @@ class LiveView(QWidget):
         self.header = QLabel("")
         self.header.setObjectName("LiveHeader")
         self.header.setTextFormat(Qt.TextFormat.RichText)
-        self.stage = QLabel("")  # changes at every update: plain text in a fixed box, so nothing relays out
-        self.stage.setFixedWidth(260)
-        self.stage.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        self.stage = FixedLabel("iteration 00000 / 00000 · fine-tuning")
         self.stage.setStyleSheet("color: gray")
         row = QHBoxLayout()
         row.addWidget(self.header, 1)
