@@ -83,7 +83,6 @@ def test_filtergan_dock_opens_the_shipped_run(qapp, session):
 
 
 def test_filtergan_dock_cancel_leaves_cancelled_run(qapp, session):
-    from workbench.jobs import Step  # noqa: F401 - the job module is importable headless
     from workbench.ui.docks.filtergan_dock import FilterGanDock
 
     dock = FilterGanDock(session)

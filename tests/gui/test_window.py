@@ -4,6 +4,7 @@ errors, export, runs, presentation mode. One window for the module (loading cost
 from __future__ import annotations
 
 import json
+import time
 
 import numpy as np
 import pytest
@@ -299,3 +300,77 @@ def test_building_and_showing_the_window_imports_no_torch(tmp_path):
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                        env={**__import__("os").environ, "QT_QPA_PLATFORM": "offscreen"})
     assert r.returncode == 0, "torch was imported while the window was built: " + r.stderr[-500:]
+
+
+class _EventCounter:
+    """Counts Qt events of the given types per receiver class while installed on the app."""
+
+    def __init__(self, qapp, *types):
+        from collections import Counter
+
+        from PySide6.QtCore import QObject
+
+        counts = self.counts = Counter()
+
+        class Filter(QObject):
+            def eventFilter(self, obj, event):
+                if event.type() in types:
+                    counts[(event.type().name, type(obj).__name__)] += 1
+                return False
+
+        self._filter = Filter()
+        self._app = qapp
+
+    def __enter__(self):
+        self._app.installEventFilter(self._filter)
+        return self.counts
+
+    def __exit__(self, *exc):
+        self._app.removeEventFilter(self._filter)
+
+
+def test_idle_window_repaints_nothing(window, qapp):
+    """The status bar's busy bar (indeterminate while the model loads) is hidden afterwards:
+    Fusion kept animating it at 60 repaints a second through every later job."""
+    from PySide6.QtCore import QEvent
+
+    assert window.progress.isHidden() and window.progress.maximum() > 0
+    wait_until(qapp, lambda: not window.session.busy, 30)
+
+    def spin(seconds):
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            qapp.processEvents()
+            time.sleep(0.01)
+
+    spin(1.0)  # reference image, feature maps and filters settle
+    with _EventCounter(qapp, QEvent.Type.Paint) as counts:
+        spin(1.0)
+    assert counts[("Paint", "QProgressBar")] == 0, counts
+    assert counts[("Paint", "QStatusBar")] <= 2, counts  # the animation repainted it 60 times a second
+
+
+def test_live_updates_neither_relayout_nor_move_the_axes(window, qtbot, qapp):
+    """Per update of a running job: no layout pass of the window (the counters are fixed-size
+    labels), and the energy plot's range steps a few times per run, not at every redraw."""
+    from PySide6.QtCore import QEvent
+    from PySide6.QtWidgets import QGraphicsItem
+
+    energies = window.docks["EnergiesDock"]
+    axis = energies.plot.getPlotItem().getAxis("left")
+    assert axis.cacheMode() == QGraphicsItem.CacheMode.DeviceCoordinateCache
+    ranges, updates = [], []
+    energies.plot.getViewBox().sigRangeChanged.connect(lambda _vb, r, *_a: ranges.append(r))
+    window.session.job_progressed.connect(updates.append)
+    try:
+        with _EventCounter(qapp, QEvent.Type.LayoutRequest) as counts:
+            run_and_wait(qtbot, window, layer="relu3", iters=3000, restarts=1, snapshot_every=1)
+    finally:
+        window.session.job_progressed.disconnect(updates.append)
+    assert len(updates) >= 20
+    # a few at the start and the end of the job (status text, buttons), none per update
+    assert counts[("LayoutRequest", "MainWindow")] + counts[("LayoutRequest", "QStatusBar")] <= 10, counts
+    assert 1 <= len(ranges) <= 12, len(ranges)
+    x_range = energies.plot.getViewBox().viewRange()[0]
+    assert x_range[0] <= 1 and x_range[1] >= 3000
+    assert energies.plot.getViewBox().autoRangeEnabled()[0]  # auto-range is back once the job ends
