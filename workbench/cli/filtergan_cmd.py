@@ -73,6 +73,7 @@ def _train(args: argparse.Namespace) -> int:
     from workbench.config import from_dict
     from workbench.device import resolve_device
     from workbench.filtergan import FilterGanConfig, train_filter_gan
+    from workbench.filtergan.train import saved_config
     from workbench.models import load_model
 
     out = Path(args.out)
@@ -82,7 +83,7 @@ def _train(args: argparse.Namespace) -> int:
         from workbench.runs import RunStore
 
         saved = RunStore(out.parent).open(out).info["config"]
-        config = from_dict(FilterGanConfig, {"generator": "channel", **saved, **options, "device": args.device})
+        config = from_dict(FilterGanConfig, {**saved_config(saved), **options, "device": args.device})
         if config.model != args.model or config.layer != args.layer or config.seed != args.seed:
             raise UserError(f"{out} was trained for {saved['model']}:{saved['layer']} with seed {saved['seed']}: resume with the same --model, --layer and --seed")
     else:

@@ -90,6 +90,12 @@ class FilterGan:
         return self.generator(z.to(self.device))
 
 
+def saved_config(config: dict) -> dict:
+    """A run's saved FilterGanConfig fields; runs made before G had a choice of parametrisation
+    used the per-channel one."""
+    return {"generator": "channel", **config}
+
+
 def _networks(config: FilterGanConfig, split, features_shape, device: torch.device, g: torch.Generator):
     from workbench.filtergan.networks import Discriminator, FilterGenerator
 
@@ -131,7 +137,7 @@ def train_filter_gan(config: FilterGanConfig, *, cancel: CancelToken | None = No
         if out is None or not (Path(out) / CHECKPOINT).is_file():
             raise UserError(f"nothing to resume in {out}: it has no {CHECKPOINT}; train without --resume")
         run = RunStore(Path(out).parent).open(out)
-        saved = from_dict(FilterGanConfig, {"generator": "channel", **run.info["config"]})
+        saved = from_dict(FilterGanConfig, saved_config(run.info["config"]))
         mismatched = [k for k, v in to_dict(saved).items() if k not in ("steps", "device") and to_dict(config)[k] != v]
         if mismatched:
             raise UserError(f"cannot resume {out}: its run used different {', '.join(mismatched)}; use the same options")
@@ -320,8 +326,7 @@ def load_filter_gan(run_dir: str | Path, *, device: str | torch.device = "auto",
     run = RunStore(Path(run_dir).parent).open(run_dir)
     if run.info.get("kind") != KIND:
         raise UserError(f"{run_dir} is a {run.info.get('kind')} run, not a filter-GAN run: pass a folder made by `workbench filtergan train`")
-    # runs made before G had a choice of parametrisation used the per-channel one
-    config = from_dict(FilterGanConfig, {"generator": "channel", **run.info["config"]})
+    config = from_dict(FilterGanConfig, saved_config(run.info["config"]))
     device = resolve_device(device)
     file = run.path / GENERATOR_FILE
     if file.is_file():
