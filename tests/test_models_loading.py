@@ -14,6 +14,7 @@ from workbench.data import DIGITS_MEAN, DIGITS_STD, load_digits32
 from workbench.errors import UserError
 from workbench.models import LoadedModel, load_model, zoo
 from workbench.models import architectures as A
+from workbench.models.loading import NeedsTrust
 
 
 @pytest.fixture
@@ -203,12 +204,16 @@ def test_torchscript_with_and_without_arch(tmp_path):
     source = load_model("digits-lenet5")
     path = tmp_path / "lenet.pt"
     torch.jit.trace(source.module, torch.zeros(1, 1, 32, 32)).save(str(path))
-    whole = load_model(str(path))
+    for arch in (None, "digits-lenet5"):  # TorchScript is code: only with trust
+        with pytest.raises(NeedsTrust, match="TorchScript archive, which runs code.*pass --trust") as err:
+            load_model(str(path), arch=arch)
+        assert err.value.kind == "TorchScript" and "\n" not in str(err.value)
+    whole = load_model(str(path), trust=True)
     torch.testing.assert_close(_logits(whole), _logits(source), rtol=1e-6, atol=1e-6)
-    assert "TorchScript" in whole.source and "--arch" in whole.notice
+    assert "TorchScript (trusted)" in whole.source and "--arch" in whole.notice
     with pytest.raises(UserError, match="--arch"):
         whole.layers()
-    split = load_model(str(path), arch="digits-lenet5")
+    split = load_model(str(path), arch="digits-lenet5", trust=True)
     torch.testing.assert_close(_logits(split), _logits(source), rtol=0, atol=0)
     assert split.layer("c5").shape == (120, 1, 1)
 
@@ -223,10 +228,10 @@ def test_full_pickle_needs_trust(tmp_path):
     assert "pickled module" in model.source and model.input_size == (1, 32, 32)
     assert "assumed" in model.notice and model.class_names is None
     assert model.layer("relu5").shape == (128, 8, 8)
-    (tmp_path / "net.json").write_text(json.dumps({"input_size": [1, 40, 40], "mean": [0.5], "std": [0.25],
+    (tmp_path / "net.json").write_text(json.dumps({"input_size": [1, 32, 32], "mean": [0.5], "std": [0.25],
                                                   "class_names": list("abcdefghij")}))
     with_sidecar = load_model(str(path), trust=True)
-    assert with_sidecar.notice is None and with_sidecar.input_size == (1, 40, 40)
+    assert with_sidecar.notice is None and with_sidecar.input_size == (1, 32, 32)
     assert with_sidecar.mean == (0.5,) and with_sidecar.std == (0.25,) and with_sidecar.class_names[0] == "a"
 
 

@@ -10,6 +10,9 @@ propagated analytically along the graph, as in Mahendran & Vedaldi (IJCV 2016), 
 - merges (add, cat, mul): the max r and max j of their inputs
 - layers that see their whole input (adaptive pools to 1, flatten, a spatial input to linear):
   r_out = r_in + (H_in − 1)·j_in, j unchanged; an adaptive pool to o > 1 uses its largest window.
+
+Tracing goes through :class:`workbench.models.tracing.ThreadTracer`, so it neither disturbs nor is
+disturbed by forward passes in other threads.
 """
 
 from __future__ import annotations
@@ -25,6 +28,10 @@ import torch.nn as nn
 #: Functions and methods kept in the table besides modules: merges of tensors, and flatten.
 MERGES = {"add", "iadd", "cat", "concat", "mul", "imul"}
 KEPT_FUNCTIONS = MERGES | {"flatten"}
+
+
+class InputMismatch(ValueError):
+    """A forward pass at the given input size failed: the size does not fit the network."""
 
 
 @dataclass(frozen=True)
@@ -96,12 +103,12 @@ def trace(module: nn.Module) -> tuple[fx.GraphModule, dict[fx.Node, str], dict[s
     torchvision's own names for modules differ where a path ends in ``_<digits>``: it strips that
     (the module ``conv1_2`` becomes ``conv1_1``), so truncation is given torchvision's name.
     """
-    from torchvision.models.feature_extraction import NodePathTracer
+    from workbench.models.tracing import ThreadTracer
 
     was_training = module.training
     module.eval()
     try:
-        tracer = NodePathTracer(**_full_tracer_kwargs())
+        tracer = ThreadTracer(**_full_tracer_kwargs())
         graph = tracer.trace(module)
     finally:
         module.train(was_training)
@@ -129,14 +136,14 @@ def trace(module: nn.Module) -> tuple[fx.GraphModule, dict[fx.Node, str], dict[s
 
 def layer_table(module: nn.Module, input_size: tuple[int, ...], *, aliases: str | None = None,
                 device: torch.device | str = "cpu") -> list[LayerInfo]:
-    """Every addressable layer of ``module`` in network order (see the module docstring)."""
-    from torch.fx.passes.shape_prop import ShapeProp
+    """Every addressable layer of ``module`` in network order (see the module docstring).
 
+    A torch.fx failure propagates as is; a forward pass that fails at ``input_size`` raises
+    :class:`InputMismatch`."""
     gm, names, _ = trace(module)
     was_training = module.training
     try:
-        with torch.no_grad():
-            ShapeProp(gm.eval()).propagate(torch.zeros(1, *input_size, device=device))
+        _propagate_shapes(gm.eval(), torch.zeros(1, *input_size, device=device))
     finally:
         module.train(was_training)
 
@@ -156,20 +163,49 @@ def layer_table(module: nn.Module, input_size: tuple[int, ...], *, aliases: str 
         kind = type(gm.get_submodule(node.target)).__name__ if node.op == "call_module" else _op_name(node)
         r, j = _propagate(gm, node, r_in, j_in, shape_in, shape_out)
         field[node] = (r, j)
-        meta = node.meta.get("tensor_meta")
-        if not hasattr(meta, "shape"):
+        shape = node.meta.get(SHAPE)
+        if shape is None:
             continue
         computed = [n for n in inputs if n.op != "get_attr"]
         if node.op == "call_module" or (kind in KEPT_FUNCTIONS and (kind not in MERGES or len(computed) >= 2
                                                                      or kind in ("cat", "concat"))):
-            rows.append((names.get(node, node.name), kind, tuple(meta.shape[1:]), max(r), max(j)))
+            rows.append((names.get(node, node.name), kind, shape[1:], max(r), max(j)))
     alias_of = _aliases(aliases, [(name, kind) for name, kind, *_ in rows])
     return [LayerInfo(name, kind, shape, r, j, alias_of.get(name), i) for i, (name, kind, shape, r, j) in enumerate(rows)]
 
 
+#: ``node.meta`` key of a node's output shape (N, C, H, W ...), set by :func:`_propagate_shapes`.
+SHAPE = "workbench_shape"
+
+
+class _ShapeRecorder(fx.Interpreter):
+    def run_node(self, n: fx.Node) -> Any:
+        result = super().run_node(n)
+        if isinstance(result, torch.Tensor):
+            n.meta[SHAPE] = tuple(int(v) for v in result.shape)
+        return result
+
+
+def _propagate_shapes(gm: fx.GraphModule, x: torch.Tensor) -> None:
+    """One forward pass of ``gm`` on ``x``, recording each node's output shape; nothing printed."""
+    interpreter = _ShapeRecorder(gm)
+    interpreter.extra_traceback = False
+    try:
+        with torch.no_grad():
+            interpreter.run(x)
+    except (RuntimeError, ValueError, IndexError) as exc:
+        raise InputMismatch(first_line(exc)) from exc
+
+
+def first_line(exc: BaseException, limit: int = 160) -> str:
+    """The first line of an exception's message, shortened; its type name if it has none."""
+    text = str(exc).strip().splitlines()
+    line = " ".join(text[0].split()) if text else ""
+    return (line[:limit - 3] + "...") if len(line) > limit else (line or type(exc).__name__)
+
+
 def _spatial(node: fx.Node) -> tuple[int, int] | None:
-    meta = node.meta.get("tensor_meta")
-    shape = getattr(meta, "shape", None)
+    shape = node.meta.get(SHAPE)
     if shape is None or len(shape) != 4:
         return None
     return int(shape[2]), int(shape[3])

@@ -1,9 +1,11 @@
 """Opening a model: a zoo name or a file, always without running code from a file unasked.
 
 Files: ``.safetensors`` (+ ``--arch`` or an ``arch`` entry in its metadata), a ``.pt``/``.pth``
-state_dict + architecture (``torch.load(weights_only=True)``), TorchScript, and a full pickled
-``nn.Module`` only with ``trust=True``. A sidecar ``<stem>.json`` beside the file gives the input
-size, normalization and class names; otherwise the architecture's defaults are used.
+state_dict + architecture (``torch.load(weights_only=True)``), and — only with ``trust=True`` —
+TorchScript and a full pickled ``nn.Module``: both are code (``torch.jit.load`` runs TorchScript
+methods such as ``__setstate__`` while loading), so without trust they are refused before a byte
+of them is deserialised (:class:`NeedsTrust`). A sidecar ``<stem>.json`` beside the file gives the
+input size, normalization and class names; otherwise the architecture's defaults are used.
 
 torchvision's own cached-weights loader unpickles with ``weights_only=False`` and trusts any
 file already in the cache, so it is never called: the cached file is found and checked here.
@@ -14,8 +16,10 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+import math
 import pickle
 import re
+import threading
 import warnings
 import zipfile
 from dataclasses import dataclass, field
@@ -27,10 +31,22 @@ import torch.nn as nn
 
 from workbench.errors import UserError
 from workbench.models import zoo
-from workbench.models.graph import LayerInfo, layer_table
+from workbench.models.graph import InputMismatch, LayerInfo, first_line, layer_table
 from workbench.models.truncate import truncate as _truncate
 
 STATE_DICT_SUFFIXES = (".pt", ".pth", ".ckpt", ".bin", ".tar")
+
+#: Sidecar limits: channels, height/width, the size of the file itself.
+MAX_CHANNELS, MAX_SIDE, MAX_SIDECAR_BYTES = 64, 4096, 4 << 20
+
+
+class NeedsTrust(UserError):
+    """The file is code (a full pickle or TorchScript): it loads only with ``trust=True``."""
+
+    def __init__(self, what: str, kind: str) -> None:
+        super().__init__(f"{what} is {'a TorchScript archive' if kind == 'TorchScript' else 'a full pickle'}, "
+                         f"which runs code from the file when loaded: pass --trust only if you trust the file")
+        self.kind = kind
 
 
 @dataclass
@@ -48,20 +64,33 @@ class LoadedModel:
     metadata: dict
     device: torch.device
     aliases: str | None = None
+    #: where ``input_size`` came from: a sidecar's file name, "assumed", or None (the architecture's own)
+    input_from: str | None = None
     _layers: list[LayerInfo] | None = field(default=None, repr=False, compare=False)
+    _truncations: dict[str, nn.Module] = field(default_factory=dict, repr=False, compare=False)
+    _lock: threading.RLock = field(default_factory=threading.RLock, repr=False, compare=False)
 
     def layers(self) -> list[LayerInfo]:
-        """Every addressable layer in network order (cached)."""
-        if self._layers is None:
-            try:
-                self._layers = layer_table(self.module, self.input_size, aliases=self.aliases, device=self.device)
-            except UserError:
-                raise
-            except Exception as exc:
-                raise UserError(f"cannot list the layers of {self.name}: torch.fx cannot trace it "
-                                f"({type(exc).__name__}: {_first_line(exc)}); load the weights into a known "
-                                f"architecture with --arch instead") from None
-        return self._layers
+        """Every addressable layer in network order (traced once; thread-safe)."""
+        layers = self._layers
+        if layers is None:
+            with self._lock:
+                if self._layers is None:
+                    self._layers = self._layer_table()
+                layers = self._layers
+        return layers
+
+    def _layer_table(self) -> list[LayerInfo]:
+        try:
+            return layer_table(self.module, self.input_size, aliases=self.aliases, device=self.device)
+        except UserError:
+            raise
+        except InputMismatch as exc:
+            raise UserError(_misfit(self.name, self.input_size, self.input_from, str(exc))) from None
+        except Exception as exc:
+            raise UserError(f"cannot list the layers of {self.name}: torch.fx cannot trace it "
+                            f"({type(exc).__name__}: {_first_line(exc)}); load the weights into a known "
+                            f"architecture with --arch instead") from None
 
     def layer(self, name: str) -> LayerInfo:
         """A layer by FX name or paper alias; an unknown name is a :class:`UserError` with close matches."""
@@ -75,8 +104,28 @@ class LoadedModel:
         raise UserError(f"unknown layer '{name}' in {self.name}: {hint}(see `workbench layers --model {self.name}`)")
 
     def truncate(self, name: str) -> nn.Module:
-        """Φ_ℓ mapping a normalized batch (N, C, H, W) to layer ``name``'s output; frozen, eval."""
-        return _truncate(self.module, self.layer(name).name)
+        """Φ_ℓ mapping a normalized batch (N, C, H, W) to layer ``name``'s output; frozen, eval.
+
+        Built once per layer and shared: the model's lock is held only while it is traced, never
+        while it runs, so any number of threads may run forward passes through it at once."""
+        key = self.layer(name).name
+        phi = self._truncations.get(key)
+        if phi is None:
+            with self._lock:
+                phi = self._truncations.get(key)
+                if phi is None:
+                    phi = self._truncations[key] = _truncate(self.module, key)
+        return phi
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state["_truncations"] = {}
+        del state["_lock"]
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.RLock()
 
     def to(self, device: str | torch.device) -> "LoadedModel":
         device = torch.device(device)
@@ -94,8 +143,17 @@ def _or_list(items: list[str]) -> str:
 
 
 def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0][:200] if text else type(exc).__name__
+    return first_line(exc, 200)
+
+
+def _misfit(name: str, input_size: tuple[int, ...], origin: str | None, reason: str) -> str:
+    size = "x".join(map(str, input_size))
+    if origin == "assumed":
+        return (f"{name}: the assumed input size {size} does not fit the network ({reason}): "
+                f"give input_size [C, H, W] in a sidecar {Path(name).with_suffix('.json').name}")
+    if origin:
+        return f"{name}: the input size {size} from {origin} does not fit the network ({reason}): fix input_size in the sidecar"
+    return f"{name}: the input size {size} does not fit the network ({reason})"
 
 
 def _freeze(module: nn.Module, device: torch.device) -> nn.Module:
@@ -203,6 +261,8 @@ def _load_file(path: Path, arch: str | None, trust: bool, device: torch.device) 
         _load_state(module, tensors, path, arch)
         kind = "safetensors"
     elif _is_torchscript(path):
+        if not trust:
+            raise NeedsTrust(str(path), "TorchScript")
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", FutureWarning)
@@ -217,7 +277,7 @@ def _load_file(path: Path, arch: str | None, trust: bool, device: torch.device) 
             module = scripted
             notices.append(f"{path.name} is TorchScript without --arch: it runs as a whole, but its layers cannot "
                            f"be listed or truncated; pass --arch NAME to load its weights into a known architecture.")
-        kind = "TorchScript"
+        kind = "TorchScript (trusted)"
     else:
         obj = _torch_load_weights(path, trust=trust, what=str(path))
         if isinstance(obj, nn.Module):
@@ -230,14 +290,27 @@ def _load_file(path: Path, arch: str | None, trust: bool, device: torch.device) 
             module = zoo.build_architecture(arch)
             _load_state(module, state, path, arch)
             kind = "state_dict"
-    input_size, mean, std, class_names, guessed = _io_spec(path, module, arch, sidecar)
+    input_size, mean, std, class_names, guessed, origin = _io_spec(path, module, arch, sidecar)
     if guessed:
         notices.append(guessed)
     entry = zoo.zoo_entry(arch) if arch else None
     meta = dict(sidecar or {})
-    return LoadedModel(str(path), _freeze(module, device), input_size, mean, std, class_names, True,
+    module = _freeze(module, device)
+    if origin is not None:
+        _check_fits(module, str(path), input_size, origin, device)
+    return LoadedModel(str(path), module, input_size, mean, std, class_names, True,
                        f"{path} ({kind}{', arch ' + arch if arch else ''})", " ".join(notices) or None,
-                       meta.get("dataset"), meta, device, entry.aliases if entry else None)
+                       meta.get("dataset"), meta, device, entry.aliases if entry else None, origin)
+
+
+def _check_fits(module: nn.Module, name: str, input_size: tuple[int, int, int], origin: str,
+                device: torch.device) -> None:
+    """One forward pass on zeros at ``input_size``: a size from a sidecar or a guess must fit."""
+    try:
+        with torch.no_grad():
+            module(torch.zeros(1, *input_size, device=device))
+    except (RuntimeError, ValueError, IndexError) as exc:
+        raise UserError(_misfit(name, input_size, origin, first_line(exc))) from None
 
 
 def _architecture(path: Path, arch: str | None, stored: str | None) -> str:
@@ -265,26 +338,40 @@ def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, st
 
 
 def _is_torchscript(path: Path) -> bool:
-    if not zipfile.is_zipfile(path):
-        return False
+    """Whether ``path`` is a TorchScript archive, from the zip's directory alone (nothing in it is read).
+
+    Either reader counting it as TorchScript is enough: Python's zipfile (a ``code/`` folder or
+    ``constants.pkl``) or torch's own (the test ``torch.load`` uses to hand a file to ``torch.jit.load``)."""
+    names: list[str] = []
     try:
-        with zipfile.ZipFile(path) as z:
-            names = z.namelist()
-    except (zipfile.BadZipFile, OSError):
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as z:
+                names = z.namelist()
+    except (zipfile.BadZipFile, OSError, ValueError):
+        pass
+    if any(n.endswith("constants.pkl") or n.startswith("code/") or "/code/" in n for n in names):
+        return True
+    try:
+        return "constants.pkl" in torch._C.PyTorchFileReader(str(path)).get_all_records()
+    except Exception:
         return False
-    return any(n.endswith("constants.pkl") or "/code/" in n for n in names)
 
 
 def _torch_load_weights(path: Path, *, trust: bool, what: str) -> Any:
     """``torch.load(weights_only=True)``; a full pickle needs ``trust`` (it runs code from the file)."""
     try:
         return torch.load(str(path), map_location="cpu", weights_only=True)
+    except RuntimeError as exc:
+        if "TorchScript" in str(exc):  # torch refuses TorchScript under weights_only before reading it
+            if trust:
+                raise UserError(f"{what} is a TorchScript archive, not a state_dict: open it as a model file") from None
+            raise NeedsTrust(what, "TorchScript") from None
+        raise UserError(f"{what} is not a readable PyTorch file ({_first_line(exc)}): it may be truncated or corrupt") from None
     except pickle.UnpicklingError as exc:
         if "global" not in str(exc).lower():  # not a disallowed class/function: a damaged file
             raise UserError(f"{what} is not a readable PyTorch file ({_first_line(exc)}): it may be truncated or corrupt") from None
         if not trust:
-            raise UserError(f"{what} is a full pickle, which runs code from the file when loaded: "
-                            f"pass --trust only if you trust the file") from None
+            raise NeedsTrust(what, "pickle") from None
     except Exception as exc:
         raise UserError(f"{what} is not a readable PyTorch file ({_first_line(exc)}): it may be truncated or corrupt") from None
     try:
@@ -336,21 +423,53 @@ def _read_sidecar(path: Path) -> dict[str, Any] | None:
     side = path.with_suffix(".json")
     if side == path or not side.is_file():
         return None
+
+    def no_constant(name: str):
+        raise ValueError(f"{name} is not a number JSON allows")
+
     try:
-        data = json.loads(side.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError, OSError) as exc:
+        if side.stat().st_size > MAX_SIDECAR_BYTES:
+            raise UserError(f"{side.name} beside the model is larger than {MAX_SIDECAR_BYTES >> 20} MB: "
+                            f"it is not a model sidecar; fix or remove it")
+        data = json.loads(side.read_text(), parse_constant=no_constant)
+    except (ValueError, UnicodeDecodeError, OSError, RecursionError) as exc:
         raise UserError(f"{side.name} beside the model is not valid JSON ({_first_line(exc)}): fix or remove it") from None
     if not isinstance(data, dict):
         raise UserError(f"{side.name} beside the model must hold a JSON object")
+    for key, kind in (("architecture", str), ("dataset", str)):
+        if data.get(key) is not None and not isinstance(data[key], kind):
+            raise UserError(f"{side.name}: {key} must be a string, not {json.dumps(data[key])[:40]}")
     return data
 
 
+def _numbers(side: str, key: str, value: Any, count: int | None = None) -> list[float]:
+    """A JSON list of finite numbers (bools are not numbers), ``count`` long if given."""
+    ok = (isinstance(value, list) and (count is None or len(value) == count)
+          and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value))
+    if not ok:
+        want = f"{count} finite numbers" if count else "a list of finite numbers"
+        raise UserError(f"{side}: {key} must be {want}, not {json.dumps(value)[:60]}")
+    return [float(v) for v in value]
+
+
+def _sidecar_input_size(side: str, value: Any) -> tuple[int, int, int]:
+    sizes = _numbers(side, "input_size", value, 3)
+    if any(v != int(v) for v in sizes):
+        raise UserError(f"{side}: input_size must be whole numbers [C, H, W], not {json.dumps(value)[:60]}")
+    c, h, w = (int(v) for v in sizes)
+    if not (1 <= c <= MAX_CHANNELS and 1 <= h <= MAX_SIDE and 1 <= w <= MAX_SIDE):
+        raise UserError(f"{side}: input_size {c}x{h}x{w} is out of range: "
+                        f"C from 1 to {MAX_CHANNELS}, H and W from 1 to {MAX_SIDE}")
+    return c, h, w
+
+
 def _io_spec(path: Path, module: nn.Module, arch: str | None, sidecar: dict | None):
-    """Input size, mean, std, class names, and a notice if they had to be guessed."""
+    """Input size, mean, std, class names, a notice if they had to be guessed, and where the input
+    size came from (the sidecar's name, "assumed", or None for the architecture's own)."""
     from workbench.data.digits import DIGITS_MEAN, DIGITS_STD
 
     entry = zoo.zoo_entry(arch) if arch else None
-    guessed = None
+    guessed = origin = None
     if entry is not None:
         input_size, mean, std = entry.input_size, entry.mean, entry.std
         class_names = zoo.class_names_for(arch)
@@ -360,24 +479,28 @@ def _io_spec(path: Path, module: nn.Module, arch: str | None, sidecar: dict | No
         input_size = (1, 32, 32) if grey else (3, 224, 224)
         mean, std = (tuple(DIGITS_MEAN), tuple(DIGITS_STD)) if grey else (zoo.IMAGENET_MEAN, zoo.IMAGENET_STD)
         class_names = None
+        origin = "assumed"
         guessed = (f"{path.name}: no sidecar {path.with_suffix('.json').name} and no --arch, so the input is assumed to be "
                    f"{'x'.join(map(str, input_size))} with {'digits' if grey else 'ImageNet'} normalization.")
     if sidecar:
-        try:
-            if "input_size" in sidecar:
-                input_size = tuple(int(v) for v in sidecar["input_size"])
-                if len(input_size) != 3 or min(input_size) < 1:
-                    raise ValueError("input_size must be [C, H, W]")
-            if "mean" in sidecar:
-                mean = tuple(float(v) for v in sidecar["mean"])
-            if "std" in sidecar:
-                std = tuple(float(v) for v in sidecar["std"])
-            if "class_names" in sidecar:
-                class_names = None if sidecar["class_names"] is None else [str(c) for c in sidecar["class_names"]]
-        except (TypeError, ValueError) as exc:
-            raise UserError(f"{path.with_suffix('.json').name}: bad input_size/mean/std/class_names ({exc})") from None
-        if len(mean) != input_size[0] or len(std) != input_size[0] or any(s <= 0 for s in std):
-            raise UserError(f"{path.with_suffix('.json').name}: mean and std need one value per input channel "
-                            f"({input_size[0]}), std > 0")
-        guessed = None if {"input_size", "mean", "std"} <= set(sidecar) or entry is not None else guessed
-    return input_size, tuple(mean), tuple(std), class_names, guessed
+        side = path.with_suffix(".json").name
+        if "input_size" in sidecar:
+            input_size = _sidecar_input_size(side, sidecar["input_size"])
+            origin = side
+        c = input_size[0]
+        if "mean" in sidecar:
+            mean = tuple(_numbers(side, "mean", sidecar["mean"]))
+        if "std" in sidecar:
+            std = tuple(_numbers(side, "std", sidecar["std"]))
+        if len(mean) != c or len(std) != c or any(not 1e-6 <= s <= 1e6 for s in std) or any(abs(m) > 1e6 for m in mean):
+            raise UserError(f"{side}: mean and std need one value per input channel ({c}), "
+                            f"1e-6 <= std <= 1e6 and |mean| <= 1e6")
+        if "class_names" in sidecar:
+            names = sidecar["class_names"]
+            if names is not None and not (isinstance(names, list)
+                                          and all(isinstance(n, (str, int)) and not isinstance(n, bool) for n in names)):
+                raise UserError(f"{side}: class_names must be a list of strings (or null), not {json.dumps(names)[:60]}")
+            class_names = None if names is None else [str(n) for n in names]
+        if {"input_size", "mean", "std"} <= set(sidecar) or entry is not None:
+            guessed = None
+    return input_size, tuple(mean), tuple(std), class_names, guessed, origin
