@@ -5,7 +5,7 @@ list every addressable layer and ``truncate(name)`` computes the network up to o
 """
 
 from workbench.models.graph import LayerInfo
-from workbench.models.loading import LoadedModel, load_model
+from workbench.models.loading import LoadedModel, NeedsTrust, load_model
 from workbench.models.zoo import ZooEntry, zoo_entries
 
-__all__ = ["LayerInfo", "LoadedModel", "ZooEntry", "load_model", "zoo_entries"]
+__all__ = ["LayerInfo", "LoadedModel", "NeedsTrust", "ZooEntry", "load_model", "zoo_entries"]

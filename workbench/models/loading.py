@@ -81,6 +81,9 @@ class LoadedModel:
         return layers
 
     def _layer_table(self) -> list[LayerInfo]:
+        if isinstance(self.module, torch.jit.ScriptModule):
+            raise UserError(f"{Path(self.name).name} is TorchScript: its layers cannot be listed or truncated; "
+                            f"pass --arch NAME to load its weights into a known architecture")
         try:
             return layer_table(self.module, self.input_size, aliases=self.aliases, device=self.device)
         except UserError:
@@ -159,7 +162,10 @@ def _misfit(name: str, input_size: tuple[int, ...], origin: str | None, reason: 
 def _freeze(module: nn.Module, device: torch.device) -> nn.Module:
     module = module.to(device).eval()
     for p in module.parameters():
-        p.requires_grad_(False)
+        if p.is_leaf:
+            p.requires_grad_(False)
+        else:  # a trusted TorchScript file may hand over computed tensors
+            p.detach_()
     return module
 
 
@@ -360,7 +366,9 @@ def _is_torchscript(path: Path) -> bool:
 def _torch_load_weights(path: Path, *, trust: bool, what: str) -> Any:
     """``torch.load(weights_only=True)``; a full pickle needs ``trust`` (it runs code from the file)."""
     try:
-        return torch.load(str(path), map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="'torch.load' received a zip file that looks like a TorchScript")
+            return torch.load(str(path), map_location="cpu", weights_only=True)
     except RuntimeError as exc:
         if "TorchScript" in str(exc):  # torch refuses TorchScript under weights_only before reading it
             if trust:
