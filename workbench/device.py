@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import torch
 
 from workbench.errors import UserError
@@ -18,18 +20,31 @@ def available_devices() -> list[str]:
     return names
 
 
+def check_device_name(name) -> str:
+    """The spelling of a device: auto, cpu, cuda, cuda:N or mps (whether it exists is checked on use)."""
+    if isinstance(name, torch.device):
+        return str(name)
+    if name is None or name == "auto":
+        return "auto"
+    if not isinstance(name, str) or not re.fullmatch(r"(cpu|mps)(:0)?|cuda(:\d{1,3})?", name):
+        raise UserError(f"unknown device {name!r}: use auto, cpu, cuda, cuda:N or mps")
+    return name
+
+
 def resolve_device(name: str | torch.device | None = "auto") -> torch.device:
     """``auto`` picks the first of cuda, mps, cpu; an explicit name must be available."""
     if isinstance(name, torch.device):
         return name
-    if name in (None, "", "auto"):
+    name = check_device_name(name)
+    if name == "auto":
         return torch.device(available_devices()[0])
-    base = str(name).split(":")[0]
-    if base not in ("cpu", "cuda", "mps"):
-        raise UserError(f"unknown device '{name}': use auto, cpu, cuda or mps")
-    if base not in available_devices():
+    device = torch.device(name)
+    if device.type not in available_devices():
         raise UserError(f"device '{name}' is not available here: use one of {', '.join(available_devices())}")
-    return torch.device(name)
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise UserError(f"device '{name}' does not exist: this machine has {torch.cuda.device_count()} GPU(s), "
+                        f"cuda:0..cuda:{torch.cuda.device_count() - 1}")
+    return device
 
 
 def describe(device: torch.device) -> str:

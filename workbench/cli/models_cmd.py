@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from workbench.cli.common import add_device_option, add_model_options, drive
 
@@ -80,21 +81,42 @@ def _zoo_list(args: argparse.Namespace) -> int:
 
 
 def _zoo_train(args: argparse.Namespace) -> int:
+    from workbench import limits
     from workbench.device import resolve_device
     from workbench.errors import UserError
     from workbench.models.zoo import train_zoo_model
 
+    limits.seed("--seed", args.seed)
+    if args.epochs is not None:
+        limits.integer("--epochs", args.epochs, 1, 10_000)
     train_data = None
     if args.limit is not None:
         from workbench.data.digits import load_digits32
 
-        if args.limit < 1:
-            raise UserError(f"--limit must be at least 1, got {args.limit}")
+        limits.integer("--limit", args.limit, 1)
         x, y = load_digits32("train")
         train_data = (x[:args.limit], y[:args.limit])
-    result = drive(train_zoo_model(args.name, seed=args.seed, epochs=args.epochs, random_labels=args.random_labels,
-                                   out=args.out, device=resolve_device(args.device), train_data=train_data),
-                   f"train {args.name}", quiet=args.quiet)
+    if args.out is not None:
+        _check_destination(Path(args.out))
+    device = resolve_device(args.device)
+    try:
+        result = drive(train_zoo_model(args.name, seed=args.seed, epochs=args.epochs, random_labels=args.random_labels,
+                                       out=args.out, device=device, train_data=train_data),
+                       f"train {args.name}", quiet=args.quiet)
+    except OSError as exc:
+        raise UserError(f"cannot write the weights to {args.out or 'resources/models'}: "
+                        f"{exc.strerror or exc}; choose a folder you can write") from None
     print(json.dumps({k: result[k] for k in ("path", "test_accuracy", "train_accuracy", "epochs", "seed",
                                              "training_seconds")}))
     return 0
+
+
+def _check_destination(out: Path) -> None:
+    """``out`` is a folder, or can become one: nothing on the way to it is a file."""
+    from workbench.errors import UserError
+
+    for folder in (out, *out.parents):
+        if folder.exists():
+            if not folder.is_dir():
+                raise UserError(f"--out {out}: {folder} is a file, not a folder; give a folder for the weights")
+            return

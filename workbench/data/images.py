@@ -7,6 +7,8 @@ model's input size; anything else is a one-line :class:`UserError`.
 
 from __future__ import annotations
 
+import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -15,31 +17,56 @@ from workbench.errors import UserError
 
 #: scikit-image sample photos shipped inside its wheel (no download needed).
 SAMPLE_PHOTOS = ("astronaut", "coffee", "chelsea", "camera", "rocket", "coins", "moon", "page")
+#: Largest image read, in pixels (a 30000×30000 "decompression bomb" is refused from its header).
+MAX_IMAGE_PIXELS = 50_000_000
 
 
-def load_image(path: str | Path) -> np.ndarray:
-    """Read an image file with PIL into (H, W, C) float32 in [0, 1]."""
+def load_image(path: str | Path, max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:
+    """Read an image file with PIL into (H, W, C) float32 in [0, 1].
+
+    The size is checked from the header before any pixel is decoded, so a decompression bomb
+    is refused with one line instead of filling the memory; PIL's own bomb warning is caught
+    here, for this call only.
+    """
     from PIL import Image, UnidentifiedImageError
 
     path = Path(path)
+    if path.is_dir():
+        raise UserError(f"{path} is a folder, not an image: give a PNG or JPEG file")
     if not path.is_file():
         raise UserError(f"image file not found: {path}")
+    if path.stat().st_size == 0:
+        raise UserError(f"image file {path} is empty: use a PNG or JPEG file")
+    limit = f"the limit is {max_pixels / 1e6:g} megapixels; scale it down first"
     try:
-        with Image.open(path) as im:
-            im.load()
-            if im.mode in ("I;16", "I;16B", "I"):
-                arr = np.asarray(im, dtype=np.float32) / 65535.0
-            elif im.mode in ("L", "RGB", "RGBA", "LA"):
-                arr = np.asarray(im, dtype=np.float32) / 255.0
-            elif im.mode == "P":
-                arr = np.asarray(im.convert("RGBA"), dtype=np.float32) / 255.0
-            else:
-                arr = np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
-    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
-        raise UserError(f"cannot read image {path}: {exc}; use a PNG or JPEG file") from None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                w, h = im.size
+                if w * h > max_pixels:
+                    raise UserError(f"image {path} is {w}×{h} pixels: {limit}")
+                im.load()
+                arr = _as_float(im)
+    except Image.DecompressionBombError:
+        raise UserError(f"image {path} is far too large: {limit}") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        raise UserError(f"cannot read image {path}: {reason}; use a PNG or JPEG file") from None
     if arr.ndim == 2:
         arr = arr[:, :, None]
+    if arr.shape[0] < 1 or arr.shape[1] < 1:
+        raise UserError(f"image {path} has no pixels")
     return np.ascontiguousarray(arr)
+
+
+def _as_float(im) -> np.ndarray:
+    if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+        return np.asarray(im, dtype=np.float32) / 65535.0
+    if im.mode in ("L", "RGB", "RGBA", "LA"):
+        return np.asarray(im, dtype=np.float32) / 255.0
+    if im.mode == "P":
+        return np.asarray(im.convert("RGBA"), dtype=np.float32) / 255.0
+    return np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
 
 
 def load_sample(name: str) -> tuple[np.ndarray, int | None]:
@@ -47,10 +74,10 @@ def load_sample(name: str) -> tuple[np.ndarray, int | None]:
     if name.startswith("digits:"):
         from workbench.data.digits import load_digits32
 
-        try:
-            index = int(name.split(":", 1)[1])
-        except ValueError:
-            raise UserError(f"bad sample '{name}': write digits:N with N a number, e.g. digits:0") from None
+        number = name.split(":", 1)[1].strip()
+        if not re.fullmatch(r"[+-]?\d{1,18}", number):
+            raise UserError(f"bad sample '{name}': write digits:N with N a number, e.g. digits:0")
+        index = int(number)
         x, y = load_digits32("test")
         if not 0 <= index < len(y):
             raise UserError(f"bad sample '{name}': there are {len(y)} test digits, use 0..{len(y) - 1}")
@@ -64,6 +91,27 @@ def load_sample(name: str) -> tuple[np.ndarray, int | None]:
             arr = arr[:, :, None]
         return np.ascontiguousarray(arr[:, :, :3]), None
     raise UserError(f"unknown sample '{name}': use digits:N or one of {', '.join(SAMPLE_PHOTOS)}")
+
+
+def load_reference(spec: str, input_size: tuple[int, int, int]) -> tuple[np.ndarray, int | None]:
+    """A reference image for a model taking ``input_size`` = (C, H, W): (H, W, C) in [0, 1] and its label.
+
+    ``spec`` is an existing file (with or without an extension), ``digits:N`` or a sample name.
+    """
+    if not isinstance(spec, str) or not spec.strip():
+        raise UserError("no reference image given: pass an image file, digits:N or a sample name")
+    path = Path(spec)
+    if path.is_file() or path.is_dir():
+        image, label = load_image(path), None
+    elif spec.startswith("digits:") or spec in SAMPLE_PHOTOS:
+        image, label = load_sample(spec)
+    elif path.suffix or len(path.parts) > 1:
+        raise UserError(f"image file not found: {spec}")
+    else:
+        raise UserError(f"'{spec}' is neither an image file nor a sample: use a file, digits:N or one of "
+                        f"{', '.join(SAMPLE_PHOTOS)}")
+    c, h, w = input_size
+    return prepare_image(image, c, (h, w)), label
 
 
 def prepare_image(image: np.ndarray, channels: int, size: tuple[int, int]) -> np.ndarray:

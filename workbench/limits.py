@@ -1,0 +1,104 @@
+"""Checks for the numbers a user gives, and for the memory a job would ask for.
+
+Every config's ``validate()`` calls these, so an option out of range, a non-finite number or a
+size that cannot fit in memory is one :class:`~workbench.errors.UserError` line, raised before
+anything is allocated or written. ``name`` is how the user wrote the option (``--alpha``).
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import os
+from typing import Any
+
+from workbench.errors import UserError
+
+#: Seeds are 32-bit: jobs derive per-restart seeds as ``seed * 100003 + k``, which must stay a 64-bit integer.
+SEED_MAX = 2**32 - 1
+#: The share of the available memory one job may plan to use.
+MEMORY_SHARE = 0.8
+
+
+def integer(name: str, value: Any, low: int | None = None, high: int | None = None) -> int:
+    """``value`` as an int in [low, high]; a bool, a float or a string is refused."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise UserError(f"{name} must be a whole number, got {value!r}")
+    value = int(value)
+    _bounds(name, value, low, high)
+    return value
+
+
+def real(name: str, value: Any, low: float | None = None, high: float | None = None, *,
+         positive: bool = False) -> float:
+    """``value`` as a finite float in [low, high] (above 0 when ``positive``)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise UserError(f"{name} must be a number, got {value!r}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise UserError(f"{name} must be a finite number, got {value}")
+    if positive and not value > 0:
+        raise UserError(f"{name} must be positive, got {value:g}")
+    _bounds(name, value, low, high)
+    return value
+
+
+def seed(name: str, value: Any) -> int:
+    return integer(name, value, 0, SEED_MAX)
+
+
+def choice(name: str, value: Any, options: tuple[str, ...]) -> str:
+    if value not in options:
+        raise UserError(f"{name} must be one of {', '.join(options)}, got {value!r}")
+    return value
+
+
+def text(name: str, value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise UserError(f"{name} must be a non-empty text, got {value!r}")
+    return value
+
+
+def _bounds(name: str, value: float, low: float | None, high: float | None) -> None:
+    if low is not None and value < low:
+        raise UserError(f"{name} must be at least {low:g}, got {value:g}")
+    if high is not None and value > high:
+        raise UserError(f"{name} must be at most {high:g}, got {value:g}")
+
+
+def available_memory(device: Any = None) -> tuple[int, str]:
+    """Bytes a job may still allocate on ``device`` (free GPU memory, or the system's available RAM)."""
+    kind = getattr(device, "type", str(device or "cpu")).split(":")[0]
+    if kind == "cuda":
+        import torch
+
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(free), "free memory on the GPU"
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024, "available memory"
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"), "available memory"
+    except (ValueError, OSError, AttributeError):
+        return 2**62, "available memory"
+
+
+def gib(nbytes: float) -> str:
+    value = nbytes / 2**30
+    return f"{value:.1f}" if value >= 0.1 else f"{value:.2g}"
+
+
+def require_memory(nbytes: float, what: str, hint: str, device: Any = None) -> None:
+    """Refuse ``what`` if its estimated ``nbytes`` exceed the share of the memory available.
+
+    The message gives the estimate and the limit: "... would need ~X GiB (limit Y GiB: ...); hint".
+    """
+    available, source = available_memory(device)
+    limit = MEMORY_SHARE * available
+    if nbytes > limit:
+        raise UserError(f"{what} would need ~{gib(nbytes)} GiB (limit {gib(limit)} GiB: "
+                        f"{int(MEMORY_SHARE * 100)} % of the {source}); {hint}")
