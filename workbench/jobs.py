@@ -3,7 +3,7 @@
 A job is ``job(config, *, cancel) -> Generator[Event, None, Result]``. The same job is
 iterated by the CLI (progress bar), by the Qt worker (events become signals) and by tests
 (iterated directly). Cancellation is cooperative: the job calls ``cancel.check()`` between
-iterations, which raises :class:`Cancelled`; the job's ``finally`` marks its run folder.
+iterations, which raises :class:`Cancelled`; :func:`workbench.runs.finalise` marks its run folder.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import numpy as np
 
 
 class Cancelled(Exception):
-    """Raised inside a job when its :class:`CancelToken` was set."""
+    """Raised inside a job when its :class:`CancelToken` was set, or by a stop signal."""
 
 
 class CancelToken:
@@ -73,14 +73,22 @@ Job = Generator[Event, None, Any]
 
 
 def run_job(job: Job, on_event: Callable[[Event], None] | None = None) -> Any:
-    """Drive ``job`` to completion, passing every event to ``on_event``; return its result."""
-    while True:
-        try:
-            event = next(job)
-        except StopIteration as stop:
-            return stop.value
-        if on_event is not None:
-            on_event(event)
+    """Drive ``job`` to completion, passing every event to ``on_event``; return its result.
+
+    The one loop that drives job generators outside the window. If ``on_event`` raises (or a
+    signal arrives while it runs), the job is closed, so its run folder is marked before the
+    exception goes on.
+    """
+    try:
+        while True:
+            try:
+                event = next(job)
+            except StopIteration as stop:
+                return stop.value
+            if on_event is not None:
+                on_event(event)
+    finally:
+        job.close()
 
 
 class Throttle:

@@ -4,30 +4,49 @@
 
     runs/<yyyymmdd-hhmmss>-<kind>-<short>/
       run.json      kind, config, status (running|done|cancelled|failed), versions, device,
-                    started, finished, error
+                    started, finished, error, and the owner: pid, host, heartbeat
       metrics.json  numbers the job computed
       images/       PNGs, one per result image, plus grid.png
       tensors/      safetensors of raw results
 
 Every write goes to a temporary file in the same folder and is renamed into place, so a
-folder never holds a half-written file, whatever happens to the process.
+folder never holds a half-written file, whatever happens to the process. A folder is claimed
+exclusively (its run.json is created with a hard link, which fails if it exists), so two
+processes given the same new folder can never both write into it.
+
+Every job ends through :func:`finalise`, the one place that turns how a job stopped into
+``done``, ``cancelled`` or ``failed``. A run whose process died without finishing (``kill -9``,
+power loss) still says ``running`` on disk; :attr:`Run.status` reads it as ``interrupted``
+because its owner process is gone or its heartbeat has gone stale.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import errno
 import json
 import os
 import platform
 import secrets
+import socket
 import tempfile
+import threading
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
+from workbench.errors import UserError
+
 STATUSES = ("running", "done", "cancelled", "failed")
+#: What :attr:`Run.status` may also say: derived when listing, never written.
+DERIVED_STATUSES = ("interrupted", "unreadable")
+#: Seconds between heartbeats of a running job.
+HEARTBEAT_SECONDS = 10.0
+#: A running run whose owner cannot be asked (another host) is interrupted after this silence.
+STALE_SECONDS = 120.0
 
 
 def versions() -> dict[str, str]:
@@ -47,19 +66,33 @@ def versions() -> dict[str, str]:
 
 @contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it into place if the block succeeds."""
+    """Yield a temporary path beside ``path``; rename it into place if the block succeeds.
+
+    An OSError (read-only or full file system, no permission) becomes a one-line
+    :class:`UserError`; the temporary file is removed either way.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part" + path.suffix, dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
+    tmp_path: Path | None = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part" + path.suffix, dir=path.parent)
+        os.close(fd)
+        tmp_path = Path(tmp)
         yield tmp_path
         os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; results are ordinary files
         os.replace(tmp_path, path)
+    except OSError as exc:
+        raise UserError(f"cannot write {path}: {_reason(exc)}: free some space or choose a writable folder") from None
     finally:
-        if tmp_path.exists():
-            tmp_path.unlink()
+        if tmp_path is not None and tmp_path.exists():
+            try:
+                tmp_path.unlink()
+            except OSError:
+                pass
+
+
+def _reason(exc: OSError) -> str:
+    return exc.strerror or type(exc).__name__
 
 
 def _umask() -> int:
@@ -68,9 +101,26 @@ def _umask() -> int:
     return mask
 
 
+def _dumps(data: Any) -> str:
+    return json.dumps(data, indent=2, default=_json_default) + "\n"
+
+
 def write_json(path: Path, data: Any) -> None:
+    text = _dumps(data)  # serialise first: a value that cannot be written leaves no file behind
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=2, default=_json_default) + "\n")
+        tmp.write_text(text)
+
+
+def read_json(path: Path, what: str = "") -> Any:
+    """``json.loads`` of a file; unreadable or invalid JSON is a one-line :class:`UserError`."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise UserError(f"{what or path} is missing ({path})") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        detail = "empty" if isinstance(exc, json.JSONDecodeError) and not exc.doc.strip() else str(exc).splitlines()[0][:120]
+        raise UserError(f"{what or path} is not valid JSON ({detail}): the file is damaged") from None
 
 
 def _json_default(obj: Any) -> Any:
@@ -96,28 +146,99 @@ def save_png(path: Path, image: np.ndarray) -> None:
         Image.fromarray(arr).save(tmp, format="PNG")
 
 
+# --- the owner of a running run --------------------------------------------------------------
+
+def _host() -> str:
+    return socket.gethostname()
+
+
+def _process_start(pid: int) -> str | None:
+    """The kernel's start time of ``pid`` (Linux), so a reused pid is not taken for the owner."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[-1].split()[19]
+
+
+def _pid_alive(pid: int, start: str | None) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    except OSError:
+        return False
+    if start is not None:
+        now = _process_start(pid)
+        if now is not None and now != start:
+            return False
+    return True
+
+
+def owner_fields() -> dict[str, Any]:
+    pid = os.getpid()
+    return {"pid": pid, "pid_start": _process_start(pid), "host": _host(), "heartbeat": _now()}
+
+
+def owner_alive(info: dict[str, Any]) -> bool:
+    """Whether the process that wrote a ``running`` run.json can still be running it."""
+    pid = info.get("pid")
+    if isinstance(pid, int) and info.get("host") == _host():
+        return _pid_alive(pid, info.get("pid_start"))
+    beat = info.get("heartbeat")
+    if not isinstance(beat, str):
+        return False
+    try:
+        age = (_dt.datetime.now() - _dt.datetime.fromisoformat(beat)).total_seconds()
+    except ValueError:
+        return False
+    return age < STALE_SECONDS
+
+
 class Run:
     """An open run folder. Use :meth:`RunStore.create` to make one."""
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
+        self._lock = threading.Lock()
+        #: a job that stops early but returns what it has sets this to "cancelled" (see finalise)
+        self.outcome: str | None = None
 
     @property
     def info(self) -> dict[str, Any]:
-        return json.loads((self.path / "run.json").read_text())
+        info = read_json(self.path / "run.json", f"{self.path.name}/run.json")
+        if not isinstance(info, dict) or not isinstance(info.get("status"), str):
+            raise UserError(f"{self.path.name}/run.json does not describe a run (no status): the folder is damaged")
+        return info
 
     @property
     def status(self) -> str:
-        return self.info["status"]
+        """The recorded status, or ``interrupted`` for a run whose owner died while running."""
+        info = self.info
+        if info["status"] == "running" and not owner_alive(info):
+            return "interrupted"
+        return info["status"]
 
     def metrics(self) -> dict[str, Any]:
         p = self.path / "metrics.json"
-        return json.loads(p.read_text()) if p.exists() else {}
+        if not p.exists():
+            return {}
+        data = read_json(p, f"{self.path.name}/metrics.json")
+        if not isinstance(data, dict):
+            raise UserError(f"{self.path.name}/metrics.json does not hold a JSON object: the folder is damaged")
+        return data
 
     def _update(self, **fields: Any) -> None:
-        info = self.info
-        info.update(fields)
-        write_json(self.path / "run.json", info)
+        with self._lock:
+            info = self.info
+            info.update(fields)
+            write_json(self.path / "run.json", info)
+
+    def beat(self) -> None:
+        """Refresh the heartbeat (and the owner: a resumed run has a new one)."""
+        self._update(**owner_fields())
 
     def write_metrics(self, metrics: dict[str, Any]) -> None:
         write_json(self.path / "metrics.json", metrics)
@@ -153,6 +274,22 @@ def _now() -> str:
     return _dt.datetime.now().isoformat(timespec="seconds")
 
 
+@dataclass
+class RunSummary:
+    """One row of :meth:`RunStore.scan`: never raises, whatever the folder holds."""
+
+    path: Path
+    status: str                                  # a STATUS, "interrupted" or "unreadable"
+    kind: str = "?"
+    started: str = ""
+    config: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+
+    @property
+    def readable(self) -> bool:
+        return self.status != "unreadable"
+
+
 class RunStore:
     """A folder of run folders (the workspace)."""
 
@@ -160,31 +297,283 @@ class RunStore:
         self.root = Path(root)
 
     def create(self, kind: str, config: dict[str, Any], device: str = "cpu", folder: str | Path | None = None) -> Run:
-        """Make a new run folder; ``folder`` forces its exact path (the CLI's ``--out``)."""
-        if folder is None:
+        """Claim a new run folder; ``folder`` forces its exact path (the CLI's ``--out``).
+
+        The folder must be new or empty; a folder another process has claimed, a file, or a
+        place that cannot be written is a one-line :class:`UserError`, and nothing is left
+        behind.
+        """
+        info = {"kind": kind, "config": config, "status": "running", "versions": versions(),
+                "device": device, "started": _now(), "finished": None, **owner_fields()}
+        text = _dumps(info)
+        if folder is not None:
+            return Run(claim_folder(Path(folder), text))
+        for _ in range(100):
             stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
             path = self.root / f"{stamp}-{kind}-{secrets.token_hex(2)}"
-        else:
-            path = Path(folder)
-        path.mkdir(parents=True, exist_ok=True)
-        run = Run(path)
-        write_json(path / "run.json", {
-            "kind": kind, "config": config, "status": "running", "versions": versions(),
-            "device": device, "started": _now(), "finished": None,
-        })
-        return run
+            if not path.exists():
+                try:
+                    return Run(claim_folder(path, text))
+                except FolderTaken:
+                    continue
+        raise UserError(f"cannot make a new run folder in {self.root}: choose another workspace")
+
+    def scan(self) -> list[RunSummary]:
+        """Every run folder under the root, newest first; damaged ones as ``unreadable``."""
+        try:
+            folders = [p for p in self.root.iterdir() if not p.name.startswith(".") and (p / "run.json").is_file()]
+        except OSError:
+            return []
+        rows = [summarise(p) for p in folders]
+        return sorted(rows, key=lambda r: r.started, reverse=True)
 
     def list(self) -> list[Run]:
-        """Run folders under the root, newest first."""
-        if not self.root.exists():
-            return []
-        runs = [Run(p) for p in self.root.iterdir() if (p / "run.json").is_file()]
-        return sorted(runs, key=lambda r: r.info.get("started") or "", reverse=True)
+        """The readable run folders under the root, newest first."""
+        return [Run(r.path) for r in self.scan() if r.readable]
 
     def open(self, path: str | Path) -> Run:
         path = Path(path)
         if not (path / "run.json").is_file():
-            from workbench.errors import UserError
-
             raise UserError(f"{path} is not a run folder (no run.json): pick a folder made by a workbench job")
-        return Run(path)
+        run = Run(path)
+        run.info  # a damaged run.json is reported here, in one line
+        return run
+
+
+def summarise(path: Path) -> RunSummary:
+    """A :class:`RunSummary` of one folder; never raises."""
+    run = Run(path)
+    try:
+        info = run.info
+        status = run.status
+    except UserError as exc:
+        try:
+            started = _dt.datetime.fromtimestamp((path / "run.json").stat().st_mtime).isoformat(timespec="seconds")
+        except OSError:
+            started = ""
+        return RunSummary(path, "unreadable", started=started, error=str(exc))
+    config = info.get("config") if isinstance(info.get("config"), dict) else {}
+    started = info.get("started") if isinstance(info.get("started"), str) else ""
+    error = info.get("error") if isinstance(info.get("error"), str) else None
+    return RunSummary(path, status, str(info.get("kind", "?")), started, config, error)
+
+
+class FolderTaken(UserError):
+    """The folder exists and holds something (or another process claimed it first)."""
+
+
+def check_new_folder(path: str | Path) -> Path:
+    """Fail early, before any work, if ``path`` cannot become a new run folder.
+
+    :meth:`RunStore.create` checks again when it claims the folder: this is the cheap early
+    refusal, not the guarantee.
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise UserError(f"{path} is a file: give a new folder for the run")
+    try:
+        if path.is_dir() and any(path.iterdir()):
+            raise FolderTaken(f"{path} is not empty: choose a new folder so no earlier run is overwritten")
+    except OSError as exc:
+        raise UserError(f"cannot use {path} as a run folder: {_reason(exc)}") from None
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise UserError(f"cannot make {path}: {parent} is a file, not a folder")
+            break
+    return path
+
+
+def claim_folder(path: Path, run_json: str) -> Path:
+    """Create ``path`` (or take it if empty) and its run.json, atomically and exclusively."""
+    check_new_folder(path)
+    made: list[Path] = []
+    try:
+        for p in reversed([path, *path.parents]):
+            if not p.exists():
+                try:
+                    p.mkdir()
+                    made.append(p)
+                except FileExistsError:
+                    pass
+        if any(path.iterdir()):
+            raise FolderTaken(f"{path} is not empty: choose a new folder so no earlier run is overwritten")
+        _create_exclusive(path / "run.json", run_json)
+    except FileExistsError:
+        _remove_made(made)
+        raise FolderTaken(f"{path} was just claimed by another run: choose a new folder") from None
+    except OSError as exc:
+        _remove_made(made)
+        raise UserError(f"cannot write the run folder {path}: {_reason(exc)}: choose a writable folder") from None
+    except BaseException:
+        _remove_made(made)
+        raise
+    return path
+
+
+def _create_exclusive(target: Path, text: str) -> None:
+    """Write ``target`` whole, failing with FileExistsError if it exists (hard link, or O_EXCL)."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.chmod(tmp, 0o666 & ~_umask())
+        try:
+            os.link(tmp, target)
+        except OSError as exc:
+            if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.ENOSYS):
+                raise
+            with open(target, "x") as f:  # the file system has no hard links: O_EXCL instead
+                f.write(text)
+    finally:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+
+
+def _remove_made(made: list[Path]) -> None:
+    for p in reversed(made):
+        try:
+            for child in p.iterdir():
+                if child.name.startswith(".run.json.") and child.name.endswith(".part"):
+                    child.unlink()
+            p.rmdir()
+        except OSError:
+            pass
+
+
+class RunBackup:
+    """A copy of a finished run's files, put back if continuing it (``--resume``) fails.
+
+    Kept in a hidden sibling folder so the run itself is never the worse for a failed
+    resume: a failed job restores every file as it was and removes the ones it added; a job
+    that finishes or is cancelled keeps its progress, and the copy is dropped.
+    """
+
+    def __init__(self, path: Path) -> None:
+        import shutil
+
+        self.path = Path(path)
+        self.copy = self.path.parent / f".{self.path.name}.resume-{secrets.token_hex(3)}"
+        try:
+            shutil.copytree(self.path, self.copy, symlinks=True)
+        except OSError as exc:
+            shutil.rmtree(self.copy, ignore_errors=True)
+            raise UserError(f"cannot back up {self.path} before resuming: {_reason(exc)}: free some space") from None
+
+    def restore(self) -> None:
+        import shutil
+
+        for p in sorted(self.path.rglob("*"), reverse=True):
+            rel = p.relative_to(self.path)
+            if not (self.copy / rel).exists():
+                p.unlink() if not p.is_dir() else shutil.rmtree(p, ignore_errors=True)
+        for q in self.copy.rglob("*"):
+            if q.is_file():
+                target = self.path / q.relative_to(self.copy)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(q, target)
+
+    def drop(self) -> None:
+        import shutil
+
+        shutil.rmtree(self.copy, ignore_errors=True)
+
+    def restoring(self, job, run: "Run"):
+        """Drive ``job`` (a :func:`finalise` of ``run``); a run it leaves ``failed`` is restored."""
+        try:
+            return (yield from job)
+        finally:
+            try:
+                failed = run.info.get("status") == "failed"
+            except UserError:
+                failed = True
+            if failed:
+                self.restore()
+            self.drop()
+
+
+# --- the one way a job ends ------------------------------------------------------------------
+
+class _Heartbeat:
+    """A thread that refreshes ``run.json``'s heartbeat while a job runs; joined on stop."""
+
+    def __init__(self, run: Run, interval: float | None = None) -> None:
+        self.run = run
+        self.interval = HEARTBEAT_SECONDS if interval is None else interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name=f"heartbeat {run.path.name}", daemon=True)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.run.beat()
+            except (UserError, OSError):  # a full disk must not kill the job; listing will say stale
+                pass
+
+    def __enter__(self) -> "_Heartbeat":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def finalise(run: Run, body, *, on_stop: Callable[[str], None] | None = None):
+    """Drive the job ``body`` inside ``run`` and mark the folder with how it ended.
+
+    The one finalisation path of every job kind: a normal return is ``done`` (or the
+    ``run.outcome`` a job set when it returned partial results); :class:`Cancelled`, a
+    ``KeyboardInterrupt`` on the main thread (Ctrl+C) and the driver closing the job are
+    ``cancelled``; anything else the body raises — ``SystemExit``, ``GeneratorExit``, a
+    ``KeyboardInterrupt`` raised by code on a worker thread — is ``failed`` with its message.
+    ``on_stop(status)`` runs before the folder is marked when the job did not finish, to keep
+    partial results. Returns the body's result; re-raises whatever stopped it.
+    """
+    from workbench.jobs import Cancelled
+
+    status, error = "failed", None
+    with _Heartbeat(run):
+        try:
+            while True:
+                try:
+                    event = next(body)
+                except StopIteration as stop:
+                    status = run.outcome or "done"
+                    return stop.value
+                except Cancelled:
+                    status = "cancelled"
+                    raise
+                except KeyboardInterrupt:
+                    on_main = threading.current_thread() is threading.main_thread()
+                    status, error = ("cancelled", None) if on_main else ("failed", "KeyboardInterrupt raised by the job")
+                    raise
+                except BaseException as exc:
+                    error = describe_error(exc)
+                    raise
+                try:
+                    yield event
+                except GeneratorExit:  # the driver stopped the job: Esc in the window, Ctrl+C in a loop
+                    status = "cancelled"
+                    body.close()
+                    raise
+        finally:
+            if status != "done" and on_stop is not None:
+                try:
+                    on_stop(status)
+                except Exception as exc:  # the partial results are a bonus; the status is not
+                    error = error or f"partial results not saved: {describe_error(exc)}"
+            try:
+                run.finish(status, error=error)
+            except UserError:
+                pass
+
+
+def describe_error(exc: BaseException) -> str:
+    """One line for run.json: a UserError's own message, otherwise ``Type: message``."""
+    if isinstance(exc, UserError):
+        return str(exc)
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

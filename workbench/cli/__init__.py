@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from pathlib import Path
 
 from workbench.errors import UserError
 
@@ -19,6 +20,7 @@ COMMAND_MODULES = (
     "workbench.cli.preimage_cmd",
     "workbench.cli.deform_cmd",
     "workbench.cli.filtergan_cmd",
+    "workbench.cli.runs_cmd",
 )
 
 
@@ -50,15 +52,25 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; SIGINT and SIGTERM stop it like a cancel (exit 1, partial results kept)."""
+    from workbench.cli.common import stop_signals_cancel
+    from workbench.jobs import Cancelled
+
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         if args.command is None:
             return _gui(args)
-        return int(args.func(args) or 0)
+        with stop_signals_cancel():
+            return int(args.func(args) or 0)
     except UserError as exc:
         print(f"workbench: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except Cancelled as exc:
+        out = getattr(args, "out", None)
+        kept = f"; the run folder {out} is kept and marked cancelled" if out and Path(out, "run.json").is_file() else ""
+        print(f"workbench: {exc or 'cancelled'}{kept}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("workbench: interrupted", file=sys.stderr)
         return 130

@@ -7,6 +7,7 @@ import json
 import sys
 
 from workbench.cli.common import add_device_option, drive
+from workbench.runs import check_new_folder
 
 #: What each study runs and how long it took here (workbench.deformation.studies has the details).
 STUDY_SUMMARIES = {
@@ -80,6 +81,7 @@ def _deform(args) -> int:
     if args.preset:
         grid, max_disp = PRESETS[args.preset].grid, PRESETS[args.preset].max_disp
     layers = tuple(x.strip() for x in args.layers.split(",") if x.strip()) if args.layers else None
+    check_new_folder(args.out)
     config = DeformConfig(model=args.model, arch=args.arch, trust=args.trust, images=args.images, n=args.n,
                           grid=grid, max_disp=max_disp, seeds=args.seeds, seed=args.seed, layers=layers,
                           init=args.init, batch_size=args.batch_size, device=args.device)
@@ -114,6 +116,7 @@ def _study(args) -> int:
     from workbench.deformation.studies import STUDIES, run_study
 
     overrides = {k: v for k, v in (("seeds", args.seeds), ("epochs", args.epochs), ("n", args.n)) if v is not None}
+    check_new_folder(args.out)
     summary = drive(run_study(args.name, out=args.out, device=args.device, **overrides),
                     f"study {args.name}", quiet=args.quiet)
     for line in STUDIES[args.name].describe(summary):

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from workbench.cli.common import add_device_option, drive
 from workbench.errors import UserError
+from workbench.runs import check_new_folder
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -76,12 +77,6 @@ def _config(args: argparse.Namespace):
     )
 
 
-def _check_out(out: Path) -> None:
-    if out.exists() and not out.is_dir():
-        raise UserError(f"--out {out} is a file: give a folder for the run")
-    if out.is_dir() and any(out.iterdir()):
-        raise UserError(f"--out {out} is not empty: choose a new folder so no earlier run is overwritten")
-
 
 def _run(args: argparse.Namespace) -> int:
     from workbench.device import resolve_device
@@ -91,7 +86,7 @@ def _run(args: argparse.Namespace) -> int:
     config = _config(args)
     config.validate()
     out = Path(args.out)
-    _check_out(out)
+    check_new_folder(out)
     model = load_model(args.model, arch=args.arch, trust=args.trust, device=resolve_device(args.device))
     result = drive(preimage_job(config, out=out, model=model), f"{args.method} {args.layer}", quiet=args.quiet)
     summary = {k: result.metrics[k] for k in ("reconstruction_error_mean", "classification_consistency", "activation_over_M",
@@ -104,7 +99,7 @@ def _demo(args: argparse.Namespace) -> int:
     from workbench.preimage.demo import demo_job
 
     out = Path(args.out)
-    _check_out(out)
+    check_new_folder(out)
     path = drive(demo_job(args.model, out, iters=args.iters, device=args.device), "demo")
     print(path)
     return 0

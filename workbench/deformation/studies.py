@@ -30,7 +30,7 @@ from workbench.deformation.sensitivity import SensitivityResult, deformation_sen
 from workbench.deformation.tps import random_deform
 from workbench.errors import UserError
 from workbench.jobs import Artifact, Cancelled, CancelToken, Event, Log, Step
-from workbench.runs import Run, RunStore
+from workbench.runs import Run, RunStore, finalise
 
 #: Sizes chosen so each study takes minutes of CPU time on a 2-core machine (measured: pooling
 #: 18 CPU-min, smoothing 1, synthetic 5; wall times 3-4x longer when the machine is shared).
@@ -90,11 +90,6 @@ def _start(name: str, config: dict, out, runs_root, device) -> Run:
     return RunStore(runs_root).create(f"study-{name}", config, describe(device), folder=out)
 
 
-def _finish(run: Run, status: str) -> None:
-    if run.status == "running":
-        run.finish(status)
-
-
 # --------------------------------------------------------------------------- pooling (Fig. 3)
 
 def pooling_study(*, seeds: int = 3, epochs: int = 3, n: int = 128, out=None, runs_root="runs",
@@ -109,45 +104,49 @@ def pooling_study(*, seeds: int = 3, epochs: int = 3, n: int = 128, out=None, ru
               "init": "truncnormal", "data": "digits 32x32 (1347 train / 450 test)", "images": "first n test digits"}
     run = _start("pooling", config, out, runs_root, device)
     yield Artifact("run", str(run.path))
-    images = load_digits32("test")[0][:n]
-    progress = _Progress(len(DOWNSAMPLINGS) * seeds * 3)
-    started = time.monotonic()
-    per: dict[str, dict[str, Any]] = {}
-    status = "done"
-    try:
-        for d in DOWNSAMPLINGS:
-            init_r, trained_r, acc = [], [], []
-            for s in range(seeds):
-                module = _fresh(d, "truncnormal", s)
-                init_r.append((yield from progress.forward(_measure(module, images, s, 1, cancel, device), f"{d} init")))
-                res = yield from progress.forward(train_classifier(module, epochs=epochs, seed=s, device=device,
-                                                                   cancel=cancel), f"{d} train seed {s}")
-                acc.append(res["test_accuracy"])
-                module.eval()
-                trained_r.append((yield from progress.forward(_measure(module, images, s, 1, cancel, device),
-                                                              f"{d} trained")))
-                if not (init_r[-1].complete and trained_r[-1].complete):
-                    raise Cancelled()
-            per[d] = {"init": _stack(init_r), "trained": _stack(trained_r), "test_accuracy": acc}
-            yield Log(f"{d}: test accuracy {np.mean(acc):.3f}")
-    except (Cancelled, KeyboardInterrupt):
-        status = "cancelled"
-    seconds = time.monotonic() - started
-    metrics: dict[str, Any] = {"config": config, "seconds": round(seconds, 1), "complete": status == "done",
-                               "variants": {}}
-    for d, v in per.items():
-        metrics["variants"][d] = {"init": _rows(v["init"]), "trained": _rows(v["trained"]),
-                                  "test_accuracy": v["test_accuracy"]}
-    if per:
-        metrics["comparison"] = _later_layer_comparison({d: v["init"] for d, v in per.items()})
-        metrics["comparison_trained"] = _later_layer_comparison({d: v["trained"] for d, v in per.items()})
-        run.save_image("pooling_init.png", sensitivity_plot(
-            [(d, v["init"]) for d, v in per.items()], f"At initialization ({seeds} nets each, mean ± 2 std)"))
-        run.save_image("pooling_trained.png", sensitivity_plot(
-            [(d, v["trained"]) for d, v in per.items()], f"After {epochs} epochs on digits ({seeds} nets each)"))
-    run.write_metrics(metrics)
-    _finish(run, status)
-    return metrics
+
+    def body():
+        images = load_digits32("test")[0][:n]
+        progress = _Progress(len(DOWNSAMPLINGS) * seeds * 3)
+        started = time.monotonic()
+        per: dict[str, dict[str, Any]] = {}
+        status = "done"
+        try:
+            for d in DOWNSAMPLINGS:
+                init_r, trained_r, acc = [], [], []
+                for s in range(seeds):
+                    module = _fresh(d, "truncnormal", s)
+                    init_r.append((yield from progress.forward(_measure(module, images, s, 1, cancel, device), f"{d} init")))
+                    res = yield from progress.forward(train_classifier(module, epochs=epochs, seed=s, device=device,
+                                                                       cancel=cancel), f"{d} train seed {s}")
+                    acc.append(res["test_accuracy"])
+                    module.eval()
+                    trained_r.append((yield from progress.forward(_measure(module, images, s, 1, cancel, device),
+                                                                  f"{d} trained")))
+                    if not (init_r[-1].complete and trained_r[-1].complete):
+                        raise Cancelled()
+                per[d] = {"init": _stack(init_r), "trained": _stack(trained_r), "test_accuracy": acc}
+                yield Log(f"{d}: test accuracy {np.mean(acc):.3f}")
+        except (Cancelled, KeyboardInterrupt):
+            status = "cancelled"
+        seconds = time.monotonic() - started
+        metrics: dict[str, Any] = {"config": config, "seconds": round(seconds, 1), "complete": status == "done",
+                                   "variants": {}}
+        for d, v in per.items():
+            metrics["variants"][d] = {"init": _rows(v["init"]), "trained": _rows(v["trained"]),
+                                      "test_accuracy": v["test_accuracy"]}
+        if per:
+            metrics["comparison"] = _later_layer_comparison({d: v["init"] for d, v in per.items()})
+            metrics["comparison_trained"] = _later_layer_comparison({d: v["trained"] for d, v in per.items()})
+            run.save_image("pooling_init.png", sensitivity_plot(
+                [(d, v["init"]) for d, v in per.items()], f"At initialization ({seeds} nets each, mean ± 2 std)"))
+            run.save_image("pooling_trained.png", sensitivity_plot(
+                [(d, v["trained"]) for d, v in per.items()], f"After {epochs} epochs on digits ({seeds} nets each)"))
+        run.write_metrics(metrics)
+        run.outcome = None if status == "done" else status
+        return metrics
+
+    return (yield from finalise(run, body()))
 
 
 def _later_layer_comparison(results: dict[str, SensitivityResult]) -> dict[str, Any]:
@@ -172,46 +171,50 @@ def smoothing_study(*, seeds: int = 3, n: int = 128, sigmas=SMOOTHING_SIZE["sigm
               "sigmas": list(sigmas), "grid": 3, "max_disp": 2.0, "init": "truncnormal convolved with a Gaussian (σ)"}
     run = _start("smoothing", config, out, runs_root, device)
     yield Artifact("run", str(run.path))
-    images = load_digits32("test")[0][:n]
-    progress = _Progress(len(sigmas) * seeds)
-    started = time.monotonic()
-    per: dict[float, SensitivityResult] = {}
-    ntv: dict[float, float] = {}
-    status = "done"
-    try:
-        for sigma in sigmas:
-            results, smooth = [], []
-            for s in range(seeds):
-                module = _fresh(architecture, f"gaussian:{sigma}" if sigma > 0 else "truncnormal", s)
-                smooth.append(np.mean([x.ntv for x in filter_smoothness(module)]))
-                r = yield from progress.forward(_measure(module, images, s, 1, cancel, device), f"σ={sigma}")
-                if not r.complete:
-                    raise Cancelled()
-                results.append(r)
-            per[sigma] = _stack(results)
-            ntv[sigma] = float(np.mean(smooth))
-    except (Cancelled, KeyboardInterrupt):
-        status = "cancelled"
-    metrics: dict[str, Any] = {"config": config, "seconds": round(time.monotonic() - started, 1),
-                               "complete": status == "done", "sigmas": {}}
-    for sigma, r in per.items():
-        metrics["sigmas"][str(sigma)] = {"mean_ntv": ntv[sigma], "layers": _rows(r)}
-    if per:
-        means = np.stack([r.mean for r in per.values()])
-        monotone = [bool(np.all(np.diff(means[:, i]) <= 0)) for i in range(means.shape[1])]
-        metrics["monotone_per_layer"] = dict(zip(next(iter(per.values())).layers, monotone))
-        shades = _shades(len(per))
-        from workbench.export.plots import Series, line_plot
 
-        series = [Series(f"sigma = {sigma:g} (NTV {ntv[sigma]:.2f})", r.mean, 2 * r.std, shades[k])
-                  for k, (sigma, r) in enumerate(per.items())]
-        run.save_image("smoothing.png", line_plot(
-            series, x_labels=next(iter(per.values())).layers, xlabel="layer",
-            ylabel="normalized cosine distance (mean ± 2 std)",
-            title=f"cifar-vgg-{architecture} at init, filters smoothed with a Gaussian of std sigma ({seeds} nets each)"))
-    run.write_metrics(metrics)
-    _finish(run, status)
-    return metrics
+    def body():
+        images = load_digits32("test")[0][:n]
+        progress = _Progress(len(sigmas) * seeds)
+        started = time.monotonic()
+        per: dict[float, SensitivityResult] = {}
+        ntv: dict[float, float] = {}
+        status = "done"
+        try:
+            for sigma in sigmas:
+                results, smooth = [], []
+                for s in range(seeds):
+                    module = _fresh(architecture, f"gaussian:{sigma}" if sigma > 0 else "truncnormal", s)
+                    smooth.append(np.mean([x.ntv for x in filter_smoothness(module)]))
+                    r = yield from progress.forward(_measure(module, images, s, 1, cancel, device), f"σ={sigma}")
+                    if not r.complete:
+                        raise Cancelled()
+                    results.append(r)
+                per[sigma] = _stack(results)
+                ntv[sigma] = float(np.mean(smooth))
+        except (Cancelled, KeyboardInterrupt):
+            status = "cancelled"
+        metrics: dict[str, Any] = {"config": config, "seconds": round(time.monotonic() - started, 1),
+                                   "complete": status == "done", "sigmas": {}}
+        for sigma, r in per.items():
+            metrics["sigmas"][str(sigma)] = {"mean_ntv": ntv[sigma], "layers": _rows(r)}
+        if per:
+            means = np.stack([r.mean for r in per.values()])
+            monotone = [bool(np.all(np.diff(means[:, i]) <= 0)) for i in range(means.shape[1])]
+            metrics["monotone_per_layer"] = dict(zip(next(iter(per.values())).layers, monotone))
+            shades = _shades(len(per))
+            from workbench.export.plots import Series, line_plot
+
+            series = [Series(f"sigma = {sigma:g} (NTV {ntv[sigma]:.2f})", r.mean, 2 * r.std, shades[k])
+                      for k, (sigma, r) in enumerate(per.items())]
+            run.save_image("smoothing.png", line_plot(
+                series, x_labels=next(iter(per.values())).layers, xlabel="layer",
+                ylabel="normalized cosine distance (mean ± 2 std)",
+                title=f"cifar-vgg-{architecture} at init, filters smoothed with a Gaussian of std sigma ({seeds} nets each)"))
+        run.write_metrics(metrics)
+        run.outcome = None if status == "done" else status
+        return metrics
+
+    return (yield from finalise(run, body()))
 
 
 def _shades(k: int) -> list[tuple[int, int, int]]:
@@ -255,69 +258,73 @@ def synthetic_study(*, seeds: int = 3, epochs: int = 8, per_class: int = 64, str
               "strength": "maximum control-point displacement in pixels", "init": "truncnormal"}
     run = _start("synthetic", config, out, runs_root, device)
     yield Artifact("run", str(run.path))
-    examples = [vstack([hstack([upscale(synthetic_task(c, 1, 100 + j)[0][k, 0].numpy(), 3) for k in range(10)])
-                        for j in range(2)]) for c in strengths]
-    run.save_image("synthetic_examples.png", vstack(examples, gap=14))
-    progress = _Progress(len(strengths) * seeds)
-    started = time.monotonic()
-    per: dict[float, np.ndarray] = {}
-    layer_names: list[str] = []
-    accuracy: dict[float, list[float]] = {}
-    init_ntv: list[float] = []
-    status = "done"
-    try:
-        for c in strengths:
-            rows, acc = [], []
-            for s in range(seeds):
-                module = _fresh(architecture, "truncnormal", s, blocks)
-                init_ntv.extend(x.ntv for x in filter_smoothness(module))
-                train = synthetic_task(c, per_class, seed=10_000 + s)
-                test = synthetic_task(c, max(per_class // 4, 4), seed=20_000 + s)
-                res = yield from progress.forward(train_classifier(
-                    module, epochs=epochs, seed=s, train_data=train, test_data=test, device=device, cancel=cancel),
-                    f"C={c:g} seed {s}")
-                acc.append(res["test_accuracy"])
-                layers = filter_smoothness(module.cpu())
-                layer_names = [x.layer for x in layers]
-                rows.append([x.ntv for x in layers])
-            per[c] = np.array(rows)
-            accuracy[c] = acc
-            yield Log(f"C={c:g}: mean NTV {per[c].mean():.4f}, test accuracy {np.mean(acc):.3f}")
-    except (Cancelled, KeyboardInterrupt):
-        status = "cancelled"
-    metrics: dict[str, Any] = {"config": config, "seconds": round(time.monotonic() - started, 1),
-                               "complete": status == "done", "init_ntv": float(np.mean(init_ntv)) if init_ntv else None,
-                               "strengths": {}}
-    for c, rows in per.items():
-        std = rows.std(axis=0, ddof=1) if len(rows) > 1 else np.zeros(rows.shape[1])
-        metrics["strengths"][f"{c:g}"] = {
-            "mean_ntv": float(rows.mean()), "test_accuracy": accuracy[c], "per_seed": rows.tolist(),
-            "layers": [{"layer": n, "mean": float(m), "std": float(sd)}
-                       for n, m, sd in zip(layer_names, rows.mean(axis=0), std)]}
-    if per:
-        overall = [float(r.mean()) for r in per.values()]
-        metrics["mean_ntv_by_strength"] = dict(zip([f"{c:g}" for c in per], overall))
-        metrics["monotone_decreasing"] = bool(np.all(np.diff(overall) < 0))
-        first = next(iter(per.values()))
-        metrics["paired_change_vs_weakest"] = {  # same seeds (same initial nets) across strengths
-            f"{c:g}": [float(v) for v in (rows - first).mean(axis=0)] for c, rows in per.items()}
-        shades = _shades(len(per))
-        series = [Series(f"C = {c:g}", rows.mean(axis=0),
-                         2 * (rows.std(axis=0, ddof=1) if len(rows) > 1 else np.zeros(rows.shape[1])), shades[k])
-                  for k, (c, rows) in enumerate(per.items())]
-        level = float(np.mean(init_ntv)) if init_ntv else PAPER_INIT_NTV
-        run.save_image("synthetic_smoothness.png", line_plot(
-            series, x_labels=layer_names, xlabel="conv layer", ylabel="normalized total variation (mean ± 2 std)",
-            hlines=[HLine(level, f"initialization ({level:.3f})")],
-            title=f"Filter NTV after training on synthetic deformation tasks ({seeds} nets each)"))
-        run.save_image("synthetic_by_strength.png", line_plot(
-            [Series("mean NTV over conv layers", overall,
-                    [2 * float(np.std(r.mean(axis=1), ddof=1)) if len(r) > 1 else 0.0 for r in per.values()])],
-            x=list(per), xlabel="deformation strength C (px)", ylabel="mean normalized total variation",
-            hlines=[HLine(level, "initialization")], title="Stronger deformations -> smoother filters? (Fig. 5b)"))
-    run.write_metrics(metrics)
-    _finish(run, status)
-    return metrics
+
+    def body():
+        examples = [vstack([hstack([upscale(synthetic_task(c, 1, 100 + j)[0][k, 0].numpy(), 3) for k in range(10)])
+                            for j in range(2)]) for c in strengths]
+        run.save_image("synthetic_examples.png", vstack(examples, gap=14))
+        progress = _Progress(len(strengths) * seeds)
+        started = time.monotonic()
+        per: dict[float, np.ndarray] = {}
+        layer_names: list[str] = []
+        accuracy: dict[float, list[float]] = {}
+        init_ntv: list[float] = []
+        status = "done"
+        try:
+            for c in strengths:
+                rows, acc = [], []
+                for s in range(seeds):
+                    module = _fresh(architecture, "truncnormal", s, blocks)
+                    init_ntv.extend(x.ntv for x in filter_smoothness(module))
+                    train = synthetic_task(c, per_class, seed=10_000 + s)
+                    test = synthetic_task(c, max(per_class // 4, 4), seed=20_000 + s)
+                    res = yield from progress.forward(train_classifier(
+                        module, epochs=epochs, seed=s, train_data=train, test_data=test, device=device, cancel=cancel),
+                        f"C={c:g} seed {s}")
+                    acc.append(res["test_accuracy"])
+                    layers = filter_smoothness(module.cpu())
+                    layer_names = [x.layer for x in layers]
+                    rows.append([x.ntv for x in layers])
+                per[c] = np.array(rows)
+                accuracy[c] = acc
+                yield Log(f"C={c:g}: mean NTV {per[c].mean():.4f}, test accuracy {np.mean(acc):.3f}")
+        except (Cancelled, KeyboardInterrupt):
+            status = "cancelled"
+        metrics: dict[str, Any] = {"config": config, "seconds": round(time.monotonic() - started, 1),
+                                   "complete": status == "done", "init_ntv": float(np.mean(init_ntv)) if init_ntv else None,
+                                   "strengths": {}}
+        for c, rows in per.items():
+            std = rows.std(axis=0, ddof=1) if len(rows) > 1 else np.zeros(rows.shape[1])
+            metrics["strengths"][f"{c:g}"] = {
+                "mean_ntv": float(rows.mean()), "test_accuracy": accuracy[c], "per_seed": rows.tolist(),
+                "layers": [{"layer": n, "mean": float(m), "std": float(sd)}
+                           for n, m, sd in zip(layer_names, rows.mean(axis=0), std)]}
+        if per:
+            overall = [float(r.mean()) for r in per.values()]
+            metrics["mean_ntv_by_strength"] = dict(zip([f"{c:g}" for c in per], overall))
+            metrics["monotone_decreasing"] = bool(np.all(np.diff(overall) < 0))
+            first = next(iter(per.values()))
+            metrics["paired_change_vs_weakest"] = {  # same seeds (same initial nets) across strengths
+                f"{c:g}": [float(v) for v in (rows - first).mean(axis=0)] for c, rows in per.items()}
+            shades = _shades(len(per))
+            series = [Series(f"C = {c:g}", rows.mean(axis=0),
+                             2 * (rows.std(axis=0, ddof=1) if len(rows) > 1 else np.zeros(rows.shape[1])), shades[k])
+                      for k, (c, rows) in enumerate(per.items())]
+            level = float(np.mean(init_ntv)) if init_ntv else PAPER_INIT_NTV
+            run.save_image("synthetic_smoothness.png", line_plot(
+                series, x_labels=layer_names, xlabel="conv layer", ylabel="normalized total variation (mean ± 2 std)",
+                hlines=[HLine(level, f"initialization ({level:.3f})")],
+                title=f"Filter NTV after training on synthetic deformation tasks ({seeds} nets each)"))
+            run.save_image("synthetic_by_strength.png", line_plot(
+                [Series("mean NTV over conv layers", overall,
+                        [2 * float(np.std(r.mean(axis=1), ddof=1)) if len(r) > 1 else 0.0 for r in per.values()])],
+                x=list(per), xlabel="deformation strength C (px)", ylabel="mean normalized total variation",
+                hlines=[HLine(level, "initialization")], title="Stronger deformations -> smoother filters? (Fig. 5b)"))
+        run.write_metrics(metrics)
+        run.outcome = None if status == "done" else status
+        return metrics
+
+    return (yield from finalise(run, body()))
 
 
 # --------------------------------------------------------------------------- registry

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from workbench.jobs import CancelToken, Job, Log, Step
-from workbench.runs import RunStore
+from workbench.runs import RunStore, finalise
 
 
 def demo_job(model_name: str = "digits-vgg", out: str | Path = "demo", iters: int = 200, device: str = "auto",
@@ -16,9 +16,7 @@ def demo_job(model_name: str = "digits-vgg", out: str | Path = "demo", iters: in
     them in one labelled figure. Returns the path of that figure.
     """
     from workbench.device import resolve_device
-    from workbench.export.grid import labelled_grid
     from workbench.models import load_model
-    from workbench.preimage.solve import PreimageConfig, preimage_job
 
     cancel = cancel or CancelToken()
     out = Path(out)
@@ -31,39 +29,42 @@ def demo_job(model_name: str = "digits-vgg", out: str | Path = "demo", iters: in
     channels = list(range(min(4, top.shape[0])))
     plan = ([("invert", l, None) for l in depths] + [("maximize", top, c) for c in channels]
             + [("caricature", l, None) for l in (activations[1 if len(activations) > 1 else 0], activations[-2 if len(activations) > 1 else 0])])
-    store = RunStore(out / "runs")
     run = RunStore(out).create("demo", {"model": model_name, "iters": iters, "sample": sample}, device=str(device), folder=out)
+    return (yield from finalise(run, _demo(run, model, model_name, plan, depths, channels, top, iters, sample, device,
+                                           cancel)))
+
+
+def _demo(run, model, model_name, plan, depths, channels, top, iters, sample, device, cancel):
+    from workbench.export.grid import labelled_grid
+    from workbench.preimage.solve import PreimageConfig, preimage_job
+
+    store = RunStore(run.path / "runs")
     results = []
-    try:
-        for i, (method, layer, channel) in enumerate(plan):
-            cancel.check()
-            config = PreimageConfig(model=model_name, layer=layer.name, method=method, channel=channel,
-                                    image=None if method == "maximize" else sample, restarts=1, iters=iters,
-                                    device=str(device), snapshot_every=0)
-            yield Log(f"demo {i + 1}/{len(plan)}: {method} {layer.name}" + (f" channel {channel}" if channel is not None else ""))
-            job = preimage_job(config, runs=store, model=model, cancel=cancel)
-            while True:
-                try:
-                    event = next(job)
-                except StopIteration as stop:
-                    results.append(stop.value)
-                    break
-                if isinstance(event, Step):
-                    yield Step(i * iters + min(event.iteration, iters), len(plan) * iters, event.values)
-        n_inv, n_max = len(depths), len(channels)
-        reference = results[0].reference
-        rows = [[reference] + [r.images[0] for r in results[:n_inv]],
-                [None] + [r.images[0] for r in results[n_inv:n_inv + n_max]],
-                [reference] + [r.images[0] for r in results[n_inv + n_max:]]]
-        captions = [["reference"] + [l.name for l in depths],
-                    [""] + [f"{top.name} : {c}" for c in channels],
-                    ["reference"] + [plan[k][1].name for k in range(n_inv + n_max, len(plan))]]
-        grid = labelled_grid(rows, row_labels=["inversion", "maximization", "caricature"], captions=captions,
-                             title=f"{model.name}: natural pre-images (Mahendran & Vedaldi)")
-        path = run.save_image("grid.png", grid)
-        run.write_metrics({"runs": [str(r.run.path) for r in results], "cells": captions})
-    except BaseException:
-        run.finish("cancelled" if cancel.cancelled else "failed")
-        raise
-    run.finish("done")
+    for i, (method, layer, channel) in enumerate(plan):
+        cancel.check()
+        config = PreimageConfig(model=model_name, layer=layer.name, method=method, channel=channel,
+                                image=None if method == "maximize" else sample, restarts=1, iters=iters,
+                                device=str(device), snapshot_every=0)
+        yield Log(f"demo {i + 1}/{len(plan)}: {method} {layer.name}" + (f" channel {channel}" if channel is not None else ""))
+        job = preimage_job(config, runs=store, model=model, cancel=cancel)
+        while True:
+            try:
+                event = next(job)
+            except StopIteration as stop:
+                results.append(stop.value)
+                break
+            if isinstance(event, Step):
+                yield Step(i * iters + min(event.iteration, iters), len(plan) * iters, event.values)
+    n_inv, n_max = len(depths), len(channels)
+    reference = results[0].reference
+    rows = [[reference] + [r.images[0] for r in results[:n_inv]],
+            [None] + [r.images[0] for r in results[n_inv:n_inv + n_max]],
+            [reference] + [r.images[0] for r in results[n_inv + n_max:]]]
+    captions = [["reference"] + [l.name for l in depths],
+                [""] + [f"{top.name} : {c}" for c in channels],
+                ["reference"] + [plan[k][1].name for k in range(n_inv + n_max, len(plan))]]
+    grid = labelled_grid(rows, row_labels=["inversion", "maximization", "caricature"], captions=captions,
+                         title=f"{model.name}: natural pre-images (Mahendran & Vedaldi)")
+    path = run.save_image("grid.png", grid)
+    run.write_metrics({"runs": [str(r.run.path) for r in results], "cells": captions})
     return path
