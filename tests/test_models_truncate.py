@@ -125,3 +125,130 @@ def test_unknown_layer_is_a_user_error():
     model = load_model("digits-vgg")
     with pytest.raises(UserError, match="did you mean"):
         model.truncate("conv9")
+
+
+# --- threads: the model owns its Φ cache and lock; tracing leaves other threads alone ----------
+
+def _in_threads(n, fn):
+    """Run fn(i) in n threads started together; their results, re-raising the first error."""
+    import threading
+
+    barrier = threading.Barrier(n)
+    results, errors = [None] * n, []
+
+    def run(i):
+        barrier.wait()
+        try:
+            results[i] = fn(i)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not any(t.is_alive() for t in threads), "a thread hung"
+    if errors:
+        raise errors[0]
+    return results
+
+
+def test_concurrent_truncations_share_one_cached_module():
+    model = load_model("digits-vgg")
+    phis = _in_threads(4, lambda i: model.truncate("relu3" if i % 2 else "bn3"))
+    assert phis[0] is phis[2] and phis[1] is phis[3] and phis[0] is not phis[1]
+    assert model.truncate("relu3") is phis[1]
+    assert set(model._truncations) == {"relu3", "bn3"}
+    tables = _in_threads(3, lambda i: load_model("digits-lenet5").layers())
+    shared = load_model("digits-lenet5")
+    assert _in_threads(3, lambda i: shared.layers())[0] is shared.layers()
+    assert [l.name for l in tables[0]] == [l.name for l in shared.layers()]
+
+
+def test_forward_passes_take_no_lock():
+    import threading
+
+    from workbench.models.tracing import ThreadTracer
+
+    model = load_model("digits-vgg")
+    phi = model.truncate("relu3")
+    x = _digits_batch(model, 2)
+    expected = phi(x)
+    held, release = threading.Event(), threading.Event()
+
+    def hold():
+        with model._lock, ThreadTracer.turn:
+            held.set()
+            release.wait(60)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert held.wait(10)
+        got = _in_threads(1, lambda i: phi(x))[0]  # would hang if a forward pass needed either lock
+        torch.testing.assert_close(got, expected, rtol=0, atol=0)
+        assert model.layers()[0].name == "conv1"  # cached: no lock taken either
+    finally:
+        release.set()
+        holder.join()
+
+
+def test_forward_passes_in_other_threads_during_traces_are_exact():
+    """torch.fx patches nn.Module.__call__ process-wide while it traces; with torchvision's own
+    tracer nearly every forward pass in another thread meanwhile fails."""
+    import threading
+
+    from workbench.models.graph import trace
+
+    torch.manual_seed(0)
+    tracing, running = load_model("digits-vgg"), load_model("digits-lenet5")
+    phi = running.truncate("tanh3")
+    x = _digits_batch(running, 2)
+    expected = phi(x)
+    done, failures, passes = threading.Event(), [], [0]
+    original_call = torch.nn.Module.__call__
+
+    def forward_loop():
+        while not done.is_set():
+            try:
+                if not torch.equal(phi(x), expected):
+                    failures.append("different output")
+            except Exception as exc:  # noqa: BLE001
+                failures.append(repr(exc))
+            passes[0] += 1
+
+    worker = threading.Thread(target=forward_loop)
+    worker.start()
+    try:
+        for _ in range(8):
+            trace(tracing.module)
+    finally:
+        done.set()
+        worker.join()
+    assert passes[0] > 0 and failures == []
+    assert torch.nn.Module.__call__ is original_call
+
+
+def test_traces_of_two_models_at_once_leave_nn_module_unpatched():
+    from workbench.models.graph import trace
+
+    modules = [load_model("digits-vgg").module, load_model("digits-lenet5").module]
+    original_call, original_getattr = torch.nn.Module.__call__, torch.nn.Module.__getattr__
+    counts = _in_threads(2, lambda i: [len(trace(modules[i])[2]) for _ in range(20)])
+    assert len(set(counts[0])) == 1 and len(set(counts[1])) == 1 and counts[0][0] != counts[1][0]
+    assert torch.nn.Module.__call__ is original_call and torch.nn.Module.__getattr__ is original_getattr
+
+
+def test_a_loaded_model_copies_and_pickles_with_a_fresh_lock_and_cache():
+    import copy
+    import pickle
+
+    model = load_model("digits-lenet5")
+    phi = model.truncate("tanh3")
+    x = _digits_batch(model, 2)
+    for clone in (copy.deepcopy(model), pickle.loads(pickle.dumps(model))):
+        assert clone._lock is not model._lock and clone._truncations == {}
+        assert [l.name for l in clone.layers()] == [l.name for l in model.layers()]
+        torch.testing.assert_close(clone.truncate("tanh3")(x), phi(x), rtol=0, atol=0)
+        assert clone.truncate("tanh3") is not phi
