@@ -276,3 +276,104 @@ def test_state_dict_saved_before_batchnorm_counted_batches_loads(tmp_path):
     torch.save(state, tmp_path / "old.pt")
     model = load_model(str(tmp_path / "old.pt"), arch="digits-vgg")
     assert torch.equal(model.module.state_dict()["bn3.running_var"], state["bn3.running_var"])
+
+
+def _digits_vgg_file(tmp_path, sidecar=None, raw_sidecar=None):
+    from safetensors.torch import save_file
+
+    path = tmp_path / "net.safetensors"
+    save_file(zoo.build_architecture("digits-vgg", seed=1).state_dict(), str(path), metadata={"arch": "digits-vgg"})
+    if sidecar is not None:
+        (tmp_path / "net.json").write_text(json.dumps(sidecar))
+    if raw_sidecar is not None:
+        (tmp_path / "net.json").write_text(raw_sidecar)
+    return path
+
+
+@pytest.mark.parametrize("sidecar,reason", [
+    ({"input_size": [1, 4, 4]}, "Output size is too small"),
+    ({"input_size": [3, 32, 32], "mean": [0, 0, 0], "std": [1, 1, 1]}, "to have 1 channels, but got 3"),
+    ({"input_size": [1, 48, 48]}, "shapes cannot be multiplied"),
+])
+def test_sidecar_input_size_that_does_not_fit_is_one_line(tmp_path, capsys, sidecar, reason):
+    from workbench.cli import main
+
+    sidecar = {"mean": [0.5], "std": [0.25], **sidecar}
+    path = _digits_vgg_file(tmp_path, sidecar)
+    size = "x".join(map(str, sidecar["input_size"]))
+    with pytest.raises(UserError) as err:
+        load_model(str(path))
+    message = str(err.value)
+    assert message.startswith(f"{path}: the input size {size} from net.json does not fit the network (")
+    assert reason in message and message.endswith("): fix input_size in the sidecar")
+    assert "--arch" not in message and "\n" not in message
+    assert main(["layers", "--model", str(path)]) == 2
+    err_lines = capsys.readouterr().err.strip().splitlines()
+    assert len(err_lines) == 1 and "does not fit the network" in err_lines[0] and "Traceback" not in err_lines[0]
+
+
+def test_layer_listing_reports_a_misfit_without_a_traceback(tmp_path, capsys):
+    from workbench.models.loading import LoadedModel
+
+    model = load_model("digits-vgg")
+    bad = LoadedModel(**{**{k: getattr(model, k) for k in model.__dataclass_fields__ if not k.startswith("_")},
+                         "name": "net.pt", "input_size": (1, 4, 4), "input_from": "net.json"})
+    with pytest.raises(UserError, match=r"net.pt: the input size 1x4x4 from net.json does not fit the network "
+                                        r"\(.*Output size is too small.*\): fix input_size in the sidecar"):
+        bad.layers()
+    assert capsys.readouterr().err == "", "torch.fx's ShapeProp printed a traceback; nothing may be printed"
+
+
+def test_an_assumed_input_size_that_does_not_fit_asks_for_a_sidecar(tmp_path):
+    module = A.cifar_vgg("maxpool")  # grey input, so 1x32x32 is assumed: fits
+    torch.save(torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.Flatten(), torch.nn.Linear(4 * 30 * 30, 2)),
+               tmp_path / "small.pt")
+    with pytest.raises(UserError, match=r"small.pt: the assumed input size 3x224x224 does not fit the network "
+                                        r"\(.*\): give input_size \[C, H, W\] in a sidecar small.json"):
+        load_model(str(tmp_path / "small.pt"), trust=True)
+    (tmp_path / "small.json").write_text(json.dumps({"input_size": [3, 32, 32], "mean": [0.5] * 3, "std": [0.5] * 3}))
+    assert load_model(str(tmp_path / "small.pt"), trust=True).layers()[-1].shape == (2,)
+    torch.save(module, tmp_path / "grey.pt")
+    assert load_model(str(tmp_path / "grey.pt"), trust=True).input_size == (1, 32, 32)
+
+
+@pytest.mark.parametrize("sidecar,match", [
+    ('{"input_size": [1, 32, NaN]}', "not valid JSON.*NaN"),
+    ('{"mean": [Infinity], "std": [1]}', "not valid JSON.*Infinity"),
+    ('{"mean": [1e400], "std": [1]}', "mean must be a list of finite numbers"),
+    ('{"std": [-Infinity]}', "not valid JSON"),
+    ('{"input_size": [1, 32.5, 32]}', "whole numbers"),
+    ('{"input_size": [1, 32]}', "input_size must be 3 finite numbers"),
+    ('{"input_size": "1x32x32"}', "input_size must be 3 finite numbers"),
+    ('{"input_size": [true, 32, 32]}', "input_size must be 3 finite numbers"),
+    ('{"input_size": [0, 32, 32]}', "out of range: C from 1 to 64"),
+    ('{"input_size": [65, 32, 32]}', "input_size 65x32x32 is out of range"),
+    ('{"input_size": [1, 5000, 32]}', "H and W from 1 to 4096"),
+    ('{"input_size": [1, 32, 1e30]}', "whole numbers|out of range"),
+    ('{"mean": ["a"], "std": [1]}', "mean must be a list of finite numbers"),
+    ('{"mean": [0.5], "std": [0]}', "1e-6 <= std <= 1e6"),
+    ('{"mean": [1e300], "std": [1]}', r"\|mean\| <= 1e6"),
+    ('{"mean": [0.5, 0.5], "std": [1, 1]}', "one value per input channel \\(1\\)"),
+    ('{"class_names": "0123456789"}', "class_names must be a list of strings"),
+    ('{"architecture": 7}', "architecture must be a string"),
+    ('[1, 2]', "must hold a JSON object"),
+    ('{"a": ' * 100000 + '1' + '}' * 100000, "not valid JSON"),
+])
+def test_bad_sidecar_values_are_one_line_errors(tmp_path, sidecar, match):
+    path = _digits_vgg_file(tmp_path, raw_sidecar=sidecar)
+    with pytest.raises(UserError, match=match) as err:
+        load_model(str(path))
+    assert "\n" not in str(err.value) and "net.json" in str(err.value)
+
+
+def test_a_huge_sidecar_is_refused_before_it_is_read(tmp_path):
+    path = _digits_vgg_file(tmp_path, raw_sidecar='{"pad": "' + "x" * (5 << 20) + '"}')
+    with pytest.raises(UserError, match="net.json beside the model is larger than 4 MB"):
+        load_model(str(path))
+
+
+def test_a_good_sidecar_with_a_new_input_size_loads_and_lists_layers(tmp_path):
+    path = _digits_vgg_file(tmp_path, {"input_size": [1, 32, 32], "mean": [0.5], "std": [0.25], "class_names": list(range(10))})
+    model = load_model(str(path))
+    assert model.input_from == "net.json" and model.class_names == [str(i) for i in range(10)]
+    assert model.layer("relu5").shape == (128, 8, 8)
