@@ -252,3 +252,32 @@ def test_a_loaded_model_copies_and_pickles_with_a_fresh_lock_and_cache():
         assert [l.name for l in clone.layers()] == [l.name for l in model.layers()]
         torch.testing.assert_close(clone.truncate("tanh3")(x), phi(x), rtol=0, atol=0)
         assert clone.truncate("tanh3") is not phi
+
+
+def test_feature_extractor_gives_several_layers_in_one_pass(empty_hub):
+    from workbench.deformation.features import default_layers
+    from workbench.models.truncate import feature_extractor
+
+    model = load_model("cifar-vgg-maxpool")
+    names = default_layers(model.module)[1:]  # module paths such as relu1_2, which torchvision renames
+    x = torch.randn(2, 1, 32, 32, generator=torch.Generator().manual_seed(3))
+    with recording(model.module) as full:
+        model.module(x)
+    extractor = feature_extractor(model.module, names)
+    with recording(model.module) as part:
+        out = extractor(x)
+    assert list(out) == names and part[-1][0] == names[-1] == "down4"
+    for name in names:
+        torch.testing.assert_close(out[name], dict(full)[name], rtol=0, atol=0)
+
+    resnet = load_model("resnet18")
+    y = torch.randn(1, 3, 224, 224, generator=torch.Generator().manual_seed(4))
+    with recording(resnet.module) as full:
+        resnet.module(y)
+    relus = [out for name, out in full if name == "layer1.0.relu"]
+    out = feature_extractor(resnet.module, ["layer1.0.relu", "layer1.0.relu_1", "fc"])(y)
+    torch.testing.assert_close(out["layer1.0.relu"], relus[0], rtol=0, atol=0)
+    torch.testing.assert_close(out["layer1.0.relu_1"], relus[1], rtol=0, atol=0)
+    torch.testing.assert_close(out["fc"], dict(full)["fc"], rtol=1e-6, atol=1e-6)
+    with pytest.raises(UserError, match="unknown layer 'relu9'"):
+        feature_extractor(model.module, ["relu1_1", "relu9"])

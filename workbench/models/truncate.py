@@ -31,20 +31,11 @@ class Truncated(nn.Module):
         return super().train(False)
 
 
-def _cut(module: nn.Module, outputs: dict[str, str], by: str) -> fx.GraphModule:
-    """``module``'s graph returning {key: output of the node named outputs[key]}, dead code removed.
-
-    ``by`` is "layer" (names of the layer table) or "query" (torchvision's node names)."""
-    gm, names, queries = trace(module)
-    if by == "layer":
-        nodes = {name: node for node, name in names.items()}
-    else:  # torchvision's rule: a module path stands for the last node inside it
-        nodes = {}
-        for node, name in names.items():
-            parts = queries[name].split(".")
-            for depth in range(1, len(parts) + 1):
-                nodes[".".join(parts[:depth])] = node
-        nodes.update({queries[name]: node for node, name in names.items()})
+def _cut(module: nn.Module, outputs: dict[str, str]) -> fx.GraphModule:
+    """``module``'s graph returning {key: output of layer outputs[key]} (names of the layer table),
+    every node none of them depends on removed."""
+    gm, names, _ = trace(module)
+    nodes = {name: node for node, name in names.items()}
     missing = [v for v in outputs.values() if v not in nodes]
     if missing:
         raise KeyError(missing[0])
@@ -64,7 +55,7 @@ def truncate(module: nn.Module, layer: str) -> Truncated:
     from workbench.errors import UserError
 
     try:
-        gm = _cut(module, {layer: layer}, "layer")
+        gm = _cut(module, {layer: layer})
     except KeyError:
         raise UserError(f"unknown layer '{layer}': see `workbench layers` for the names") from None
     phi = Truncated(gm, layer).eval()
@@ -72,11 +63,17 @@ def truncate(module: nn.Module, layer: str) -> Truncated:
     return phi
 
 
-def feature_extractor(module: nn.Module, return_nodes: dict[str, str]) -> fx.GraphModule:
-    """Like torchvision's ``create_feature_extractor(module, return_nodes)`` (torchvision's node
-    names, a dict of outputs), traced once in eval mode by the thread-safe tracer."""
+def feature_extractor(module: nn.Module, layers: list[str]) -> fx.GraphModule:
+    """Several layers in one pass: maps a batch to {name: output} for layer-table names (a
+    module's path for its first call, ``_1``, ``_2`` ... for later ones), computing nothing past
+    the last of them. Unlike torchvision's ``create_feature_extractor`` it takes module paths as
+    they are (torchvision renames ``relu1_2`` to ``relu1_1``) and leaves other threads alone."""
+    from workbench.errors import UserError
+
     was_training = module.training
     try:
-        return _cut(module, return_nodes, "query")
+        return _cut(module, {name: name for name in layers})
+    except KeyError as exc:
+        raise UserError(f"unknown layer '{exc.args[0]}': see `workbench layers` for the names") from None
     finally:
         module.train(was_training)
