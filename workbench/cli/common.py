@@ -114,4 +114,4 @@ def add_model_options(parser) -> None:
     parser.add_argument("--model", required=True, help="zoo name (see `workbench zoo list`) or a model file")
     parser.add_argument("--arch", default=None, help="architecture name for a state_dict / safetensors file")
     parser.add_argument("--trust", action="store_true",
-                        help="allow loading a full pickled model (runs code from the file: only for files you trust)")
+                        help="allow a full pickle or a TorchScript file (both run code from the file when loaded: only for files you trust)")

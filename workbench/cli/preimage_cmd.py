@@ -18,7 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         p = sub.add_parser(method, help=help_text, description=help_text)
         p.add_argument("--model", required=True, help="zoo name (see `workbench zoo list`) or a model file")
         p.add_argument("--arch", default=None, help="architecture name for a state_dict / safetensors file")
-        p.add_argument("--trust", action="store_true", help="allow a full pickled model (runs code from the file)")
+        p.add_argument("--trust", action="store_true", help="allow a full pickle or a TorchScript file (both run code from the file when loaded)")
         p.add_argument("--layer", required=True, help="layer name or alias (see `workbench layers --model M`)")
         if method != "maximize":
             src = p.add_mutually_exclusive_group()

@@ -1,9 +1,11 @@
 """Several layers of a network in one forward pass.
 
-:func:`layer_extractor` prefers torchvision's FX feature extractor (it addresses FX node names
-such as ``layer1.0.relu_1`` and stops computing after the last requested layer); a model FX
-cannot trace falls back to forward hooks on named submodules, registered inside a context
-manager that always removes them. ``"input"`` names layer 0, the (normalized) input itself.
+:func:`layer_extractor` prefers the layer table's FX extractor
+(:func:`workbench.models.truncate.feature_extractor`: layer-table names such as
+``layer1.0.relu_1``, nothing computed past the last requested layer, and a trace that leaves
+other threads' forward passes alone); a model FX cannot trace falls back to forward hooks on
+named submodules, registered inside a context manager that always removes them. ``"input"``
+names layer 0, the (normalized) input itself.
 """
 
 from __future__ import annotations
@@ -36,17 +38,11 @@ def default_layers(module: nn.Module) -> list[str]:
 
 
 def _fx_extractor(module: nn.Module, names: list[str]) -> nn.Module | None:
-    from torchvision.models.feature_extraction import create_feature_extractor
+    from workbench.models.truncate import feature_extractor
 
     try:
-        from workbench.models.architectures import CUSTOM_LEAVES
-        leaves = list(CUSTOM_LEAVES)
-    except ImportError:  # pragma: no cover
-        leaves = []
-    try:
-        extractor = create_feature_extractor(module, return_nodes={n: n for n in names},
-                                             tracer_kwargs={"leaf_modules": leaves})
-    except Exception:
+        extractor = feature_extractor(module, names)
+    except Exception:  # not traceable, or a name FX does not know: the hooks below take over
         return None
     return extractor.eval() if not module.training else extractor
 
