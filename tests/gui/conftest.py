@@ -3,6 +3,7 @@ is left running after a test: a QThread collected while running aborts the proce
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
 
@@ -11,19 +12,37 @@ import pytest
 pytest.importorskip("pytestqt")
 
 
+def running_job_threads() -> list:
+    """Threads of every job slot still alive in this process (each slot owns its own)."""
+    from workbench.ui.worker import JobRunner
+
+    runners = [o for o in gc.get_objects() if issubclass(type(o), JobRunner)]
+    alive = []
+    for runner in runners:
+        try:
+            alive += runner.threads()
+        except RuntimeError:  # its C++ object is gone, and with it any thread it had
+            continue
+    return alive
+
+
+def python_threads() -> int:
+    """Threads started by Python. A job thread that touches ``threading`` (a heartbeat's join)
+    leaves a ``_DummyThread`` record behind for good; it is no running thread."""
+    return sum(not isinstance(t, threading._DummyThread) for t in threading.enumerate())
+
+
 @pytest.fixture(autouse=True)
 def no_thread_left(qapp):
-    before = threading.active_count()
+    before = python_threads()
     yield
-    from workbench.ui.worker import running_threads
-
     end = time.monotonic() + 10
-    while running_threads() and time.monotonic() < end:
+    while running_job_threads() and time.monotonic() < end:
         qapp.processEvents()
         time.sleep(0.01)
-    left = running_threads()
+    left = running_job_threads()
     assert not left, f"{len(left)} job thread(s) still running after the test"
-    assert threading.active_count() <= before, "a Python thread was left running"
+    assert python_threads() <= before, "a Python thread was left running"
 
 
 def wait_until(qapp, condition, timeout=60.0):

@@ -13,7 +13,7 @@ from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QApplication, QMessageBox
 
-from tests.gui.conftest import wait_until
+from tests.gui.conftest import python_threads, wait_until
 from workbench.ui.app import build_window
 from workbench.ui.main_window import DOCKS
 
@@ -33,9 +33,7 @@ def window(qapp, tmp_path_factory):
     wait_until(qapp, lambda: win.session.model is not None, 120)
     yield win
     win.close()
-    from workbench.ui.worker import running_threads
-
-    assert running_threads() == []
+    assert win.running_threads() == []
 
 
 def run_and_wait(qtbot, window, signal="job_finished", **config):
@@ -211,13 +209,17 @@ def test_dropping_an_image_sets_the_reference(window, qtbot, tmp_path):
 
 def test_runs_dock_reopens_a_configuration(window, qtbot):
     dock = window.docks["RunsDock"]
-    dock.refresh()
+    with qtbot.waitSignal(dock.refreshed, timeout=30_000):
+        dock.refresh()
     done = [i for i in range(dock.list.count()) if dock.list.item(i).text().startswith("✓")]
-    dock.list.setCurrentRow(done[0])
+    dock.list.setCurrentRow(-1)
+    with qtbot.waitSignal(dock.details_shown, timeout=30_000):
+        dock.list.setCurrentRow(done[0])
     assert "reconstruction_error" in dock.metrics.toPlainText()
+    assert dock.preview.pixmap() is not None and not dock.preview.pixmap().isNull()
     config = json.loads(open(dock.selected_path() + "/run.json").read())["config"]
     window.session.update_config(iters=77, seed=5)
-    dock.reopen()
+    assert dock.reopen()
     method = window.docks["MethodDock"]
     assert method.iters.value() == config["iters"] and method.seed.value() == config["seed"]
     assert window.session.config["iters"] == config["iters"]
@@ -256,30 +258,105 @@ def test_about_lists_versions(window):
     assert "PySide6" in text and "torch" in text and "cpu" in text
 
 
-def test_soak_50_start_cancel_cycles_through_the_window(window, qtbot):
-    import threading
+def _rss_mb() -> float:
+    """Resident memory of this process (Linux's /proc/self/statm), in MiB."""
+    import os
 
-    from workbench.ui.worker import running_threads
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
+
+def _settle(qapp, window, timeout=30.0):
+    """Wait until no job thread of the window runs (previews, the runs scan) and events are in."""
+    import gc
+
+    wait_until(qapp, lambda: window.running_threads() == [] and not window.session.busy, timeout)
+    for _ in range(5):
+        qapp.processEvents()
+    gc.collect()
+
+
+@pytest.mark.skipif(not __import__("os").path.exists("/proc/self/statm"), reason="RSS is read from /proc")
+def test_soak_200_start_cancel_cycles_through_the_window(window, qtbot, qapp, record_property):
+    """Run, then Esc, 200 times with real pre-image jobs: every job stops, memory stays flat, no
+    thread is left, the run folders say cancelled (or done), and the window still works."""
     session = window.session
     session.update_config(**{**SHORT, "iters": 100_000, "frame_every": 0})
-    before = threading.active_count()
-    earlier = {run.path for run in session.store.list()}  # the module's window has run other tests' jobs
-    stopped = []
+    earlier = {r.path for r in session.store.scan()}  # the module's window has run other tests' jobs
+    stopped, failed = [], []
     session.job_stopped.connect(lambda: stopped.append(1))
-    for _ in range(50):
-        with qtbot.waitSignal(session.job_stopped, timeout=60_000):
-            window.run_action.trigger()
-            window.cancel_action.trigger() if window.cancel_action.isEnabled() else session.cancel_job()
-    assert len(stopped) == 50 and not session.busy
-    assert running_threads() == [] and threading.active_count() <= before
-    runs = [run for run in session.store.list() if run.path not in earlier]
-    assert len(runs) >= 49  # a cancel that lands before the job's run folder exists leaves none
-    errors = [run.info.get("error") for run in runs if run.status == "failed"]
-    assert errors == []
-    assert {run.status for run in runs} <= {"cancelled", "done"}
+    session.job_failed.connect(failed.append)
+
+    def cycles(n):
+        for _ in range(n):
+            with qtbot.waitSignal(session.job_stopped, timeout=60_000):
+                window.run_action.trigger()
+                assert window.cancel_action.isEnabled()
+                window.cancel_action.trigger()
+
+    cycles(20)  # warm-up: the allocator's pools, Qt's and torch's caches fill once
+    _settle(qapp, window)
+    threads_before, rss_before = python_threads(), _rss_mb()
+    start = time.monotonic()
+    cycles(200)
+    seconds = time.monotonic() - start
+    _settle(qapp, window)
+    growth = _rss_mb() - rss_before
+    record_property("rss_growth_mb", round(growth, 1))
+    record_property("seconds_for_200_cycles", round(seconds, 1))
+    print(f"\n200 start/cancel cycles: {seconds:.1f} s, resident memory {rss_before:.0f} MiB → "
+          f"{rss_before + growth:.0f} MiB ({growth:+.1f} MiB), job threads left {len(window.running_threads())}")
+    assert len(stopped) == 220 and failed == [] and not session.busy
+    assert window.running_threads() == [] and python_threads() <= threads_before
+    assert growth < 50, f"resident memory grew by {growth:.1f} MiB over 200 cycles"
+    rows = [r for r in session.store.scan() if r.path not in earlier]
+    assert len(rows) >= 200  # a cancel that lands before the job's run folder exists leaves none
+    assert {r.status for r in rows} <= {"cancelled", "done"}, {r.status for r in rows}
     result = run_and_wait(qtbot, window, iters=2)  # and the window still works
     assert result.run.status == "done"
+
+
+def _raising_job(exc, before_first_step=False):
+    """A fake pre-image job: claims its run folder, then raises ``exc`` (through the one
+    finalisation path, like every real job)."""
+    from workbench.jobs import Artifact, Step
+    from workbench.runs import finalise
+
+    def make(config, model, store):
+        def factory(cancel):
+            run = store.create("preimage", config, "cpu")
+
+            def body():
+                yield Artifact("run", str(run.path))
+                if not before_first_step:
+                    yield Step(1, 3, {"energy": 1.0})
+                raise exc
+
+            return finalise(run, body())
+
+        return factory
+
+    return make
+
+
+@pytest.mark.parametrize("exc, early", [(RuntimeError("boom"), False), (KeyboardInterrupt(), False),
+                                        (SystemExit(3), False), (GeneratorExit(), False), (SystemExit(), True),
+                                        (KeyboardInterrupt(), True), (MemoryError("no room"), True)],
+                         ids=["RuntimeError", "KeyboardInterrupt", "SystemExit", "GeneratorExit",
+                              "SystemExit-at-once", "KeyboardInterrupt-at-once", "MemoryError-at-once"])
+def test_a_job_raising_anything_fails_and_the_next_one_runs(window, qtbot, monkeypatch, exc, early):
+    session = window.session
+    monkeypatch.setattr(session, "make_job", _raising_job(exc, early))
+    message = run_and_wait(qtbot, window, signal="job_failed")
+    name = type(exc).__name__
+    assert message.startswith(name)
+    assert window.status_label.text().startswith("Failed: " + name)
+    info = json.loads((session.run_path / "run.json").read_text())
+    assert info["status"] == "failed" and name in info["error"]
+    assert not window.cancel_action.isEnabled() and not session.busy
+    monkeypatch.undo()
+    result = run_and_wait(qtbot, window, iters=2)
+    assert result.run.status == "done" and "Done" in window.status_label.text()
 
 
 def test_building_and_showing_the_window_imports_no_torch(tmp_path):

@@ -10,7 +10,8 @@ import pytest
 
 from workbench.errors import UserError
 from workbench.jobs import Log, Step
-from workbench.ui.worker import JobRunner, LatestJobSlot, running_threads
+from tests.gui.conftest import python_threads, running_job_threads
+from workbench.ui.worker import JobRunner, LatestJobSlot
 
 
 def counting_job(n, state, delay=0.0, images=True):
@@ -105,13 +106,14 @@ def test_shutdown_joins_the_thread(qtbot):
     runner.start(counting_job(1_000_000, state, delay=0.001))
     qtbot.waitUntil(lambda: state.get("iterations", 0) > 3, timeout=10_000)
     assert runner.shutdown(10_000)
-    assert not runner.running and running_threads() == []
+    assert not runner.running and runner.threads() == [] and running_job_threads() == []
+    assert runner.start(counting_job(1, {})) is False  # a shut-down slot starts nothing
 
 
 def test_soak_50_start_cancel_cycles(qtbot):
     runner = JobRunner()
     got = collect(runner)
-    before = threading.active_count()
+    before = python_threads()
     for _ in range(50):
         state = {}
         with qtbot.waitSignal(runner.stopped, timeout=10_000):
@@ -119,7 +121,7 @@ def test_soak_50_start_cancel_cycles(qtbot):
             runner.cancel()
     assert got["stopped"] == 50
     assert got["cancelled"] + len(got["finished"]) == 50 and got["failed"] == []
-    assert running_threads() == [] and threading.active_count() <= before
+    assert runner.threads() == [] and python_threads() <= before
 
 
 def test_latest_slot_reports_only_the_latest_request(qtbot):

@@ -29,6 +29,7 @@ from workbench.ui.docks.deformation_dock import DeformationDock
 from workbench.ui.docks.smoothness_dock import SmoothnessDock
 from workbench.ui.docks.filtergan_dock import FilterGanDock
 from workbench.ui.widgets.fixed_label import FixedLabel
+from workbench.ui.worker import JobRunner
 
 #: Every dock of the window, in creation order (the first of an area is on top).
 DOCKS = [ModelDock, LayersDock, MethodDock, FiltersDock, RunsDock, EnergiesDock, LogDock, DeformationDock,
@@ -67,6 +68,9 @@ class MainWindow(QMainWindow):
         self._saved_state: QByteArray | None = None
         self._job_started_at = 0.0
         self._status_shown_at = 0.0
+        self.errors_shown = 0
+        self._error_box: QMessageBox | None = None
+        self.log_path: Path | None = None
         session.model_loading.connect(self._on_model_loading)
         session.model_changed.connect(self._on_model_changed)
         session.model_failed.connect(self._on_model_failed)
@@ -339,6 +343,21 @@ class MainWindow(QMainWindow):
         self._report(f"Exported {out}")
         return out
 
+    def show_internal_error(self, summary: str, log_path: str = "") -> None:
+        """An uncaught exception (a bug): say so, name the log file, keep the window usable."""
+        where = f" The details are in {log_path}." if log_path else ""
+        self.errors_shown += 1
+        self._report(f"Internal error: {summary}.{where}", "error")
+        box = self._error_box
+        if box is None:
+            box = self._error_box = QMessageBox(QMessageBox.Icon.Critical, "Internal error", "", QMessageBox.StandardButton.Ok, self)
+            box.setModal(False)
+        count = f" ({self.errors_shown} so far)" if self.errors_shown > 1 else ""
+        box.setText(f"Something went wrong inside the workbench{count}:\n\n{summary}\n\n"
+                    f"The window keeps working; what you were doing may not have finished.{where} "
+                    "Please include that file when you report the problem.")
+        box.show()
+
     def _report(self, message: str, level: str = "info") -> None:
         self.status_label.setText(message)
         self.session.log(message, level)
@@ -473,16 +492,30 @@ class MainWindow(QMainWindow):
         self.settings.setValue("window/state", self.saveState(LAYOUT_VERSION))
         self.settings.sync()
 
+    def job_runners(self) -> list[JobRunner]:
+        """Every job slot of the session, the live view and the docks."""
+        return self.session.findChildren(JobRunner) + self.findChildren(JobRunner)
+
+    def running_threads(self) -> list:
+        """Job threads still running (tests assert none is left behind)."""
+        return [t for runner in self.job_runners() for t in runner.threads()]
+
     def shutdown(self) -> bool:
-        """Cancel every job and join every thread (idempotent)."""
+        """Close every job slot, cancel its job and join its thread (idempotent). A model being
+        loaded finishes its current step first: a torch call cannot be interrupted."""
+        for runner in self.job_runners():
+            runner.close()  # every job stops at once; then they are joined one by one
         ok = self.session.shutdown()
         ok &= self.live_view.shutdown()
         for dock in self.docks.values():
             ok &= dock.shutdown()
+        for runner in self.job_runners():
+            ok &= runner.shutdown()
         return ok
 
     def closeEvent(self, event) -> None:
         self.save_settings()
+        self.hide()  # nothing to look at while the threads are joined
         self.shutdown()
         super().closeEvent(event)
 

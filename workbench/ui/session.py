@@ -12,6 +12,7 @@ fields, so the GUI thread never imports torch; the job builds the dataclass on i
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,22 +33,98 @@ DEFAULT_CONFIG: dict[str, Any] = {
 
 MAX_RECENT = 8
 
+#: The type of each field when it is not None ("pair": two ints, "ints": a tuple of ints).
+FIELD_TYPES: dict[str, Any] = {
+    "model": str, "layer": str, "method": str, "image": str, "channel": int, "neuron": "pair", "restarts": int,
+    "iters": int, "fine_tune_iters": int, "seed": int, "C": float, "alpha": float, "beta": float, "B": float,
+    "B_plus": float, "V": float, "jitter": int, "mask_window": int, "mask_channels": "ints", "device": str,
+    "schedule": str, "snapshot_every": int, "frame_every": int,
+}
+NULLABLE = {k for k, v in DEFAULT_CONFIG.items() if v is None} | {"image"}
+METHODS = ("invert", "maximize", "caricature")
+INT_LIMIT = 2**31 - 1  # what a spin box holds
 
-def load_model_job(spec: str, device: str = "cpu", trust: bool = False, arch: str | None = None):
-    """Import torch and load ``spec`` (on a worker thread); returns the LoadedModel."""
+
+def clean_config(config: Any) -> tuple[dict[str, Any], list[str]]:
+    """The fields of ``config`` (a run.json's, saved settings) that the session can take, and the
+    names of those it drops: unknown, wrong type, non-finite or out of range. Never raises."""
+    import math
+
+    if not isinstance(config, dict):
+        return {}, ["the configuration"]
+
+    def small_int(v: Any) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool) and abs(v) <= INT_LIMIT
+
+    def ok(key: str, v: Any) -> bool:
+        kind = FIELD_TYPES[key]
+        if v is None:
+            return key in NULLABLE
+        if kind is str:
+            return isinstance(v, str) and (key != "method" or v in METHODS)
+        if kind is int:
+            return small_int(v)
+        if kind is float:
+            return (small_int(v) or isinstance(v, float)) and math.isfinite(v) and abs(v) < 1e12
+        if kind == "pair":
+            return isinstance(v, (list, tuple)) and len(v) == 2 and all(small_int(x) for x in v)
+        return isinstance(v, (list, tuple)) and len(v) <= 4096 and all(small_int(x) for x in v)
+
+    clean, dropped = {}, []
+    for key, v in config.items():
+        if key in FIELD_TYPES and ok(key, v):
+            clean[key] = tuple(v) if isinstance(v, list) else (float(v) if FIELD_TYPES[key] is float and v is not None else v)
+        elif key in FIELD_TYPES:
+            dropped.append(key)
+    return clean, dropped
+
+
+def load_model_job(spec: str, device: str = "cpu", trust: bool = False, arch: str | None = None,
+                   cancel: CancelToken | None = None):
+    """Import torch and load ``spec`` (on a worker thread); returns the LoadedModel.
+
+    A torch call cannot be interrupted: ``cancel`` is checked between the steps, so closing
+    the window during start-up waits for one step at most."""
+    cancel = cancel or CancelToken()
     yield Log(f"loading {spec}")
+    cancel.check()
     from workbench.device import resolve_device
     from workbench.models import load_model
 
     from workbench.ui.compute import TRACE_LOCK, cache_truncations
 
+    cancel.check()
     with TRACE_LOCK.write():
         model = load_model(spec, arch=arch, trust=trust, device=resolve_device(device))
+        cancel.check()
         model.layers()
     cache_truncations(model)
+    cancel.check()
     import workbench.preimage  # noqa: F401  warm the engine so the first Run starts at once
 
     return model
+
+
+@dataclass(frozen=True)
+class ModelFacts:
+    """What the docks show about a loaded model, gathered on the loader thread (counting
+    parameters, probing devices and the zoo's files are torch calls and file I/O)."""
+
+    parameters: int
+    devices: tuple[str, ...]
+    zoo: tuple = ()
+
+
+def load_with_facts_job(spec: str, device: str = "cpu", trust: bool = False, arch: str | None = None,
+                        cancel: CancelToken | None = None):
+    """:func:`load_model_job`, returning ``(model, ModelFacts)``."""
+    model = yield from load_model_job(spec, device, trust, arch, cancel)
+    from workbench.device import available_devices
+    from workbench.models import zoo_entries
+
+    facts = ModelFacts(sum(p.numel() for p in model.module.parameters()), tuple(available_devices()),
+                       tuple(zoo_entries()))
+    return model, facts
 
 
 class Session(QObject):
@@ -73,12 +150,13 @@ class Session(QObject):
         self.settings = settings
         self.workspace = Path(workspace or settings.value("workspace", str(Path.cwd() / "runs")))
         self.model = None
+        self.model_facts: ModelFacts | None = None
         self.config: dict[str, Any] = dict(DEFAULT_CONFIG)
         saved = settings.value("last/config", "")
         if saved:
             try:
-                self.config.update({k: v for k, v in json.loads(saved).items() if k in DEFAULT_CONFIG})
-            except (ValueError, AttributeError):
+                self.config.update(clean_config(json.loads(saved))[0])
+            except (TypeError, ValueError, RecursionError):
                 pass
         self.last_result = None
         self.last_config: dict[str, Any] | None = None
@@ -149,10 +227,13 @@ class Session(QObject):
         self.config_changed.emit(dict(self.config))
 
     def apply_config(self, config: dict[str, Any]) -> None:
-        """Restore a run's configuration (Runs → Reopen); loads its model if it differs."""
-        known = {k: v for k, v in config.items() if k in DEFAULT_CONFIG}
-        known["neuron"] = tuple(known["neuron"]) if known.get("neuron") else None
-        known["mask_channels"] = tuple(known["mask_channels"]) if known.get("mask_channels") else None
+        """Restore a run's configuration (Runs → Reopen); loads its model if it differs. Fields
+        that do not fit (wrong type, out of range) keep their current values, with a warning."""
+        known, dropped = clean_config(config)
+        if dropped:
+            self.log(f"ignored from the run's configuration (not valid values): {', '.join(dropped)}", "warning")
+        known["neuron"] = known.get("neuron") or None
+        known["mask_channels"] = known.get("mask_channels") or None
         spec = known.get("model")
         self.update_config(**known)
         if spec and (self.model is None or self.model.name != spec):
@@ -178,11 +259,13 @@ class Session(QObject):
         self.loading_spec = spec
         self.model_loading.emit(spec)
         device = self.config.get("device") or "auto"
-        self.loader.start(lambda cancel: load_model_job(spec, "cpu" if device == "auto" else device, trust, arch))
+        device = "cpu" if device == "auto" else device
+        self.loader.start(lambda cancel: load_with_facts_job(spec, device, trust, arch, cancel))
 
-    def _on_model_loaded(self, model) -> None:
+    def _on_model_loaded(self, result) -> None:
         if self._pending_model is not None:
             return
+        model, self.model_facts = result
         self.model = model
         self.config["model"] = model.name
         names = [l.name for l in model.layers()]
@@ -229,9 +312,16 @@ class Session(QObject):
             if self.runner.running:
                 self.log("a job is running: the new one is queued and starts when it ends")
             return False
-        model = self.model
-        config["model"] = model.name
-        store = self.store
+        config["model"] = self.model.name
+        if not self.runner.start(self.make_job(config, self.model, self.store)):
+            return False  # shut down: the window is closing
+        self.last_result = None
+        self.run_path = None
+        self.job_started.emit(config)
+        return True
+
+    def make_job(self, config: dict[str, Any], model, store: RunStore):
+        """The job factory for a pre-image run of ``config`` (the config is built on the worker)."""
 
         def factory(cancel: CancelToken):
             from workbench.config import from_dict
@@ -241,11 +331,7 @@ class Session(QObject):
             job = preimage_job(from_dict(PreimageConfig, config), cancel=cancel, runs=store, model=model)
             return guarded(job)
 
-        self.last_result = None
-        self.run_path = None
-        self.runner.start(factory)
-        self.job_started.emit(config)
-        return True
+        return factory
 
     def cancel_job(self) -> None:
         self._queued = None
@@ -284,8 +370,8 @@ class Session(QObject):
             config, self._queued = self._queued, None
             self.start_job(config)
 
-    def shutdown(self, timeout_ms: int = 60_000) -> bool:
-        """Cancel whatever runs and join the threads (window closing)."""
+    def shutdown(self, timeout_ms: int | None = None) -> bool:
+        """Cancel whatever runs and join the threads (window closing); nothing starts afterwards."""
         self._queued = None
         self._pending_model = None
         return self.runner.shutdown(timeout_ms) & self.loader.shutdown(timeout_ms)

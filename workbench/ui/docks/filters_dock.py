@@ -98,5 +98,5 @@ class FiltersDock(BaseDock):
         self.session.update_config(method="maximize", channel=int(channel))
         self.session.start_job()
 
-    def shutdown(self, timeout_ms: int = 60_000) -> bool:
+    def shutdown(self, timeout_ms: int | None = None) -> bool:
         return self._filter_slot.shutdown(timeout_ms) & self._maps_slot.shutdown(timeout_ms)

@@ -120,5 +120,5 @@ class LiveView(QWidget):
         self.header.setText(text)
         self.stage.setText(self._progress)
 
-    def shutdown(self, timeout_ms: int = 60_000) -> bool:
+    def shutdown(self, timeout_ms: int | None = None) -> bool:
         return self._reference_slot.shutdown(timeout_ms)

@@ -146,5 +146,5 @@ class SmoothnessDock(BaseDock):
         """Save the plot as PNG (``width`` pixels) or SVG; asks before overwriting a file."""
         return export_plot(self, self.plot, self.session, path, width, overwrite)
 
-    def shutdown(self, timeout_ms: int = 60_000) -> bool:
+    def shutdown(self, timeout_ms: int | None = None) -> bool:
         return self.runner.shutdown(timeout_ms)
