@@ -2,19 +2,118 @@
 
 The window is shown before torch is imported: the default model (``digits-vgg``) and the
 sample reference (``digits:0``) load on a worker thread behind a busy indicator.
+
+Before Qt is started, :func:`display_problem` checks that there is a display and that Qt's
+xcb plugin can load its system libraries: Qt itself would abort the process without a word
+that helps. Uncaught exceptions go to the log file (:mod:`workbench.logs`) and to a message
+in the window.
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Callable, Mapping
 
 ORGANIZATION = "CNN Workbench"
 APPLICATION = "workbench"
 DEFAULT_MODEL = "digits-vgg"
+
+#: What Qt's xcb platform plugin links against (Qt 6 X11 requirements), with the Debian/Ubuntu
+#: package of each library: listed when the plugin cannot load.
+XCB_LIBRARIES = {
+    "libxcb-cursor.so.0": "libxcb-cursor0", "libxcb-icccm.so.4": "libxcb-icccm4",
+    "libxcb-keysyms.so.1": "libxcb-keysyms1", "libxcb-image.so.0": "libxcb-image0",
+    "libxcb-render-util.so.0": "libxcb-render-util0", "libxcb-shape.so.0": "libxcb-shape0",
+    "libxcb-randr.so.0": "libxcb-randr0", "libxcb-xfixes.so.0": "libxcb-xfixes0",
+    "libxcb-sync.so.1": "libxcb-sync1", "libxcb-shm.so.0": "libxcb-shm0", "libxcb-xkb.so.1": "libxcb-xkb1",
+    "libxcb-util.so.1": "libxcb-util1", "libxcb-render.so.0": "libxcb-render0", "libxcb.so.1": "libxcb1",
+    "libX11-xcb.so.1": "libx11-xcb1", "libX11.so.6": "libx11-6", "libxkbcommon.so.0": "libxkbcommon0",
+    "libxkbcommon-x11.so.0": "libxkbcommon-x11-0", "libfontconfig.so.1": "libfontconfig1",
+    "libfreetype.so.6": "libfreetype6", "libEGL.so.1": "libegl1", "libGL.so.1": "libgl1",
+    "libOpenGL.so.0": "libopengl0", "libdbus-1.so.3": "libdbus-1-3", "libglib-2.0.so.0": "libglib2.0-0",
+}
+
+
+def _xcb_plugin() -> Path | None:
+    import importlib.util
+
+    spec = importlib.util.find_spec("PySide6")
+    if spec is None or not spec.origin:
+        return None
+    path = Path(spec.origin).parent / "Qt" / "plugins" / "platforms" / "libqxcb.so"
+    return path if path.is_file() else None
+
+
+def missing_qt_libraries(load: Callable[[str], object] = ctypes.CDLL, plugin: Path | None = None) -> list[str]:
+    """System libraries Qt's xcb plugin cannot find (empty if it loads)."""
+    plugin = plugin or _xcb_plugin()
+    if plugin is None:
+        return []
+    try:
+        load(str(plugin))
+        return []
+    except OSError as exc:
+        first = str(exc).split(":")[0].strip()
+    missing = []
+    for name in XCB_LIBRARIES:
+        try:
+            load(name)
+        except OSError:
+            missing.append(name)
+    if first not in missing and first != str(plugin):
+        missing.insert(0, first)
+    return missing
+
+
+def _can_connect(display: str) -> bool:
+    try:
+        xcb = ctypes.CDLL("libxcb.so.1")
+    except OSError:
+        return True  # the library check has reported it already
+    xcb.xcb_connect.restype = ctypes.c_void_p
+    xcb.xcb_connect.argtypes = [ctypes.c_char_p, ctypes.c_void_p]
+    xcb.xcb_connection_has_error.argtypes = [ctypes.c_void_p]
+    xcb.xcb_disconnect.argtypes = [ctypes.c_void_p]
+    connection = xcb.xcb_connect(display.encode(), None)
+    try:
+        return connection is not None and xcb.xcb_connection_has_error(connection) == 0
+    finally:
+        if connection is not None:
+            xcb.xcb_disconnect(connection)
+
+
+def display_problem(environ: Mapping[str, str] | None = None, platform: str | None = None,
+                    load: Callable[[str], object] = ctypes.CDLL) -> str | None:
+    """Why the window cannot open here, in one line (None if it can): no display, the Qt
+    system libraries of the xcb plugin missing (with their apt packages), or an X server that
+    refuses the connection. Only Linux's xcb platform is checked; others Qt reports itself."""
+    environ = os.environ if environ is None else environ
+    platform = sys.platform if platform is None else platform
+    if not platform.startswith("linux"):
+        return None
+    qpa = environ.get("QT_QPA_PLATFORM", "")
+    if qpa and not qpa.startswith("xcb"):
+        return None  # offscreen, wayland, vnc, ...: chosen on purpose
+    display = environ.get("DISPLAY", "")
+    if not qpa and environ.get("WAYLAND_DISPLAY"):
+        return None
+    if not display:
+        return ("no display: the window needs a graphical session and neither DISPLAY nor WAYLAND_DISPLAY is set; "
+                "start it on a desktop, with ssh -X, or under xvfb-run (the commands, see workbench --help, need none)")
+    missing = missing_qt_libraries(load)
+    if missing:
+        packages = " ".join(dict.fromkeys(XCB_LIBRARIES.get(name, name) for name in missing))
+        return (f"the window cannot start: Qt's xcb platform plugin needs system libraries that are missing "
+                f"({', '.join(missing)}); install them with: sudo apt-get install {packages}")
+    if not _can_connect(display):
+        return (f"cannot open the display {display}: no X server answers there or it refuses the connection; "
+                "check DISPLAY and the server (xhost, ssh -X)")
+    return None
 
 
 def make_application(argv: list[str] | None = None):
@@ -115,13 +214,53 @@ def run_selftest(app) -> int:
             window.close()
 
 
-def main(model: str | None = None, selftest: bool = False, argv: list[str] | None = None) -> int:
-    """``workbench``: open the window (returns the app's exit code); ``--selftest``: the smoke test."""
+class ErrorReporter:
+    """Brings uncaught exceptions (any thread) to the GUI thread, as a message in the window."""
+
+    def __init__(self) -> None:
+        self._relay = None
+
+    def attach(self, window) -> None:
+        from PySide6.QtCore import QObject, Signal
+
+        class Relay(QObject):
+            reported = Signal(str, str)
+
+        self._relay = Relay()
+        self._relay.reported.connect(window.show_internal_error)
+
+    def __call__(self, summary: str, log_path: Path) -> None:
+        if self._relay is not None:
+            self._relay.reported.emit(summary, str(log_path))  # queued when called off the GUI thread
+
+
+def main(model: str | None = None, selftest: bool = False, argv: list[str] | None = None,
+         log_path: str | Path | None = None) -> int:
+    """``workbench``: open the window (returns the app's exit code); ``--selftest``: the smoke test.
+
+    Without a usable display this raises a one-line :class:`~workbench.errors.UserError`
+    before Qt starts (see :func:`display_problem`)."""
+    from workbench.errors import UserError
+    from workbench.logs import LogFile
+
     if selftest and not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    app = make_application(argv)
-    if selftest:
-        return run_selftest(app)
-    window = build_window(model=model)
-    window.show()
-    return int(app.exec())
+    problem = display_problem()
+    if problem:
+        raise UserError(problem)
+    reporter = ErrorReporter()
+    log = LogFile(log_path).install(on_error=reporter)
+    window = None
+    try:
+        app = make_application(argv)
+        if selftest:
+            return run_selftest(app)
+        window = build_window(model=model)
+        window.log_path = log.path
+        reporter.attach(window)
+        window.show()
+        return int(app.exec())
+    finally:
+        if window is not None:
+            window.shutdown()  # the event loop may have ended without closing the window
+        log.uninstall()
