@@ -27,7 +27,13 @@ def session(qapp, tmp_path):
     torch.set_num_threads(threads)
 
 
-def test_filtergan_dock_train_evaluate_traverse_export(qapp, session, tmp_path):
+def show(qtbot, dock, index):
+    with qtbot.waitSignal(dock.point_shown, timeout=60_000) as blocker:
+        dock.show_point(index)
+    assert blocker.args == [index]
+
+
+def test_filtergan_dock_train_evaluate_traverse_export(qapp, qtbot, session, tmp_path):
     from workbench.ui.docks.filtergan_dock import FilterGanDock
 
     dock = FilterGanDock(session)
@@ -47,12 +53,12 @@ def test_filtergan_dock_train_evaluate_traverse_export(qapp, session, tmp_path):
 
     dock.eval_overrides = dict(retrain_epochs=1, mds_samples=3, mds_iter=20, train_images=128)
     assert dock.evaluate()
-    wait_until(qapp, lambda: not dock.runner.running, timeout=120)
+    wait_until(qapp, lambda: not dock.runner.running and len(dock.scatter.points()) > 0, timeout=120)
     assert "accuracy real" in dock.eval_label.text()
     assert len(dock.scatter.points()) == 64 * 4
-    dock.show_point(0)
+    show(qtbot, dock, 0)
     assert dock.point_label.text() == "real filter 0"
-    dock.show_point(64 + 5)
+    show(qtbot, dock, 64 + 5)
     assert "channel 5" in dock.point_label.text() and dock.point_view.image.shape == (24, 24, 3)
 
     dock.grid_k.setValue(3)
@@ -71,14 +77,69 @@ def test_filtergan_dock_train_evaluate_traverse_export(qapp, session, tmp_path):
     dock.shutdown()
 
 
-def test_filtergan_dock_opens_the_shipped_run(qapp, session):
+def test_filtergan_dock_opens_the_shipped_run(qapp, qtbot, session):
     from workbench.ui.docks.filtergan_dock import SHIPPED_RUN, FilterGanDock
 
     dock = FilterGanDock(session)
     assert dock.run_path == str(SHIPPED_RUN)
+    qtbot.waitUntil(lambda: len(dock.scatter.points()) > 0, timeout=30_000)
     assert len(dock.scatter.points()) == 64 * 21  # real filters + 20 generated sets, from its eval
-    dock.show_point(64 * 3 + 7)
+    show(qtbot, dock, 64 * 3 + 7)
     assert "channel 7" in dock.point_label.text()
+    dock.shutdown()
+
+
+def test_hovering_runs_the_generator_on_a_worker_once_the_pointer_rests(qapp, qtbot, session, monkeypatch):
+    """Sweeping the pointer over 30 points computes the last one only, never on the GUI thread."""
+    import threading
+
+    from workbench.ui import compute
+    from workbench.ui.docks.filtergan_dock import FilterGanDock
+
+    dock = FilterGanDock(session)
+    qtbot.waitUntil(lambda: len(dock.scatter.points()) > 0, timeout=30_000)
+    calls = []
+    real = compute.filter_point
+
+    def spy(loaded, run, mds, index, model, cancel):
+        calls.append((index, threading.current_thread() is threading.main_thread()))
+        return real(loaded, run, mds, index, model, cancel)
+
+    monkeypatch.setattr(compute, "filter_point", spy)
+    with qtbot.waitSignal(dock.point_shown, timeout=60_000) as blocker:
+        for index in range(64, 94):
+            dock._on_points_hovered(None, [type("P", (), {"data": lambda self, i=index: i})()])
+    assert blocker.args == [93] and calls == [(93, False)]
+    assert "channel 29" in dock.point_label.text()
+    show(qtbot, dock, 64 + 1)  # the next point reuses the loaded generator
+    assert calls[-1] == (65, False) and dock._fgan[0] == dock.run_path
+    dock.shutdown()
+
+
+@pytest.mark.parametrize("content", [b"", b"garbage" * 50, b"\x08\x00\x00\x00\x00\x00\x00\x00{}      ", "foreign"])
+def test_a_damaged_mds_table_is_a_message(qapp, qtbot, session, tmp_path, content):
+    import shutil
+
+    from safetensors.numpy import save_file
+    import numpy as np
+
+    from workbench.ui.docks.filtergan_dock import SHIPPED_RUN, FilterGanDock
+
+    run = tmp_path / "copy"
+    shutil.copytree(SHIPPED_RUN, run)
+    target = run / "tensors" / "mds.safetensors"
+    if content == "foreign":
+        save_file({"coords": np.zeros((3, 5), np.float32)}, str(target))
+    else:
+        target.write_bytes(content)
+    dock = FilterGanDock(session)
+    errors = []
+    session.message_logged.connect(lambda level, m: errors.append(m) if level == "error" else None)
+    dock.set_run(str(run))
+    qtbot.waitUntil(lambda: bool(errors), timeout=30_000)
+    assert "mds.safetensors" in errors[-1] and "Evaluate" in errors[-1] and "\n" not in errors[-1]
+    assert dock.mds is None and len(dock.scatter.points()) == 0
+    dock.show_point(0)  # nothing to show, nothing raised
     dock.shutdown()
 
 

@@ -167,3 +167,174 @@ def feature_maps_job(model, layer: str, reference: np.ndarray, cancel: CancelTok
     cancel.check()
     return feature_maps(model, layer, reference)
     yield
+
+
+# --- Runs dock ------------------------------------------------------------------------------
+
+#: Largest run preview decoded (pixels); a larger grid.png is reported instead of decoded.
+PREVIEW_PIXELS = 16_000_000
+
+
+def scan_runs_job(store, cancel: CancelToken):
+    """The workspace's run folders as :class:`~workbench.runs.RunSummary` rows (never raises on
+    a damaged folder: it is a row marked ``unreadable``)."""
+    cancel.check()
+    return store.scan()
+    yield
+
+
+def _png_size(path: Path) -> tuple[int, int] | None:
+    """(width, height) from a PNG's header, without decoding it; None if it is not a PNG."""
+    with open(path, "rb") as f:
+        head = f.read(24)
+    if len(head) < 24 or head[:8] != b"\x89PNG\r\n\x1a\n" or head[12:16] != b"IHDR":
+        return None
+    return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+
+
+def run_details(path: str | Path) -> dict:
+    """What the Runs dock shows for one folder: ``lines`` of status and metrics, the ``grid``
+    preview as (H, W, 3) uint8 (or None) and ``note`` when something could not be read.
+    Never raises: a damaged file is named in the lines."""
+    from workbench.errors import UserError
+    from workbench.runs import read_json, summarise
+
+    path = Path(path)
+    summary = summarise(path)
+    if summary.readable:
+        lines = [f"status: {summary.status}"]
+        try:
+            lines.append(f"device: {read_json(path / 'run.json').get('device')}")
+        except (UserError, AttributeError):
+            pass
+        if summary.error:
+            lines.append(f"error: {summary.error}")
+    else:
+        lines = [f"unreadable: {summary.error}"]
+    if (path / "metrics.json").is_file():
+        try:
+            metrics = read_json(path / "metrics.json", "metrics.json")
+            if not isinstance(metrics, dict):
+                raise UserError("metrics.json does not hold a table of metrics")
+            lines += [f"{k}: {_short(v)}" for k, v in metrics.items()]
+        except UserError as exc:
+            lines.append(f"cannot read the metrics: {exc}")
+    grid, note = None, ""
+    png = path / "images" / "grid.png"
+    if png.is_file():
+        try:
+            size = _png_size(png)
+            if size is None:
+                raise ValueError("not a PNG file")
+            if size[0] * size[1] > PREVIEW_PIXELS:
+                raise ValueError(f"{size[0]}×{size[1]} pixels, more than the preview shows ({PREVIEW_PIXELS:,})")
+            from PIL import Image
+
+            with Image.open(png) as image:
+                grid = np.ascontiguousarray(np.asarray(image.convert("RGB"), dtype=np.uint8))
+        except (OSError, ValueError, SyntaxError) as exc:  # PIL raises all three for damaged files
+            note = f"images/grid.png cannot be shown: {' '.join(str(exc).split())[:160]}"
+    else:
+        note = "no images (yet)"
+    return {"path": str(path), "lines": lines, "grid": grid, "note": note}
+
+
+def run_details_job(path: str | Path, cancel: CancelToken):
+    cancel.check()
+    return run_details(path)
+    yield
+
+
+def _short(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, list) and value and isinstance(value[0], float):
+        return "[" + ", ".join(f"{v:.4g}" for v in value[:16]) + (", …]" if len(value) > 16 else "]")
+    text = str(value)
+    return text if len(text) <= 200 else text[:200] + "…"
+
+
+# --- Filter-GAN dock ------------------------------------------------------------------------
+
+MDS_KEYS = {"coords": 2, "real_index": 1, "is_real": 1, "channel": 1, "sample": 1, "z": 2}
+
+
+def read_mds(path: str | Path) -> dict[str, np.ndarray]:
+    """``tensors/mds.safetensors`` of a filter-GAN run, checked; a damaged or foreign file is a
+    one-line :class:`~workbench.errors.UserError` naming it."""
+    from workbench.errors import UserError
+
+    file = Path(path) / "tensors" / "mds.safetensors"
+    try:
+        from safetensors.numpy import load_file
+
+        data = load_file(str(file))
+    except Exception as exc:  # safetensors raises its own error types for damaged files
+        raise UserError(f"{file} cannot be read ({type(exc).__name__}: {' '.join(str(exc).split())[:120]}): "
+                        "run Evaluate again to rewrite it") from None
+    problems = [k for k, ndim in MDS_KEYS.items() if k not in data or data[k].ndim != ndim]
+    n = len(data["coords"]) if "coords" in data and data["coords"].ndim == 2 else -1
+    if not problems and (data["coords"].shape[1] != 2
+                         or any(len(data[k]) != n for k in ("real_index", "is_real", "channel", "sample"))):
+        problems.append("coords")
+    if not problems and n:
+        generated = data["sample"][~data["is_real"].astype(bool)]  # real filters have sample −1
+        if (data["real_index"].min() < 0 or data["channel"].min() < 0
+                or (len(generated) and (generated.min() < 0 or generated.max() >= len(data["z"])))):
+            problems.append("indices")
+    if problems:
+        raise UserError(f"{file} is not a filter-GAN MDS table (bad or missing: {', '.join(problems)}): "
+                        "run Evaluate again to rewrite it")
+    return data
+
+
+def mds_job(path: str | Path, cancel: CancelToken):
+    """``(path, table, colours)``: the run's MDS table with a colour per real filter, or
+    ``(path, None, None)`` for a run not evaluated yet."""
+    from workbench.filtergan.plots import palette
+
+    cancel.check()
+    if not (Path(path) / "tensors" / "mds.safetensors").is_file():
+        return str(path), None, None
+    data = read_mds(path)
+    return str(path), data, palette(int(data["real_index"].max()) + 1 if len(data["real_index"]) else 1)
+    yield
+
+
+def filter_point(loaded, run: str, mds: dict, index: int, model, cancel: CancelToken):
+    """The filter behind MDS point ``index``: the real one, or the generator's at its stored z.
+    ``loaded`` is the (run, filter-GAN) of a previous call, reused when the run is the same.
+    Returns ``(loaded, image (H, W, 3) in [0, 1], caption)``."""
+    import torch
+
+    from workbench.errors import UserError
+    from workbench.filtergan import load_filter_gan
+    from workbench.filtergan.plots import filter_image
+
+    if loaded is None or loaded[0] != run:
+        loaded = (run, load_filter_gan(run, device="cpu", model=model))
+    cancel.check()
+    fg = loaded[1]
+    channel = int(mds["channel"][index])
+    if bool(mds["is_real"][index]):
+        weights = fg.split.conv.weight
+        if channel >= weights.shape[0]:
+            raise UserError(f"the MDS table names filter {channel}, but the layer has {weights.shape[0]}: run Evaluate again")
+        weight = weights[channel].detach().cpu().numpy()
+        text = f"real filter {channel}"
+    else:
+        s = int(mds["sample"][index])
+        with torch.no_grad():
+            w, _ = fg.filters(torch.from_numpy(np.ascontiguousarray(mds["z"][s:s + 1])).float())
+        if channel >= w.shape[1]:
+            raise UserError(f"the MDS table names filter {channel}, but the generator makes {w.shape[1]}: run Evaluate again")
+        weight = w[0, channel].cpu().numpy()
+        text = f"generated filter, z #{s}, channel {channel} → real filter {int(mds['real_index'][index])}"
+    image = filter_image(weight)
+    return loaded, np.kron(image, np.ones((8, 8, 1), np.float32)), text
+
+
+def filter_point_job(loaded, run: str, mds: dict, index: int, model, cancel: CancelToken):
+    cancel.check()
+    return (index,) + filter_point(loaded, run, mds, index, model, cancel)
+    yield

@@ -18,6 +18,8 @@ from workbench.ui.worker import JobRunner, LatestJobSlot
 
 #: The shipped filter-GAN, so traversals work before any training.
 SHIPPED_RUN = Path(__file__).resolve().parents[3] / "resources" / "filtergan" / "digits-vgg-conv4"
+#: Hovering waits this long for the pointer to rest on a point before its filter is computed.
+POINT_DEBOUNCE_MS = 40
 LOSS_COLORS = {"loss_D": "#1f77b4", "loss_G": "#d62728", "loss_Q": "#2ca02c"}
 
 
@@ -57,6 +59,8 @@ class FilterGanDock(BaseDock):
     configuration = False
 
     run_changed = Signal(str)
+    mds_shown = Signal(str)    # the run whose MDS scatter is drawn
+    point_shown = Signal(int)  # the MDS point whose filter is shown
 
     def __init__(self, session, parent=None) -> None:
         super().__init__(session, parent)
@@ -96,6 +100,12 @@ class FilterGanDock(BaseDock):
         self.runner.failed.connect(lambda m: session.log(m, "error"))
         self.runner.cancelled.connect(lambda: session.log("filter-GAN job cancelled", "warning"))
         self.runner.stopped.connect(self._on_stopped)
+        self._mds_slot = LatestJobSlot(self)
+        self._mds_slot.finished.connect(self._on_mds_ready)
+        self._mds_slot.failed.connect(self._on_mds_failed)
+        self._point_slot = LatestJobSlot(self, debounce_ms=POINT_DEBOUNCE_MS)
+        self._point_slot.finished.connect(self._on_point_ready)
+        self._point_slot.failed.connect(self._on_point_failed)
         self._traversal_slot = LatestJobSlot(self)
         self._traversal_slot.finished.connect(self._on_traversal_ready)
         self._traversal_slot.failed.connect(lambda m: session.log(m, "error"))
@@ -256,14 +266,15 @@ class FilterGanDock(BaseDock):
             self.set_run(path)
 
     def set_run(self, path: str) -> None:
+        """Open a filter-GAN run folder: its MDS table (if evaluated) is read on a worker."""
         self.run_edit.setText(str(path))
         self._fgan = None
         self.mds = None
         self.scatter.setData([])
-        mds_file = Path(path) / "tensors" / "mds.safetensors"
-        if mds_file.is_file():
-            self._load_mds(Path(path))
-        self.run_changed.emit(str(path))
+        self.point_view.item.clear()
+        self.point_label.setText("hover or click a point")
+        self._load_mds(self.run_path)
+        self.run_changed.emit(self.run_path)
 
     def _model(self):
         model = self.session.model
@@ -273,18 +284,17 @@ class FilterGanDock(BaseDock):
     def train(self) -> bool:
         if self.runner.running:
             return False
-        from workbench.filtergan import FilterGanConfig
-
         model = self._model()
-        config = FilterGanConfig(model=model.name if model is not None else "digits-vgg", layer=self.layer_edit.text().strip(),
-                                 steps=self.steps.value(), latent_dim=self.latent.value(), seed=self.seed.value(),
-                                 device=str(model.device) if model is not None else "auto", **self.train_overrides)
+        fields = dict(model=model.name if model is not None else "digits-vgg", layer=self.layer_edit.text().strip(),
+                      steps=self.steps.value(), latent_dim=self.latent.value(), seed=self.seed.value(),
+                      device=str(model.device) if model is not None else "auto", **self.train_overrides)
         store = self.session.store
         self.history = {k: [] for k in self.history}
 
         def factory(cancel):
-            from workbench.filtergan import train_filter_gan
+            from workbench.filtergan import FilterGanConfig, train_filter_gan
 
+            config = FilterGanConfig(**fields)  # on the worker: a bad value fails the job, not the window
             return (yield from _read_locked(train_filter_gan(config, cancel=cancel, runs=store, model=model)))
 
         return self._start("train", factory)
@@ -292,15 +302,14 @@ class FilterGanDock(BaseDock):
     def evaluate(self) -> bool:
         if self.runner.running or not self.run_path:
             return False
-        from workbench.filtergan import FilterGanEvalConfig
-
         model = self._model()
-        config = FilterGanEvalConfig(device=str(model.device) if model is not None else "auto", **self.eval_overrides)
+        fields = dict(device=str(model.device) if model is not None else "auto", **self.eval_overrides)
         path = self.run_path
 
         def factory(cancel):
-            from workbench.filtergan import evaluate_filter_gan
+            from workbench.filtergan import FilterGanEvalConfig, evaluate_filter_gan
 
+            config = FilterGanEvalConfig(**fields)
             return (yield from _read_locked(evaluate_filter_gan(path, config, cancel=cancel, model=model)))
 
         return self._start("eval", factory)
@@ -338,7 +347,7 @@ class FilterGanDock(BaseDock):
             self.eval_label.setText(f"accuracy real {result['accuracy_real']:.4f}, generated {result['accuracy_generated']:.4f}; "
                                     f"spread {result['spread_relative']:.3f} of the filter norm; "
                                     f"{100 * result['nearest_real_fraction']:.0f} % nearest to their own real filter")
-            self._load_mds(Path(self.run_path))
+            self._load_mds(self.run_path)
         self.session.runs_changed.emit()
 
     def _on_stopped(self) -> None:
@@ -348,18 +357,29 @@ class FilterGanDock(BaseDock):
         self.cancel_eval.setEnabled(False)
 
     # --- MDS ---------------------------------------------------------------------------------
-    def _load_mds(self, path: Path) -> None:
-        from safetensors.numpy import load_file
+    def _load_mds(self, path: str) -> None:
+        """Read the run's MDS table on a worker; the scatter is drawn when it is in."""
+        from workbench.ui.compute import mds_job
 
-        from workbench.filtergan.plots import palette
+        self._mds_slot.request(lambda cancel: mds_job(path, cancel))
 
-        data = load_file(str(path / "tensors" / "mds.safetensors"))
+    def _on_mds_ready(self, result) -> None:
+        path, data, colours = result
+        if path != self.run_path:
+            return  # another run was opened meanwhile
+        if data is None:
+            self.eval_label.setText("this run has no MDS yet: press Evaluate")
+            return
         self.mds = data
-        colours = palette(int(data["real_index"].max()) + 1)
         brushes = [pg.mkBrush(*colours[j]) for j in data["real_index"]]
         sizes = np.where(data["is_real"], 13, 6)
         pens = [pg.mkPen("k", width=1.5) if r else pg.mkPen(None) for r in data["is_real"]]
         self.scatter.setData(pos=data["coords"], brush=brushes, size=sizes, pen=pens, data=np.arange(len(sizes)))
+        self.mds_shown.emit(path)
+
+    def _on_mds_failed(self, message: str) -> None:
+        self.eval_label.setText(message)
+        self.session.log(message, "error")
 
     def _on_points_hovered(self, _item, points, _ev=None) -> None:
         if len(points):
@@ -370,53 +390,47 @@ class FilterGanDock(BaseDock):
             self.show_point(int(points[0].data()))
 
     def show_point(self, index: int) -> None:
-        """Show the filter behind MDS point ``index`` (real, or regenerated from its stored z)."""
-        if self.mds is None:
+        """Show the filter behind MDS point ``index`` (real, or regenerated from its stored z).
+
+        The generator is loaded and run on a worker; hovering across points starts one job
+        once the pointer rests (the slot debounces), and only the latest point is shown."""
+        if self.mds is None or not 0 <= index < len(self.mds["coords"]):
             return
-        import torch
+        from workbench.ui.compute import filter_point_job
 
-        from workbench.filtergan.plots import filter_image
+        loaded, run, mds, model = self._fgan, self.run_path, self.mds, self._model()
+        self.point_label.setText("…")
+        self._point_slot.request(lambda cancel: filter_point_job(loaded, run, mds, index, model, cancel))
 
-        fg = self._filter_gan()
-        channel = int(self.mds["channel"][index])
-        if bool(self.mds["is_real"][index]):
-            weight = fg.split.conv.weight[channel].detach().cpu().numpy()
-            text = f"real filter {channel}"
-        else:
-            s = int(self.mds["sample"][index])
-            with torch.no_grad():
-                w, _ = fg.filters(torch.from_numpy(self.mds["z"][s:s + 1]))
-            weight = w[0, channel].cpu().numpy()
-            text = f"generated filter, z #{s}, channel {channel} → real filter {int(self.mds['real_index'][index])}"
-        image = filter_image(weight)
-        self.point_view.show_image(np.kron(image, np.ones((8, 8, 1), np.float32)))
+    def _on_point_ready(self, result) -> None:
+        index, loaded, image, text = result
+        self._fgan = loaded  # the loaded generator is reused by the next point of this run
+        if loaded[0] != self.run_path:
+            return
+        self.point_view.show_image(image)
         self.point_label.setText(text)
+        self.point_shown.emit(index)
 
-    def _filter_gan(self):
-        if self._fgan is None or self._fgan_path != self.run_path:
-            from workbench.filtergan import load_filter_gan
-
-            self._fgan = load_filter_gan(self.run_path, device="cpu", model=self._model())
-            self._fgan_path = self.run_path
-        return self._fgan
+    def _on_point_failed(self, message: str) -> None:
+        self.point_label.setText(message)
+        self.session.log(message, "error")
 
     # --- traversal ---------------------------------------------------------------------------
     def request_traversal(self) -> bool:
         if not self.run_path:
             self.session.log("open or train a filter-GAN run first", "error")
             return False
-        from workbench.filtergan import TraversalConfig
-
         model = self._model()
-        config = TraversalConfig(run=self.run_path, sample=self.sample_edit.text().strip() or "digits:0",
-                                 dims=(self.dim_i.value(), self.dim_j.value()), xi=self.xi.value(),
-                                 grid=self.grid_k.value() | 1, iters=self.iters.value(),
-                                 device=str(model.device) if model is not None else "auto")
+        fields = dict(run=self.run_path, sample=self.sample_edit.text().strip() or "digits:0",
+                      dims=(self.dim_i.value(), self.dim_j.value()), xi=self.xi.value(),
+                      grid=self.grid_k.value() | 1, iters=self.iters.value(),
+                      device=str(model.device) if model is not None else "auto")
         store = self.session.store
 
         def factory(cancel):
-            from workbench.filtergan import traverse
+            from workbench.filtergan import TraversalConfig, traverse
 
+            config = TraversalConfig(**fields)
             return (yield from _read_locked(traverse(config, cancel=cancel, runs=store, model=model)))
 
         self.traversal_label.setText("computing…")
@@ -459,5 +473,8 @@ class FilterGanDock(BaseDock):
         self.session.log(f"{what} exported to {target}")
         return str(target)
 
-    def shutdown(self, timeout_ms: int = 60_000) -> bool:
-        return self.runner.shutdown(timeout_ms) & self._traversal_slot.shutdown(timeout_ms)
+    def shutdown(self, timeout_ms: int | None = None) -> bool:
+        ok = self.runner.shutdown(timeout_ms)
+        for slot in (self._mds_slot, self._point_slot, self._traversal_slot):
+            ok &= slot.shutdown(timeout_ms)
+        return ok

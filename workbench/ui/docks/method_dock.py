@@ -278,12 +278,11 @@ class MethodDock(BaseDock):
                                  f"{channels} channels, receptive field {info.rf_size} px, stride {info.stride}.")
 
     def _on_model_changed(self, model) -> None:
-        from workbench.device import available_devices
-
+        facts = self.session.model_facts
         self.device.blockSignals(True)
         current = self.device.currentData()
         self.device.clear()
-        for name in ["auto"] + available_devices():
+        for name in ["auto"] + list(facts.devices if facts is not None else ("cpu",)):
             self.device.addItem(name, name)
         self.device.setCurrentIndex(max(0, self.device.findData(current)))
         self.device.blockSignals(False)

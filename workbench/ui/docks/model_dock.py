@@ -85,13 +85,11 @@ class ModelDock(BaseDock):
         self.open_button.setEnabled(False)
         self.card.setText(f"<i>Loading {Path(spec).name}…</i>")
 
-    def _fill_zoo(self) -> None:
-        from workbench.models import zoo_entries
-
+    def _fill_zoo(self, entries) -> None:
         self.zoo.clear()
         groups = {"bundled": "bundled", "torchvision": "torchvision", "architecture": "paper architecture"}
         for kind, label in groups.items():
-            for entry in zoo_entries():
+            for entry in entries:
                 if entry.kind == kind:
                     state = "trained" if entry.trained else "untrained"
                     self.zoo.addItem(f"{entry.name}  ({label}, {state})", entry.name)
@@ -102,11 +100,12 @@ class ModelDock(BaseDock):
         self.busy.hide()
         self.zoo.setEnabled(True)
         self.open_button.setEnabled(True)
-        if not self._zoo_filled:
-            self._fill_zoo()
+        facts = self.session.model_facts
+        if not self._zoo_filled and facts is not None and facts.zoo:
+            self._fill_zoo(facts.zoo)
         index = self.zoo.findData(model.name)
         self.zoo.setCurrentIndex(index)
-        self.card.setText(model_card(model))
+        self.card.setText(model_card(model, facts))
 
     def _on_model_failed(self, message: str) -> None:
         self.busy.hide()
@@ -114,15 +113,16 @@ class ModelDock(BaseDock):
         self.open_button.setEnabled(True)
         current = self.session.model
         text = f"<p style='color:#c0392b'><b>Could not load the model.</b><br>{_escape(message)}</p>"
-        self.card.setText(text + (model_card(current) if current is not None else ""))
+        self.card.setText(text + (model_card(current, self.session.model_facts) if current is not None else ""))
 
 
 def _escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def model_card(model) -> str:
-    params = sum(p.numel() for p in model.module.parameters())
+def model_card(model, facts=None) -> str:
+    """The model's card; ``facts`` (:class:`~workbench.ui.session.ModelFacts`) gives the parameter count."""
+    params = facts.parameters if facts is not None else None
     c, h, w = model.input_size
     if model.class_names:
         names = ", ".join(model.class_names[:10]) + (" …" if len(model.class_names) > 10 else "")
@@ -130,7 +130,7 @@ def model_card(model) -> str:
     else:
         classes = "none (feature extractor)"
     trained = "<span style='color:#27ae60'>trained</span>" if model.trained else "<span style='color:#c0392b'>untrained</span>"
-    rows = [("Parameters", f"{params:,}"), ("Input", f"{c} × {h} × {w}"), ("Classes", classes),
+    rows = [("Parameters", f"{params:,}" if params is not None else "?"), ("Input", f"{c} × {h} × {w}"), ("Classes", classes),
             ("Weights", trained), ("Source", _escape(model.source)), ("Layers", str(len(model.layers())))]
     acc = (model.metadata or {}).get("test_accuracy")
     if acc is not None:

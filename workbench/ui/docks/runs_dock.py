@@ -1,24 +1,32 @@
 """Runs dock: the workspace's run folders, newest first; a run's grid and metrics; Reopen
-restores its configuration into the Method dock (through the session)."""
+restores its configuration into the Method panel (through the session).
+
+Scanning the folders and reading a run's metrics and grid are jobs (:mod:`workbench.ui.compute`),
+so the GUI thread reads no file; a damaged folder is a row marked unreadable, never an error.
+"""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from PySide6.QtCore import Qt, QUrl
-from PySide6.QtGui import QDesktopServices, QPixmap
+import numpy as np
+from PySide6.QtCore import Qt, QUrl, Signal
+from PySide6.QtGui import QDesktopServices, QImage, QPixmap
 from PySide6.QtWidgets import (QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QPlainTextEdit, QPushButton,
                                QSplitter, QVBoxLayout, QWidget)
 
 from workbench.ui.docks import BaseDock
+from workbench.ui.worker import LatestJobSlot
 
-STATUS_MARK = {"done": "✓", "running": "…", "cancelled": "⨯", "failed": "!"}
+STATUS_MARK = {"done": "✓", "running": "…", "cancelled": "⨯", "failed": "!", "interrupted": "↯", "unreadable": "⚠"}
 
 
 class RunsDock(BaseDock):
     title = "Runs"
     area = Qt.DockWidgetArea.RightDockWidgetArea
+
+    refreshed = Signal()         # the list shows the latest scan
+    details_shown = Signal(str)  # the path whose metrics and preview are shown
 
     def __init__(self, session, parent=None) -> None:
         super().__init__(session, parent)
@@ -53,81 +61,110 @@ class RunsDock(BaseDock):
         bl.addWidget(self.metrics, 1)
         split.addWidget(bottom)
         self.setWidget(split)
+        self.summaries: dict[str, object] = {}  # path → RunSummary of the last scan
+        self._scan_slot = LatestJobSlot(self)
+        self._scan_slot.finished.connect(self._on_scanned)
+        self._scan_slot.failed.connect(lambda m: session.log(f"cannot list the runs: {m}", "error"))
+        self._details_slot = LatestJobSlot(self)
+        self._details_slot.finished.connect(self._on_details)
+        self._details_slot.failed.connect(lambda m: self.metrics.setPlainText(m))
         session.runs_changed.connect(self.refresh)
         self.refresh()
 
+    @property
+    def busy(self) -> bool:
+        return self._scan_slot.busy or self._details_slot.busy
+
     def refresh(self) -> None:
+        """Scan the workspace on a worker; the list is replaced when the scan is in."""
+        from workbench.ui.compute import scan_runs_job
+
+        store = self.session.store
+        self._scan_slot.request(lambda cancel: scan_runs_job(store, cancel))
+
+    def _on_scanned(self, rows) -> None:
         current = self.selected_path()
+        self.summaries = {str(r.path): r for r in rows}
         self.list.blockSignals(True)
         self.list.clear()
-        for run in self.session.store.list():
-            try:
-                info = run.info
-            except (OSError, ValueError):
-                continue
-            config = info.get("config", {})
-            mark = STATUS_MARK.get(info.get("status"), "?")
-            label = f"{mark} {info.get('started', '')[11:19]}  {info.get('kind', '')} {config.get('layer', '')}"
+        for r in rows:
+            mark = STATUS_MARK.get(r.status, "?")
+            if r.readable:
+                label = f"{mark} {r.started[11:19]}  {r.kind} {r.config.get('layer', '')}"
+            else:
+                label = f"{mark} {r.path.name}  (unreadable)"
             item = QListWidgetItem(label)
-            item.setData(Qt.ItemDataRole.UserRole, str(run.path))
-            tip = f"{run.path.name}\nstatus: {info.get('status')}"
-            if info.get("error"):
-                tip += f"\nerror: {info['error']}"
+            item.setData(Qt.ItemDataRole.UserRole, str(r.path))
+            tip = f"{r.path.name}\nstatus: {r.status}"
+            if r.error:
+                tip += f"\nerror: {r.error}"
             item.setToolTip(tip)
             self.list.addItem(item)
-            if str(run.path) == current:
+            if str(r.path) == current:
                 self.list.setCurrentItem(item)
         self.list.blockSignals(False)
         self._on_current_changed(self.list.currentItem(), None)
+        self.refreshed.emit()
 
     def selected_path(self) -> str | None:
         item = self.list.currentItem()
         return item.data(Qt.ItemDataRole.UserRole) if item is not None else None
 
+    def selected(self):
+        """The RunSummary of the selected row, or None."""
+        return self.summaries.get(self.selected_path() or "")
+
     def _on_current_changed(self, item, _previous) -> None:
-        self.reopen_button.setEnabled(item is not None)
+        summary = self.selected() if item is not None else None
+        self.reopen_button.setEnabled(summary is not None and summary.readable and bool(summary.config))
         self.folder_button.setEnabled(item is not None)
         if item is None:
             self.preview.clear()
             self.metrics.setPlainText("")
             return
-        path = Path(item.data(Qt.ItemDataRole.UserRole))
-        grid = path / "images" / "grid.png"
-        if grid.is_file():
-            pixmap = QPixmap(str(grid))
+        from workbench.ui.compute import run_details_job
+
+        path = item.data(Qt.ItemDataRole.UserRole)
+        self.metrics.setPlainText("reading…")
+        self._details_slot.request(lambda cancel: run_details_job(path, cancel))
+
+    def _on_details(self, details: dict) -> None:
+        if details["path"] != self.selected_path():
+            return
+        self.metrics.setPlainText("\n".join(details["lines"]))
+        grid = details["grid"]
+        if grid is not None:
+            pixmap = to_pixmap(grid)
             width = max(120, self.preview.width())
             self.preview.setPixmap(pixmap.scaledToWidth(min(width, pixmap.width() * 2), Qt.TransformationMode.FastTransformation))
         else:
-            self.preview.setText("no images (yet)")
-        try:
-            info = json.loads((path / "run.json").read_text())
-            metrics = json.loads((path / "metrics.json").read_text()) if (path / "metrics.json").is_file() else {}
-        except (OSError, ValueError) as exc:
-            self.metrics.setPlainText(f"cannot read {path}: {exc}")
-            return
-        lines = [f"status: {info.get('status')}", f"device: {info.get('device')}"]
-        if info.get("error"):
-            lines.append(f"error: {info['error']}")
-        lines += [f"{k}: {_short(v)}" for k, v in metrics.items()]
-        self.metrics.setPlainText("\n".join(lines))
+            self.preview.clear()
+            self.preview.setText(details["note"])
+        self.details_shown.emit(details["path"])
 
-    def reopen(self) -> None:
-        path = self.selected_path()
-        if path is None:
-            return
-        config = json.loads((Path(path) / "run.json").read_text()).get("config", {})
-        self.session.apply_config(config)
-        self.session.log(f"configuration restored from {Path(path).name}")
+    def reopen(self) -> bool:
+        """Restore the selected run's configuration (from the scan: no file is read here)."""
+        summary = self.selected()
+        if summary is None:
+            return False
+        if not summary.readable or not summary.config:
+            self.session.log(f"cannot reopen {summary.path.name}: {summary.error or 'it records no configuration'}", "error")
+            return False
+        self.session.apply_config(dict(summary.config))
+        self.session.log(f"configuration restored from {summary.path.name}")
+        return True
 
     def _on_folder_clicked(self) -> None:
         path = self.selected_path()
         if path:
             QDesktopServices.openUrl(QUrl.fromLocalFile(path))
 
+    def shutdown(self, timeout_ms: int | None = None) -> bool:
+        return self._scan_slot.shutdown(timeout_ms) & self._details_slot.shutdown(timeout_ms)
 
-def _short(value) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    if isinstance(value, list) and value and isinstance(value[0], float):
-        return "[" + ", ".join(f"{v:.4g}" for v in value) + "]"
-    return str(value)
+
+def to_pixmap(rgb: np.ndarray) -> QPixmap:
+    """An RGB uint8 (H, W, 3) array as a pixmap (the pixmap owns a copy)."""
+    arr = np.ascontiguousarray(rgb, dtype=np.uint8)
+    h, w = arr.shape[:2]
+    return QPixmap.fromImage(QImage(arr.data, w, h, 3 * w, QImage.Format.Format_RGB888).copy())
