@@ -61,9 +61,15 @@ def text(name: str, value: Any) -> str:
 
 def _bounds(name: str, value: float, low: float | None, high: float | None) -> None:
     if low is not None and value < low:
-        raise UserError(f"{name} must be at least {low:g}, got {value:g}")
+        raise UserError(f"{name} must be at least {_show(low)}, got {_show(value)}")
     if high is not None and value > high:
-        raise UserError(f"{name} must be at most {high:g}, got {value:g}")
+        raise UserError(f"{name} must be at most {_show(high)}, got {_show(value)}")
+
+
+def _show(value: float) -> str:
+    if isinstance(value, int):
+        return str(value) if abs(value) < 10**12 else f"{value:.3g}"
+    return f"{value:g}"
 
 
 def available_memory(device: Any = None) -> tuple[int, str]:
@@ -89,6 +95,8 @@ def available_memory(device: Any = None) -> tuple[int, str]:
 
 def gib(nbytes: float) -> str:
     value = nbytes / 2**30
+    if value >= 10_000:
+        return f"{value:.3g}"
     return f"{value:.1f}" if value >= 0.1 else f"{value:.2g}"
 
 

@@ -82,7 +82,13 @@ def _train(args: argparse.Namespace) -> int:
     if args.resume:
         from workbench.runs import RunStore
 
-        saved = RunStore(out.parent).open(out).info["config"]
+        if not out.is_dir():
+            raise UserError(f"nothing to resume in {out}: it is not a run folder; train without --resume")
+        info = RunStore(out.parent).open(out).info
+        saved = info.get("config") if isinstance(info, dict) else None
+        if not isinstance(saved, dict) or info.get("kind") != "filtergan":
+            raise UserError(f"{out}/run.json does not describe a filter-GAN run: resume a folder made by "
+                            f"`workbench filtergan train`")
         config = from_dict(FilterGanConfig, {**saved_config(saved), **options, "device": args.device})
         if config.model != args.model or config.layer != args.layer or config.seed != args.seed:
             raise UserError(f"{out} was trained for {saved['model']}:{saved['layer']} with seed {saved['seed']}: resume with the same --model, --layer and --seed")

@@ -96,27 +96,42 @@ def _zoo_train(args: argparse.Namespace) -> int:
         limits.integer("--limit", args.limit, 1)
         x, y = load_digits32("train")
         train_data = (x[:args.limit], y[:args.limit])
-    if args.out is not None:
-        _check_destination(Path(args.out))
+    existing = _check_destination(Path(args.out)) if args.out is not None else None
     device = resolve_device(args.device)
     try:
         result = drive(train_zoo_model(args.name, seed=args.seed, epochs=args.epochs, random_labels=args.random_labels,
                                        out=args.out, device=device, train_data=train_data),
                        f"train {args.name}", quiet=args.quiet)
-    except OSError as exc:
-        raise UserError(f"cannot write the weights to {args.out or 'resources/models'}: "
-                        f"{exc.strerror or exc}; choose a folder you can write") from None
+    except BaseException as exc:
+        if existing is not None:
+            _remove_empty_folders(Path(args.out), existing)
+        if isinstance(exc, OSError):
+            raise UserError(f"cannot write the weights to {args.out or 'resources/models'}: "
+                            f"{exc.strerror or exc}; choose a folder you can write") from None
+        raise
     print(json.dumps({k: result[k] for k in ("path", "test_accuracy", "train_accuracy", "epochs", "seed",
                                              "training_seconds")}))
     return 0
 
 
-def _check_destination(out: Path) -> None:
-    """``out`` is a folder, or can become one: nothing on the way to it is a file."""
+def _check_destination(out: Path) -> Path | None:
+    """The nearest existing folder at or above ``out``; nothing on the way to ``out`` may be a file."""
     from workbench.errors import UserError
 
     for folder in (out, *out.parents):
         if folder.exists():
             if not folder.is_dir():
                 raise UserError(f"--out {out}: {folder} is a file, not a folder; give a folder for the weights")
+            return folder
+    return None
+
+
+def _remove_empty_folders(out: Path, existing: Path) -> None:
+    """Undo the folders a failed write made between ``existing`` and ``out``."""
+    for folder in (out, *out.parents):
+        if folder == existing:
+            return
+        try:
+            folder.rmdir()
+        except OSError:
             return

@@ -93,23 +93,28 @@ def load_sample(name: str) -> tuple[np.ndarray, int | None]:
     raise UserError(f"unknown sample '{name}': use digits:N or one of {', '.join(SAMPLE_PHOTOS)}")
 
 
+def load_source(spec: str) -> tuple[np.ndarray, int | None]:
+    """The image ``spec`` names, as stored: an existing file (with or without an extension),
+    ``digits:N`` or a sample photo; (H, W, C) in [0, 1] and the label where there is one."""
+    if not isinstance(spec, str) or not spec.strip():
+        raise UserError("no reference image given: pass an image file, digits:N or a sample name")
+    path = Path(spec)
+    if path.is_file() or path.is_dir():
+        return load_image(path), None
+    if spec.startswith("digits:") or spec in SAMPLE_PHOTOS:
+        return load_sample(spec)
+    if path.suffix or len(path.parts) > 1:
+        raise UserError(f"image file not found: {spec}")
+    raise UserError(f"'{spec}' is neither an image file nor a sample: use a file, digits:N or one of "
+                    f"{', '.join(SAMPLE_PHOTOS)}")
+
+
 def load_reference(spec: str, input_size: tuple[int, int, int]) -> tuple[np.ndarray, int | None]:
     """A reference image for a model taking ``input_size`` = (C, H, W): (H, W, C) in [0, 1] and its label.
 
     ``spec`` is an existing file (with or without an extension), ``digits:N`` or a sample name.
     """
-    if not isinstance(spec, str) or not spec.strip():
-        raise UserError("no reference image given: pass an image file, digits:N or a sample name")
-    path = Path(spec)
-    if path.is_file() or path.is_dir():
-        image, label = load_image(path), None
-    elif spec.startswith("digits:") or spec in SAMPLE_PHOTOS:
-        image, label = load_sample(spec)
-    elif path.suffix or len(path.parts) > 1:
-        raise UserError(f"image file not found: {spec}")
-    else:
-        raise UserError(f"'{spec}' is neither an image file nor a sample: use a file, digits:N or one of "
-                        f"{', '.join(SAMPLE_PHOTOS)}")
+    image, label = load_source(spec)
     c, h, w = input_size
     return prepare_image(image, c, (h, w)), label
 

@@ -144,15 +144,39 @@ class DeformConfig:
     pairs: int = 4
 
 
-def check_config(config: DeformConfig) -> None:
-    if config.seeds < 1:
-        raise UserError(f"--seeds must be at least 1, got {config.seeds}")
-    if config.grid < 2:
-        raise UserError(f"--grid must be at least 2, got {config.grid}")
-    if not (config.max_disp >= 0 and np.isfinite(config.max_disp)):
-        raise UserError(f"--max-disp must be a number of pixels >= 0, got {config.max_disp}")
-    if config.batch_size < 1:
-        raise UserError(f"batch size must be at least 1, got {config.batch_size}")
+def check_config(config: DeformConfig, input_size: tuple[int, int, int] | None = None) -> None:
+    """Every option in range and the thin-plate-spline system small enough to solve; with the
+    model's ``input_size`` also a grid no finer than its pixels."""
+    from workbench import limits
+    from workbench.device import check_device_name
+
+    limits.text("--model", config.model)
+    limits.text("--images", config.images)
+    check_device_name(config.device)
+    limits.integer("--n", config.n, 2, MAX_IMAGES)
+    limits.integer("--seeds", config.seeds, 1, MAX_REPEATS)
+    limits.seed("--seed", config.seed)
+    limits.integer("--grid", config.grid, 2, input_size and min(input_size[1:]))
+    limits.real("--max-disp", config.max_disp, 0.0, MAX_DISPLACEMENT)
+    limits.integer("--batch-size", config.batch_size, 1, MAX_IMAGES)
+    limits.integer("pairs", config.pairs, 0, MAX_IMAGES)
+    if config.layers is not None:
+        if not config.layers or not all(isinstance(n, str) and n for n in config.layers):
+            raise UserError(f"--layers must name at least one layer, got {config.layers!r}")
+    if config.init is not None:
+        from workbench.smoothness import parse_init
+
+        _, sigma = parse_init(config.init)
+        limits.real("the sigma of gaussian:SIGMA", sigma, high=MAX_DISPLACEMENT)
+    k = config.grid * config.grid + 3
+    limits.require_memory(8 * 3 * k * k, f"a {config.grid}×{config.grid} grid of control points",
+                          "lower --grid", None)
+
+
+#: Upper bounds beyond which an option is a typo rather than a setting.
+MAX_IMAGES = 100_000
+MAX_REPEATS = 1_000_000
+MAX_DISPLACEMENT = 1000.0
 
 
 def sensitivity_plot(results: list[tuple[str, SensitivityResult]], title: str = "") -> np.ndarray:

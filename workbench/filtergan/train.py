@@ -60,18 +60,51 @@ class FilterGanConfig:
     log_every: int = 10          # loss history resolution in metrics.json
     train_images: int | None = None   # use only the first N training digits (None: all; tiny CI runs)
 
-    def validate(self) -> None:
-        if self.train_images is not None and self.train_images < 1:
-            raise UserError(f"train-images must be at least 1, got {self.train_images}")
-        for name in ("steps", "latent_dim", "batch_size", "rank", "hidden", "checkpoint_every", "sample_every", "log_every"):
-            if getattr(self, name) < 1:
-                raise UserError(f"{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+    def validate(self, filter_shape: tuple[int, int, int, int] | None = None) -> None:
+        """Every option in range, and G and D small enough to fit in memory (for a conv layer with
+        ``filter_shape`` = (C_out, C_in, k, k) when given; a lower bound otherwise)."""
+        from workbench import limits
+        from workbench.device import check_device_name
         from workbench.filtergan.networks import GENERATORS
 
-        if self.generator not in GENERATORS:
-            raise UserError(f"generator must be one of {', '.join(GENERATORS)}, got {self.generator!r}")
-        if self.lr <= 0 or self.lambda_info < 0:
-            raise UserError("lr must be positive and lambda-info non-negative")
+        limits.text("model", self.model)
+        limits.text("layer", self.layer)
+        check_device_name(self.device)
+        limits.seed("--seed", self.seed)
+        if self.train_images is not None:
+            limits.integer("--train-images", self.train_images, 1)
+        for name in ("latent_dim", "rank", "hidden"):
+            limits.integer(name.replace("_", "-"), getattr(self, name), 1)
+        limits.choice("--generator", self.generator, GENERATORS)
+        limits.require_memory(self.memory_estimate(filter_shape), f"a filter-GAN with hidden size {self.hidden}, "
+                              f"latent size {self.latent_dim} and rank {self.rank}",
+                              "lower hidden, latent_dim or rank", self.device if self.device != "auto" else None)
+        for name, high in (("steps", MAX_STEPS), ("latent_dim", MAX_WIDTH), ("batch_size", MAX_BATCH),
+                           ("rank", MAX_RANK), ("hidden", MAX_WIDTH), ("checkpoint_every", MAX_STEPS),
+                           ("sample_every", MAX_STEPS), ("log_every", MAX_STEPS)):
+            option = name.replace("_", "-")
+            limits.integer(f"--{option}" if name not in ("rank", "hidden") else option, getattr(self, name), 1, high)
+        limits.real("--lr", self.lr, high=1.0, positive=True)
+        limits.real("--lambda-info", self.lambda_info, 0.0, 1e6)
+
+    def memory_estimate(self, filter_shape: tuple[int, int, int, int] | None = None) -> int:
+        """Bytes for G's and D's weights with their gradients and RMSprop state (4 copies)."""
+        c_out, c_in, kh, kw = filter_shape or (1, 1, 1, 1)
+        d = c_in * kh * kw
+        trunk = self.latent_dim * self.hidden + self.hidden * self.hidden
+        if self.generator == "shared":
+            head = self.hidden * self.rank + 2 * self.rank * c_out * d
+        else:
+            head = self.hidden * c_out * (self.rank + 1) + c_out * self.rank * d
+        discriminator = self.hidden * (64 * 16 + 1 + self.latent_dim)
+        return 4 * 4 * (trunk + head + discriminator)
+
+
+#: Upper bounds beyond which an option is a typo rather than a setting.
+MAX_STEPS = 10_000_000
+MAX_WIDTH = 1_000_000
+MAX_RANK = 10_000
+MAX_BATCH = 1_000_000
 
 
 @dataclass

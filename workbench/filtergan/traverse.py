@@ -67,22 +67,32 @@ class TraversalConfig:
     device: str = "auto"
     snapshot_every: int = 20
 
-    def validate(self, latent_dim: int | None = None) -> None:
-        if self.grid < 3 or self.grid % 2 == 0:
+    def validate(self, latent_dim: int | None = None, input_size: tuple[int, int, int] | None = None) -> None:
+        """Every option in range; ``dims`` within ``latent_dim`` and ``resolution`` within the input when given."""
+        from workbench import limits
+        from workbench.device import check_device_name
+
+        limits.text("run", self.run)
+        limits.text("--sample", self.sample)
+        check_device_name(self.device)
+        limits.integer("--grid", self.grid, 3, 15)
+        if self.grid % 2 == 0:
             raise UserError(f"grid must be odd and at least 3 (the centre is the sample itself), got {self.grid}")
-        if self.grid > 15:
-            raise UserError(f"grid {self.grid} is too large: use at most 15")
-        if not self.xi > 0:
-            raise UserError(f"xi must be positive, got {self.xi}")
-        if self.resolution is not None and self.resolution < 2:
-            raise UserError(f"resolution must be at least 2, got {self.resolution}")
-        if self.iters < 1:
-            raise UserError(f"iters must be at least 1, got {self.iters}")
+        limits.real("--xi", self.xi, high=1000.0, positive=True)
+        if self.C is not None:
+            limits.real("-C", self.C, high=1e12, positive=True)
+        if self.resolution is not None:
+            limits.integer("--resolution", self.resolution, 2, max(input_size[1:]) if input_size else 4096)
+        limits.integer("--iters", self.iters, 1, 1_000_000)
+        limits.integer("snapshot_every", self.snapshot_every, 1, 1_000_000)
+        limits.seed("--seed", self.seed)
         if self.dims is not None:
-            i, j = self.dims
+            if not isinstance(self.dims, (tuple, list)) or len(self.dims) != 2:
+                raise UserError(f"--dims takes two latent dimensions I J, got {self.dims!r}")
+            i, j = (limits.integer("--dims", d, 0) for d in self.dims)
             if i == j:
                 raise UserError(f"dims must be two different latent dimensions, got {i} {j}")
-            if latent_dim is not None and not (0 <= i < latent_dim and 0 <= j < latent_dim):
+            if latent_dim is not None and not (i < latent_dim and j < latent_dim):
                 raise UserError(f"dims {i} {j} out of range: this filter-GAN has latent dimensions 0..{latent_dim - 1}")
 
 
@@ -122,7 +132,7 @@ def smoothness(images: np.ndarray) -> dict[str, float]:
 def traverse(config: TraversalConfig, *, cancel: CancelToken | None = None, runs: RunStore | None = None,
              out: str | Path | None = None, fgan=None, model=None) -> Job:
     """The k×k traversal grid of sect. 4 as a job; writes ``images/grid.png`` to its run folder."""
-    from workbench.data.images import load_sample, prepare_image
+    from workbench.data.images import load_reference
     from workbench.device import describe
     from workbench.filtergan.train import load_filter_gan
     from workbench.preimage import presets
@@ -134,8 +144,9 @@ def traverse(config: TraversalConfig, *, cancel: CancelToken | None = None, runs
     cancel = cancel or CancelToken()
     fg = fgan or load_filter_gan(config.run, device=config.device, model=model)
     latent_dim = fg.config.latent_dim
-    config.validate(latent_dim)
+    config.validate(latent_dim, fg.model.input_size)
     device, split, model = fg.device, fg.split, fg.model
+    image, label = load_reference(config.sample, model.input_size)
     g = torch.Generator().manual_seed(config.seed)
     z = torch.randn(1, latent_dim, generator=g)
     dims = tuple(config.dims) if config.dims is not None else tuple(int(d) for d in torch.randperm(latent_dim, generator=g)[:2])
@@ -144,13 +155,7 @@ def traverse(config: TraversalConfig, *, cancel: CancelToken | None = None, runs
     weight0, bias0 = fg.filters(z)
     weights, biases = fg.filters(zk)
 
-    image, label = load_sample(config.sample) if not Path(config.sample).is_file() else (None, None)
-    if image is None:
-        from workbench.data.images import load_image
-
-        image = load_image(config.sample)
     c, h, w = model.input_size
-    image = prepare_image(image, c, (h, w))
     mean = torch.tensor(model.mean, dtype=torch.float32, device=device).view(1, -1, 1, 1)
     std = torch.tensor(model.std, dtype=torch.float32, device=device).view(1, -1, 1, 1)
     scale = 1.0 / (255.0 * std)

@@ -67,27 +67,94 @@ class PreimageConfig:
     snapshot_every: int = 10
     frame_every: int = 0
 
-    def validate(self) -> None:
-        if self.method not in METHODS:
-            raise UserError(f"unknown method '{self.method}': use one of {', '.join(METHODS)}")
-        if self.schedule not in SCHEDULES:
-            raise UserError(f"unknown schedule '{self.schedule}': use one of {', '.join(SCHEDULES)}")
-        for name in ("restarts", "iters"):
-            if getattr(self, name) < 1:
-                raise UserError(f"--{name} must be at least 1 (got {getattr(self, name)})")
-        for name in ("alpha", "beta", "B"):
-            if getattr(self, name) is not None and not getattr(self, name) > 0:
-                raise UserError(f"{name} must be positive (got {getattr(self, name)})")
-        if self.C is not None and not self.C > 0:
-            raise UserError(f"C must be positive (got {self.C})")
-        if self.fine_tune_iters is not None and self.fine_tune_iters < 0:
-            raise UserError("fine_tune_iters must be 0 or more")
+    def validate(self, model=None, layer=None) -> None:
+        """Every option in range; with the loaded ``model`` and its ``layer`` also the channel,
+        neuron and mask indices, the jitter, the reference image and the memory the run needs."""
+        from workbench import limits
+        from workbench.device import check_device_name
+
+        limits.choice("method", self.method, METHODS)
+        limits.choice("--schedule", self.schedule, SCHEDULES)
+        limits.text("--model", self.model)
+        limits.text("--layer", self.layer)
+        check_device_name(self.device)
+        limits.integer("--restarts", self.restarts, 1, MAX_RESTARTS)
+        limits.integer("--iters", self.iters, 1, MAX_ITERS)
+        if self.fine_tune_iters is not None:
+            limits.integer("--fine-tune", self.fine_tune_iters, 0, MAX_ITERS)
+        limits.seed("--seed", self.seed)
+        limits.real("--alpha", self.alpha, high=MAX_EXPONENT, positive=True)
+        limits.real("--beta", self.beta, high=MAX_EXPONENT, positive=True)
+        for name in ("C", "B", "B_plus", "V"):
+            if getattr(self, name) is not None:
+                limits.real(f"--{name}" if name in ("C", "B") else name, getattr(self, name), high=MAX_WEIGHT,
+                            positive=True)
+        if self.jitter is not None:
+            limits.integer("--jitter", self.jitter, 1, MAX_JITTER)
+        limits.integer("--frames", self.frame_every, 0, MAX_ITERS)
+        limits.integer("snapshot_every", self.snapshot_every, 0, MAX_ITERS)
         if self.method in ("invert", "caricature") and not self.image:
             raise UserError(f"{self.method} needs a reference image: pass --image PATH or --sample NAME")
+        if self.image is not None and self.method in ("invert", "caricature"):
+            from workbench.data.images import load_source
+
+            load_source(self.image)
         if self.method == "maximize" and self.channel is None:
             raise UserError("maximize needs a channel: pass --channel C")
-        if self.mask_window is not None and self.mask_window < 1:
-            raise UserError("the mask window must be at least 1×1")
+        if self.channel is not None:
+            limits.integer("--channel", self.channel, 0)
+        if self.neuron is not None:
+            if not isinstance(self.neuron, (tuple, list)) or len(self.neuron) != 2:
+                raise UserError(f"--neuron takes two numbers Y X, got {self.neuron!r}")
+            for v in self.neuron:
+                limits.integer("--neuron", v, 0)
+        if self.mask_window is not None:
+            limits.integer("--window", self.mask_window, 1)
+        if self.mask_channels is not None:
+            for k in self.mask_channels:
+                limits.integer("--channels", k, 0)
+        if model is not None and layer is not None:
+            self._validate_for(model, layer)
+
+    def _validate_for(self, model, layer) -> None:
+        from workbench import limits
+
+        c, h, w = model.input_size
+        shape = tuple(layer.shape)
+        if self.jitter is not None and self.jitter > min(h, w):
+            raise UserError(f"--jitter {self.jitter} is larger than the {h}×{w} input: use at most {min(h, w)}")
+        if self.channel is not None and self.channel >= shape[0]:
+            raise UserError(f"channel {self.channel} out of range: layer {layer.name} has {shape[0]} channels "
+                            f"(0..{shape[0] - 1})")
+        if self.neuron is not None and len(shape) == 3 and not (self.neuron[0] < shape[1] and self.neuron[1] < shape[2]):
+            raise UserError(f"neuron ({self.neuron[0]}, {self.neuron[1]}) is outside the {shape[1]}×{shape[2]} map "
+                            f"of {layer.name}")
+        if self.mask_channels:
+            bad = [k for k in self.mask_channels if k >= shape[0]]
+            if bad:
+                raise UserError(f"mask channels {bad} out of range: layer {layer.name} has {shape[0]} channels")
+        T = self.jitter if self.jitter is not None else presets.preset_jitter(layer.stride)
+        canvas = c * (h + T - 1) * (w + T - 1)
+        fine_tune = self.fine_tune_iters if self.fine_tune_iters is not None else presets.FINE_TUNE_ITERS
+        frames = (self.iters + fine_tune) // self.frame_every + 2 if self.frame_every else 0
+        codes = sum(math.prod(info.shape) for info in model.layers() if info.index <= layer.index)
+        batched = self.schedule == "batched" or (self.schedule == "auto" and str(model.device).split(":")[0] != "cpu")
+        per_restart = 4 * (6 * canvas + frames * c * h * w + (3 * codes if batched else 0))
+        need = self.restarts * per_restart + 4 * 3 * codes
+        limits.require_memory(need, f"{self.restarts} restart(s) of {layer.name}", "lower --restarts"
+                              + (" or keep fewer --frames" if frames else ""), model.device)
+        if self.image is not None and self.method in ("invert", "caricature"):
+            from workbench.data.images import load_reference
+
+            load_reference(self.image, model.input_size)
+
+
+#: Upper bounds beyond which an option is a typo rather than a setting.
+MAX_RESTARTS = 100_000
+MAX_ITERS = 1_000_000
+MAX_JITTER = 1024
+MAX_EXPONENT = 100.0
+MAX_WEIGHT = 1e12
 
 
 @dataclass
