@@ -144,6 +144,26 @@ def test_cancel_mid_run_keeps_a_cancelled_folder(window, qtbot):
     assert not window.cancel_button.isEnabled()
 
 
+def test_loading_a_model_does_not_wait_behind_a_running_job(window, qtbot, qapp):
+    """The model owns its Φ cache and lock: a load (which traces) runs beside a job's forward
+    passes, and the previews of the new model (more traces) too; the job then ends as asked."""
+    session = window.session
+    session.update_config(**{**SHORT, "iters": 100_000, "frame_every": 0})
+    window.run_action.trigger()
+    qtbot.waitUntil(lambda: window.progress.value() >= 2 and session.run_path is not None, timeout=60_000)
+    old = session.model
+    with qtbot.waitSignal(session.model_changed, timeout=60_000):
+        session.load_model("digits-vgg")
+    assert session.model is not old and session.busy  # loaded while the job still runs
+    at = window.progress.value()
+    qtbot.waitUntil(lambda: window.progress.value() > at, timeout=30_000)  # and the job goes on
+    with qtbot.waitSignal(session.job_cancelled, timeout=30_000):
+        window.cancel_action.trigger()
+    _settle(qapp, window)
+    assert json.loads((session.run_path / "run.json").read_text())["status"] == "cancelled"
+    assert window.docks["FiltersDock"].channels > 0
+
+
 def test_a_second_run_is_queued(window, qtbot):
     session = window.session
     session.update_config(**{**SHORT, "iters": 100_000, "frame_every": 0})
@@ -270,9 +290,13 @@ def _settle(qapp, window, timeout=30.0):
     """Wait until no job thread of the window runs (previews, the runs scan) and events are in."""
     import gc
 
-    wait_until(qapp, lambda: window.running_threads() == [] and not window.session.busy, timeout)
-    for _ in range(5):
+    quiet = 0
+    end = time.monotonic() + timeout
+    while quiet < 5:  # idle across several rounds of events: nothing queued starts another job
+        assert time.monotonic() < end, f"still running: {window.running_threads()}"
         qapp.processEvents()
+        quiet = quiet + 1 if window.running_threads() == [] and not window.session.busy else 0
+        time.sleep(0.01)
     gc.collect()
 
 

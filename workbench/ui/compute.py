@@ -1,106 +1,19 @@
-"""Small Qt-free jobs behind the views: the reference image, first-layer filters, feature maps.
+"""Small Qt-free jobs behind the views: the reference image, first-layer filters, feature maps,
+the Runs dock's scan and run details, the filter-GAN dock's MDS table and filters.
 
-They run on worker threads like every other job (the GUI thread imports no torch) and
-return CPU float32 arrays in [0, 1] ready to show.
+They run on worker threads like every other job (the GUI thread imports no torch and reads no
+file) and return plain values ready to show: images as CPU arrays, damaged files as messages.
+Φ_ℓ comes from ``LoadedModel.truncate``, which builds it once under the model's own lock, so
+these jobs take no lock of their own.
 """
 
 from __future__ import annotations
 
-import threading
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
-from workbench.jobs import CancelToken, Job, Step
-
-class TraceLock:
-    """torch.fx tracing (layer tables, Φ_ℓ) patches ``nn.Module.__call__`` for the whole process
-    while it runs, so no forward pass may run in another thread meanwhile.
-
-    A readers-writer lock: tracing holds :meth:`write` (re-entrant in its thread); forward
-    passes hold :meth:`read`. Traces are rare, since each Φ_ℓ is cached per model
-    (:func:`cache_truncations`).
-    """
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._readers = 0
-        self._writer: int | None = None
-        self._depth = 0
-
-    @contextmanager
-    def write(self):
-        me = threading.get_ident()
-        with self._cond:
-            if self._writer != me:
-                self._cond.wait_for(lambda: self._writer is None and self._readers == 0)
-                self._writer = me
-            self._depth += 1
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._depth -= 1
-                if self._depth == 0:
-                    self._writer = None
-                    self._cond.notify_all()
-
-    @contextmanager
-    def read(self):
-        me = threading.get_ident()
-        with self._cond:
-            nested = self._writer == me
-            if not nested:
-                self._cond.wait_for(lambda: self._writer is None)
-                self._readers += 1
-        try:
-            yield
-        finally:
-            if not nested:
-                with self._cond:
-                    self._readers -= 1
-                    self._cond.notify_all()
-
-
-TRACE_LOCK = TraceLock()
-
-
-def cache_truncations(model) -> None:
-    """Make ``model.truncate`` build each Φ_ℓ once, under the trace lock."""
-    if getattr(model, "_truncations", None) is not None:
-        return
-    build = model.truncate
-    cache: dict[str, object] = {}
-
-    def truncate(name: str):
-        key = model.layer(name).name
-        if key not in cache:
-            with TRACE_LOCK.write():
-                cache[key] = build(key)
-        return cache[key]
-
-    model._truncations = cache
-    model.truncate = truncate
-
-
-def guarded(job: Job) -> Job:
-    """Run a pre-image job holding the trace lock for writing while it builds Φ_ℓ (until its
-    first Step), then for reading while it iterates."""
-    with TRACE_LOCK.write():
-        try:
-            event = next(job)
-        except StopIteration as stop:
-            return stop.value
-        while not isinstance(event, Step):
-            yield event
-            try:
-                event = next(job)
-            except StopIteration as stop:
-                return stop.value
-    with TRACE_LOCK.read():
-        yield event
-        return (yield from job)
+from workbench.jobs import CancelToken
 
 
 def reference_image(spec: str, model) -> np.ndarray:
@@ -151,9 +64,8 @@ def feature_maps(model, layer: str, reference: np.ndarray, limit: int = 256) -> 
         mean = torch.tensor(model.mean).view(1, -1, 1, 1)
         std = torch.tensor(model.std).view(1, -1, 1, 1)
         device = next(model.module.parameters(), torch.empty(0)).device
-        phi = model.truncate(layer)
-        with TRACE_LOCK.read():
-            code = phi.to(device)(((x - mean) / std).to(device))[0].cpu()
+        phi = model.truncate(layer)  # built once per layer by the model, under its own lock
+        code = phi.to(device)(((x - mean) / std).to(device))[0].cpu()
     if code.ndim != 3:
         return None
     code = code[:limit]

@@ -91,14 +91,10 @@ def load_model_job(spec: str, device: str = "cpu", trust: bool = False, arch: st
     from workbench.device import resolve_device
     from workbench.models import load_model
 
-    from workbench.ui.compute import TRACE_LOCK, cache_truncations
-
     cancel.check()
-    with TRACE_LOCK.write():
-        model = load_model(spec, arch=arch, trust=trust, device=resolve_device(device))
-        cancel.check()
-        model.layers()
-    cache_truncations(model)
+    model = load_model(spec, arch=arch, trust=trust, device=resolve_device(device))
+    cancel.check()
+    model.layers()  # traced here, on the loader: the docks read the table at once
     cancel.check()
     import workbench.preimage  # noqa: F401  warm the engine so the first Run starts at once
 
@@ -326,10 +322,8 @@ class Session(QObject):
         def factory(cancel: CancelToken):
             from workbench.config import from_dict
             from workbench.preimage import PreimageConfig, preimage_job
-            from workbench.ui.compute import guarded
 
-            job = preimage_job(from_dict(PreimageConfig, config), cancel=cancel, runs=store, model=model)
-            return guarded(job)
+            return preimage_job(from_dict(PreimageConfig, config), cancel=cancel, runs=store, model=model)
 
         return factory
 

@@ -186,7 +186,6 @@ class DeformationDock(BaseDock):
 
         def factory(cancel):
             from workbench.deformation.job import DeformConfig, deform_job, handle_from_loaded
-            from workbench.ui.compute import guarded
 
             device = str(model.device)
             handles = [handle_from_loaded(model)]
@@ -196,7 +195,7 @@ class DeformationDock(BaseDock):
             for handle in handles:
                 config = DeformConfig(model=model.name, images="digits", device=device,
                                       init="truncnormal" if handle is not handles[0] else None, **settings)
-                metrics = yield from guarded(deform_job(config, runs_root=root, cancel=cancel, handle=handle))
+                metrics = yield from deform_job(config, runs_root=root, cancel=cancel, handle=handle)
                 out.append((handle.name, metrics))
                 if not metrics["complete"]:
                     break

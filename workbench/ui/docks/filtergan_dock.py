@@ -23,14 +23,6 @@ POINT_DEBOUNCE_MS = 40
 LOSS_COLORS = {"loss_D": "#1f77b4", "loss_G": "#d62728", "loss_Q": "#2ca02c"}
 
 
-def _read_locked(job):
-    """Forward passes must not overlap a torch.fx trace in another thread (see ui.compute)."""
-    from workbench.ui.compute import TRACE_LOCK
-
-    with TRACE_LOCK.read():
-        return (yield from job)
-
-
 class _ImageView(pg.GraphicsLayoutWidget):
     """One float image in [0, 1] (H, W[, 3]), aspect locked, levels fixed."""
 
@@ -295,7 +287,7 @@ class FilterGanDock(BaseDock):
             from workbench.filtergan import FilterGanConfig, train_filter_gan
 
             config = FilterGanConfig(**fields)  # on the worker: a bad value fails the job, not the window
-            return (yield from _read_locked(train_filter_gan(config, cancel=cancel, runs=store, model=model)))
+            return (yield from train_filter_gan(config, cancel=cancel, runs=store, model=model))
 
         return self._start("train", factory)
 
@@ -310,7 +302,7 @@ class FilterGanDock(BaseDock):
             from workbench.filtergan import FilterGanEvalConfig, evaluate_filter_gan
 
             config = FilterGanEvalConfig(**fields)
-            return (yield from _read_locked(evaluate_filter_gan(path, config, cancel=cancel, model=model)))
+            return (yield from evaluate_filter_gan(path, config, cancel=cancel, model=model))
 
         return self._start("eval", factory)
 
@@ -431,7 +423,7 @@ class FilterGanDock(BaseDock):
             from workbench.filtergan import TraversalConfig, traverse
 
             config = TraversalConfig(**fields)
-            return (yield from _read_locked(traverse(config, cancel=cancel, runs=store, model=model)))
+            return (yield from traverse(config, cancel=cancel, runs=store, model=model))
 
         self.traversal_label.setText("computing…")
         self._traversal_slot.request(factory)

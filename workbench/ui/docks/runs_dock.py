@@ -7,8 +7,6 @@ so the GUI thread reads no file; a damaged folder is a row marked unreadable, ne
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 from PySide6.QtCore import Qt, QUrl, Signal
 from PySide6.QtGui import QDesktopServices, QImage, QPixmap
