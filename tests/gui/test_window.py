@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -99,12 +100,21 @@ def test_short_inversion_matches_the_cli(window, qtbot, tmp_path):
     assert window.docks["RunsDock"].list.count() >= 1
 
 
-def test_export_grid_and_gif(window, tmp_path, monkeypatch):
+def exported(qtbot, export, path, **options):
+    """Run one of the window's exports (written on a worker) and wait for the file."""
+    with qtbot.waitSignal(export.__self__.exported, timeout=60_000) as blocker:
+        assert export(path, **options)
+    assert blocker.args == [str(path)]
+    return Path(blocker.args[0])
+
+
+def test_export_grid_and_gif(window, qtbot, tmp_path, monkeypatch):
     assert window.session.last_result is not None
-    png = window.export_grid(tmp_path / "grid.png", tile=96)
-    svg = window.export_grid(tmp_path / "grid.svg", tile=96)
-    pdf = window.export_grid(tmp_path / "grid.pdf", tile=96)
-    gif = window.export_gif(tmp_path / "opt.gif", fps=4, tile=64)
+    png = exported(qtbot, window.export_grid, tmp_path / "grid.png", tile=96)
+    svg = exported(qtbot, window.export_grid, tmp_path / "grid.svg", tile=96)
+    pdf = exported(qtbot, window.export_grid, tmp_path / "grid.pdf", tile=96)
+    gif = exported(qtbot, window.export_gif, tmp_path / "opt.gif", fps=4, tile=64)
+    assert window.status_label.text() == f"Exported {gif}"
     image = Image.open(png)
     assert image.width > 2 * 96 and image.height > 96
     assert ">restart 1</text>" in svg.read_text() and ">relu1  C=300</text>" in svg.read_text()
@@ -115,10 +125,15 @@ def test_export_grid_and_gif(window, tmp_path, monkeypatch):
     asked = []
     monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: asked.append(a) or QMessageBox.StandardButton.No)
     before = png.read_bytes()
-    assert window.export_grid(png, tile=200) is None and asked
+    assert window.export_grid(png, tile=200) is False and asked
     assert png.read_bytes() == before
     monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)
-    assert window.export_grid(png, tile=200) == png and png.read_bytes() != before
+    assert exported(qtbot, window.export_grid, png, tile=200) == png and png.read_bytes() != before
+    # a target that cannot be written is a message, not an exception
+    with qtbot.waitSignal(window.exporter.failed, timeout=60_000) as blocker:
+        assert window.export_grid(tmp_path / "grid.bmp", tile=32)
+    assert "bmp" in blocker.args[0] and "\n" not in blocker.args[0]
+    assert window.status_label.text() == blocker.args[0]
 
 
 def test_plot_export(window, tmp_path):
@@ -179,14 +194,17 @@ def test_a_second_run_is_queued(window, qtbot):
     assert started[0]["iters"] == 8 and session.last_result.run.status == "done"
 
 
-def test_error_in_a_job_marks_the_run_failed(window, qtbot):
-    message = run_and_wait(qtbot, window, signal="job_failed", mask_channels=(999,))
-    assert "out of range" in message
-    assert "Failed" in window.status_label.text()
-    info = json.loads((window.session.run_path / "run.json").read_text())
-    assert info["status"] == "failed" and "out of range" in info["error"]
+def test_a_bad_setting_fails_the_job_before_it_writes_anything(window, qtbot):
+    session = window.session
+    before = {r.path for r in session.store.scan()}
+    try:
+        message = run_and_wait(qtbot, window, signal="job_failed", mask_channels=(999,))
+    finally:
+        session.update_config(mask_channels=None)
+    assert "out of range" in message and "\n" not in message
+    assert window.status_label.text() == f"Failed: {message}"
+    assert session.run_path is None and {r.path for r in session.store.scan()} == before  # nothing half-written
     assert any(level == "error" and "out of range" in m for level, m in window.docks["LogDock"].messages)
-    window.session.update_config(mask_channels=None)
 
 
 def test_dropping_a_corrupt_model_file_reports_and_keeps_the_model(window, qtbot, tmp_path):

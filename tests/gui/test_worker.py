@@ -143,3 +143,52 @@ def test_latest_slot_reports_only_the_latest_request(qtbot):
     slot.request(job("third", 0.0))
     qtbot.waitUntil(lambda: results == ["third"] and not slot.runner.running, timeout=10_000)
     assert slot.shutdown()
+
+
+@pytest.mark.parametrize("error", [KeyboardInterrupt(), SystemExit(3), GeneratorExit(), MemoryError(), ValueError("v")])
+@pytest.mark.parametrize("where", ["factory", "before the first event", "after a step"])
+def test_anything_a_job_raises_fails_it_and_the_slot_runs_the_next(qtbot, error, where):
+    def factory(cancel):
+        if where == "factory":
+            raise error
+
+        def job():
+            if where == "after a step":
+                yield Step(1, 2, {"energy": 1.0})
+            raise error
+            yield
+
+        return job()
+
+    runner = JobRunner()
+    got = collect(runner)
+    with qtbot.waitSignal(runner.stopped, timeout=10_000):
+        assert runner.start(factory)
+    name = type(error).__name__
+    assert got["failed"] == [name if not str(error) else f"{name}: {error}"] and got["cancelled"] == 0
+    assert any(level == "debug" and f"{name}" in m and "Traceback" in m for level, m in got["logs"])
+    assert not runner.running
+    with qtbot.waitSignal(runner.stopped, timeout=10_000):
+        runner.start(counting_job(3, {}))
+    assert got["finished"] == [{"sum": 3}] and got["stopped"] == 2
+
+
+def test_a_debounced_slot_starts_only_the_request_the_pointer_rests_on(qtbot):
+    slot = LatestJobSlot(debounce_ms=50)
+    started, results = [], []
+    slot.runner.started.connect(lambda: started.append(1))
+    slot.finished.connect(results.append)
+
+    def job(value):
+        def factory(cancel):
+            return value
+            yield
+
+        return factory
+
+    for value in range(20):  # faster than the debounce interval
+        slot.request(job(value))
+    assert slot.busy and not slot.runner.running
+    qtbot.waitUntil(lambda: results == [19] and not slot.busy, timeout=10_000)
+    assert started == [1]
+    assert slot.shutdown()

@@ -10,12 +10,11 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray, Qt, QTimer
+from PySide6.QtCore import QByteArray, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (QApplication, QComboBox, QInputDialog, QTabBar, QDialog, QDialogButtonBox, QDoubleSpinBox, QFileDialog,
                                QFormLayout, QLabel, QMainWindow, QMessageBox, QProgressBar, QPushButton, QSpinBox)
 
-from workbench.errors import UserError
 from workbench.ui import theme
 from workbench.ui.docks.energies_dock import EnergiesDock
 from workbench.ui.docks.filters_dock import FiltersDock
@@ -44,6 +43,8 @@ TAB_WITH = {"RunsDock": "FiltersDock", "LogDock": "FiltersDock"}
 
 
 class MainWindow(QMainWindow):
+    exported = Signal(str)  # a figure or animation written by export_grid / export_gif
+
     def __init__(self, session, parent=None) -> None:
         super().__init__(parent)
         self.session = session
@@ -81,6 +82,9 @@ class MainWindow(QMainWindow):
         session.job_failed.connect(self._on_job_failed)
         session.job_stopped.connect(self._on_job_stopped)
         self.docks["MethodDock"].run_requested.connect(self.run)
+        self.exporter = JobRunner(self, rate=0)
+        self.exporter.finished.connect(self._on_exported)
+        self.exporter.failed.connect(lambda message: self._report(message, "error"))
         self._restore_settings()
 
     # --- docks -----------------------------------------------------------------------------
@@ -261,7 +265,8 @@ class MainWindow(QMainWindow):
         self._arrange_default()
 
     def about(self) -> None:
-        QMessageBox.about(self, "About CNN Workbench", about_text())
+        facts = self.session.model_facts  # the devices were probed by the loader, not here
+        QMessageBox.about(self, "About CNN Workbench", about_text(facts.devices if facts is not None else None))
 
     # --- export ----------------------------------------------------------------------------
     def export_dialog(self) -> None:
@@ -288,60 +293,66 @@ class MainWindow(QMainWindow):
         answer = QMessageBox.question(self, "Overwrite?", f"{path} exists. Overwrite it?")
         return answer == QMessageBox.StandardButton.Yes
 
-    def export_grid(self, path: str | Path, tile: int = 128, dpi: int = 300, overwrite: bool = False) -> Path | None:
-        """The last result's grid (reference, restarts; labelled layer, C, restart) as PNG/SVG/PDF."""
-        from workbench.export.figures import result_figure, save_figure
-
+    def export_grid(self, path: str | Path, tile: int = 128, dpi: int = 300, overwrite: bool = False) -> bool:
+        """Write the last result's grid (reference, restarts; labelled layer, C, restart) as
+        PNG/SVG/PDF on a worker; ``exported(path)`` says when it is written. False if not started."""
         result = self.session.last_result
-        if result is None:
-            self._report("Nothing to export yet: run a job first")
-            return None
-        path = Path(path)
-        if not self._confirm_overwrite(path, overwrite):
-            return None
+        if not self._may_export(result, Path(path), overwrite):
+            return False
         m = result.metrics
         title = f"{m.get('model', '')} · {m.get('layer', '')} · {m.get('method', '')}"
-        figure = result_figure(result.images, result.reference, layer=m.get("layer", ""), C=m.get("C"), title=title)
-        try:
-            out = save_figure(figure, path, tile=tile, dpi=dpi, overwrite=True)
-        except UserError as exc:
-            self._report(str(exc), "error")
-            return None
-        self._report(f"Exported {out}")
-        return out
+        images, reference, layer, C = result.images, result.reference, m.get("layer", ""), m.get("C")
 
-    def export_gif(self, path: str | Path, fps: float = 10.0, tile: int = 128, overwrite: bool = False) -> Path | None:
-        from workbench.export.animation import save_gif
+        def factory(cancel):
+            from workbench.export.figures import result_figure, save_figure
 
+            figure = result_figure(images, reference, layer=layer, C=C, title=title)
+            cancel.check()
+            return save_figure(figure, path, tile=tile, dpi=dpi, overwrite=True)
+            yield
+
+        return self.exporter.start(factory)
+
+    def export_gif(self, path: str | Path, fps: float = 10.0, tile: int = 128, overwrite: bool = False) -> bool:
+        """Write the last result's optimization as an animated GIF on a worker (see :meth:`export_grid`)."""
         result = self.session.last_result
+        if not self._may_export(result, Path(path), overwrite):
+            return False
+        config = dict(self.session.last_config or {})
+        frames, m = result.frames, result.metrics
+
+        def factory(cancel):
+            from workbench.export.animation import save_gif
+            from workbench.preimage.presets import FINE_TUNE_ITERS
+
+            every = int(config.get("frame_every") or 0)
+            iterations = None
+            if every:
+                fine_tune = config.get("fine_tune_iters")
+                if fine_tune is None:
+                    fine_tune = FINE_TUNE_ITERS if config.get("method") == "invert" else 0
+                steps = config["iters"] + fine_tune
+                kept = [t + 1 for t in range(steps) if t % every == 0 or t == steps - 1]
+                iterations = kept if len(kept) == len(frames) else None
+            cancel.check()
+            return save_gif(frames, path, fps=fps, tile=tile, iterations=iterations,
+                            title=f"{m.get('layer', '')} · {m.get('method', '')}", overwrite=True)
+            yield
+
+        return self.exporter.start(factory)
+
+    def _may_export(self, result, path: Path, overwrite: bool) -> bool:
         if result is None:
             self._report("Nothing to export yet: run a job first")
-            return None
-        path = Path(path)
-        if not self._confirm_overwrite(path, overwrite):
-            return None
-        config = self.session.last_config or {}
-        every = int(config.get("frame_every") or 0)
-        total = len(result.frames)
-        iterations = None
-        if every:
-            from workbench.preimage.presets import FINE_TUNE_ITERS  # torch is loaded once a result exists
+            return False
+        if self.exporter.running:
+            self._report("An export is still being written: try again when it is done")
+            return False
+        return self._confirm_overwrite(path, overwrite)
 
-            fine_tune = config.get("fine_tune_iters")
-            if fine_tune is None:
-                fine_tune = FINE_TUNE_ITERS if config.get("method") == "invert" else 0
-            steps = config["iters"] + fine_tune
-            kept = [t + 1 for t in range(steps) if t % every == 0 or t == steps - 1]
-            iterations = kept if len(kept) == total else None
-        m = result.metrics
-        try:
-            out = save_gif(result.frames, path, fps=fps, tile=tile, iterations=iterations,
-                           title=f"{m.get('layer', '')} · {m.get('method', '')}", overwrite=True)
-        except UserError as exc:
-            self._report(str(exc), "error")
-            return None
+    def _on_exported(self, out) -> None:
         self._report(f"Exported {out}")
-        return out
+        self.exported.emit(str(out))
 
     def show_internal_error(self, summary: str, log_path: str = "") -> None:
         """An uncaught exception (a bug): say so, name the log file, keep the window usable."""
@@ -554,7 +565,7 @@ class ExportDialog(QDialog):
         form.addRow(buttons)
 
 
-def about_text() -> str:
+def about_text(devices=None) -> str:
     import platform
     import sys
 
@@ -568,10 +579,12 @@ def about_text() -> str:
     if "torch" in sys.modules:
         import torch
 
-        from workbench.device import available_devices
+        if devices is None:
+            from workbench.device import available_devices
 
+            devices = available_devices()
         rows.append(("torch", torch.__version__))
-        rows.append(("Devices", ", ".join(available_devices())))
+        rows.append(("Devices", ", ".join(devices)))
     else:
         rows.append(("torch", "not loaded yet"))
     table = "".join(f"<tr><td style='padding-right:12px'><b>{k}</b></td><td>{v}</td></tr>" for k, v in rows)

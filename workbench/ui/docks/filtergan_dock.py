@@ -339,7 +339,11 @@ class FilterGanDock(BaseDock):
             self.eval_label.setText(f"accuracy real {result['accuracy_real']:.4f}, generated {result['accuracy_generated']:.4f}; "
                                     f"spread {result['spread_relative']:.3f} of the filter norm; "
                                     f"{100 * result['nearest_real_fraction']:.0f} % nearest to their own real filter")
-            self._load_mds(self.run_path)
+            written = result.get("run")  # an evaluation of a read-only run writes a new folder
+            if written and str(written) != self.run_path:
+                self.set_run(str(written))
+            else:
+                self._load_mds(self.run_path)
         self.session.runs_changed.emit()
 
     def _on_stopped(self) -> None:
