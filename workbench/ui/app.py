@@ -258,6 +258,8 @@ def main(model: str | None = None, selftest: bool = False, argv: list[str] | Non
         window = build_window(model=model)
         window.log_path = log.path
         reporter.attach(window)
+        window.session.message_logged.connect(lambda level, message: log.write(message, level)
+                                              if level in ("warning", "error") else None)
         window.show()
         return int(app.exec())
     finally:
