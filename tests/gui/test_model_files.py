@@ -54,3 +54,28 @@ def test_bare_weights_ask_for_the_architecture(window, qtbot, monkeypatch, tmp_p
     model = loaded[0]
     assert model.name == str(path) and len(model.layers()) == 20
     assert window.docks["LayersDock"].tree.topLevelItemCount() == 20
+
+
+def test_a_torchscript_file_runs_nothing_until_trusted(window, qtbot, monkeypatch, tmp_path):
+    from tests.security.test_torchscript_consent import Gadget
+
+    marker = tmp_path / "code-ran"
+    path = tmp_path / "gadget.pt"
+    torch.jit.script(Gadget(str(marker))).save(str(path))
+    before = window.session.model.name
+    asked = []
+    monkeypatch.setattr(QMessageBox, "warning", lambda *a, **k: asked.append(a[2]) or QMessageBox.StandardButton.No)
+    with qtbot.waitSignal(window.session.model_failed, timeout=60_000):
+        window.open_path(str(path))
+    qtbot.waitUntil(lambda: bool(asked), timeout=5_000)
+    assert "TorchScript" in asked[0] and "runs code" in asked[0]
+    assert not marker.exists()  # declined: torch.jit.load never ran
+    assert window.session.model.name == before
+    monkeypatch.setattr(QMessageBox, "warning", lambda *a, **k: QMessageBox.StandardButton.Yes)
+    monkeypatch.setattr(QInputDialog, "getItem", lambda *a, **k: ("", False))  # its layers need an architecture
+    failures = []
+    window.session.model_failed.connect(failures.append)
+    window.open_path(str(path))
+    qtbot.waitUntil(lambda: len(failures) >= 2, timeout=60_000)  # untrusted, then trusted but needs --arch
+    window.session.model_failed.disconnect(failures.append)
+    assert marker.exists()  # the user consented, and the file's code ran

@@ -395,16 +395,19 @@ class MainWindow(QMainWindow):
         self._end_busy_indicator()
         self.status_label.setText(f"Could not load the model: {message}")
         spec = self.session.loading_spec
-        if spec and "is a full pickle" in message:
-            QTimer.singleShot(0, lambda: self._ask_trust(spec))
+        if spec and "runs code from the file when loaded" in message:
+            kind = "TorchScript" if "TorchScript" in message else "pickle"
+            QTimer.singleShot(0, lambda: self._ask_trust(spec, kind))
         elif spec and "pass --arch" in message:
             QTimer.singleShot(0, lambda: self._ask_architecture(spec))
 
-    def _ask_trust(self, spec: str) -> None:
-        """A full pickle runs code from the file when loaded: only on the user's word."""
+    def _ask_trust(self, spec: str, kind: str = "pickle") -> None:
+        """A full pickle or a TorchScript archive runs code from the file when loaded: only on
+        the user's word."""
+        what = "a TorchScript archive" if kind == "TorchScript" else "a full Python pickle"
         answer = QMessageBox.warning(
             self, "Trust this file?",
-            f"{Path(spec).name} is a full Python pickle. Loading it runs code stored in the file, which "
+            f"{Path(spec).name} is {what}. Loading it runs code stored in the file, which "
             "can do anything your account can.\n\nLoad it only if you trust where it came from. Load it?",
             QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, QMessageBox.StandardButton.No)
         if answer == QMessageBox.StandardButton.Yes:
