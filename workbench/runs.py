@@ -443,6 +443,46 @@ def _remove_made(made: list[Path]) -> None:
             pass
 
 
+def read_only_reason(path: str | Path) -> str | None:
+    """Why the run folder ``path`` must not be written to, or None: shipped resources are read-only."""
+    import workbench
+
+    try:
+        Path(path).resolve().relative_to(Path(workbench.RESOURCES).resolve())
+    except ValueError:
+        pass
+    else:
+        return "it is shipped with the workbench"
+    if not os.access(path, os.W_OK):
+        return "it is not writable"
+    return None
+
+
+def copy_run(source: Run, store: RunStore, folder: str | Path | None = None) -> Run:
+    """A new run folder holding a copy of ``source`` and saying where it came from.
+
+    For adding results (an evaluation, new plots) to a run that must not change: the copy is
+    a complete run of the same kind, claimed exclusively like any new folder.
+    """
+    import shutil
+
+    info = dict(source.info)
+    info.update(derived_from=str(source.path), copied=_now(), **owner_fields())
+    text = _dumps(info)
+    if folder is not None:
+        path = claim_folder(Path(folder), text)
+    else:
+        stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        path = claim_folder(store.root / f"{stamp}-{info.get('kind', 'run')}-{secrets.token_hex(2)}", text)
+    try:
+        shutil.copytree(source.path, path, dirs_exist_ok=True, ignore=lambda d, names: (
+            ["run.json"] if Path(d) == source.path else []) + [n for n in names if n.endswith(".part")])
+    except OSError as exc:
+        shutil.rmtree(path, ignore_errors=True)
+        raise UserError(f"cannot copy {source.path} to {path}: {_reason(exc)}: free some space") from None
+    return Run(path)
+
+
 class RunBackup:
     """A copy of a finished run's files, put back if continuing it (``--resume``) fails.
 

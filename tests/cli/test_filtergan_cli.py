@@ -71,3 +71,35 @@ def test_bad_input_is_one_line_and_exit_2(trained, tmp_path, capsys, args, needl
     assert code == 2, err
     assert needle in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "o").exists()
+
+
+def _tree(root):
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_evaluating_the_shipped_run_writes_a_new_folder_and_leaves_resources_alone(tmp_path, capsys):
+    from pathlib import Path
+
+    import workbench
+    from workbench.cli import main
+
+    shipped = Path(workbench.RESOURCES) / "filtergan" / "digits-vgg-conv4"
+    before = _tree(shipped)
+    small = ["--retrain-epochs", "1", "--mds-samples", "2", "--filter-sets", "2", "--train-images", "64",
+             "--device", "cpu", "--quiet"]
+    assert main(["filtergan", "eval", str(shipped), *small]) == 2
+    err = capsys.readouterr().err
+    assert "read-only" in err and "--out" in err and len(err.strip().splitlines()) == 1
+    out = tmp_path / "evaluated"
+    assert main(["filtergan", "eval", str(shipped), *small, "--out", str(out)]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["run"] == str(out)
+    assert _tree(shipped) == before  # not one byte of the shipped run changed
+    info = json.loads((out / "run.json").read_text())
+    assert info["kind"] == "filtergan" and info["status"] == "done" and info["derived_from"] == str(shipped)
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["eval_config"]["filter_sets"] == 2 and 0.0 <= metrics["accuracy_generated"] <= 1.0
+    assert (out / "images" / "mds.png").is_file() and (out / GENERATOR).is_file()
+
+
+GENERATOR = "tensors/generator.safetensors"

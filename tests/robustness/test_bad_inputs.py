@@ -109,7 +109,7 @@ def _cases() -> list:
                         ("--channels", ("-1", "99999"))):
         for v in values:
             add(f"invert{opt}={v}", with_(INVERT, opt, v))
-    add("invert-restarts-frames-memory", with_(with_(INVERT, "--restarts", "20000"), "--frames", "1"))
+    add("invert-restarts-frames-memory", with_(with_(with_(INVERT, "--restarts", "90000"), "--frames", "1"), "--iters", "1000"))
     for dev in ("cuda:x", "cpu:0:1", "", "gpu", "cuda:99", "cpu:-1", "CPU"):
         add(f"invert-device={dev!r}", with_(INVERT, "--device", dev))
     # reference images

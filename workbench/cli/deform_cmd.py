@@ -28,7 +28,7 @@ def register(sub) -> None:
                                    "sect. 2.1). Writes metrics.json (layers: layer, mean, std) and images/ to --out.")
     p.add_argument("--model", required=True, help="zoo name (see `workbench zoo list`) or a model file")
     p.add_argument("--arch", default=None, help="architecture name for a state_dict / safetensors file")
-    p.add_argument("--trust", action="store_true", help="allow loading a full pickled model (runs code from the file)")
+    p.add_argument("--trust", action="store_true", help="allow a full pickle or a TorchScript file (both run code from the file when loaded)")
     p.add_argument("--images", default="digits", help="'digits' (bundled test digits) or a folder of image files")
     p.add_argument("--n", type=int, default=128, help="number of images (default 128, as in the paper)")
     p.add_argument("--preset", choices=("cifar", "imagenet"), default=None,
@@ -52,7 +52,7 @@ def register(sub) -> None:
                                    "layer (0 for spatially constant filters, about 1.87 for a fresh truncated-normal 3x3 layer).")
     s.add_argument("--model", required=True, help="zoo name or a model file")
     s.add_argument("--arch", default=None, help="architecture name for a state_dict / safetensors file")
-    s.add_argument("--trust", action="store_true", help="allow loading a full pickled model (runs code from the file)")
+    s.add_argument("--trust", action="store_true", help="allow a full pickle or a TorchScript file (both run code from the file when loaded)")
     s.add_argument("--init", default=None, help="measure a fresh initialization of the architecture: "
                                                 "truncnormal, default or gaussian:SIGMA")
     s.add_argument("--seed", type=int, default=0, help="seed of the fresh initialization (default 0)")
@@ -82,10 +82,10 @@ def _deform(args) -> int:
         grid, max_disp = PRESETS[args.preset].grid, PRESETS[args.preset].max_disp
     layers = tuple(x.strip() for x in args.layers.split(",") if x.strip()) if args.layers else None
     check_new_folder(args.out)
-    config = DeformConfig(model=args.model, arch=args.arch, trust=args.trust, images=args.images, n=args.n,
+    config = DeformConfig(model=args.model, arch=args.arch, images=args.images, n=args.n,
                           grid=grid, max_disp=max_disp, seeds=args.seeds, seed=args.seed, layers=layers,
                           init=args.init, batch_size=args.batch_size, device=args.device)
-    metrics = drive(deform_job(config, out=args.out), "deform", quiet=args.quiet)
+    metrics = drive(deform_job(config, out=args.out, trust=args.trust), "deform", quiet=args.quiet)
     width = max(len(r["layer"]) for r in metrics["layers"])
     for row in metrics["layers"]:
         mean = "nan" if row["mean"] is None else f"{row['mean']:.4f}"
@@ -96,9 +96,11 @@ def _deform(args) -> int:
 
 
 def _smoothness(args) -> int:
+    from workbench import limits
     from workbench.deformation.job import load_handle, smoothness_report
     from workbench.smoothness import parse_init
 
+    limits.seed("--seed", args.seed)
     if args.init is not None:
         parse_init(args.init)
     handle = load_handle(args.model, arch=args.arch, trust=args.trust, device="cpu", init=args.init, seed=args.seed)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from workbench.cli.common import add_device_option, drive
 from workbench.errors import UserError
+from workbench.runs import check_new_folder
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -43,6 +44,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--train-images", type=int, default=None, dest="train_images", help="re-train on the first N training digits only (default: all)")
     e.add_argument("--seed", type=int, default=0)
     add_device_option(e)
+    e.add_argument("--out", default=None, help="write the evaluation into this new run folder (a copy of RUN_DIR) "
+                                               "instead of into RUN_DIR; needed for the shipped, read-only run")
     e.add_argument("--quiet", action="store_true")
     e.set_defaults(func=_eval)
 
@@ -61,12 +64,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     v.add_argument("--quiet", action="store_true")
     v.set_defaults(func=_traverse)
 
-
-def _check_out(out: Path) -> None:
-    if out.exists() and not out.is_dir():
-        raise UserError(f"--out {out} is a file: give a folder for the run")
-    if out.is_dir() and any(out.iterdir()):
-        raise UserError(f"--out {out} is not empty: choose a new folder so no earlier run is overwritten")
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -93,7 +90,7 @@ def _train(args: argparse.Namespace) -> int:
         if config.model != args.model or config.layer != args.layer or config.seed != args.seed:
             raise UserError(f"{out} was trained for {saved['model']}:{saved['layer']} with seed {saved['seed']}: resume with the same --model, --layer and --seed")
     else:
-        _check_out(out)
+        check_new_folder(out)
         config = FilterGanConfig(model=args.model, layer=args.layer, seed=args.seed, device=args.device, **options)
     config.validate()
     model = load_model(args.model, device=resolve_device(args.device))
@@ -109,10 +106,10 @@ def _eval(args: argparse.Namespace) -> int:
     config = FilterGanEvalConfig(filter_sets=args.filter_sets, retrain_epochs=args.retrain_epochs,
                                  mds_samples=args.mds_samples, seed=args.seed, device=args.device,
                                  train_images=args.train_images)
-    metrics = drive(evaluate_filter_gan(args.run_dir, config), "filtergan eval", quiet=args.quiet)
+    metrics = drive(evaluate_filter_gan(args.run_dir, config, out=args.out), "filtergan eval", quiet=args.quiet)
     keys = ("accuracy_real", "accuracy_generated", "accuracy_real_retrained", "spread_relative", "mds_spread_mean",
             "nearest_real_fraction", "matching_identity_fraction")
-    print(json.dumps({"run": str(args.run_dir), **{k: metrics[k] for k in keys}, "mds_plot": "images/mds.png"}))
+    print(json.dumps({"run": metrics["run"], **{k: metrics[k] for k in keys}, "mds_plot": "images/mds.png"}))
     return 0
 
 
@@ -120,7 +117,7 @@ def _traverse(args: argparse.Namespace) -> int:
     from workbench.filtergan import TraversalConfig, traverse
 
     out = Path(args.out)
-    _check_out(out)
+    check_new_folder(out)
     config = TraversalConfig(run=args.run_dir, sample=args.sample, dims=tuple(args.dims) if args.dims else None,
                              xi=args.xi, grid=args.grid, iters=args.iters, C=args.C, seed=args.seed, device=args.device,
                              resolution=args.resolution or None)

@@ -24,7 +24,7 @@ from workbench.deformation.sensitivity import SensitivityResult, deformation_sen
 from workbench.deformation.tps import control_points, random_deform
 from workbench.errors import UserError
 from workbench.jobs import Artifact, CancelToken, Event, Log, Step
-from workbench.runs import RunStore
+from workbench.runs import Run, RunStore, finalise
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -130,7 +130,6 @@ def load_images(source: str, n: int, input_size: tuple[int, int, int]) -> torch.
 class DeformConfig:
     model: str = "digits-vgg"
     arch: str | None = None
-    trust: bool = False
     images: str = "digits"
     n: int = 128
     grid: int = 3
@@ -209,49 +208,54 @@ def example_pairs(images: torch.Tensor, grid: int, max_disp: float, seed: int, c
 
 
 def deform_job(config: DeformConfig, *, out: str | Path | None = None, runs_root: str | Path = "runs",
-               cancel: CancelToken | None = None, handle: ModelHandle | None = None) -> Generator[Event, None, dict]:
-    """Measure the per-layer deformation sensitivity and write a run folder; returns its metrics."""
+               cancel: CancelToken | None = None, handle: ModelHandle | None = None,
+               trust: bool = False) -> Generator[Event, None, dict]:
+    """Measure the per-layer deformation sensitivity and write a run folder; returns its metrics.
+
+    ``trust`` (a pickled or TorchScript model file runs code when loaded) is the caller's
+    consent for this call only: it is not part of the config, so no run.json can grant it.
+    """
     from workbench.device import describe, resolve_device
 
     cancel = cancel or CancelToken()
     check_config(config)
     device = resolve_device(config.device)
     if handle is None:
-        handle = load_handle(config.model, arch=config.arch, trust=config.trust, device=device,
+        handle = load_handle(config.model, arch=config.arch, trust=trust, device=device,
                              init=config.init, seed=config.seed)
     if handle.notice:
         yield Log(handle.notice, "warning")
+    check_config(config, handle.input_size)
     layers = list(config.layers) if config.layers else handle.layer_names
+    known = set(handle.layer_names) | {n for n, _ in handle.module.named_modules() if n}
+    unknown = [n for n in layers if n not in known]
+    if unknown:
+        raise UserError(f"unknown layer(s) {', '.join(unknown)} in {handle.name}: "
+                        f"see `workbench layers --model {config.model}` for the names")
     images = load_images(config.images, config.n, handle.input_size)
     run = RunStore(runs_root).create("deform", to_dict(config), describe(device), folder=out)
     yield Artifact("run", str(run.path))
+    return (yield from finalise(run, _deform(config, handle, images, layers, device, cancel, run)))
+
+
+def _deform(config: DeformConfig, handle: ModelHandle, images, layers, device, cancel: CancelToken, run: Run):
     seeds = [config.seed + k for k in range(config.seeds)]
     started = time.monotonic()
-    try:
-        result = yield from deformation_sensitivity(
-            handle.module, images, layers, mean=handle.mean, std=handle.std, grid=config.grid,
-            max_disp=config.max_disp, seeds=seeds, batch_size=config.batch_size, device=device, cancel=cancel)
-        metrics = sensitivity_metrics(result, handle, config, images.shape[0], time.monotonic() - started)
-        run.write_metrics(metrics)
-        if len(result.values):
-            run.save_image("sensitivity.png", sensitivity_plot([(handle.name, result)],
-                                                               f"{handle.name}: deformation sensitivity"))
-            yield Artifact("plot", str(run.path / "images" / "sensitivity.png"))
-        for k, pair in enumerate(example_pairs(images, config.grid, config.max_disp, seeds[0], config.pairs)):
-            run.save_image(f"pair_{k}.png", pair)
-        if not result.complete:
-            run.finish("cancelled")
-            yield Log(f"cancelled after {len(result.values)} of {len(seeds)} repeats", "warning")
-        else:
-            run.finish("done")
-        return metrics
-    except BaseException as exc:
-        if run.status == "running":
-            if isinstance(exc, KeyboardInterrupt):
-                run.finish("cancelled")
-            else:
-                run.finish("failed", error=f"{type(exc).__name__}: {exc}")
-        raise
+    result = yield from deformation_sensitivity(
+        handle.module, images, layers, mean=handle.mean, std=handle.std, grid=config.grid,
+        max_disp=config.max_disp, seeds=seeds, batch_size=config.batch_size, device=device, cancel=cancel)
+    metrics = sensitivity_metrics(result, handle, config, images.shape[0], time.monotonic() - started)
+    run.write_metrics(metrics)
+    if len(result.values):
+        run.save_image("sensitivity.png", sensitivity_plot([(handle.name, result)],
+                                                           f"{handle.name}: deformation sensitivity"))
+        yield Artifact("plot", str(run.path / "images" / "sensitivity.png"))
+    for k, pair in enumerate(example_pairs(images, config.grid, config.max_disp, seeds[0], config.pairs)):
+        run.save_image(f"pair_{k}.png", pair)
+    if not result.complete:
+        run.outcome = "cancelled"
+        yield Log(f"cancelled after {len(result.values)} of {len(seeds)} repeats", "warning")
+    return metrics
 
 
 def sensitivity_metrics(result: SensitivityResult, handle: ModelHandle, config: DeformConfig, n: int,
@@ -300,20 +304,16 @@ def smoothness_job(handle: ModelHandle, *, out: str | Path | None = None, runs_r
     cancel = cancel or CancelToken()
     run = RunStore(runs_root).create("smoothness", {"model": handle.name, "source": handle.source}, "cpu", folder=out)
     yield Artifact("run", str(run.path))
-    try:
-        rows = smoothness_report(handle)
-        yield Step(1, 2, stage="weights")
-        cancel.check()
-        level = init_level(handle)
-        yield Step(2, 2, stage="initialization")
-        metrics = {"model": handle.name, "source": handle.source, "layers": rows, "init_ntv": level}
-        run.write_metrics(metrics)
-        run.save_image("smoothness.png", smoothness_plot([(handle.name, rows)], level))
-        run.finish("done")
-        return metrics
-    except BaseException as exc:
-        from workbench.jobs import Cancelled
+    return (yield from finalise(run, _smoothness(handle, cancel, run)))
 
-        stopped = isinstance(exc, (Cancelled, KeyboardInterrupt))
-        run.finish("cancelled" if stopped else "failed", None if stopped else f"{type(exc).__name__}: {exc}")
-        raise
+
+def _smoothness(handle: ModelHandle, cancel: CancelToken, run: Run):
+    rows = smoothness_report(handle)
+    yield Step(1, 2, stage="weights")
+    cancel.check()
+    level = init_level(handle)
+    yield Step(2, 2, stage="initialization")
+    metrics = {"model": handle.name, "source": handle.source, "layers": rows, "init_ntv": level}
+    run.write_metrics(metrics)
+    run.save_image("smoothness.png", smoothness_plot([(handle.name, rows)], level))
+    return metrics

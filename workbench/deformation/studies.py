@@ -371,15 +371,20 @@ STUDIES = {
 }
 
 
+#: Upper bounds beyond which a study size is a typo rather than a setting.
+STUDY_LIMITS = {"seeds": 1000, "epochs": 1000, "n": 10_000}
+
+
 def run_study(name: str, *, out, device: str = "auto", cancel: CancelToken | None = None,
               **size) -> Generator[Event, None, dict]:
+    from workbench import limits
     from workbench.device import resolve_device
 
     if name not in STUDIES:
         raise UserError(f"unknown study '{name}': use one of {', '.join(STUDIES)}")
     for key, value in size.items():
-        if value is not None and value < 1:
-            raise UserError(f"--{key} must be at least 1, got {value}")
+        if value is not None:
+            limits.integer(f"--{key}", value, 2 if key == "n" else 1, STUDY_LIMITS[key])
     if name == "smoothing":
         size.pop("epochs", None)
     if name == "synthetic":

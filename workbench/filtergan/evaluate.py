@@ -88,12 +88,27 @@ class FilterGanEvalConfig:
 
 
 def evaluate_filter_gan(run_dir: str | Path, config: FilterGanEvalConfig | None = None, *,
-                        cancel: CancelToken | None = None, model=None, fgan=None) -> Job:
+                        cancel: CancelToken | None = None, model=None, fgan=None,
+                        out: str | Path | None = None, runs=None) -> Job:
     """Sect. 5.2 (i) and (ii) for a trained run; adds to its ``metrics.json`` and ``images/mds.png``.
 
     Nothing is written until everything is computed, so a cancelled evaluation leaves the
-    run folder as it was. Returns the metrics it added.
+    run folder as it was. A run that must not change (the shipped one, or any with ``out``
+    given) is copied to a new run folder — ``out``, or a new folder in the store ``runs`` —
+    and the evaluation is written there. Returns the metrics it added, with ``run``: the
+    folder that holds them.
     """
+    from workbench.runs import check_new_folder, read_only_reason
+
+    reason = None if out is not None else read_only_reason(run_dir)
+    if reason is not None and runs is None:
+        raise UserError(f"{run_dir} is read-only ({reason}): pass --out DIR to evaluate it into a new run folder")
+    if out is not None:
+        check_new_folder(out)
+    return (yield from _evaluate(run_dir, config, cancel, model, fgan, out, runs if reason or out else None))
+
+
+def _evaluate(run_dir, config, cancel, model, fgan, out, runs) -> Job:
     from workbench.filtergan.layer import batched, digits_of, normalize
     from workbench.filtergan.train import load_filter_gan
     from workbench.models.train import accuracy
@@ -148,10 +163,17 @@ def evaluate_filter_gan(run_dir: str | Path, config: FilterGanEvalConfig | None 
         "eval_config": {k: getattr(config, k) for k in config.__dataclass_fields__},
         **{k: v for k, v in mds.items() if not isinstance(v, np.ndarray)},
     }
-    fg.run.save_image("mds.png", image)
-    fg.run.save_tensors("mds.safetensors", {k: torch.as_tensor(mds[k]) for k in
+    target = fg.run
+    if out is not None or runs is not None:
+        from workbench.runs import RunStore, copy_run
+
+        target = copy_run(fg.run, runs or RunStore(Path(out).parent), folder=out)
+        yield Log(f"{fg.run.path} stays as it is: the evaluation is written to {target.path}")
+    target.save_image("mds.png", image)
+    target.save_tensors("mds.safetensors", {k: torch.as_tensor(mds[k]) for k in
                                             ("coords", "real_index", "channel", "sample", "is_real", "z")})
-    fg.run.update_metrics(**metrics)
+    target.update_metrics(**metrics)
+    metrics["run"] = str(target.path)
     yield Artifact("mds", "images/mds.png")
     yield Artifact("mds tensors", "tensors/mds.safetensors")
     return metrics

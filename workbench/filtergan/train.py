@@ -21,7 +21,6 @@ at the end, so a run can be resumed and yields the same numbers as one uninterru
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,8 +32,8 @@ import torch.nn.functional as F
 
 from workbench.config import from_dict, to_dict
 from workbench.errors import UserError
-from workbench.jobs import Artifact, Cancelled, CancelToken, Job, Log, Step
-from workbench.runs import Run, RunStore, atomic_path, write_json
+from workbench.jobs import Artifact, CancelToken, Job, Log, Step
+from workbench.runs import Run, RunBackup, RunStore, atomic_path, finalise, owner_fields, read_json, write_json
 
 KIND = "filtergan"
 CHECKPOINT = "checkpoint.safetensors"
@@ -156,7 +155,7 @@ def train_filter_gan(config: FilterGanConfig, *, cancel: CancelToken | None = No
     to ``config.steps``; the config must otherwise match the one the run was started with.
     """
     from workbench.device import describe, resolve_device
-    from workbench.filtergan.layer import batched, digits_of, normalize, resolve_model, split_at
+    from workbench.filtergan.layer import resolve_model, split_at
 
     config.validate()
     cancel = cancel or CancelToken()
@@ -165,117 +164,129 @@ def train_filter_gan(config: FilterGanConfig, *, cancel: CancelToken | None = No
         model = resolve_model(config.model, device)
     model = model.to(device) if hasattr(model, "to") and not isinstance(model, torch.nn.Module) else model
     split = split_at(model, config.layer)
+    config.validate(tuple(split.conv.weight.shape))
     state = None
+    backup = None
     if resume:
         if out is None or not (Path(out) / CHECKPOINT).is_file():
             raise UserError(f"nothing to resume in {out}: it has no {CHECKPOINT}; train without --resume")
         run = RunStore(Path(out).parent).open(out)
-        saved = from_dict(FilterGanConfig, saved_config(run.info["config"]))
+        saved = _saved(run)
         mismatched = [k for k, v in to_dict(saved).items() if k not in ("steps", "device") and to_dict(config)[k] != v]
         if mismatched:
             raise UserError(f"cannot resume {out}: its run used different {', '.join(mismatched)}; use the same options")
-        state = json.loads((run.path / "checkpoint.json").read_text())
-        run._update(status="running", finished=None, config=to_dict(config))
+        if run.status == "running":
+            raise UserError(f"cannot resume {out}: another process is still training it")
+        state = _read_checkpoint_state(run.path)
+        backup = RunBackup(run.path)
+        run._update(status="running", finished=None, error=None, config=to_dict(config), **owner_fields())
     else:
         store = runs or RunStore(Path(out).parent if out is not None else Path("runs"))
         run = store.create(KIND, to_dict(config), device=describe(device), folder=out)
+    yield Artifact("run", str(run.path))
+    job = finalise(run, _train(config, model, split, run, state, device, cancel), on_stop=_record_stop(run))
+    if backup is None:
+        return (yield from job)
+    return (yield from backup.restoring(job, run))
 
-    try:
-        x_train, _ = digits_of(model, "train")
-        x_train = x_train[:config.train_images]
-        yield Log(f"filter-GAN on {getattr(model, 'name', 'model')}:{config.layer}; caching CNN_ℓ−1 of {len(x_train)} training digits")
-        features = batched(lambda x: split.prefix(normalize(x, model)), x_train, device)
-        real = batched(split.real_activation, features, device)
-        g = torch.Generator().manual_seed(config.seed)
-        G, D = _networks(config, split, tuple(features.shape[1:]), device, g)
-        opt_G, opt_D, opt_Q = _optimizers(config, G, D)
-        history: dict[str, list[float]] = {"step": [], "loss_D": [], "loss_G": [], "loss_Q": [], "D_real": [], "D_fake": []}
-        start = 0
-        if state is not None:
-            _load_checkpoint(run.path, G, D, opt_G, opt_D, opt_Q, g, device)
-            start = int(state["step"])
-            history = state["history"]
-            yield Log(f"resumed from step {start}")
-        z_show = torch.randn(4, config.latent_dim, generator=torch.Generator().manual_seed(config.seed + 1)).to(device)
-        n = len(features)
-        m = min(config.batch_size, n)
-        t0 = time.monotonic()
-        acc = {k: 0.0 for k in history if k != "step"}
-        count = 0
-        step = completed = start
-        for step in range(start + 1, config.steps + 1):
-            cancel.check()
-            z = torch.randn(m, config.latent_dim, generator=g).to(device)
-            idx = torch.randint(0, n, (m,), generator=g).to(device)
-            a_real = real[idx]
-            weight, bias = G(z)
-            a_fake = split.activation(features[idx], weight, bias)
 
-            d_real, _ = D(a_real)
-            d_fake, _ = D(a_fake.detach())
-            loss_D = (F.binary_cross_entropy_with_logits(d_real, torch.ones_like(d_real))
-                      + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake)))
-            opt_D.zero_grad(set_to_none=True)
-            loss_D.backward()
-            opt_D.step()
+def _record_stop(run: Run):
+    def on_stop(status: str) -> None:
+        if status == "cancelled":
+            run.update_metrics(cancelled_at=getattr(run, "completed_steps", 0))
+    return on_stop
 
-            d_fake_g, q = D(a_fake)
-            loss_Q_g = (z - q).pow(2).sum(1).mean()
-            loss_G = F.binary_cross_entropy_with_logits(d_fake_g, torch.ones_like(d_fake_g)) + config.lambda_info * loss_Q_g
-            opt_G.zero_grad(set_to_none=True)
-            loss_G.backward()
-            opt_G.step()
 
-            _, q = D(a_fake.detach())
-            loss_Q = (z - q).pow(2).sum(1).mean()
-            opt_Q.zero_grad(set_to_none=True)
-            loss_Q.backward()
-            opt_Q.step()
+def _train(config: FilterGanConfig, model, split, run: Run, state, device, cancel: CancelToken):
+    from workbench.filtergan.layer import batched, digits_of, normalize
 
-            values = {"loss_D": loss_D.item(), "loss_G": loss_G.item(), "loss_Q": loss_Q.item(),
-                      "D_real": torch.sigmoid(d_real).mean().item(), "D_fake": torch.sigmoid(d_fake).mean().item()}
-            if not all(np.isfinite(v) for v in values.values()):
-                raise UserError(f"training diverged at step {step} (non-finite loss): lower --lr")
-            for k, v in values.items():
-                acc[k] += v
-            count += 1
-            if step % config.log_every == 0 or step == config.steps:
-                history["step"].append(step)
-                for k in acc:
-                    history[k].append(acc[k] / count)
-                acc = {k: 0.0 for k in acc}
-                count = 0
-            images = None
-            if step % config.sample_every == 0 or step == config.steps:
-                images = _sample_sheet(G, z_show, split)[None]
-            completed = step
-            yield Step(step, config.steps, values, images=images, stage="Algorithm 1")
-            if step % config.checkpoint_every == 0 and step != config.steps:
-                _save_checkpoint(run.path, G, D, opt_G, opt_D, opt_Q, g, step, history)
-        elapsed = time.monotonic() - t0
-        _save_checkpoint(run.path, G, D, opt_G, opt_D, opt_Q, g, step, history)
-        run.save_tensors("generator.safetensors", G.state_dict())
-        yield Artifact("generator", GENERATOR_FILE)
-        sheet = _sample_sheet(G, z_show, split, with_real=True)
-        run.save_image("filters.png", np.kron(sheet, np.ones((2, 2, 1), np.float32)))
-        yield Artifact("filters", "images/filters.png")
-        _save_loss_plot(run, history)
-        yield Artifact("losses", "images/losses.png")
-        metrics = run.metrics()
-        metrics.update(history=history, steps=step, train_seconds=round(elapsed + metrics.get("train_seconds", 0.0), 1),
-                       final={k: history[k][-1] for k in history if k != "step"} if history["step"] else {},
-                       z_dependence=_z_dependence(G, config, device))
-        run.write_metrics(metrics)
-        run.finish("done")
-        yield Log(f"trained {step} steps in {elapsed:.0f} s; run folder {run.path}")
-        return run
-    except Cancelled:
-        run.update_metrics(cancelled_at=completed if "completed" in locals() else 0)
-        run.finish("cancelled")
-        raise
-    except BaseException as exc:
-        run.finish("failed", error=str(exc) or type(exc).__name__)
-        raise
+    x_train, _ = digits_of(model, "train")
+    x_train = x_train[:config.train_images]
+    yield Log(f"filter-GAN on {getattr(model, 'name', 'model')}:{config.layer}; caching CNN_ℓ−1 of {len(x_train)} training digits")
+    features = batched(lambda x: split.prefix(normalize(x, model)), x_train, device)
+    real = batched(split.real_activation, features, device)
+    g = torch.Generator().manual_seed(config.seed)
+    G, D = _networks(config, split, tuple(features.shape[1:]), device, g)
+    opt_G, opt_D, opt_Q = _optimizers(config, G, D)
+    history: dict[str, list[float]] = {"step": [], "loss_D": [], "loss_G": [], "loss_Q": [], "D_real": [], "D_fake": []}
+    start = 0
+    if state is not None:
+        _load_checkpoint(run.path, G, D, opt_G, opt_D, opt_Q, g, device)
+        start = int(state["step"])
+        history = state["history"]
+        yield Log(f"resumed from step {start}")
+    z_show = torch.randn(4, config.latent_dim, generator=torch.Generator().manual_seed(config.seed + 1)).to(device)
+    n = len(features)
+    m = min(config.batch_size, n)
+    t0 = time.monotonic()
+    acc = {k: 0.0 for k in history if k != "step"}
+    count = 0
+    step = start
+    for step in range(start + 1, config.steps + 1):
+        cancel.check()
+        z = torch.randn(m, config.latent_dim, generator=g).to(device)
+        idx = torch.randint(0, n, (m,), generator=g).to(device)
+        a_real = real[idx]
+        weight, bias = G(z)
+        a_fake = split.activation(features[idx], weight, bias)
+
+        d_real, _ = D(a_real)
+        d_fake, _ = D(a_fake.detach())
+        loss_D = (F.binary_cross_entropy_with_logits(d_real, torch.ones_like(d_real))
+                  + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake)))
+        opt_D.zero_grad(set_to_none=True)
+        loss_D.backward()
+        opt_D.step()
+
+        d_fake_g, q = D(a_fake)
+        loss_Q_g = (z - q).pow(2).sum(1).mean()
+        loss_G = F.binary_cross_entropy_with_logits(d_fake_g, torch.ones_like(d_fake_g)) + config.lambda_info * loss_Q_g
+        opt_G.zero_grad(set_to_none=True)
+        loss_G.backward()
+        opt_G.step()
+
+        _, q = D(a_fake.detach())
+        loss_Q = (z - q).pow(2).sum(1).mean()
+        opt_Q.zero_grad(set_to_none=True)
+        loss_Q.backward()
+        opt_Q.step()
+
+        values = {"loss_D": loss_D.item(), "loss_G": loss_G.item(), "loss_Q": loss_Q.item(),
+                  "D_real": torch.sigmoid(d_real).mean().item(), "D_fake": torch.sigmoid(d_fake).mean().item()}
+        if not all(np.isfinite(v) for v in values.values()):
+            raise UserError(f"training diverged at step {step} (non-finite loss): lower --lr")
+        for k, v in values.items():
+            acc[k] += v
+        count += 1
+        if step % config.log_every == 0 or step == config.steps:
+            history["step"].append(step)
+            for k in acc:
+                history[k].append(acc[k] / count)
+            acc = {k: 0.0 for k in acc}
+            count = 0
+        images = None
+        if step % config.sample_every == 0 or step == config.steps:
+            images = _sample_sheet(G, z_show, split)[None]
+        run.completed_steps = step
+        yield Step(step, config.steps, values, images=images, stage="Algorithm 1")
+        if step % config.checkpoint_every == 0 and step != config.steps:
+            _save_checkpoint(run.path, G, D, opt_G, opt_D, opt_Q, g, step, history)
+    elapsed = time.monotonic() - t0
+    _save_checkpoint(run.path, G, D, opt_G, opt_D, opt_Q, g, step, history)
+    run.save_tensors("generator.safetensors", G.state_dict())
+    yield Artifact("generator", GENERATOR_FILE)
+    sheet = _sample_sheet(G, z_show, split, with_real=True)
+    run.save_image("filters.png", np.kron(sheet, np.ones((2, 2, 1), np.float32)))
+    yield Artifact("filters", "images/filters.png")
+    _save_loss_plot(run, history)
+    yield Artifact("losses", "images/losses.png")
+    metrics = run.metrics()
+    metrics.update(history=history, steps=step, train_seconds=round(elapsed + metrics.get("train_seconds", 0.0), 1),
+                   final={k: history[k][-1] for k in history if k != "step"} if history["step"] else {},
+                   z_dependence=_z_dependence(G, config, device))
+    run.write_metrics(metrics)
+    yield Log(f"trained {step} steps in {elapsed:.0f} s; run folder {run.path}")
+    return run
 
 
 @torch.no_grad()
@@ -334,24 +345,75 @@ def _save_checkpoint(path: Path, G, D, opt_G, opt_D, opt_Q, g: torch.Generator, 
     write_json(path / "checkpoint.json", {"step": step, "optimizers": meta, "history": history})
 
 
-def _load_checkpoint(path: Path, G, D, opt_G, opt_D, opt_Q, g: torch.Generator, device) -> None:
+def _saved(run: Run) -> FilterGanConfig:
+    """The FilterGanConfig a run folder was trained with, checked like any input."""
+    try:
+        config = from_dict(FilterGanConfig, saved_config(_config_dict(run)))
+    except UserError as exc:
+        raise UserError(f"{run.path.name}/run.json: {exc}: the run folder is damaged") from None
+    except TypeError as exc:
+        raise UserError(f"{run.path.name}/run.json has a malformed filter-GAN config ({exc}): the run folder is damaged") from None
+    return _checked(run, config)
+
+
+def _checked(run: Run, config: FilterGanConfig, split=None) -> FilterGanConfig:
+    """``config.validate`` (with the layer's filter shape once known), naming the folder."""
+    try:
+        config.validate(tuple(split.conv.weight.shape) if split is not None else None)
+    except UserError as exc:
+        raise UserError(f"{run.path.name}/run.json: {exc}") from None
+    return config
+
+
+def _config_dict(run: Run) -> dict:
+    config = run.info.get("config")
+    if not isinstance(config, dict):
+        raise UserError(f"{run.path.name}/run.json holds no config object: the run folder is damaged")
+    return config
+
+
+def _read_checkpoint_state(path: Path) -> dict:
+    """checkpoint.json, checked: a step and a loss history of equal-length lists."""
+    state = read_json(path / "checkpoint.json", f"{path.name}/checkpoint.json")
+    history = state.get("history") if isinstance(state, dict) else None
+    ok = (isinstance(state, dict) and isinstance(state.get("step"), int) and state["step"] >= 0
+          and isinstance(state.get("optimizers"), dict) and isinstance(history, dict)
+          and all(isinstance(history.get(k), list) for k in ("step", "loss_D", "loss_G", "loss_Q", "D_real", "D_fake")))
+    if not ok:
+        raise UserError(f"{path.name}/checkpoint.json is not a filter-GAN checkpoint: the run folder is damaged; "
+                        f"train again without --resume")
+    return state
+
+
+def read_tensors(file: Path, what: str) -> dict[str, torch.Tensor]:
+    """A safetensors file; anything else (empty, truncated, a pickle) is a one-line UserError."""
     from safetensors.torch import load_file
 
-    tensors = load_file(str(path / CHECKPOINT))
-    meta = json.loads((path / "checkpoint.json").read_text())["optimizers"]
-    G.load_state_dict({k[2:]: v for k, v in tensors.items() if k.startswith("G.")})
-    D.load_state_dict({k[2:]: v for k, v in tensors.items() if k.startswith("D.")})
-    for name, opt in (("opt_G", opt_G), ("opt_D", opt_D), ("opt_Q", opt_Q)):
-        state = {int(p): {k: tensors[f"{name}.{p}.{k}"].to(device) if k != "step" else tensors[f"{name}.{p}.{k}"]
-                          for k in keys} for p, keys in meta[name]["state_keys"].items()}
-        opt.load_state_dict({"state": state, "param_groups": meta[name]["param_groups"]})
-    g.set_state(tensors["rng"])
+    try:
+        return load_file(str(file))
+    except Exception as exc:
+        detail = " ".join(str(exc).split())[:120] or type(exc).__name__
+        raise UserError(f"{what} {file.name} is not a readable safetensors file ({detail}): the run folder is damaged") from None
+
+
+def _load_checkpoint(path: Path, G, D, opt_G, opt_D, opt_Q, g: torch.Generator, device) -> None:
+    tensors = read_tensors(path / CHECKPOINT, f"{path.name}:")
+    meta = _read_checkpoint_state(path)["optimizers"]
+    try:
+        G.load_state_dict({k[2:]: v for k, v in tensors.items() if k.startswith("G.")})
+        D.load_state_dict({k[2:]: v for k, v in tensors.items() if k.startswith("D.")})
+        for name, opt in (("opt_G", opt_G), ("opt_D", opt_D), ("opt_Q", opt_Q)):
+            state = {int(p): {k: tensors[f"{name}.{p}.{k}"].to(device) if k != "step" else tensors[f"{name}.{p}.{k}"]
+                              for k in keys} for p, keys in meta[name]["state_keys"].items()}
+            opt.load_state_dict({"state": state, "param_groups": meta[name]["param_groups"]})
+        g.set_state(tensors["rng"])
+    except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as exc:
+        raise UserError(f"the checkpoint in {path.name} does not fit this filter-GAN "
+                        f"({type(exc).__name__}: {' '.join(str(exc).split())[:100]}): train again without --resume") from None
 
 
 def load_filter_gan(run_dir: str | Path, *, device: str | torch.device = "auto", model=None) -> FilterGan:
     """Reopen a finished (or checkpointed) filter-GAN run folder."""
-    from safetensors.torch import load_file
-
     from workbench.device import resolve_device
     from workbench.filtergan.layer import resolve_model, split_at
     from workbench.filtergan.networks import FilterGenerator
@@ -359,24 +421,25 @@ def load_filter_gan(run_dir: str | Path, *, device: str | torch.device = "auto",
     run = RunStore(Path(run_dir).parent).open(run_dir)
     if run.info.get("kind") != KIND:
         raise UserError(f"{run_dir} is a {run.info.get('kind')} run, not a filter-GAN run: pass a folder made by `workbench filtergan train`")
-    config = from_dict(FilterGanConfig, saved_config(run.info["config"]))
+    config = _saved(run)
     device = resolve_device(device)
     file = run.path / GENERATOR_FILE
     if file.is_file():
-        tensors = load_file(str(file))
+        tensors = read_tensors(file, f"{run.path.name}:")
     elif (run.path / CHECKPOINT).is_file():
-        tensors = {k[2:]: v for k, v in load_file(str(run.path / CHECKPOINT)).items() if k.startswith("G.")}
+        tensors = {k[2:]: v for k, v in read_tensors(run.path / CHECKPOINT, f"{run.path.name}:").items() if k.startswith("G.")}
     else:
         raise UserError(f"{run_dir} holds no trained generator yet: let `workbench filtergan train` finish or resume it")
     if model is None:
         model = resolve_model(config.model, device)
     split = split_at(model, config.layer)
+    _checked(run, config, split)
     conv = split.conv
     G = FilterGenerator(conv.weight, conv.bias if conv.bias is not None else torch.zeros(conv.out_channels),
                         config.latent_dim, config.rank, config.hidden, kind=config.generator)
     try:
         G.load_state_dict(tensors)
-    except RuntimeError:
+    except (RuntimeError, KeyError, TypeError, ValueError):
         raise UserError(f"the generator in {run_dir} does not fit layer {config.layer} of {config.model}: "
                         "the model changed since training; train again") from None
     G.to(device).eval()

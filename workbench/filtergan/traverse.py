@@ -47,8 +47,8 @@ import torch.nn.functional as F
 
 from workbench.config import to_dict
 from workbench.errors import UserError
-from workbench.jobs import Artifact, Cancelled, CancelToken, Job, Log, Step
-from workbench.runs import RunStore
+from workbench.jobs import Artifact, CancelToken, Job, Log, Step
+from workbench.runs import RunStore, finalise
 
 KIND = "filtergan-traverse"
 
@@ -176,7 +176,9 @@ def traverse(config: TraversalConfig, *, cancel: CancelToken | None = None, runs
     cfg = to_dict(config)
     cfg["dims"] = list(dims)
     run = store.create(KIND, cfg, device=describe(device), folder=out)
-    try:
+    yield Artifact("run", str(run.path))
+
+    def solve():
         yield Log(f"traversal of {config.sample} in z dims {dims[0]}, {dims[1]} (ξ = {config.xi}, {k}×{k}), "
                   f"C = {C:g}, B = {B:g}")
         r = config.resolution or h
@@ -228,17 +230,12 @@ def traverse(config: TraversalConfig, *, cancel: CancelToken | None = None, runs
         _save(run, pixels, ref, metrics, config, dims)
         run.save_tensors("traversal.safetensors", {"images": torch.from_numpy(pixels), "z": zk, "x0": x0.cpu()})
         run.write_metrics(metrics)
-        run.finish("done")
         yield Artifact("grid", "images/grid.png")
         yield Log(f"centre error {metrics['centre_error']:.4f} (RMS on [0, 1]); neighbour RMS change "
                   f"{metrics['neighbour_rms']:.4f} vs {metrics['all_pairs_rms']:.4f} between all cells")
         return TraversalResult(run, pixels, ref, metrics)
-    except Cancelled:
-        run.finish("cancelled")
-        raise
-    except BaseException as exc:
-        run.finish("failed", error=str(exc) or type(exc).__name__)
-        raise
+
+    return (yield from finalise(run, solve()))
 
 
 def _pixels(x: torch.Tensor, mean: torch.Tensor) -> np.ndarray:

@@ -18,6 +18,9 @@ def demo_job(model_name: str = "digits-vgg", out: str | Path = "demo", iters: in
     from workbench.device import resolve_device
     from workbench.models import load_model
 
+    from workbench.preimage.solve import PreimageConfig
+
+    PreimageConfig(model=model_name, iters=iters, device=str(device), image=sample, restarts=1).validate()
     cancel = cancel or CancelToken()
     out = Path(out)
     device = resolve_device(device)

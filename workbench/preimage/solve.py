@@ -33,7 +33,7 @@ from workbench.preimage import presets
 from workbench.preimage.objectives import channel_mask, inner_product_loss, inversion_loss, spatial_window_mask
 from workbench.preimage.optimizer import PreimageOptimizer, initial_learning_rate
 from workbench.preimage.regularizers import alpha_norm, jitter, tv_beta
-from workbench.runs import Run, RunStore
+from workbench.runs import Run, RunStore, finalise
 
 METHODS = ("invert", "maximize", "caricature")
 SCHEDULES = ("auto", "batched", "sequential")
@@ -213,37 +213,11 @@ def preimage_job(config: PreimageConfig, *, cancel: CancelToken | None = None, r
     if getattr(model, "notice", None):
         yield Log(model.notice, "warning")
     layer = model.layer(config.layer)
+    config.validate(model, layer)
     store = runs or RunStore(Path("runs"))
     run = store.create(config.method, to_dict(config), device=str(device), folder=out)
     yield Artifact("run", str(run.path))
-    try:
-        result = yield from _solve(config, model, layer, device, cancel, run)
-    except Cancelled:
-        run.finish("cancelled")
-        yield Log(f"cancelled; partial results kept in {run.path}", "warning")
-        raise
-    except UserError as exc:
-        run.finish("failed", error=str(exc))
-        raise
-    except Exception as exc:
-        run.finish("failed", error=f"{type(exc).__name__}: {exc}")
-        raise
-    run.finish("done")
-    return result
-
-
-def _reference(config: PreimageConfig, model) -> tuple[np.ndarray, int | None]:
-    from workbench.data.images import load_image, load_sample, prepare_image
-
-    source = config.image
-    if Path(source).suffix and Path(source).exists():
-        image, label = load_image(source), None
-    elif ":" in source or source.isidentifier():
-        image, label = load_sample(source)
-    else:
-        image, label = load_image(source)
-    c, h, w = model.input_size
-    return prepare_image(image, c, (h, w)), label
+    return (yield from finalise(run, _solve(config, model, layer, device, cancel, run)))
 
 
 def build_problem(config: PreimageConfig, model, layer, device: torch.device,
@@ -372,7 +346,9 @@ def _solve(config: PreimageConfig, model, layer, device, cancel, run: Run):
     t_start = time.monotonic()
     reference, label = (None, None)
     if config.method in ("invert", "caricature"):
-        reference, label = _reference(config, model)
+        from workbench.data.images import load_reference
+
+        reference, label = load_reference(config.image, model.input_size)
         run.save_image("reference.png", reference)
     problem, info = build_problem(config, model, layer, device, reference)
     x0 = None
@@ -406,40 +382,45 @@ def _solve(config: PreimageConfig, model, layer, device, cancel, run: Run):
     frames: list[np.ndarray] = []
     T = problem.T
     lo = (T - 1) // 2
-    for t in range(total):
-        cancel.check()
-        tuning = t >= config.iters
-        if tuning and t == config.iters:
-            for opt in optimizers:
-                opt.scale_learning_rate(presets.FINE_TUNE_RATE)
-        terms = {"energy": 0.0, "loss": 0.0, "R_alpha": 0.0, "R_tv": 0.0}
-        for group, x, opt in zip(groups, xs, optimizers):
-            if T > 1 and not tuning:
-                offsets = torch.stack([torch.randint(0, T, (2,), generator=generators[k]) for k in group])
-            else:
-                offsets = torch.tensor([[lo, lo]] * len(group))
-            r_alpha = alpha_norm(x, config.alpha, B)
-            r_tv = tv_beta(x, config.beta, V)
-            loss = problem.loss(problem.code(jitter(x, T, offsets)))
-            energy = r_alpha + r_tv + problem.C * loss
-            energy.sum().backward()
-            opt.step()
-            with torch.no_grad():
-                for name, v in (("energy", energy), ("loss", loss), ("R_alpha", r_alpha), ("R_tv", r_tv)):
-                    terms[name] += float(v.sum())
-        if not math.isfinite(terms["energy"]):
-            raise NonFiniteEnergy(f"the energy became non-finite at iteration {t + 1}: lower C (now {problem.C:g}) "
-                                  f"or check the model's input normalisation")
-        values = {k: v / K for k, v in terms.items()}
-        last = t == total - 1
-        snap = None
-        want_frame = config.frame_every > 0 and (t % config.frame_every == 0 or last)
-        if (config.snapshot_every > 0 and (t % config.snapshot_every == 0)) or last or want_frame:
-            snap = _pixels(problem, xs)
-            if want_frame:
-                frames.append(snap)
-        yield Step(t + 1, total, values, images=snap if (config.snapshot_every > 0 or last) else None,
-                   stage="fine-tuning" if tuning else "optimizing")
+    t = 0
+    try:
+        for t in range(total):
+            cancel.check()
+            tuning = t >= config.iters
+            if tuning and t == config.iters:
+                for opt in optimizers:
+                    opt.scale_learning_rate(presets.FINE_TUNE_RATE)
+            terms = {"energy": 0.0, "loss": 0.0, "R_alpha": 0.0, "R_tv": 0.0}
+            for group, x, opt in zip(groups, xs, optimizers):
+                if T > 1 and not tuning:
+                    offsets = torch.stack([torch.randint(0, T, (2,), generator=generators[k]) for k in group])
+                else:
+                    offsets = torch.tensor([[lo, lo]] * len(group))
+                r_alpha = alpha_norm(x, config.alpha, B)
+                r_tv = tv_beta(x, config.beta, V)
+                loss = problem.loss(problem.code(jitter(x, T, offsets)))
+                energy = r_alpha + r_tv + problem.C * loss
+                energy.sum().backward()
+                opt.step()
+                with torch.no_grad():
+                    for name, v in (("energy", energy), ("loss", loss), ("R_alpha", r_alpha), ("R_tv", r_tv)):
+                        terms[name] += float(v.sum())
+            if not math.isfinite(terms["energy"]):
+                raise NonFiniteEnergy(f"the energy became non-finite at iteration {t + 1}: lower C (now {problem.C:g}) "
+                                      f"or check the model's input normalisation")
+            values = {k: v / K for k, v in terms.items()}
+            last = t == total - 1
+            snap = None
+            want_frame = config.frame_every > 0 and (t % config.frame_every == 0 or last)
+            if (config.snapshot_every > 0 and (t % config.snapshot_every == 0)) or last or want_frame:
+                snap = _pixels(problem, xs)
+                if want_frame:
+                    frames.append(snap)
+            yield Step(t + 1, total, values, images=snap if (config.snapshot_every > 0 or last) else None,
+                       stage="fine-tuning" if tuning else "optimizing")
+    except (Cancelled, KeyboardInterrupt):
+        _save_partial(run, problem, xs, t)
+        raise
 
     with torch.no_grad():
         x_final = torch.cat([_crop_centre(x.detach(), T) for x in xs])
@@ -452,6 +433,15 @@ def _solve(config: PreimageConfig, model, layer, device, cancel, run: Run):
         metrics["reference_label"] = label
     yield from _save(run, config, model, layer, images, reference, metrics, frames)
     return PreimageResult(run, images, reference, metrics, frames)
+
+
+def _save_partial(run: Run, problem: Problem, xs: list[torch.Tensor], iterations: int) -> None:
+    """What a stopped run had: each restart's current image and how far it got."""
+    images = _pixels(problem, xs)
+    for k, image in enumerate(images):
+        run.save_image(f"restart_{k + 1}.png", image)
+    run.save_tensors("preimages.safetensors", {"images": torch.from_numpy(images)})
+    run.write_metrics({"partial": True, "iterations_done": iterations})
 
 
 def _pixels(problem: Problem, xs: list[torch.Tensor], crop: bool = True) -> np.ndarray:

@@ -297,12 +297,13 @@ class FilterGanDock(BaseDock):
         model = self._model()
         fields = dict(device=str(model.device) if model is not None else "auto", **self.eval_overrides)
         path = self.run_path
+        store = self.session.store  # where an evaluation of a read-only run is written
 
         def factory(cancel):
             from workbench.filtergan import FilterGanEvalConfig, evaluate_filter_gan
 
             config = FilterGanEvalConfig(**fields)
-            return (yield from evaluate_filter_gan(path, config, cancel=cancel, model=model))
+            return (yield from evaluate_filter_gan(path, config, cancel=cancel, model=model, runs=store))
 
         return self._start("eval", factory)
 
