@@ -5,7 +5,7 @@ parallel region of a few microseconds whose barrier waits for each thread of the
 soon as another process is busy, the scheduler parks one of them for a time slice, so every
 region waits for milliseconds: on the 2-core VM a digits-vgg inversion (relu3, 1 restart)
 drops from 540 to 110 iterations per second beside one busy Python process and to 5 beside
-another small torch job, while on one thread it keeps 460 and 150. Measured there (median
+another small torch job on two threads, while on one thread it keeps 460 and 150. Measured there (median
 of ABBA pairs, quiet machine → beside one busy core; benchmarks/README.md, "Load"):
 
 ==========================  ============  ===================  ===================
@@ -20,11 +20,11 @@ alexnet features.5, 224²    150 528       43 → 34 it/s         67 → 15 it/s
 vgg16 conv3_3, 224²         150 528       2.4 → 2.4 it/s       4.6 → 1.6 it/s
 ==========================  ============  ===================  ===================
 
-Two threads gain 1.2–1.9× on a quiet machine and lose 2–20× beside a busy one; one thread
-keeps its speed while a core is free. Below :data:`LARGE_WORK` values per forward pass the
-geometric mean of quiet and loaded speed is higher on one thread; at 64 digits a batch the
-two tie; at a 224×224 image two threads win for vgg16 (and lose for the much cheaper
-alexnet, which input size alone cannot tell apart).
+Two threads gain 1.2–1.9× on a quiet machine and lose 3–6× beside one busy core (up to 30×
+beside another torch job on two threads); one thread keeps its speed while a core is free.
+Below :data:`LARGE_WORK` values per forward pass the geometric mean of quiet and loaded speed
+is higher on one thread; at 64 digits a batch the two tie; at a 224×224 image two threads win
+for vgg16 (and lose for the much cheaper alexnet, which input size alone cannot tell apart).
 
 The choice is fixed per job, never by the load seen at run time: the thread count changes
 the order of floating-point sums, so a load-dependent count would give the same seed
