@@ -138,26 +138,24 @@ def main() -> None:
         def go():
             with torch_threads(threads):
                 box.append(run(seconds))
-        if args.thread == "main":
-            go()
-        else:
-            worker = threading.Thread(target=go)
-            worker.start()
-            worker.join()
+        try:
+            if args.thread == "main":
+                go()
+            else:
+                worker = threading.Thread(target=go)
+                worker.start()
+                worker.join()
+        finally:
+            os.environ.pop(ENV)
         return box[0]
 
-    previous = os.environ.get(ENV)
-    try:
-        for case in CASES if args.case == "all" else [args.case]:
-            run, policy = _stepper(case, tmp)
-            timed(run, policy, 0.5)   # warm-up: caches, first allocations
-            for busy in BUSY if args.busy == "both" else [args.busy]:
-                _measure(case, busy, run, timed, {"default": cores, "policy": policy}, args)
-    finally:
-        if previous is None:
-            os.environ.pop(ENV, None)
-        else:
-            os.environ[ENV] = previous
+    if os.environ.pop(ENV, None) is not None:
+        print(f"({ENV} ignored: this script compares the policy with torch's default)")
+    for case in CASES if args.case == "all" else [args.case]:
+        run, policy = _stepper(case, tmp)
+        timed(run, policy, 0.5)   # warm-up: caches, first allocations
+        for busy in BUSY if args.busy == "both" else [args.busy]:
+            _measure(case, busy, run, timed, {"default": cores, "policy": policy}, args)
 
 
 def _measure(case, busy, run, timed, threads: dict[str, int], args) -> None:
@@ -179,7 +177,7 @@ def _measure(case, busy, run, timed, threads: dict[str, int], args) -> None:
         neighbour.wait()
     med = {cell: statistics.median(v) for cell, v in speeds.items()}
     unit = "img/s" if case == "deform" else "it/s"
-    print(f"[{case}] beside a busy {busy} process")
+    print(f"[{case}] beside a busy {busy} process (load average {os.getloadavg()[0]:.2f})")
     for label, n in threads.items():
         for load in ("quiet", "loaded"):
             runs = ", ".join(f"{v:.3g}" for v in speeds[load, label])
