@@ -6,9 +6,19 @@ import pytest
 
 
 @pytest.fixture(autouse=True)
-def _deterministic_threads():
-    """Tests run with the machine's default threads; nothing here depends on thread count."""
-    yield
+def _deterministic_threads(monkeypatch):
+    """Every test, and every job or CLI subprocess it starts, on one intra-op thread.
+
+    The tests' problems are small, where two threads gain little on a quiet machine and lose
+    3-100x beside a busy process (workbench/threads.py); one thread also makes a test's
+    numbers the same on every machine. A test of the policy itself sets its own environment.
+    """
+    from workbench.threads import ENV, torch_threads
+
+    monkeypatch.setenv(ENV, "1")
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")   # subprocesses start on one thread too
+    with torch_threads(1):
+        yield
 
 
 @pytest.fixture
