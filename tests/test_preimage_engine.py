@@ -117,8 +117,8 @@ def test_cancel_leaves_a_valid_folder_marked_cancelled(model, tmp_path):
 
 
 def test_non_finite_energy_fails_cleanly(model, tmp_path):
-    with pytest.raises(NonFiniteEnergy, match="non-finite"):
-        solve(model, tmp_path, layer="relu1", image="digits:0", restarts=1, iters=5, C=1e39)
+    with pytest.raises(NonFiniteEnergy, match=r"non-finite at iteration 1 \(R_tv = (inf|nan)\): lower --beta"):
+        solve(model, tmp_path, layer="relu1", image="digits:0", restarts=1, iters=5, beta=100.0)
     (run,) = RunStore(tmp_path).list()
     assert run.status == "failed" and "non-finite" in run.info["error"]
 
@@ -139,7 +139,7 @@ def test_window_mask_reconstructs_only_the_receptive_field(model, tmp_path):
     (dict(method="maximize", channel=999, image=None, layer="relu5"), "channel 999 out of range"),
     (dict(method="maximize", image=None), "needs a channel"),
     (dict(restarts=0), "at least 1"),
-    (dict(method="paint"), "unknown method"),
+    (dict(method="paint"), "method must be one of invert, maximize, caricature"),
     (dict(mask_channels=(500,)), "out of range"),
 ])
 def test_bad_configs_are_one_line_user_errors(model, tmp_path, kw, message):

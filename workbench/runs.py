@@ -561,7 +561,7 @@ class _Heartbeat:
         self._thread.join()
 
 
-def finalise(run: Run, body, *, on_stop: Callable[[str], None] | None = None):
+def finalise(run: Run, body, *, on_stop: Callable[[str], None] | None = None, threads: int | None = None):
     """Drive the job ``body`` inside ``run`` and mark the folder with how it ended.
 
     The one finalisation path of every job kind: a normal return is ``done`` (or the
@@ -570,16 +570,29 @@ def finalise(run: Run, body, *, on_stop: Callable[[str], None] | None = None):
     ``cancelled``; anything else the body raises — ``SystemExit``, ``GeneratorExit``, a
     ``KeyboardInterrupt`` raised by code on a worker thread — is ``failed`` with its message.
     ``on_stop(status)`` runs before the folder is marked when the job did not finish, to keep
-    partial results. Returns the body's result; re-raises whatever stopped it.
+    partial results. ``threads`` fixes the intra-op thread count while the job computes
+    (:func:`workbench.threads.job_threads`). Returns the body's result; re-raises whatever
+    stopped it.
     """
+    from contextlib import nullcontext
+
     from workbench.jobs import Cancelled
+
+    def computing():
+        """The job's thread count, set on whichever thread steps it and restored after."""
+        if threads is None:
+            return nullcontext()
+        from workbench.threads import torch_threads
+
+        return torch_threads(threads)
 
     status, error = "failed", None
     with _Heartbeat(run):
         try:
             while True:
                 try:
-                    event = next(body)
+                    with computing():
+                        event = next(body)
                 except StopIteration as stop:
                     status = run.outcome or "done"
                     return stop.value
@@ -597,7 +610,8 @@ def finalise(run: Run, body, *, on_stop: Callable[[str], None] | None = None):
                     yield event
                 except GeneratorExit:  # the driver stopped the job: Esc in the window, Ctrl+C in a loop
                     status = "cancelled"
-                    body.close()
+                    with computing():
+                        body.close()
                     raise
         finally:
             if status != "done" and on_stop is not None:

@@ -51,7 +51,7 @@ def test_progress_bar_reports_iterations(tmp_path):
     (["invert", "--model", "digits-vgg", "--layer", "relu99", "--sample", "digits:0"], "unknown layer"),
     (["invert", "--model", "digits-vgg", "--layer", "relu1", "--image", "missing.png"], "not found"),
     (["invert", "--model", "digits-vgg", "--layer", "relu1", "--sample", "digits:0", "--restarts", "0"], "at least 1"),
-    (["invert", "--model", "digits-vgg", "--layer", "relu1", "--sample", "digits:0", "--iters", "3", "-C", "1e39"], "non-finite"),
+    (["invert", "--model", "digits-vgg", "--layer", "relu1", "--sample", "digits:0", "--iters", "3", "-C", "1e39"], "at most"),
     (["maximize", "--model", "digits-vgg", "--layer", "relu5", "--channel", "500"], "out of range"),
     (["invert", "--model", "digits-vgg", "--layer", "relu1", "--sample", "digits:0", "--restarts", "two"], "invalid int"),
 ])

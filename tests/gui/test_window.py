@@ -97,7 +97,7 @@ def test_short_inversion_matches_the_cli(window, qtbot, tmp_path):
     assert gui_metrics["reconstruction_error"] == pytest.approx(cli_metrics["reconstruction_error"], rel=1e-5)
     assert gui_metrics["C"] == cli_metrics["C"] == 300
     assert "reconstruction error" in window.status_label.text()
-    assert window.docks["RunsDock"].list.count() >= 1
+    qtbot.waitUntil(lambda: window.docks["RunsDock"].list.count() >= 1, timeout=10_000)  # the scan runs on a worker
 
 
 def exported(qtbot, export, path, **options):

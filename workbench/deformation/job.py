@@ -25,6 +25,7 @@ from workbench.deformation.tps import control_points, random_deform
 from workbench.errors import UserError
 from workbench.jobs import Artifact, CancelToken, Event, Log, Step
 from workbench.runs import Run, RunStore, finalise
+from workbench.threads import job_threads
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -233,9 +234,10 @@ def deform_job(config: DeformConfig, *, out: str | Path | None = None, runs_root
         raise UserError(f"unknown layer(s) {', '.join(unknown)} in {handle.name}: "
                         f"see `workbench layers --model {config.model}` for the names")
     images = load_images(config.images, config.n, handle.input_size)
+    threads = job_threads(handle.input_size, config.batch_size)
     run = RunStore(runs_root).create("deform", to_dict(config), describe(device), folder=out)
     yield Artifact("run", str(run.path))
-    return (yield from finalise(run, _deform(config, handle, images, layers, device, cancel, run)))
+    return (yield from finalise(run, _deform(config, handle, images, layers, device, cancel, run), threads=threads))
 
 
 def _deform(config: DeformConfig, handle: ModelHandle, images, layers, device, cancel: CancelToken, run: Run):
@@ -304,7 +306,7 @@ def smoothness_job(handle: ModelHandle, *, out: str | Path | None = None, runs_r
     cancel = cancel or CancelToken()
     run = RunStore(runs_root).create("smoothness", {"model": handle.name, "source": handle.source}, "cpu", folder=out)
     yield Artifact("run", str(run.path))
-    return (yield from finalise(run, _smoothness(handle, cancel, run)))
+    return (yield from finalise(run, _smoothness(handle, cancel, run), threads=1))
 
 
 def _smoothness(handle: ModelHandle, cancel: CancelToken, run: Run):

@@ -31,6 +31,7 @@ from workbench.deformation.tps import random_deform
 from workbench.errors import UserError
 from workbench.jobs import Artifact, Cancelled, CancelToken, Event, Log, Step
 from workbench.runs import Run, RunStore, finalise
+from workbench.threads import job_threads
 
 #: Sizes chosen so each study takes minutes of CPU time on a 2-core machine (measured: pooling
 #: 18 CPU-min, smoothing 1, synthetic 5; wall times 3-4x longer when the machine is shared).
@@ -84,9 +85,14 @@ def _rows(r: SensitivityResult) -> list[dict]:
     return r.table()
 
 
+#: What the studies push through a network per step: 64 digits of 32×32 (workbench.threads).
+STUDY_INPUT, STUDY_BATCH = (1, 32, 32), 64
+
+
 def _start(name: str, config: dict, out, runs_root, device) -> Run:
     from workbench.device import describe
 
+    job_threads(STUDY_INPUT, STUDY_BATCH)  # a bad WORKBENCH_THREADS is refused before the folder exists
     return RunStore(runs_root).create(f"study-{name}", config, describe(device), folder=out)
 
 
@@ -146,7 +152,7 @@ def pooling_study(*, seeds: int = 3, epochs: int = 3, n: int = 128, out=None, ru
         run.outcome = None if status == "done" else status
         return metrics
 
-    return (yield from finalise(run, body()))
+    return (yield from finalise(run, body(), threads=job_threads(STUDY_INPUT, STUDY_BATCH)))
 
 
 def _later_layer_comparison(results: dict[str, SensitivityResult]) -> dict[str, Any]:
@@ -214,7 +220,7 @@ def smoothing_study(*, seeds: int = 3, n: int = 128, sigmas=SMOOTHING_SIZE["sigm
         run.outcome = None if status == "done" else status
         return metrics
 
-    return (yield from finalise(run, body()))
+    return (yield from finalise(run, body(), threads=job_threads(STUDY_INPUT, STUDY_BATCH)))
 
 
 def _shades(k: int) -> list[tuple[int, int, int]]:
@@ -324,7 +330,7 @@ def synthetic_study(*, seeds: int = 3, epochs: int = 8, per_class: int = 64, str
         run.outcome = None if status == "done" else status
         return metrics
 
-    return (yield from finalise(run, body()))
+    return (yield from finalise(run, body(), threads=job_threads(STUDY_INPUT, STUDY_BATCH)))
 
 
 # --------------------------------------------------------------------------- registry

@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from workbench.config import from_dict, to_dict
 from workbench.errors import UserError
 from workbench.jobs import Artifact, CancelToken, Job, Log, Step
+from workbench.threads import job_threads
 from workbench.runs import Run, RunBackup, RunStore, atomic_path, finalise, owner_fields, read_json, write_json
 
 KIND = "filtergan"
@@ -165,6 +166,7 @@ def train_filter_gan(config: FilterGanConfig, *, cancel: CancelToken | None = No
     model = model.to(device) if hasattr(model, "to") and not isinstance(model, torch.nn.Module) else model
     split = split_at(model, config.layer)
     config.validate(tuple(split.conv.weight.shape))
+    threads = job_threads(model.input_size, config.batch_size)
     state = None
     backup = None
     if resume:
@@ -184,7 +186,8 @@ def train_filter_gan(config: FilterGanConfig, *, cancel: CancelToken | None = No
         store = runs or RunStore(Path(out).parent if out is not None else Path("runs"))
         run = store.create(KIND, to_dict(config), device=describe(device), folder=out)
     yield Artifact("run", str(run.path))
-    job = finalise(run, _train(config, model, split, run, state, device, cancel), on_stop=_record_stop(run))
+    job = finalise(run, _train(config, model, split, run, state, device, cancel), on_stop=_record_stop(run),
+                   threads=threads)
     if backup is None:
         return (yield from job)
     return (yield from backup.restoring(job, run))

@@ -49,6 +49,7 @@ from workbench.config import to_dict
 from workbench.errors import UserError
 from workbench.jobs import Artifact, CancelToken, Job, Log, Step
 from workbench.runs import RunStore, finalise
+from workbench.threads import job_threads
 
 KIND = "filtergan-traverse"
 
@@ -175,6 +176,7 @@ def traverse(config: TraversalConfig, *, cancel: CancelToken | None = None, runs
     store = runs or RunStore(Path(out).parent if out is not None else Path("runs"))
     cfg = to_dict(config)
     cfg["dims"] = list(dims)
+    threads = job_threads(model.input_size, k * k)
     run = store.create(KIND, cfg, device=describe(device), folder=out)
     yield Artifact("run", str(run.path))
 
@@ -235,7 +237,7 @@ def traverse(config: TraversalConfig, *, cancel: CancelToken | None = None, runs
                   f"{metrics['neighbour_rms']:.4f} vs {metrics['all_pairs_rms']:.4f} between all cells")
         return TraversalResult(run, pixels, ref, metrics)
 
-    return (yield from finalise(run, solve()))
+    return (yield from finalise(run, solve(), threads=threads))
 
 
 def _pixels(x: torch.Tensor, mean: torch.Tensor) -> np.ndarray:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from workbench.jobs import CancelToken, Job, Log, Step
 from workbench.runs import RunStore, finalise
+from workbench.threads import job_threads
 
 
 def demo_job(model_name: str = "digits-vgg", out: str | Path = "demo", iters: int = 200, device: str = "auto",
@@ -32,9 +33,10 @@ def demo_job(model_name: str = "digits-vgg", out: str | Path = "demo", iters: in
     channels = list(range(min(4, top.shape[0])))
     plan = ([("invert", l, None) for l in depths] + [("maximize", top, c) for c in channels]
             + [("caricature", l, None) for l in (activations[1 if len(activations) > 1 else 0], activations[-2 if len(activations) > 1 else 0])])
+    threads = job_threads(model.input_size)
     run = RunStore(out).create("demo", {"model": model_name, "iters": iters, "sample": sample}, device=str(device), folder=out)
     return (yield from finalise(run, _demo(run, model, model_name, plan, depths, channels, top, iters, sample, device,
-                                           cancel)))
+                                           cancel), threads=threads))
 
 
 def _demo(run, model, model_name, plan, depths, channels, top, iters, sample, device, cancel):

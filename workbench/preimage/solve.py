@@ -34,6 +34,7 @@ from workbench.preimage.objectives import channel_mask, inner_product_loss, inve
 from workbench.preimage.optimizer import PreimageOptimizer, initial_learning_rate
 from workbench.preimage.regularizers import alpha_norm, jitter, tv_beta
 from workbench.runs import Run, RunStore, finalise
+from workbench.threads import job_threads
 
 METHODS = ("invert", "maximize", "caricature")
 SCHEDULES = ("auto", "batched", "sequential")
@@ -214,10 +215,18 @@ def preimage_job(config: PreimageConfig, *, cancel: CancelToken | None = None, r
         yield Log(model.notice, "warning")
     layer = model.layer(config.layer)
     config.validate(model, layer)
+    threads = job_threads(model.input_size, config.restarts if _schedule(config, device) == "batched" else 1)
     store = runs or RunStore(Path("runs"))
     run = store.create(config.method, to_dict(config), device=str(device), folder=out)
     yield Artifact("run", str(run.path))
-    return (yield from finalise(run, _solve(config, model, layer, device, cancel, run)))
+    return (yield from finalise(run, _solve(config, model, layer, device, cancel, run), threads=threads))
+
+
+def _schedule(config: PreimageConfig, device: torch.device) -> str:
+    """Restarts as one batch on accelerators, one at a time on CPUs (unless the config says)."""
+    if config.schedule != "auto":
+        return config.schedule
+    return "sequential" if device.type == "cpu" else "batched"
 
 
 def build_problem(config: PreimageConfig, model, layer, device: torch.device,
@@ -360,9 +369,7 @@ def _solve(config: PreimageConfig, model, layer, device, cancel, run: Run):
     fine_tune = config.fine_tune_iters
     if fine_tune is None:
         fine_tune = presets.FINE_TUNE_ITERS if config.method == "invert" else 0
-    schedule = config.schedule
-    if schedule == "auto":
-        schedule = "sequential" if device.type == "cpu" else "batched"
+    schedule = _schedule(config, device)
     K = config.restarts
     yield Log(f"{config.method} {model.name}:{layer.name} (rf {layer.rf_size}, stride {layer.stride}), "
               f"C={info['C']:g}, jitter T={problem.T}, {K} restart(s), {config.iters}+{fine_tune} iterations, "
@@ -406,8 +413,7 @@ def _solve(config: PreimageConfig, model, layer, device, cancel, run: Run):
                     for name, v in (("energy", energy), ("loss", loss), ("R_alpha", r_alpha), ("R_tv", r_tv)):
                         terms[name] += float(v.sum())
             if not math.isfinite(terms["energy"]):
-                raise NonFiniteEnergy(f"the energy became non-finite at iteration {t + 1}: lower C (now {problem.C:g}) "
-                                      f"or check the model's input normalisation")
+                raise NonFiniteEnergy(_divergence(terms, t + 1, problem.C, config))
             values = {k: v / K for k, v in terms.items()}
             last = t == total - 1
             snap = None
@@ -433,6 +439,15 @@ def _solve(config: PreimageConfig, model, layer, device, cancel, run: Run):
         metrics["reference_label"] = label
     yield from _save(run, config, model, layer, images, reference, metrics, frames)
     return PreimageResult(run, images, reference, metrics, frames)
+
+
+def _divergence(terms: dict[str, float], iteration: int, C: float, config: PreimageConfig) -> str:
+    """Which term of eq. 7 overflowed, and the setting that tames it."""
+    remedy = {"R_tv": f"lower --beta (now {config.beta:g})",
+              "R_alpha": f"lower --alpha (now {config.alpha:g}) or raise --B",
+              "loss": f"lower C (now {C:g}) or check the model's input normalisation"}
+    bad = next((name for name in ("R_tv", "R_alpha", "loss") if not math.isfinite(terms[name])), "loss")
+    return f"the energy became non-finite at iteration {iteration} ({bad} = {terms[bad]}): {remedy[bad]}"
 
 
 def _save_partial(run: Run, problem: Problem, xs: list[torch.Tensor], iterations: int) -> None:
