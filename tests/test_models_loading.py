@@ -9,7 +9,7 @@ import json
 import pytest
 import torch
 
-import workbench
+import workbench.resources
 from workbench.data import DIGITS_MEAN, DIGITS_STD, load_digits32
 from workbench.errors import UserError
 from workbench.models import LoadedModel, load_model, zoo
@@ -57,7 +57,8 @@ def test_bundled_models_are_trained_and_reach_their_accuracy(name, floor):
 
 
 def test_bundled_model_without_weights_is_untrained_with_a_notice(tmp_path, monkeypatch):
-    monkeypatch.setattr(workbench, "RESOURCES", tmp_path)
+    monkeypatch.setattr(workbench.resources, "resources_root", lambda: tmp_path)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "user"))
     model = load_model("digits-vgg")
     assert not model.trained and model.dataset is None
     assert "UNTRAINED" in model.notice and str(tmp_path / "models" / "digits-vgg.safetensors") in model.notice

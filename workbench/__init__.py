@@ -5,9 +5,4 @@ imports Qt. Analyses are *jobs* (:mod:`workbench.jobs`) that yield progress even
 write their results to run folders (:mod:`workbench.runs`).
 """
 
-from pathlib import Path
-import os
-
 __version__ = "0.1.0"
-
-RESOURCES = Path(os.environ.get("WORKBENCH_RESOURCES", Path(__file__).resolve().parent.parent / "resources"))

@@ -445,10 +445,10 @@ def _remove_made(made: list[Path]) -> None:
 
 def read_only_reason(path: str | Path) -> str | None:
     """Why the run folder ``path`` must not be written to, or None: shipped resources are read-only."""
-    import workbench
+    from workbench.resources import resources_root
 
     try:
-        Path(path).resolve().relative_to(Path(workbench.RESOURCES).resolve())
+        Path(path).resolve().relative_to(resources_root().resolve())
     except ValueError:
         pass
     else:

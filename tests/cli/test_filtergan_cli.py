@@ -80,10 +80,10 @@ def _tree(root):
 def test_evaluating_the_shipped_run_writes_a_new_folder_and_leaves_resources_alone(tmp_path, capsys):
     from pathlib import Path
 
-    import workbench
     from workbench.cli import main
+    from workbench.resources import shipped_filtergan_run
 
-    shipped = Path(workbench.RESOURCES) / "filtergan" / "digits-vgg-conv4"
+    shipped = shipped_filtergan_run()
     before = _tree(shipped)
     small = ["--retrain-epochs", "1", "--mds-samples", "2", "--filter-sets", "2", "--train-images", "64",
              "--device", "cpu", "--quiet"]

@@ -78,10 +78,11 @@ def test_filtergan_dock_train_evaluate_traverse_export(qapp, qtbot, session, tmp
 
 
 def test_filtergan_dock_opens_the_shipped_run(qapp, qtbot, session):
-    from workbench.ui.docks.filtergan_dock import SHIPPED_RUN, FilterGanDock
+    from workbench.resources import shipped_filtergan_run
+    from workbench.ui.docks.filtergan_dock import FilterGanDock
 
     dock = FilterGanDock(session)
-    assert dock.run_path == str(SHIPPED_RUN)
+    assert dock.run_path == str(shipped_filtergan_run())
     qtbot.waitUntil(lambda: len(dock.scatter.points()) > 0, timeout=30_000)
     assert len(dock.scatter.points()) == 64 * 21  # real filters + 20 generated sets, from its eval
     show(qtbot, dock, 64 * 3 + 7)
@@ -123,10 +124,11 @@ def test_a_damaged_mds_table_is_a_message(qapp, qtbot, session, tmp_path, conten
     from safetensors.numpy import save_file
     import numpy as np
 
-    from workbench.ui.docks.filtergan_dock import SHIPPED_RUN, FilterGanDock
+    from workbench.resources import shipped_filtergan_run
+    from workbench.ui.docks.filtergan_dock import FilterGanDock
 
     run = tmp_path / "copy"
-    shutil.copytree(SHIPPED_RUN, run)
+    shutil.copytree(shipped_filtergan_run(), run)
     target = run / "tensors" / "mds.safetensors"
     if content == "foreign":
         save_file({"coords": np.zeros((3, 5), np.float32)}, str(target))

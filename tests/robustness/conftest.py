@@ -17,9 +17,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parents[2]
-SHIPPED_GAN = ROOT / "resources" / "filtergan" / "digits-vgg-conv4"
-VGG = ROOT / "resources" / "models" / "digits-vgg.safetensors"
+from workbench.resources import resource_path, shipped_filtergan_run
+
+SHIPPED_GAN = shipped_filtergan_run()
+VGG = resource_path("models", "digits-vgg.safetensors")
 
 
 def png_header(width: int, height: int) -> bytes:

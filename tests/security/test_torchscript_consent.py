@@ -20,6 +20,7 @@ import pytest
 import torch
 
 import workbench
+from workbench.resources import shipped_filtergan_run
 from workbench.cli import main
 from workbench.errors import UserError
 from workbench.models import load_model
@@ -174,7 +175,7 @@ def test_every_command_refuses_without_trust(capsys, hostile, marker, tmp_path, 
 
 def _filtergan_run_naming(model: Path, tmp_path: Path) -> Path:
     run = tmp_path / "fg-run"
-    shutil.copytree(Path(workbench.RESOURCES) / "filtergan" / "digits-vgg-conv4", run)
+    shutil.copytree(shipped_filtergan_run(), run)
     info = json.loads((run / "run.json").read_text())
     info["config"]["model"] = str(model)
     (run / "run.json").write_text(json.dumps(info))

@@ -27,7 +27,8 @@ def register(subparsers) -> None:
     train.add_argument("--epochs", type=int, default=None, help="default: the model's recipe")
     train.add_argument("--random-labels", action="store_true",
                        help="train on shuffled labels (Ruderman et al. sect. 5); written as <name>-random-labels")
-    train.add_argument("--out", default=None, help="folder for the weights (default: resources/models)")
+    train.add_argument("--out", default=None,
+                       help="folder for the weights (default: the user's data folder, which the zoo reads first)")
     train.add_argument("--limit", type=int, default=None,
                        help="train on the first N training images only (a quick check, not a zoo model)")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -85,6 +86,7 @@ def _zoo_train(args: argparse.Namespace) -> int:
     from workbench.device import resolve_device
     from workbench.errors import UserError
     from workbench.models.zoo import train_zoo_model
+    from workbench.resources import user_models_dir
 
     limits.seed("--seed", args.seed)
     if args.epochs is not None:
@@ -106,7 +108,7 @@ def _zoo_train(args: argparse.Namespace) -> int:
         if existing is not None:
             _remove_empty_folders(Path(args.out), existing)
         if isinstance(exc, OSError):
-            raise UserError(f"cannot write the weights to {args.out or 'resources/models'}: "
+            raise UserError(f"cannot write the weights to {args.out or user_models_dir()}: "
                             f"{exc.strerror or exc}; choose a folder you can write") from None
         raise
     print(json.dumps({k: result[k] for k in ("path", "test_accuracy", "train_accuracy", "epochs", "seed",

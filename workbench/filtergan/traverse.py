@@ -37,7 +37,7 @@ the pull of Ψ; ``centre_error`` measures that.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +48,7 @@ import torch.nn.functional as F
 from workbench.config import to_dict
 from workbench.errors import UserError
 from workbench.jobs import Artifact, CancelToken, Job, Log, Step
+from workbench.resources import shipped_filtergan_run
 from workbench.runs import RunStore, finalise
 from workbench.threads import job_threads
 
@@ -56,7 +57,7 @@ KIND = "filtergan-traverse"
 
 @dataclass
 class TraversalConfig:
-    run: str = "resources/filtergan/digits-vgg-conv4"
+    run: str = field(default_factory=lambda: str(shipped_filtergan_run()))
     sample: str = "digits:0"
     dims: tuple[int, int] | None = None   # None: two distinct dimensions drawn with the seed
     xi: float = 12.0                      # ξ

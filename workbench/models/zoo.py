@@ -4,9 +4,9 @@ Three kinds of entry:
 
 - ``bundled``: the papers' digit classifiers with trained weights committed in
   ``resources/models/<name>.safetensors`` (+ ``<name>.json``), reproducible with
-  ``workbench zoo train NAME``;
+  ``workbench zoo train NAME`` (which writes to the user's data folder, looked in first);
 - ``architecture``: Ruderman et al.'s five CIFAR-style VGGs (sect. 2.2), untrained (seeded
-  init) unless trained weights exist in ``resources/models``;
+  init) unless ``workbench zoo train`` wrote weights to the user's models folder;
 - ``torchvision``: ImageNet classifiers by name, trained when their weights are already in the
   torch hub cache (nothing is ever downloaded), else untrained.
 """
@@ -84,18 +84,23 @@ def _digits_entries() -> dict[str, tuple[str, Callable[[], nn.Module], str, Reci
 
 
 def weights_path(name: str, folder: Path | None = None) -> Path:
-    from workbench import RESOURCES
+    """``<folder>/<name>.safetensors``; without ``folder``, the first that exists of the user's
+    models folder (``workbench zoo train``) and the bundled ``resources/models``, else the bundled path."""
+    from workbench import resources
 
-    return Path(folder if folder is not None else RESOURCES / "models") / f"{name}.safetensors"
+    if folder is not None:
+        return Path(folder) / f"{name}.safetensors"
+    bundled = resources.resource_path("models", f"{name}.safetensors")
+    for path in (resources.user_models_dir() / f"{name}.safetensors", bundled):
+        if path.is_file():
+            return path
+    return bundled
 
 
 def _relative(path: Path) -> str:
-    from workbench import RESOURCES
+    from workbench.resources import display_path
 
-    try:
-        return str(Path("resources") / path.resolve().relative_to(RESOURCES.resolve()))
-    except ValueError:
-        return str(path)
+    return display_path(path)
 
 
 def zoo_entries() -> list[ZooEntry]:
@@ -198,7 +203,8 @@ def train_zoo_model(name: str, *, seed: int = 0, epochs: int | None = None, rand
     The init is seeded with ``torch.manual_seed(seed)`` inside ``fork_rng``; batches, shifts
     and random labels come from the training job's generator with the same seed, so the same
     seed gives the same weights on the same machine. ``train_data``/``test_data`` replace the
-    digits split (images (N, 1, 32, 32) in [0, 1], labels). ``out`` defaults to resources/models;
+    digits split (images (N, 1, 32, 32) in [0, 1], labels). ``out`` defaults to the user's models
+    folder (:func:`workbench.resources.user_models_dir`), never the installed package;
     random-label models are written as ``<name>-random-labels`` so the bundled weights stay.
     Returns the metadata dict.
     """
@@ -206,6 +212,7 @@ def train_zoo_model(name: str, *, seed: int = 0, epochs: int | None = None, rand
 
     from workbench.data.digits import DIGITS_MEAN, DIGITS_STD, load_digits32
     from workbench.models.train import train_classifier
+    from workbench.resources import user_models_dir
     from workbench.runs import atomic_path, write_json
 
     digits = _digits_entries()
@@ -221,7 +228,7 @@ def train_zoo_model(name: str, *, seed: int = 0, epochs: int | None = None, rand
     train_data = train_data if train_data is not None else load_digits32("train")
     test_data = test_data if test_data is not None else load_digits32("test")
     stem = f"{name}-random-labels" if random_labels else name
-    path = weights_path(stem, Path(out) if out is not None else None)
+    path = weights_path(stem, Path(out) if out is not None else user_models_dir())
     yield Log(f"training {name} for {epochs} epochs (seed {seed}) on {device}")
     start = time.monotonic()
     result = yield from train_classifier(

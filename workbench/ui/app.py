@@ -160,6 +160,20 @@ def wait_for(app, condition, timeout: float) -> bool:
     return True
 
 
+def _installation_problem(model) -> str | None:
+    """What is missing from the installation: trained bundled weights, the shipped filter-GAN run."""
+    from workbench.resources import shipped_filtergan_run
+
+    if not model.trained or "UNTRAINED" in (model.notice or ""):
+        return (f"the bundled model is untrained ({model.notice or model.source}); "
+                "reinstall the workbench or run `workbench zoo train digits-vgg`")
+    run = shipped_filtergan_run()
+    missing = [name for name in ("run.json", "tensors/generator.safetensors") if not (run / name).is_file()]
+    if missing:
+        return f"the shipped filter-GAN run {run} lacks {', '.join(missing)}; reinstall the workbench"
+    return None
+
+
 def run_selftest(app) -> int:
     """Build the window, run a 10-iteration inversion through the GUI's worker, check it."""
     import numpy as np
@@ -176,6 +190,10 @@ def run_selftest(app) -> int:
                 return 1
             if session.model is None:
                 print(f"selftest failed: the bundled model could not be loaded: {session.load_error}", file=sys.stderr)
+                return 1
+            problem = _installation_problem(session.model)
+            if problem:
+                print(f"selftest failed: {problem}", file=sys.stderr)
                 return 1
             session.update_config(method="invert", layer="relu3", image="digits:0", iters=10, restarts=1,
                                   fine_tune_iters=0, device="cpu", seed=0, frame_every=0)

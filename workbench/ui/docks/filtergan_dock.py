@@ -12,12 +12,11 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit,
                                QProgressBar, QPushButton, QSpinBox, QTabWidget, QVBoxLayout, QWidget)
 
+from workbench.resources import shipped_filtergan_run
 from workbench.ui.docks import BaseDock
 from workbench.ui.widgets.plot_export import export_plot
 from workbench.ui.worker import JobRunner, LatestJobSlot
 
-#: The shipped filter-GAN, so traversals work before any training.
-SHIPPED_RUN = Path(__file__).resolve().parents[3] / "resources" / "filtergan" / "digits-vgg-conv4"
 #: Hovering waits this long for the pointer to rest on a point before its filter is computed.
 POINT_DEBOUNCE_MS = 40
 LOSS_COLORS = {"loss_D": "#1f77b4", "loss_G": "#d62728", "loss_Q": "#2ca02c"}
@@ -60,7 +59,8 @@ class FilterGanDock(BaseDock):
         outer = QVBoxLayout(body)
         outer.setContentsMargins(4, 4, 4, 4)
         top = QHBoxLayout()
-        self.run_edit = QLineEdit(str(SHIPPED_RUN) if (SHIPPED_RUN / "run.json").is_file() else "")
+        shipped = shipped_filtergan_run()  # so that traversals work before any training
+        self.run_edit = QLineEdit(str(shipped) if (shipped / "run.json").is_file() else "")
         self.run_edit.setPlaceholderText("a filter-GAN run folder (train one, or open one)")
         self.open_button = QPushButton("Open run…")
         top.addWidget(QLabel("run"))
