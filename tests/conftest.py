@@ -21,6 +21,14 @@ def _deterministic_threads(monkeypatch):
         yield
 
 
+@pytest.fixture(autouse=True)
+def _private_workspace(monkeypatch, tmp_path_factory):
+    """Runs made without a folder go to a temporary workspace, never the user's own."""
+    from workbench.runs import WORKSPACE_ENV
+
+    monkeypatch.setenv(WORKSPACE_ENV, str(tmp_path_factory.getbasetemp() / "workspace"))
+
+
 @pytest.fixture
 def tmp_runs(tmp_path):
     return tmp_path / "runs"

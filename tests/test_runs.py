@@ -243,3 +243,40 @@ def test_reading_damaged_metrics_is_one_line(tmp_path):
     with pytest.raises(UserError, match="metrics.json is not valid JSON"):
         run.metrics()
     assert isinstance(Run(run.path).info, dict)
+
+
+def test_the_default_workspace_is_never_the_current_directory(monkeypatch, tmp_path):
+    from workbench.runs import WORKSPACE_ENV, default_workspace
+
+    monkeypatch.setenv(WORKSPACE_ENV, str(tmp_path / "ws"))
+    assert RunStore().root == default_workspace() == tmp_path / "ws"
+    monkeypatch.delenv(WORKSPACE_ENV)
+    monkeypatch.chdir(tmp_path)
+    root = default_workspace()
+    assert root.is_absolute() and tmp_path not in (root, *root.parents) and root.name == "runs"
+
+
+def test_commands_without_out_write_a_new_folder_in_the_workspace(tmp_path, capsys):
+    from workbench.cli import main
+
+    ws = tmp_path / "ws"
+    args = ["invert", "--model", "digits-vgg", "--layer", "relu1", "--sample", "digits:0", "--iters", "2",
+            "--restarts", "1", "--fine-tune", "0", "--device", "cpu", "--workspace", str(ws)]
+    assert main(args) == 0 and main(args) == 0
+    runs = [json.loads(line)["run"] for line in capsys.readouterr().out.splitlines()]
+    assert len(set(runs)) == 2 and all(os.path.dirname(r) == str(ws) for r in runs)
+    assert [r.status for r in RunStore(ws).list()] == ["done", "done"]
+    assert main(["runs", str(ws), "--json"]) == 0
+    assert len(json.loads(capsys.readouterr().out)) == 2
+
+
+@pytest.mark.parametrize("model, layer, trained", [("digits-vgg", "relu1", True), ("cifar-vgg-avgpool", "relu1_1", False)])
+def test_run_json_says_whether_the_model_was_trained(tmp_path, capsys, model, layer, trained):
+    from workbench.cli import main
+
+    out = tmp_path / "run"
+    assert main(["invert", "--model", model, "--layer", layer, "--sample", "digits:0", "--iters", "2", "--restarts",
+                 "1", "--fine-tune", "0", "--device", "cpu", "--quiet", "--out", str(out)]) == 0
+    facts = json.loads((out / "run.json").read_text())["model"]
+    assert facts["name"] == model and facts["trained"] is trained
+    assert facts["source"].startswith("bundled") if trained else "untrained" in facts["source"]

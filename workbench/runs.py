@@ -43,6 +43,8 @@ from workbench.errors import UserError
 STATUSES = ("running", "done", "cancelled", "failed")
 #: What :attr:`Run.status` may also say: derived when listing, never written.
 DERIVED_STATUSES = ("interrupted", "unreadable")
+#: Environment variable that moves the default workspace.
+WORKSPACE_ENV = "WORKBENCH_WORKSPACE"
 #: Seconds between heartbeats of a running job.
 HEARTBEAT_SECONDS = 10.0
 #: A running run whose owner cannot be asked (another host) is interrupted after this silence.
@@ -290,14 +292,29 @@ class RunSummary:
         return self.status != "unreadable"
 
 
+def default_workspace() -> Path:
+    """Where runs go when no folder is given: ``$WORKBENCH_WORKSPACE``, else ``runs`` in the
+    user's data folder (platformdirs) — never the current directory, which a launcher sets."""
+    env = os.environ.get(WORKSPACE_ENV, "").strip()
+    if env:
+        return Path(env).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("workbench", appauthor=False)) / "runs"
+
+
 class RunStore:
-    """A folder of run folders (the workspace)."""
+    """A folder of run folders (the workspace; :func:`default_workspace` when none is given)."""
 
-    def __init__(self, root: str | Path) -> None:
-        self.root = Path(root)
+    def __init__(self, root: str | Path | None = None) -> None:
+        self.root = Path(root).expanduser() if root is not None else default_workspace()
 
-    def create(self, kind: str, config: dict[str, Any], device: str = "cpu", folder: str | Path | None = None) -> Run:
+    def create(self, kind: str, config: dict[str, Any], device: str = "cpu", folder: str | Path | None = None,
+               model: dict[str, Any] | None = None) -> Run:
         """Claim a new run folder; ``folder`` forces its exact path (the CLI's ``--out``).
+
+        ``model`` is what run.json records of the model (``LoadedModel.facts()``: trained or
+        not, and where its weights came from).
 
         The folder must be new or empty; a folder another process has claimed, a file, or a
         place that cannot be written is a one-line :class:`UserError`, and nothing is left
@@ -305,6 +322,8 @@ class RunStore:
         """
         info = {"kind": kind, "config": config, "status": "running", "versions": versions(),
                 "device": device, "started": _now(), "finished": None, **owner_fields()}
+        if model is not None:
+            info["model"] = model
         text = _dumps(info)
         if folder is not None:
             return Run(claim_folder(Path(folder), text))
@@ -433,11 +452,13 @@ def _create_exclusive(target: Path, text: str) -> None:
 
 
 def _remove_made(made: list[Path]) -> None:
+    """Remove the folders this claim made, if they are still empty.
+
+    Never anything inside them: a folder that is not empty holds another claimant's files
+    (its temporary run.json, about to be linked), and deleting those would make it lose too.
+    """
     for p in reversed(made):
         try:
-            for child in p.iterdir():
-                if child.name.startswith(".run.json.") and child.name.endswith(".part"):
-                    child.unlink()
             p.rmdir()
         except OSError:
             pass

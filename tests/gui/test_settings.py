@@ -68,3 +68,22 @@ def test_closing_with_a_running_job_cancels_it(qapp, tmp_path):
 def test_selftest_passes(qapp, capsys):
     assert run_selftest(qapp) == 0
     assert "selftest ok" in capsys.readouterr().out
+
+
+def test_the_workspace_is_a_remembered_setting_and_never_the_cwd(qapp, tmp_path, monkeypatch):
+    from PySide6.QtWidgets import QFileDialog
+
+    from workbench.runs import default_workspace
+    from workbench.ui.session import Session
+
+    monkeypatch.chdir(tmp_path)
+    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+    window = build_window(settings, load=False)
+    assert window.session.workspace == default_workspace() != tmp_path / "runs"
+    chosen = tmp_path / "my-runs"
+    chosen.mkdir()
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(chosen))
+    window.workspace_action.trigger()
+    assert window.session.workspace == chosen and window.session.store.root == chosen
+    window.close()
+    assert Session(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)).workspace == chosen

@@ -96,14 +96,30 @@ def drive(job: Job, label: str, quiet: bool = False) -> Any:
             prefix = "" if event.level == "info" else f"{event.level}: "
             bar.close()
             print(f"{prefix}{event.message}", file=sys.stderr)
-        elif isinstance(event, Artifact):
-            pass
+        elif isinstance(event, Artifact) and event.name == "run":
+            print(f"run folder: {event.path}", file=sys.stderr)
 
     try:
         return run_job(job, on_event)
     finally:
         if not quiet:
             bar.close()
+
+
+def add_output_options(parser, what: str = "run folder to write") -> None:
+    """``--out`` (a new folder) and ``--workspace`` (where a new folder is made without --out)."""
+    parser.add_argument("--out", default=None, help=f"{what} (default: a new folder in the workspace)")
+    parser.add_argument("--workspace", default=None, metavar="DIR",
+                        help="where runs go without --out (default: $WORKBENCH_WORKSPACE, else runs/ in your "
+                             "user data folder; `workbench runs` lists it)")
+
+
+def output(args):
+    """(``--out`` checked as a new folder or None, the workspace's RunStore)."""
+    from workbench.runs import RunStore, check_new_folder
+
+    out = check_new_folder(args.out) if args.out is not None else None
+    return out, RunStore(args.workspace)
 
 
 def add_device_option(parser) -> None:

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 
-from workbench.cli.common import add_device_option, drive
-from workbench.runs import check_new_folder
+from workbench.cli.common import add_device_option, add_output_options, drive, output
 
 #: What each study runs and how long it took here (workbench.deformation.studies has the details).
 STUDY_SUMMARIES = {
@@ -43,7 +41,7 @@ def register(sub) -> None:
                                                 "truncnormal, default or gaussian:SIGMA")
     p.add_argument("--batch-size", type=int, default=64)
     add_device_option(p)
-    p.add_argument("--out", required=True, help="run folder to write")
+    add_output_options(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_deform)
 
@@ -64,7 +62,7 @@ def register(sub) -> None:
                        description="Ruderman et al. 2018 at a size that fits a 2-core CPU:\n\n" + "\n".join(
                            f"  {name}: {summary}" for name, summary in STUDY_SUMMARIES.items()))
     t.add_argument("name", choices=tuple(STUDY_SUMMARIES), help="which study")
-    t.add_argument("--out", required=True, help="run folder to write (metrics.json and images/)")
+    add_output_options(t, "run folder to write (metrics.json and images/)")
     t.add_argument("--seeds", type=int, default=None, help="repeats (default: the study's size)")
     t.add_argument("--epochs", type=int, default=None, help="training epochs where the study trains")
     t.add_argument("--n", type=int, default=None, help="images for the sensitivity measurement")
@@ -81,17 +79,16 @@ def _deform(args) -> int:
     if args.preset:
         grid, max_disp = PRESETS[args.preset].grid, PRESETS[args.preset].max_disp
     layers = tuple(x.strip() for x in args.layers.split(",") if x.strip()) if args.layers else None
-    check_new_folder(args.out)
+    out, store = output(args)
     config = DeformConfig(model=args.model, arch=args.arch, images=args.images, n=args.n,
                           grid=grid, max_disp=max_disp, seeds=args.seeds, seed=args.seed, layers=layers,
                           init=args.init, batch_size=args.batch_size, device=args.device)
-    metrics = drive(deform_job(config, out=args.out, trust=args.trust), "deform", quiet=args.quiet)
+    metrics = drive(deform_job(config, out=out, runs_root=store.root, trust=args.trust), "deform", quiet=args.quiet)
     width = max(len(r["layer"]) for r in metrics["layers"])
     for row in metrics["layers"]:
         mean = "nan" if row["mean"] is None else f"{row['mean']:.4f}"
         std = "nan" if row["std"] is None else f"{row['std']:.4f}"
         print(f"{row['layer']:<{width}}  {mean}  ± {std}")
-    print(f"wrote {args.out}", file=sys.stderr)
     return 0 if metrics["complete"] else 1
 
 
@@ -118,10 +115,9 @@ def _study(args) -> int:
     from workbench.deformation.studies import STUDIES, run_study
 
     overrides = {k: v for k, v in (("seeds", args.seeds), ("epochs", args.epochs), ("n", args.n)) if v is not None}
-    check_new_folder(args.out)
-    summary = drive(run_study(args.name, out=args.out, device=args.device, **overrides),
+    out, store = output(args)
+    summary = drive(run_study(args.name, out=out, runs_root=store.root, device=args.device, **overrides),
                     f"study {args.name}", quiet=args.quiet)
     for line in STUDIES[args.name].describe(summary):
         print(line)
-    print(f"wrote {args.out}", file=sys.stderr)
     return 0 if summary.get("complete", True) else 1

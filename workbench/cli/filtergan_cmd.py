@@ -6,9 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
-from workbench.cli.common import add_device_option, drive
+from workbench.cli.common import add_device_option, add_output_options, drive, output
 from workbench.errors import UserError
-from workbench.runs import check_new_folder
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -32,7 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--train-images", type=int, default=None, dest="train_images", help="use only the first N training digits (default: all)")
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint up to --steps")
     add_device_option(t)
-    t.add_argument("--out", required=True, help="run folder to write")
+    add_output_options(t, "run folder to write (with --resume: the run to continue)")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.set_defaults(func=_train)
 
@@ -60,7 +59,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     v.add_argument("--resolution", type=int, default=8, help="optimise a δ at R×R, upsampled (default 8, the digits' own resolution; 0: per pixel)")
     v.add_argument("--seed", type=int, default=0, help="draws z (and the dims when not given)")
     add_device_option(v)
-    v.add_argument("--out", required=True, help="run folder to write")
+    add_output_options(v)
     v.add_argument("--quiet", action="store_true")
     v.set_defaults(func=_traverse)
 
@@ -73,12 +72,14 @@ def _train(args: argparse.Namespace) -> int:
     from workbench.filtergan.train import saved_config
     from workbench.models import load_model
 
-    out = Path(args.out)
     options = {k: getattr(args, k) for k in ("steps", "latent_dim", "batch_size", "lr", "lambda_info", "generator", "checkpoint_every", "train_images")
                if getattr(args, k) is not None}
     if args.resume:
         from workbench.runs import RunStore
 
+        if args.out is None:
+            raise UserError("--resume continues the run in --out: pass --out RUN_DIR")
+        out, store = Path(args.out), None
         if not out.is_dir():
             raise UserError(f"nothing to resume in {out}: it is not a run folder; train without --resume")
         info = RunStore(out.parent).open(out).info
@@ -90,11 +91,11 @@ def _train(args: argparse.Namespace) -> int:
         if config.model != args.model or config.layer != args.layer or config.seed != args.seed:
             raise UserError(f"{out} was trained for {saved['model']}:{saved['layer']} with seed {saved['seed']}: resume with the same --model, --layer and --seed")
     else:
-        check_new_folder(out)
+        out, store = output(args)
         config = FilterGanConfig(model=args.model, layer=args.layer, seed=args.seed, device=args.device, **options)
     config.validate()
     model = load_model(args.model, device=resolve_device(args.device))
-    run = drive(train_filter_gan(config, out=out, model=model, resume=args.resume), f"filtergan {args.layer}", quiet=args.quiet)
+    run = drive(train_filter_gan(config, out=out, runs=store, model=model, resume=args.resume), f"filtergan {args.layer}", quiet=args.quiet)
     m = run.metrics()
     print(json.dumps({"run": str(run.path), "steps": m.get("steps"), "final": m.get("final"), "z_dependence": m.get("z_dependence")}))
     return 0
@@ -116,13 +117,12 @@ def _eval(args: argparse.Namespace) -> int:
 def _traverse(args: argparse.Namespace) -> int:
     from workbench.filtergan import TraversalConfig, traverse
 
-    out = Path(args.out)
-    check_new_folder(out)
+    out, store = output(args)
     config = TraversalConfig(run=args.run_dir, sample=args.sample, dims=tuple(args.dims) if args.dims else None,
                              xi=args.xi, grid=args.grid, iters=args.iters, C=args.C, seed=args.seed, device=args.device,
                              resolution=args.resolution or None)
     config.validate()
-    result = drive(traverse(config, out=out), "filtergan traverse", quiet=args.quiet)
+    result = drive(traverse(config, out=out, runs=store), "filtergan traverse", quiet=args.quiet)
     keys = ("dims", "centre_error", "preimage_error_mean", "neighbour_rms", "all_pairs_rms", "neighbour_ratio")
     print(json.dumps({"run": str(result.run.path), **{k: result.metrics[k] for k in keys}, "grid": "images/grid.png"}))
     return 0

@@ -6,9 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
-from workbench.cli.common import add_device_option, drive
+from workbench.cli.common import add_device_option, add_output_options, drive, output
 from workbench.errors import UserError
-from workbench.runs import check_new_folder
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -45,7 +44,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         p.add_argument("--schedule", choices=("auto", "batched", "sequential"), default="auto",
                        help="restarts as one batch or one at a time (auto: batched on GPUs, sequential on CPUs)")
         add_device_option(p)
-        p.add_argument("--out", required=True, help="run folder to write")
+        add_output_options(p)
         p.add_argument("--quiet", action="store_true", help="no progress bar")
         p.set_defaults(func=_run, method=method)
 
@@ -53,7 +52,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     d.add_argument("--model", default="digits-vgg")
     d.add_argument("--iters", type=int, default=200)
     add_device_option(d)
-    d.add_argument("--out", required=True)
+    add_output_options(d, "run folder for the figure and its pre-image runs")
     d.set_defaults(func=_demo)
 
 
@@ -85,10 +84,10 @@ def _run(args: argparse.Namespace) -> int:
 
     config = _config(args)
     config.validate()
-    out = Path(args.out)
-    check_new_folder(out)
+    out, store = output(args)
     model = load_model(args.model, arch=args.arch, trust=args.trust, device=resolve_device(args.device))
-    result = drive(preimage_job(config, out=out, model=model), f"{args.method} {args.layer}", quiet=args.quiet)
+    result = drive(preimage_job(config, out=out, runs=store, model=model), f"{args.method} {args.layer}",
+                   quiet=args.quiet)
     summary = {k: result.metrics[k] for k in ("reconstruction_error_mean", "classification_consistency", "activation_over_M",
                                                 "activation_over_reference") if k in result.metrics}
     print(json.dumps({"run": str(result.run.path), **summary}))
@@ -98,8 +97,7 @@ def _run(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from workbench.preimage.demo import demo_job
 
-    out = Path(args.out)
-    check_new_folder(out)
-    path = drive(demo_job(args.model, out, iters=args.iters, device=args.device), "demo")
+    out, store = output(args)
+    path = drive(demo_job(args.model, out, iters=args.iters, device=args.device, runs=store), "demo")
     print(path)
     return 0

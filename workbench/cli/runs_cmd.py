@@ -10,18 +10,20 @@ def register(sub) -> None:
                        description="List the run folders directly inside FOLDER, newest first. A run whose "
                                    "process died (kill -9, power loss) is shown as interrupted; a damaged "
                                    "folder as unreadable.")
-    p.add_argument("folder", nargs="?", default="runs", metavar="FOLDER", help="the workspace (default: runs)")
+    p.add_argument("folder", nargs="?", default=None, metavar="FOLDER",
+                   help="the workspace (default: $WORKBENCH_WORKSPACE, else runs/ in your user data folder)")
     p.add_argument("--json", action="store_true", help="print a JSON list of {path, kind, status, started, error}")
     p.set_defaults(func=_runs)
 
 
 def _runs(args) -> int:
-    from pathlib import Path
-
     from workbench.errors import UserError
     from workbench.runs import RunStore
 
-    root = Path(args.folder)
+    root = RunStore(args.folder).root
+    if args.folder is None and not root.exists():
+        print(f"no run folders yet in the workspace {root}")
+        return 0
     if not root.is_dir():
         raise UserError(f"{root} is not a folder: give the folder that holds the run folders")
     rows = RunStore(root).scan()

@@ -42,6 +42,11 @@ class ModelHandle:
     layer_names: list[str]
     source: str = ""
     notice: str | None = None
+    trained: bool = True
+
+    def facts(self) -> dict[str, Any]:
+        """What run.json records of the model (see ``LoadedModel.facts``)."""
+        return {"name": self.name, "trained": self.trained, "source": self.source, "notice": self.notice}
 
 
 def load_handle(spec: str, *, arch: str | None = None, trust: bool = False, device: str | torch.device = "cpu",
@@ -63,7 +68,7 @@ def handle_from_loaded(loaded, *, init: str | None = None, seed: int = 0) -> Mod
     """A :class:`ModelHandle` for a ``workbench.models.LoadedModel`` (optionally a fresh init of a copy)."""
     names = [info.name for info in loaded.layers()]
     handle = ModelHandle(loaded.name, loaded.module, tuple(loaded.input_size), tuple(loaded.mean),
-                         tuple(loaded.std), names, loaded.source, loaded.notice)
+                         tuple(loaded.std), names, loaded.source, loaded.notice, bool(loaded.trained))
     return _with_paper_layers(handle, init, seed, loaded.device)
 
 
@@ -79,6 +84,7 @@ def _with_paper_layers(handle: ModelHandle, init: str | None, seed: int, device)
         handle.module = initialize(copy.deepcopy(handle.module).cpu(), init, seed).to(device).eval()
         handle.name = f"{handle.name} ({init} init)"
         handle.source = f"fresh {init} initialization, seed {seed}"
+        handle.trained = False
         handle.notice = None
     return handle
 
@@ -208,7 +214,7 @@ def example_pairs(images: torch.Tensor, grid: int, max_disp: float, seed: int, c
     return out
 
 
-def deform_job(config: DeformConfig, *, out: str | Path | None = None, runs_root: str | Path = "runs",
+def deform_job(config: DeformConfig, *, out: str | Path | None = None, runs_root: str | Path | None = None,
                cancel: CancelToken | None = None, handle: ModelHandle | None = None,
                trust: bool = False) -> Generator[Event, None, dict]:
     """Measure the per-layer deformation sensitivity and write a run folder; returns its metrics.
@@ -235,7 +241,7 @@ def deform_job(config: DeformConfig, *, out: str | Path | None = None, runs_root
                         f"see `workbench layers --model {config.model}` for the names")
     images = load_images(config.images, config.n, handle.input_size)
     threads = job_threads(handle.input_size, config.batch_size)
-    run = RunStore(runs_root).create("deform", to_dict(config), describe(device), folder=out)
+    run = RunStore(runs_root).create("deform", to_dict(config), describe(device), folder=out, model=handle.facts())
     yield Artifact("run", str(run.path))
     return (yield from finalise(run, _deform(config, handle, images, layers, device, cancel, run), threads=threads))
 
@@ -250,7 +256,7 @@ def _deform(config: DeformConfig, handle: ModelHandle, images, layers, device, c
     run.write_metrics(metrics)
     if len(result.values):
         run.save_image("sensitivity.png", sensitivity_plot([(handle.name, result)],
-                                                           f"{handle.name}: deformation sensitivity"))
+                                                           f"{handle.name}{_untrained(handle)}: deformation sensitivity"))
         yield Artifact("plot", str(run.path / "images" / "sensitivity.png"))
     for k, pair in enumerate(example_pairs(images, config.grid, config.max_disp, seeds[0], config.pairs)):
         run.save_image(f"pair_{k}.png", pair)
@@ -258,6 +264,11 @@ def _deform(config: DeformConfig, handle: ModelHandle, images, layers, device, c
         run.outcome = "cancelled"
         yield Log(f"cancelled after {len(result.values)} of {len(seeds)} repeats", "warning")
     return metrics
+
+
+def _untrained(handle: ModelHandle) -> str:
+    """A title's warning for weights that were never trained (a chosen fresh init says so itself)."""
+    return "" if handle.trained or "init)" in handle.name else " (UNTRAINED weights)"
 
 
 def sensitivity_metrics(result: SensitivityResult, handle: ModelHandle, config: DeformConfig, n: int,
@@ -300,11 +311,12 @@ def smoothness_plot(models: list[tuple[str, list[dict[str, Any]]]], level: float
                      title="Filter smoothness (lower is smoother)")
 
 
-def smoothness_job(handle: ModelHandle, *, out: str | Path | None = None, runs_root: str | Path = "runs",
+def smoothness_job(handle: ModelHandle, *, out: str | Path | None = None, runs_root: str | Path | None = None,
                    cancel: CancelToken | None = None) -> Generator[Event, None, dict]:
     """NTV per conv layer of ``handle`` and of a fresh initialization; writes a run folder."""
     cancel = cancel or CancelToken()
-    run = RunStore(runs_root).create("smoothness", {"model": handle.name, "source": handle.source}, "cpu", folder=out)
+    run = RunStore(runs_root).create("smoothness", {"model": handle.name, "source": handle.source}, "cpu", folder=out,
+                                     model=handle.facts())
     yield Artifact("run", str(run.path))
     return (yield from finalise(run, _smoothness(handle, cancel, run), threads=1))
 

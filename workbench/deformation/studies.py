@@ -98,7 +98,7 @@ def _start(name: str, config: dict, out, runs_root, device) -> Run:
 
 # --------------------------------------------------------------------------- pooling (Fig. 3)
 
-def pooling_study(*, seeds: int = 3, epochs: int = 3, n: int = 128, out=None, runs_root="runs",
+def pooling_study(*, seeds: int = 3, epochs: int = 3, n: int = 128, out=None, runs_root=None,
                   device: str | torch.device = "cpu", cancel: CancelToken | None = None) -> Generator[Event, None, dict]:
     from workbench.deformation.job import sensitivity_plot
     from workbench.models.architectures import DOWNSAMPLINGS
@@ -167,7 +167,7 @@ def _later_layer_comparison(results: dict[str, SensitivityResult]) -> dict[str, 
 # --------------------------------------------------------------------------- smoothing (Fig. 4)
 
 def smoothing_study(*, seeds: int = 3, n: int = 128, sigmas=SMOOTHING_SIZE["sigmas"], architecture: str = "subsample",
-                    out=None, runs_root="runs", device: str | torch.device = "cpu",
+                    out=None, runs_root=None, device: str | torch.device = "cpu",
                     cancel: CancelToken | None = None) -> Generator[Event, None, dict]:
     from workbench.smoothness import filter_smoothness
 
@@ -249,7 +249,7 @@ def synthetic_prototypes() -> torch.Tensor:
 
 
 def synthetic_study(*, seeds: int = 3, epochs: int = 8, per_class: int = 64, strengths=SYNTHETIC_SIZE["strengths"],
-                    architecture: str = "maxpool", blocks=SYNTHETIC_SIZE["blocks"], out=None, runs_root="runs",
+                    architecture: str = "maxpool", blocks=SYNTHETIC_SIZE["blocks"], out=None, runs_root=None,
                     device: str | torch.device = "cpu",
                     cancel: CancelToken | None = None) -> Generator[Event, None, dict]:
     from workbench.export.plots import HLine, Series, hstack, line_plot, upscale, vstack
@@ -381,7 +381,7 @@ STUDIES = {
 STUDY_LIMITS = {"seeds": 1000, "epochs": 1000, "n": 10_000}
 
 
-def run_study(name: str, *, out, device: str = "auto", cancel: CancelToken | None = None,
+def run_study(name: str, *, out=None, runs_root=None, device: str = "auto", cancel: CancelToken | None = None,
               **size) -> Generator[Event, None, dict]:
     from workbench import limits
     from workbench.device import resolve_device
@@ -395,4 +395,5 @@ def run_study(name: str, *, out, device: str = "auto", cancel: CancelToken | Non
         size.pop("epochs", None)
     if name == "synthetic":
         size.pop("n", None)
-    return (yield from STUDIES[name].job(out=out, device=resolve_device(device), cancel=cancel, **size))
+    return (yield from STUDIES[name].job(out=out, runs_root=runs_root, device=resolve_device(device), cancel=cancel,
+                                         **size))

@@ -183,8 +183,9 @@ def train_filter_gan(config: FilterGanConfig, *, cancel: CancelToken | None = No
         backup = RunBackup(run.path)
         run._update(status="running", finished=None, error=None, config=to_dict(config), **owner_fields())
     else:
-        store = runs or RunStore(Path(out).parent if out is not None else Path("runs"))
-        run = store.create(KIND, to_dict(config), device=describe(device), folder=out)
+        store = runs or RunStore(Path(out).parent if out is not None else None)
+        run = store.create(KIND, to_dict(config), device=describe(device), folder=out,
+                         model=model.facts() if hasattr(model, "facts") else None)
     yield Artifact("run", str(run.path))
     job = finalise(run, _train(config, model, split, run, state, device, cancel), on_stop=_record_stop(run),
                    threads=threads)

@@ -174,11 +174,12 @@ def traverse(config: TraversalConfig, *, cancel: CancelToken | None = None, runs
         a0 = profile(x0, weight0, bias0)
         if float(a0.pow(2).sum()) == 0.0:
             raise UserError(f"layer {split.name} is silent for {config.sample}: pick another sample")
-    store = runs or RunStore(Path(out).parent if out is not None else Path("runs"))
+    store = runs or RunStore(Path(out).parent if out is not None else None)
     cfg = to_dict(config)
     cfg["dims"] = list(dims)
     threads = job_threads(model.input_size, k * k)
-    run = store.create(KIND, cfg, device=describe(device), folder=out)
+    run = store.create(KIND, cfg, device=describe(device), folder=out,
+                         model=model.facts() if hasattr(model, "facts") else None)
     yield Artifact("run", str(run.path))
 
     def solve():

@@ -130,6 +130,10 @@ class LoadedModel:
         self.__dict__.update(state)
         self._lock = threading.RLock()
 
+    def facts(self) -> dict[str, Any]:
+        """What run.json records of the model: whether it is trained and where its weights came from."""
+        return {"name": self.name, "trained": bool(self.trained), "source": self.source, "notice": self.notice}
+
     def to(self, device: str | torch.device) -> "LoadedModel":
         device = torch.device(device)
         self.module.to(device)

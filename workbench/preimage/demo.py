@@ -9,8 +9,8 @@ from workbench.runs import RunStore, finalise
 from workbench.threads import job_threads
 
 
-def demo_job(model_name: str = "digits-vgg", out: str | Path = "demo", iters: int = 200, device: str = "auto",
-             sample: str = "digits:0", cancel: CancelToken | None = None) -> Job:
+def demo_job(model_name: str = "digits-vgg", out: str | Path | None = None, iters: int = 200, device: str = "auto",
+             sample: str = "digits:0", cancel: CancelToken | None = None, runs: RunStore | None = None) -> Job:
     """Inversion from four depths, maximisation of four channels, caricatures from two layers.
 
     Each piece is an ordinary pre-image run under ``out/runs/``; ``out/images/grid.png`` puts
@@ -23,7 +23,6 @@ def demo_job(model_name: str = "digits-vgg", out: str | Path = "demo", iters: in
 
     PreimageConfig(model=model_name, iters=iters, device=str(device), image=sample, restarts=1).validate()
     cancel = cancel or CancelToken()
-    out = Path(out)
     device = resolve_device(device)
     model = load_model(model_name, device=device)
     spatial = [l for l in model.layers() if len(l.shape) == 3]
@@ -34,7 +33,8 @@ def demo_job(model_name: str = "digits-vgg", out: str | Path = "demo", iters: in
     plan = ([("invert", l, None) for l in depths] + [("maximize", top, c) for c in channels]
             + [("caricature", l, None) for l in (activations[1 if len(activations) > 1 else 0], activations[-2 if len(activations) > 1 else 0])])
     threads = job_threads(model.input_size)
-    run = RunStore(out).create("demo", {"model": model_name, "iters": iters, "sample": sample}, device=str(device), folder=out)
+    store = runs or RunStore(Path(out).parent if out is not None else None)
+    run = store.create("demo", {"model": model_name, "iters": iters, "sample": sample}, device=str(device), folder=out)
     return (yield from finalise(run, _demo(run, model, model_name, plan, depths, channels, top, iters, sample, device,
                                            cancel), threads=threads))
 

@@ -216,10 +216,15 @@ def preimage_job(config: PreimageConfig, *, cancel: CancelToken | None = None, r
     layer = model.layer(config.layer)
     config.validate(model, layer)
     threads = job_threads(model.input_size, config.restarts if _schedule(config, device) == "batched" else 1)
-    store = runs or RunStore(Path("runs"))
-    run = store.create(config.method, to_dict(config), device=str(device), folder=out)
+    store = runs or RunStore(Path(out).parent if out is not None else None)
+    run = store.create(config.method, to_dict(config), device=str(device), folder=out, model=_facts(model))
     yield Artifact("run", str(run.path))
     return (yield from finalise(run, _solve(config, model, layer, device, cancel, run), threads=threads))
+
+
+def _facts(model) -> dict[str, Any] | None:
+    facts = getattr(model, "facts", None)
+    return facts() if callable(facts) else None
 
 
 def _schedule(config: PreimageConfig, device: torch.device) -> str:
@@ -520,7 +525,8 @@ def _save(run: Run, config, model, layer, images, reference, metrics, frames):
     tiles = ([reference] if reference is not None else []) + list(images)
     labels = (["reference"] if reference is not None else []) + [f"restart {k + 1}" for k in range(len(images))]
     what = {"invert": "inversion", "maximize": f"maximize channel {config.channel}", "caricature": "caricature"}[config.method]
-    title = f"{model.name} · {layer.name} · {what} · C={metrics['C']:g}"
+    untrained = "" if getattr(model, "trained", True) else " · UNTRAINED weights"
+    title = f"{model.name}{untrained} · {layer.name} · {what} · C={metrics['C']:g}"
     run.save_image("grid.png", labelled_grid([tiles], col_labels=labels, row_labels=[layer.name], title=title))
     run.save_tensors("preimages.safetensors", {"images": torch.from_numpy(images)})
     if frames:

@@ -168,11 +168,13 @@ class MainWindow(QMainWindow):
                                           "export the result grid or the optimization as a GIF")
         self.presentation_action = self._action("&Presentation mode", self.toggle_presentation, "F11")
         self.presentation_action.setCheckable(True)
+        self.workspace_action = self._action("&Workspace…", self.choose_workspace, None,
+                                             "choose the folder new runs are written to")
         self.quit_action = self._action("&Quit", self.close, QKeySequence.StandardKey.Quit)
         self.about_action = self._action("&About CNN Workbench", self.about)
         bar = self.menuBar()
         m = bar.addMenu("&File")
-        for a in (self.open_action, self.open_image_action, self.export_action):
+        for a in (self.open_action, self.open_image_action, self.export_action, self.workspace_action):
             m.addAction(a)
         m.addSeparator()
         m.addAction(self.quit_action)
@@ -400,6 +402,14 @@ class MainWindow(QMainWindow):
             QTimer.singleShot(0, lambda: self._ask_trust(spec, kind))
         elif spec and "pass --arch" in message:
             QTimer.singleShot(0, lambda: self._ask_architecture(spec))
+
+    def choose_workspace(self) -> None:
+        from PySide6.QtWidgets import QFileDialog
+
+        path = QFileDialog.getExistingDirectory(self, "Workspace: where new runs are written", str(self.session.workspace))
+        if path:
+            self.session.set_workspace(path)
+            self.status_label.setText(f"New runs go to {path}")
 
     def _ask_trust(self, spec: str, kind: str = "pickle") -> None:
         """A full pickle or a TorchScript archive runs code from the file when loaded: only on

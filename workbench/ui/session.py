@@ -144,7 +144,9 @@ class Session(QObject):
     def __init__(self, settings: QSettings, workspace: str | Path | None = None, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.settings = settings
-        self.workspace = Path(workspace or settings.value("workspace", str(Path.cwd() / "runs")))
+        from workbench.runs import default_workspace
+
+        self.workspace = Path(workspace or settings.value("workspace", str(default_workspace())))
         self.model = None
         self.model_facts: ModelFacts | None = None
         self.config: dict[str, Any] = dict(DEFAULT_CONFIG)
@@ -184,6 +186,13 @@ class Session(QObject):
     @property
     def reference(self) -> str | None:
         return self.config["image"]
+
+    def set_workspace(self, path: str | Path) -> None:
+        """Runs go to ``path`` from now on, and in later sessions."""
+        self.workspace = Path(path)
+        self.settings.setValue("workspace", str(self.workspace))
+        self.log(f"workspace: {self.workspace}")
+        self.runs_changed.emit()
 
     @property
     def store(self) -> RunStore:
