@@ -165,8 +165,8 @@ def _installation_problem(model) -> str | None:
     from workbench.resources import shipped_filtergan_run
 
     if not model.trained or "UNTRAINED" in (model.notice or ""):
-        return (f"the bundled model is untrained ({model.notice or model.source}); "
-                "reinstall the workbench or run `workbench zoo train digits-vgg`")
+        return (f"the bundled model is untrained: {model.notice or model.source} "
+                "Or reinstall the workbench, whose wheel ships the trained weights.")
     run = shipped_filtergan_run()
     missing = [name for name in ("run.json", "tensors/generator.safetensors") if not (run / name).is_file()]
     if missing:
