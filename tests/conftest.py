@@ -23,10 +23,13 @@ def _deterministic_threads(monkeypatch):
 
 @pytest.fixture(autouse=True)
 def _private_workspace(monkeypatch, tmp_path_factory):
-    """Runs made without a folder go to a temporary workspace, never the user's own."""
+    """Runs made without a folder go to a temporary workspace, and the user data folder (where
+    `zoo train` writes weights the zoo prefers) is a temporary one: never the user's own."""
     from workbench.runs import WORKSPACE_ENV
 
-    monkeypatch.setenv(WORKSPACE_ENV, str(tmp_path_factory.getbasetemp() / "workspace"))
+    base = tmp_path_factory.getbasetemp()
+    monkeypatch.setenv(WORKSPACE_ENV, str(base / "workspace"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(base / "data"))
 
 
 @pytest.fixture

@@ -49,7 +49,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.set_defaults(func=_eval)
 
     v = cmds.add_parser("traverse", help="a k×k grid of images moving two latent dimensions (sect. 4)")
-    v.add_argument("run_dir", metavar="RUN_DIR", help="a folder made by `workbench filtergan train`")
+    v.add_argument("run_dir", metavar="RUN_DIR", nargs="?", default=None,
+                   help="a folder made by `workbench filtergan train` (default: the shipped digits-vgg conv4 run)")
     v.add_argument("--sample", default="digits:0", help="digits:N (N-th test digit) or an image file (default digits:0)")
     v.add_argument("--dims", type=int, nargs=2, metavar=("I", "J"), default=None, help="the two latent dimensions (default: drawn with the seed)")
     v.add_argument("--xi", type=float, default=12.0, help="ξ: the grid spans ±ξ along each dimension (default 12)")
@@ -118,6 +119,10 @@ def _traverse(args: argparse.Namespace) -> int:
     from workbench.filtergan import TraversalConfig, traverse
 
     out, store = output(args)
+    if args.run_dir is None:
+        from workbench.resources import shipped_filtergan_run
+
+        args.run_dir = str(shipped_filtergan_run())
     config = TraversalConfig(run=args.run_dir, sample=args.sample, dims=tuple(args.dims) if args.dims else None,
                              xi=args.xi, grid=args.grid, iters=args.iters, C=args.C, seed=args.seed, device=args.device,
                              resolution=args.resolution or None)
