@@ -4,9 +4,11 @@ display is one line and exit code 2 without Qt aborting, and the log file catche
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 
@@ -112,3 +114,20 @@ def test_missing_qt_libraries_are_named_with_their_packages(tmp_path, monkeypatc
                                                ({}, "darwin"), ({}, "win32")])
 def test_other_platforms_are_left_to_qt(environ, platform):
     assert display_problem(environ, platform, load=lambda name: (_ for _ in ()).throw(OSError("x"))) is None
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_stop_signal_in_the_terminal_closes_the_window_cleanly(tmp_path, sig):
+    """Ctrl+C or SIGTERM to ``workbench`` closes the window like Ctrl+Q: exit 0, threads joined."""
+    proc = subprocess.Popen([sys.executable, "-m", "workbench"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, cwd=tmp_path, env=_env(tmp_path, QT_QPA_PLATFORM="offscreen"),
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        time.sleep(4.0)  # the window is up and the model loading or loaded
+        assert proc.poll() is None, proc.stderr.read()
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err[-2000:]
+    assert "Traceback" not in err and "QThread: Destroyed" not in err, err[-2000:]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+from contextlib import contextmanager
 import sys
 import tempfile
 import time
@@ -279,8 +280,40 @@ def main(model: str | None = None, selftest: bool = False, argv: list[str] | Non
         window.session.message_logged.connect(lambda level, message: log.write(message, level)
                                               if level in ("warning", "error") else None)
         window.show()
-        return int(app.exec())
+        with _signals_close(window):
+            return int(app.exec())
     finally:
         if window is not None:
             window.shutdown()  # the event loop may have ended without closing the window
         log.uninstall()
+
+
+@contextmanager
+def _signals_close(window):
+    """Ctrl+C or SIGTERM in the terminal closes the window like Ctrl+Q: running jobs are
+    cancelled (their runs marked so) and joined, and the app exits 0.
+
+    Qt's event loop does not return to Python on its own, so a timer lets the interpreter run
+    its signal handlers a few times a second.
+    """
+    import signal
+
+    from PySide6.QtCore import QTimer
+
+    def close(signum, frame) -> None:
+        window.session.log(f"{signal.Signals(signum).name}: closing the window")
+        QTimer.singleShot(0, window.close)
+
+    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    for s, handler in previous.items():
+        if handler is not signal.SIG_IGN:
+            signal.signal(s, close)
+    tick = QTimer()
+    tick.timeout.connect(lambda: None)
+    tick.start(200)
+    try:
+        yield
+    finally:
+        tick.stop()
+        for s, handler in previous.items():
+            signal.signal(s, handler)
