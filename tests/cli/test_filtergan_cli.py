@@ -87,9 +87,9 @@ def test_evaluating_the_shipped_run_writes_a_new_folder_and_leaves_resources_alo
     before = _tree(shipped)
     small = ["--retrain-epochs", "1", "--mds-samples", "2", "--filter-sets", "2", "--train-images", "64",
              "--device", "cpu", "--quiet"]
-    assert main(["filtergan", "eval", str(shipped), *small]) == 2
-    err = capsys.readouterr().err
-    assert "read-only" in err and "--out" in err and len(err.strip().splitlines()) == 1
+    assert main(["filtergan", "eval", str(shipped), *small, "--workspace", str(tmp_path / "ws")]) == 0
+    copied = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["run"]
+    assert Path(copied).parent == tmp_path / "ws" and (Path(copied) / "images" / "mds.png").is_file()
     out = tmp_path / "evaluated"
     assert main(["filtergan", "eval", str(shipped), *small, "--out", str(out)]) == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])

@@ -44,7 +44,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--seed", type=int, default=0)
     add_device_option(e)
     e.add_argument("--out", default=None, help="write the evaluation into this new run folder (a copy of RUN_DIR) "
-                                               "instead of into RUN_DIR; needed for the shipped, read-only run")
+                                               "instead of into RUN_DIR (a read-only run, such as the shipped one, "
+                                               "is copied to a new folder in the workspace without it)")
+    e.add_argument("--workspace", default=None, metavar="DIR",
+                   help="where the copy of a read-only run goes without --out (default: as for every run)")
     e.add_argument("--quiet", action="store_true")
     e.set_defaults(func=_eval)
 
@@ -108,7 +111,10 @@ def _eval(args: argparse.Namespace) -> int:
     config = FilterGanEvalConfig(filter_sets=args.filter_sets, retrain_epochs=args.retrain_epochs,
                                  mds_samples=args.mds_samples, seed=args.seed, device=args.device,
                                  train_images=args.train_images)
-    metrics = drive(evaluate_filter_gan(args.run_dir, config, out=args.out), "filtergan eval", quiet=args.quiet)
+    from workbench.runs import RunStore
+
+    metrics = drive(evaluate_filter_gan(args.run_dir, config, out=args.out, runs=RunStore(args.workspace)),
+                    "filtergan eval", quiet=args.quiet)
     keys = ("accuracy_real", "accuracy_generated", "accuracy_real_retrained", "spread_relative", "mds_spread_mean",
             "nearest_real_fraction", "matching_identity_fraction")
     print(json.dumps({"run": metrics["run"], **{k: metrics[k] for k in keys}, "mds_plot": "images/mds.png"}))
