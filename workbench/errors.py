@@ -17,3 +17,9 @@ class UserError(Exception):
 
 class NonFiniteEnergy(UserError):
     """The optimisation diverged (NaN or inf energy)."""
+
+
+def one_line(exc: BaseException) -> str:
+    """One line naming an exception: ``KeyError: 'x'``, ``SystemExit: 3``, ``KeyboardInterrupt``."""
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

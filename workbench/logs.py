@@ -33,8 +33,9 @@ def default_path() -> Path:
 
 
 def summary(exc_type: type[BaseException], exc: BaseException | None) -> str:
-    text = " ".join(str(exc).split()) if exc is not None else ""
-    return f"{exc_type.__name__}: {text}" if text else exc_type.__name__
+    from workbench.errors import one_line
+
+    return one_line(exc) if exc is not None else exc_type.__name__
 
 
 class LogFile:

@@ -184,6 +184,13 @@ def owner_fields() -> dict[str, Any]:
     return {"pid": pid, "pid_start": _process_start(pid), "host": _host(), "heartbeat": _now()}
 
 
+def status_of(info: dict[str, Any]) -> str:
+    """A run.json's status, read as ``interrupted`` when it says running but its owner is gone."""
+    if info["status"] == "running" and not owner_alive(info):
+        return "interrupted"
+    return info["status"]
+
+
 def owner_alive(info: dict[str, Any]) -> bool:
     """Whether the process that wrote a ``running`` run.json can still be running it."""
     pid = info.get("pid")
@@ -218,10 +225,7 @@ class Run:
     @property
     def status(self) -> str:
         """The recorded status, or ``interrupted`` for a run whose owner died while running."""
-        info = self.info
-        if info["status"] == "running" and not owner_alive(info):
-            return "interrupted"
-        return info["status"]
+        return status_of(self.info)
 
     def metrics(self) -> dict[str, Any]:
         p = self.path / "metrics.json"
@@ -298,9 +302,9 @@ def default_workspace() -> Path:
     env = os.environ.get(WORKSPACE_ENV, "").strip()
     if env:
         return Path(env).expanduser()
-    import platformdirs
+    from workbench.resources import user_data_dir
 
-    return Path(platformdirs.user_data_dir("workbench", appauthor=False)) / "runs"
+    return user_data_dir() / "runs"
 
 
 class RunStore:
@@ -364,7 +368,7 @@ def summarise(path: Path) -> RunSummary:
     run = Run(path)
     try:
         info = run.info
-        status = run.status
+        status = status_of(info)
     except UserError as exc:
         try:
             started = _dt.datetime.fromtimestamp((path / "run.json").stat().st_mtime).isoformat(timespec="seconds")
@@ -592,28 +596,26 @@ def finalise(run: Run, body, *, on_stop: Callable[[str], None] | None = None, th
     ``KeyboardInterrupt`` raised by code on a worker thread — is ``failed`` with its message.
     ``on_stop(status)`` runs before the folder is marked when the job did not finish, to keep
     partial results. ``threads`` fixes the intra-op thread count while the job computes
-    (:func:`workbench.threads.job_threads`). Returns the body's result; re-raises whatever
+    (:func:`workbench.threads.job_threads`); a job is stepped by one thread (the CLI's, or its
+    worker's), which the count belongs to. Returns the body's result; re-raises whatever
     stopped it.
     """
     from contextlib import nullcontext
 
     from workbench.jobs import Cancelled
 
-    def computing():
-        """The job's thread count, set on whichever thread steps it and restored after."""
-        if threads is None:
-            return nullcontext()
+    if threads is not None:
         from workbench.threads import torch_threads
 
-        return torch_threads(threads)
-
+        scope = torch_threads(threads)  # entered on the thread that steps the job, once
+    else:
+        scope = nullcontext()
     status, error = "failed", None
-    with _Heartbeat(run):
+    with _Heartbeat(run), scope:
         try:
             while True:
                 try:
-                    with computing():
-                        event = next(body)
+                    event = next(body)
                 except StopIteration as stop:
                     status = run.outcome or "done"
                     return stop.value
@@ -631,8 +633,7 @@ def finalise(run: Run, body, *, on_stop: Callable[[str], None] | None = None, th
                     yield event
                 except GeneratorExit:  # the driver stopped the job: Esc in the window, Ctrl+C in a loop
                     status = "cancelled"
-                    with computing():
-                        body.close()
+                    body.close()
                     raise
         finally:
             if status != "done" and on_stop is not None:
@@ -648,7 +649,6 @@ def finalise(run: Run, body, *, on_stop: Callable[[str], None] | None = None, th
 
 def describe_error(exc: BaseException) -> str:
     """One line for run.json: a UserError's own message, otherwise ``Type: message``."""
-    if isinstance(exc, UserError):
-        return str(exc)
-    text = " ".join(str(exc).split())
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    from workbench.errors import one_line
+
+    return str(exc) if isinstance(exc, UserError) else one_line(exc)

@@ -115,9 +115,10 @@ class PreimageConfig:
             for k in self.mask_channels:
                 limits.integer("--channels", k, 0)
         if model is not None and layer is not None:
-            self._validate_for(model, layer)
+            self.validate_for(model, layer)
 
-    def _validate_for(self, model, layer) -> None:
+    def validate_for(self, model, layer) -> None:
+        """The checks that need the loaded ``model`` and its ``layer``: indices, jitter, memory."""
         from workbench import limits
 
         c, h, w = model.input_size
@@ -144,10 +145,6 @@ class PreimageConfig:
         need = self.restarts * per_restart + 4 * 3 * codes
         limits.require_memory(need, f"{self.restarts} restart(s) of {layer.name}", "lower --restarts"
                               + (" or keep fewer --frames" if frames else ""), model.device)
-        if self.image is not None and self.method in ("invert", "caricature"):
-            from workbench.data.images import load_reference
-
-            load_reference(self.image, model.input_size)
 
 
 #: Upper bounds beyond which an option is a typo rather than a setting.
@@ -214,7 +211,7 @@ def preimage_job(config: PreimageConfig, *, cancel: CancelToken | None = None, r
     if getattr(model, "notice", None):
         yield Log(model.notice, "warning")
     layer = model.layer(config.layer)
-    config.validate(model, layer)
+    config.validate_for(model, layer)  # the options alone were checked above, the image decoded once
     threads = job_threads(model.input_size, config.restarts if _schedule(config, device) == "batched" else 1)
     store = runs or RunStore(Path(out).parent if out is not None else None)
     run = store.create(config.method, to_dict(config), device=str(device), folder=out, model=_facts(model))
@@ -429,7 +426,7 @@ def _solve(config: PreimageConfig, model, layer, device, cancel, run: Run):
                     frames.append(snap)
             yield Step(t + 1, total, values, images=snap if (config.snapshot_every > 0 or last) else None,
                        stage="fine-tuning" if tuning else "optimizing")
-    except (Cancelled, KeyboardInterrupt):
+    except (Cancelled, KeyboardInterrupt, GeneratorExit):  # GeneratorExit: the driver closed the job
         _save_partial(run, problem, xs, t)
         raise
 

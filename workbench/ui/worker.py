@@ -26,7 +26,7 @@ from typing import Any, Callable
 import numpy as np
 from PySide6.QtCore import QObject, QThread, QTimer, Signal
 
-from workbench.errors import UserError
+from workbench.errors import UserError, one_line
 from workbench.jobs import Artifact, Cancelled, CancelToken, Job, Log, Step
 
 JobFactory = Callable[[CancelToken], Job]
@@ -40,12 +40,6 @@ class Progress:
     images: np.ndarray | None = None
     stage: str = ""
     elapsed: float = 0.0
-
-
-def describe(exc: BaseException) -> str:
-    """One line naming an unexpected exception: ``KeyError: 'x'``, ``SystemExit: 3``, ``KeyboardInterrupt``."""
-    text = " ".join(str(exc).split())
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 class _JobThread(QThread):
@@ -72,7 +66,7 @@ class _JobThread(QThread):
         except UserError as exc:
             self.outcome = ("failed", str(exc), "")
         except BaseException as exc:  # a bug in a job, or a stray exit, must not take the app down
-            self.outcome = ("failed", describe(exc), traceback.format_exc())
+            self.outcome = ("failed", one_line(exc), traceback.format_exc())
         finally:
             if job is not None and hasattr(job, "close"):
                 try:
