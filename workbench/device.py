@@ -7,6 +7,9 @@ import re
 import torch
 
 from workbench.errors import UserError
+from workbench.limits import check_device_name
+
+__all__ = ["available_devices", "check_device_name", "resolve_device", "describe", "memory_report"]
 
 
 def available_devices() -> list[str]:
@@ -18,17 +21,6 @@ def available_devices() -> list[str]:
         names.append("mps")
     names.append("cpu")
     return names
-
-
-def check_device_name(name) -> str:
-    """The spelling of a device: auto, cpu, cuda, cuda:N or mps (whether it exists is checked on use)."""
-    if isinstance(name, torch.device):
-        return str(name)
-    if name is None or name == "auto":
-        return "auto"
-    if not isinstance(name, str) or not re.fullmatch(r"(cpu|mps)(:0)?|cuda(:\d{1,3})?", name):
-        raise UserError(f"unknown device {name!r}: use auto, cpu, cuda, cuda:N or mps")
-    return name
 
 
 def resolve_device(name: str | torch.device | None = "auto") -> torch.device:

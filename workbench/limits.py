@@ -110,3 +110,16 @@ def require_memory(nbytes: float, what: str, hint: str, device: Any = None) -> N
     if nbytes > limit:
         raise UserError(f"{what} would need ~{gib(nbytes)} GiB (limit {gib(limit)} GiB: "
                         f"{int(MEMORY_SHARE * 100)} % of the {source}); {hint}")
+
+
+def check_device_name(name: Any) -> str:
+    """The spelling of a device: auto, cpu, cuda, cuda:N or mps (whether it exists is checked on use)."""
+    import re
+
+    if type(name).__name__ == "device" and type(name).__module__ == "torch":
+        return str(name)
+    if name is None or name == "auto":
+        return "auto"
+    if not isinstance(name, str) or not re.fullmatch(r"(cpu|mps)(:0)?|cuda(:\d{1,3})?", name):
+        raise UserError(f"unknown device {name!r}: use auto, cpu, cuda, cuda:N or mps")
+    return name

@@ -127,7 +127,29 @@ def add_device_option(parser) -> None:
 
 
 def add_model_options(parser) -> None:
-    parser.add_argument("--model", required=True, help="zoo name (see `workbench zoo list`) or a model file")
-    parser.add_argument("--arch", default=None, help="architecture name for a state_dict / safetensors file")
+    """``--model SPEC`` and the options of :class:`~workbench.config.model.ModelSpec`, plus ``--trust``."""
+    from workbench.config import add_options
+    from workbench.config.model import ModelSpec
+
+    add_options(parser, ModelSpec)
     parser.add_argument("--trust", action="store_true",
                         help="allow a full pickle or a TorchScript file (both run code from the file when loaded: only for files you trust)")
+
+
+def model_spec(args):
+    """The :class:`~workbench.config.model.ModelSpec` the command line gives, checked."""
+    from workbench.config import from_args
+    from workbench.config.model import ModelSpec
+
+    spec = from_args(ModelSpec, args)
+    spec.validate()
+    return spec
+
+
+def open_model(args, device=None):
+    """The model the command line names (``--model`` and its options, ``--trust``) on ``device``."""
+    from workbench.device import resolve_device
+    from workbench.models import load_model
+
+    device = resolve_device(getattr(args, "device", "cpu") if device is None else device)
+    return load_model(model_spec(args), trust=args.trust, device=device)

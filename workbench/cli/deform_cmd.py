@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 
-from workbench.cli.common import add_device_option, add_output_options, drive, output
+from workbench.cli.common import add_device_option, add_model_options, add_output_options, drive, open_model, output
+from workbench.config import add_options
+from workbench.config.deformation import DeformConfig, SmoothnessConfig
 
 #: What each study runs and how long it took here (workbench.deformation.studies has the details).
 STUDY_SUMMARIES = {
@@ -24,22 +26,10 @@ def register(sub) -> None:
                        description="Measure, for every layer, the normalized cosine distance between the representation "
                                    "of an image and of its random thin-plate-spline deformation (Ruderman et al. 2018, "
                                    "sect. 2.1). Writes metrics.json (layers: layer, mean, std) and images/ to --out.")
-    p.add_argument("--model", required=True, help="zoo name (see `workbench zoo list`) or a model file")
-    p.add_argument("--arch", default=None, help="architecture name for a state_dict / safetensors file")
-    p.add_argument("--trust", action="store_true", help="allow a full pickle or a TorchScript file (both run code from the file when loaded)")
-    p.add_argument("--images", default="digits", help="'digits' (bundled test digits) or a folder of image files")
-    p.add_argument("--n", type=int, default=128, help="number of images (default 128, as in the paper)")
+    add_model_options(p)
+    add_options(p, DeformConfig, skip=("device",))
     p.add_argument("--preset", choices=("cifar", "imagenet"), default=None,
                    help="paper settings: cifar = 3x3 grid / 2 px, imagenet = 5x5 grid / 10 px (overrides --grid/--max-disp)")
-    p.add_argument("--grid", type=int, default=3, help="control points per side (default 3)")
-    p.add_argument("--max-disp", type=float, default=2.0, help="maximum control-point displacement in pixels (default 2)")
-    p.add_argument("--seeds", type=int, default=3, help="repeats with different deformations (default 3)")
-    p.add_argument("--seed", type=int, default=0, help="first seed (repeats use seed, seed+1, ...)")
-    p.add_argument("--layers", default=None, help="comma-separated layer names (default: the paper's layers for the "
-                                                  "CIFAR-style nets, otherwise input and every layer)")
-    p.add_argument("--init", default=None, help="measure a fresh initialization instead of the weights: "
-                                                "truncnormal, default or gaussian:SIGMA")
-    p.add_argument("--batch-size", type=int, default=64)
     add_device_option(p)
     add_output_options(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -48,12 +38,8 @@ def register(sub) -> None:
     s = sub.add_parser("smoothness", help="normalized total variation TV(W)/|W|_1 of every conv layer",
                        description="Filter smoothness of Ruderman et al. 2018, sect. 4.1: TV(W)/||W||_1 per conv "
                                    "layer (0 for spatially constant filters, about 1.87 for a fresh truncated-normal 3x3 layer).")
-    s.add_argument("--model", required=True, help="zoo name or a model file")
-    s.add_argument("--arch", default=None, help="architecture name for a state_dict / safetensors file")
-    s.add_argument("--trust", action="store_true", help="allow a full pickle or a TorchScript file (both run code from the file when loaded)")
-    s.add_argument("--init", default=None, help="measure a fresh initialization of the architecture: "
-                                                "truncnormal, default or gaussian:SIGMA")
-    s.add_argument("--seed", type=int, default=0, help="seed of the fresh initialization (default 0)")
+    add_model_options(s)
+    add_options(s, SmoothnessConfig)
     s.add_argument("--json", action="store_true", help="print a JSON list of {layer, ntv}")
     s.set_defaults(func=_smoothness)
 
@@ -72,18 +58,19 @@ def register(sub) -> None:
 
 
 def _deform(args) -> int:
-    from workbench.deformation.job import DeformConfig, deform_job
+    from dataclasses import replace
+
+    from workbench.config import from_args
+    from workbench.deformation.job import check_config, deform_job, handle_from_loaded
     from workbench.deformation.tps import PRESETS
 
-    grid, max_disp = args.grid, args.max_disp
+    config = from_args(DeformConfig, args, model=args.model, arch=args.arch)
     if args.preset:
-        grid, max_disp = PRESETS[args.preset].grid, PRESETS[args.preset].max_disp
-    layers = tuple(x.strip() for x in args.layers.split(",") if x.strip()) if args.layers else None
+        config = replace(config, grid=PRESETS[args.preset].grid, max_disp=PRESETS[args.preset].max_disp)
+    check_config(config)
     out, store = output(args)
-    config = DeformConfig(model=args.model, arch=args.arch, images=args.images, n=args.n,
-                          grid=grid, max_disp=max_disp, seeds=args.seeds, seed=args.seed, layers=layers,
-                          init=args.init, batch_size=args.batch_size, device=args.device)
-    metrics = drive(deform_job(config, out=out, runs_root=store.root, trust=args.trust), "deform", quiet=args.quiet)
+    handle = handle_from_loaded(open_model(args), init=config.init, seed=config.seed)
+    metrics = drive(deform_job(config, out=out, runs_root=store.root, handle=handle), "deform", quiet=args.quiet)
     width = max(len(r["layer"]) for r in metrics["layers"])
     for row in metrics["layers"]:
         mean = "nan" if row["mean"] is None else f"{row['mean']:.4f}"
@@ -94,13 +81,15 @@ def _deform(args) -> int:
 
 def _smoothness(args) -> int:
     from workbench import limits
-    from workbench.deformation.job import load_handle, smoothness_report
+    from workbench.config import from_args
+    from workbench.deformation.job import handle_from_loaded, smoothness_report
     from workbench.smoothness import parse_init
 
-    limits.seed("--seed", args.seed)
-    if args.init is not None:
-        parse_init(args.init)
-    handle = load_handle(args.model, arch=args.arch, trust=args.trust, device="cpu", init=args.init, seed=args.seed)
+    config = from_args(SmoothnessConfig, args, model=args.model)
+    limits.seed("--seed", config.seed)
+    if config.init is not None:
+        parse_init(config.init)
+    handle = handle_from_loaded(open_model(args, device="cpu"), init=config.init, seed=config.seed)
     rows = smoothness_report(handle)
     if args.json:
         print(json.dumps(rows))

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from workbench.cli.common import add_device_option, add_model_options, drive
+from workbench.cli.common import add_device_option, add_model_options, drive, open_model
 
 
 def register(subparsers) -> None:
@@ -43,9 +43,7 @@ def _zoo_help(parser: argparse.ArgumentParser) -> int:
 
 
 def _layers(args: argparse.Namespace) -> int:
-    from workbench.models import load_model
-
-    model = load_model(args.model, arch=args.arch, trust=args.trust, device="cpu")
+    model = open_model(args, device="cpu")
     if model.notice:
         print(f"workbench: warning: {model.notice}", file=sys.stderr)
     layers = model.layers()

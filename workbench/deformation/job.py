@@ -19,6 +19,7 @@ import torch
 import torch.nn as nn
 
 from workbench.config import to_dict
+from workbench.config.deformation import DeformConfig  # noqa: F401  (its home before the config package)
 from workbench.deformation.features import INPUT, default_layers
 from workbench.deformation.sensitivity import SensitivityResult, deformation_sensitivity
 from workbench.deformation.tps import control_points, random_deform
@@ -43,10 +44,14 @@ class ModelHandle:
     source: str = ""
     notice: str | None = None
     trained: bool = True
+    spec: dict[str, Any] | None = None
 
     def facts(self) -> dict[str, Any]:
         """What run.json records of the model (see ``LoadedModel.facts``)."""
-        return {"name": self.name, "trained": self.trained, "source": self.source, "notice": self.notice}
+        facts = {"name": self.name, "trained": self.trained, "source": self.source, "notice": self.notice}
+        if self.spec is not None:
+            facts["spec"] = self.spec
+        return facts
 
 
 def load_handle(spec: str, *, arch: str | None = None, trust: bool = False, device: str | torch.device = "cpu",
@@ -68,7 +73,8 @@ def handle_from_loaded(loaded, *, init: str | None = None, seed: int = 0) -> Mod
     """A :class:`ModelHandle` for a ``workbench.models.LoadedModel`` (optionally a fresh init of a copy)."""
     names = [info.name for info in loaded.layers()]
     handle = ModelHandle(loaded.name, loaded.module, tuple(loaded.input_size), tuple(loaded.mean),
-                         tuple(loaded.std), names, loaded.source, loaded.notice, bool(loaded.trained))
+                         tuple(loaded.std), names, loaded.source, loaded.notice, bool(loaded.trained),
+                         loaded.facts().get("spec") if hasattr(loaded, "facts") else None)
     return _with_paper_layers(handle, init, seed, loaded.device)
 
 
@@ -131,23 +137,6 @@ def load_images(source: str, n: int, input_size: tuple[int, int, int]) -> torch.
         arrays = [load_image(p) for p in files]
     prepared = [prepare_image(a, c, (h, w)) for a in arrays]
     return torch.from_numpy(np.stack(prepared)).permute(0, 3, 1, 2).contiguous()
-
-
-@dataclass
-class DeformConfig:
-    model: str = "digits-vgg"
-    arch: str | None = None
-    images: str = "digits"
-    n: int = 128
-    grid: int = 3
-    max_disp: float = 2.0
-    seeds: int = 3
-    seed: int = 0
-    layers: tuple[str, ...] | None = None
-    init: str | None = None
-    batch_size: int = 64
-    device: str = "auto"
-    pairs: int = 4
 
 
 def check_config(config: DeformConfig, input_size: tuple[int, int, int] | None = None) -> None:

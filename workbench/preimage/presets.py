@@ -4,16 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-#: Sect. 3.3: "C = 1, α = 6, β = 2, B = 80, B+ = 2B, and V = B/6.5".
-ALPHA = 6.0
-BETA = 2.0
-B = 80.0
-B_PLUS_FACTOR = 2.0
-V_FACTOR = 1.0 / 6.5
-#: Sect. 3.4: T = 300 iterations, then 50 without jitter at a tenth of the rate (inversion only).
-ITERS = 300
-FINE_TUNE_ITERS = 50
-FINE_TUNE_RATE = 0.1
+from workbench.config.preimage import (ALPHA, B, B_PLUS_FACTOR, BETA, FINE_TUNE_ITERS, FINE_TUNE_RATE,  # noqa: F401
+                                       ITERS, V_FACTOR, preset_jitter)
 
 _CONV_KINDS = ("Conv2d", "PartialConv2d", "Conv1d", "Conv3d")
 _PASS_THROUGH = ("ReLU", "ReLU6", "LeakyReLU", "Tanh", "Sigmoid", "GELU", "SiLU", "BatchNorm2d",
@@ -121,7 +113,3 @@ def preset_B(model, alpha: float = ALPHA) -> float:
         _B_CACHE[key] = round(float(alpha_norm(x, alpha, 1.0).mean() ** (1.0 / alpha)), 1)
     return _B_CACHE[key]
 
-
-def preset_jitter(stride: int) -> int:
-    """T = the integer closest to a quarter of the layer's stride (sect. 5.2.1); T ≤ 1 means none."""
-    return max(1, int(round(stride / 4)))

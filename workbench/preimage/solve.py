@@ -27,6 +27,8 @@ import numpy as np
 import torch
 
 from workbench.config import to_dict
+from workbench.config.preimage import (MAX_EXPONENT, MAX_ITERS, MAX_JITTER, MAX_RESTARTS, MAX_WEIGHT,  # noqa: F401
+                                         METHODS, SCHEDULES, PreimageConfig)
 from workbench.errors import NonFiniteEnergy, UserError
 from workbench.jobs import Artifact, Cancelled, CancelToken, Job, Log, Step
 from workbench.preimage import presets
@@ -36,123 +38,6 @@ from workbench.preimage.regularizers import alpha_norm, jitter, tv_beta
 from workbench.runs import Run, RunStore, finalise
 from workbench.threads import job_threads
 
-METHODS = ("invert", "maximize", "caricature")
-SCHEDULES = ("auto", "batched", "sequential")
-
-
-@dataclass
-class PreimageConfig:
-    """Everything that determines a pre-image run (round-trips through JSON)."""
-
-    model: str = "digits-vgg"
-    layer: str = "relu1"
-    method: str = "invert"
-    image: str | None = "digits:0"
-    channel: int | None = None
-    neuron: tuple[int, int] | None = None
-    restarts: int = 4
-    iters: int = presets.ITERS
-    fine_tune_iters: int | None = None
-    seed: int = 0
-    C: float | None = None
-    alpha: float = presets.ALPHA
-    beta: float = presets.BETA
-    B: float | None = None
-    B_plus: float | None = None
-    V: float | None = None
-    jitter: int | None = None
-    mask_window: int | None = None
-    mask_channels: tuple[int, ...] | None = None
-    device: str = "auto"
-    schedule: str = "auto"
-    snapshot_every: int = 10
-    frame_every: int = 0
-
-    def validate(self, model=None, layer=None) -> None:
-        """Every option in range; with the loaded ``model`` and its ``layer`` also the channel,
-        neuron and mask indices, the jitter, the reference image and the memory the run needs."""
-        from workbench import limits
-        from workbench.device import check_device_name
-
-        limits.choice("method", self.method, METHODS)
-        limits.choice("--schedule", self.schedule, SCHEDULES)
-        limits.text("--model", self.model)
-        limits.text("--layer", self.layer)
-        check_device_name(self.device)
-        limits.integer("--restarts", self.restarts, 1, MAX_RESTARTS)
-        limits.integer("--iters", self.iters, 1, MAX_ITERS)
-        if self.fine_tune_iters is not None:
-            limits.integer("--fine-tune", self.fine_tune_iters, 0, MAX_ITERS)
-        limits.seed("--seed", self.seed)
-        limits.real("--alpha", self.alpha, high=MAX_EXPONENT, positive=True)
-        limits.real("--beta", self.beta, high=MAX_EXPONENT, positive=True)
-        for name in ("C", "B", "B_plus", "V"):
-            if getattr(self, name) is not None:
-                limits.real(f"--{name}" if name in ("C", "B") else name, getattr(self, name), high=MAX_WEIGHT,
-                            positive=True)
-        if self.jitter is not None:
-            limits.integer("--jitter", self.jitter, 1, MAX_JITTER)
-        limits.integer("--frames", self.frame_every, 0, MAX_ITERS)
-        limits.integer("snapshot_every", self.snapshot_every, 0, MAX_ITERS)
-        if self.method in ("invert", "caricature") and not self.image:
-            raise UserError(f"{self.method} needs a reference image: pass --image PATH or --sample NAME")
-        if self.image is not None and self.method in ("invert", "caricature"):
-            from workbench.data.images import load_source
-
-            load_source(self.image)
-        if self.method == "maximize" and self.channel is None:
-            raise UserError("maximize needs a channel: pass --channel C")
-        if self.channel is not None:
-            limits.integer("--channel", self.channel, 0)
-        if self.neuron is not None:
-            if not isinstance(self.neuron, (tuple, list)) or len(self.neuron) != 2:
-                raise UserError(f"--neuron takes two numbers Y X, got {self.neuron!r}")
-            for v in self.neuron:
-                limits.integer("--neuron", v, 0)
-        if self.mask_window is not None:
-            limits.integer("--window", self.mask_window, 1)
-        if self.mask_channels is not None:
-            for k in self.mask_channels:
-                limits.integer("--channels", k, 0)
-        if model is not None and layer is not None:
-            self.validate_for(model, layer)
-
-    def validate_for(self, model, layer) -> None:
-        """The checks that need the loaded ``model`` and its ``layer``: indices, jitter, memory."""
-        from workbench import limits
-
-        c, h, w = model.input_size
-        shape = tuple(layer.shape)
-        if self.jitter is not None and self.jitter > min(h, w):
-            raise UserError(f"--jitter {self.jitter} is larger than the {h}×{w} input: use at most {min(h, w)}")
-        if self.channel is not None and self.channel >= shape[0]:
-            raise UserError(f"channel {self.channel} out of range: layer {layer.name} has {shape[0]} channels "
-                            f"(0..{shape[0] - 1})")
-        if self.neuron is not None and len(shape) == 3 and not (self.neuron[0] < shape[1] and self.neuron[1] < shape[2]):
-            raise UserError(f"neuron ({self.neuron[0]}, {self.neuron[1]}) is outside the {shape[1]}×{shape[2]} map "
-                            f"of {layer.name}")
-        if self.mask_channels:
-            bad = [k for k in self.mask_channels if k >= shape[0]]
-            if bad:
-                raise UserError(f"mask channels {bad} out of range: layer {layer.name} has {shape[0]} channels")
-        T = self.jitter if self.jitter is not None else presets.preset_jitter(layer.stride)
-        canvas = c * (h + T - 1) * (w + T - 1)
-        fine_tune = self.fine_tune_iters if self.fine_tune_iters is not None else presets.FINE_TUNE_ITERS
-        frames = (self.iters + fine_tune) // self.frame_every + 2 if self.frame_every else 0
-        codes = sum(math.prod(info.shape) for info in model.layers() if info.index <= layer.index)
-        batched = self.schedule == "batched" or (self.schedule == "auto" and str(model.device).split(":")[0] != "cpu")
-        per_restart = 4 * (6 * canvas + frames * c * h * w + (3 * codes if batched else 0))
-        need = self.restarts * per_restart + 4 * 3 * codes
-        limits.require_memory(need, f"{self.restarts} restart(s) of {layer.name}", "lower --restarts"
-                              + (" or keep fewer --frames" if frames else ""), model.device)
-
-
-#: Upper bounds beyond which an option is a typo rather than a setting.
-MAX_RESTARTS = 100_000
-MAX_ITERS = 1_000_000
-MAX_JITTER = 1024
-MAX_EXPONENT = 100.0
-MAX_WEIGHT = 1e12
 
 
 @dataclass
@@ -527,5 +412,7 @@ def _save(run: Run, config, model, layer, images, reference, metrics, frames):
     run.save_image("grid.png", labelled_grid([tiles], col_labels=labels, row_labels=[layer.name], title=title))
     run.save_tensors("preimages.safetensors", {"images": torch.from_numpy(images)})
     if frames:
-        run.save_tensors("frames.safetensors", {"frames": torch.from_numpy(np.stack(frames))})
+        # 8-bit, as the animation shows them: a quarter of float32 (36 frames of 4 restarts at 224² is 22 MB)
+        stack = np.clip(np.rint(np.stack(frames) * 255.0), 0, 255).astype(np.uint8)
+        run.save_tensors("frames.safetensors", {"frames": torch.from_numpy(stack)})
     yield Artifact("grid", str(run.path / "images" / "grid.png"))

@@ -12,93 +12,88 @@ fields, so the GUI thread never imports torch; the job builds the dataclass on i
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QObject, QSettings, Signal
 
-from workbench.config import to_dict
+from workbench.config import clean, defaults, to_dict
+from workbench.config.preimage import PreimageConfig
+from workbench.config.model import ModelSpec
 from workbench.jobs import CancelToken, Log
 from workbench.runs import RunStore
 from workbench.ui.worker import JobRunner
 
 #: PreimageConfig's defaults (sect. 5.2 of the IJCV paper; None means "the per-layer preset").
-DEFAULT_CONFIG: dict[str, Any] = {
-    "model": "digits-vgg", "layer": "relu3", "method": "invert", "image": "digits:0", "channel": None,
-    "neuron": None, "restarts": 4, "iters": 300, "fine_tune_iters": None, "seed": 0, "C": None,
-    "alpha": 6.0, "beta": 2.0, "B": None, "B_plus": None, "V": None, "jitter": None, "mask_window": None,
-    "mask_channels": None, "device": "auto", "schedule": "auto", "snapshot_every": 5, "frame_every": 10,
-}
+DEFAULT_CONFIG: dict[str, Any] = defaults(PreimageConfig)
 
 MAX_RECENT = 8
-
-#: The type of each field when it is not None ("pair": two ints, "ints": a tuple of ints).
-FIELD_TYPES: dict[str, Any] = {
-    "model": str, "layer": str, "method": str, "image": str, "channel": int, "neuron": "pair", "restarts": int,
-    "iters": int, "fine_tune_iters": int, "seed": int, "C": float, "alpha": float, "beta": float, "B": float,
-    "B_plus": float, "V": float, "jitter": int, "mask_window": int, "mask_channels": "ints", "device": str,
-    "schedule": str, "snapshot_every": int, "frame_every": int,
-}
-NULLABLE = {k for k, v in DEFAULT_CONFIG.items() if v is None} | {"image"}
-METHODS = ("invert", "maximize", "caricature")
-INT_LIMIT = 2**31 - 1  # what a spin box holds
 
 
 def clean_config(config: Any) -> tuple[dict[str, Any], list[str]]:
     """The fields of ``config`` (a run.json's, saved settings) that the session can take, and the
     names of those it drops: unknown, wrong type, non-finite or out of range. Never raises."""
-    import math
-
-    if not isinstance(config, dict):
-        return {}, ["the configuration"]
-
-    def small_int(v: Any) -> bool:
-        return isinstance(v, int) and not isinstance(v, bool) and abs(v) <= INT_LIMIT
-
-    def ok(key: str, v: Any) -> bool:
-        kind = FIELD_TYPES[key]
-        if v is None:
-            return key in NULLABLE
-        if kind is str:
-            return isinstance(v, str) and (key != "method" or v in METHODS)
-        if kind is int:
-            return small_int(v)
-        if kind is float:
-            return (small_int(v) or isinstance(v, float)) and math.isfinite(v) and abs(v) < 1e12
-        if kind == "pair":
-            return isinstance(v, (list, tuple)) and len(v) == 2 and all(small_int(x) for x in v)
-        return isinstance(v, (list, tuple)) and len(v) <= 4096 and all(small_int(x) for x in v)
-
-    clean, dropped = {}, []
-    for key, v in config.items():
-        if key in FIELD_TYPES and ok(key, v):
-            clean[key] = tuple(v) if isinstance(v, list) else (float(v) if FIELD_TYPES[key] is float and v is not None else v)
-        elif key in FIELD_TYPES:
-            dropped.append(key)
-    return clean, dropped
+    return clean(PreimageConfig, config)
 
 
-def load_model_job(spec: str, device: str = "cpu", trust: bool = False, arch: str | None = None,
-                   cancel: CancelToken | None = None):
+def as_spec(spec: "str | ModelSpec", arch: str | None = None) -> ModelSpec:
+    """``spec`` as a :class:`ModelSpec` (a string is its ``model``); ``arch`` given overrides its own."""
+    spec = spec if isinstance(spec, ModelSpec) else ModelSpec(model=str(spec))
+    return replace(spec, arch=arch) if arch else spec
+
+
+def load_model_job(spec: "str | ModelSpec", device: str = "cpu", trust: bool = False, arch: str | None = None,
+                   cancel: CancelToken | None = None, imports: bool = False):
     """Import torch and load ``spec`` (on a worker thread); returns the LoadedModel.
 
+    ``trust`` lets a TorchScript archive or a full pickle load (they run code from the file),
+    ``imports`` lets a ``package.module:callable`` be imported: each only on the user's word.
     A torch call cannot be interrupted: ``cancel`` is checked between the steps, so closing
     the window during start-up waits for one step at most."""
     cancel = cancel or CancelToken()
-    yield Log(f"loading {spec}")
+    spec = as_spec(spec, arch)
+    yield Log(f"loading {spec.label()}")
     cancel.check()
     from workbench.device import resolve_device
     from workbench.models import load_model
 
     cancel.check()
-    model = load_model(spec, arch=arch, trust=trust, device=resolve_device(device))
+    model = load_model(spec, trust=trust, device=resolve_device(device), imports=imports)
+    return (yield from _prepare(model, cancel))
+
+
+def module_job(module, options: dict[str, Any], cancel: CancelToken | None = None):
+    """Wrap an in-memory ``nn.Module`` (:func:`workbench.models.loading.from_module` with
+    ``options``) on a worker thread, on the device its parameters are on; returns the LoadedModel."""
+    cancel = cancel or CancelToken()
+    yield Log(f"opening {options.get('name') or type(module).__name__} (in memory)")
+    from workbench.models.loading import from_module
+
+    cancel.check()
+    options = dict(options)
+    if options.get("device") is None:
+        first = next(iter(module.parameters()), None)
+        options["device"] = first.device if first is not None else "cpu"
+    model = from_module(module, **options)
+    return (yield from _prepare(model, cancel))
+
+
+def loaded_job(model, cancel: CancelToken | None = None):
+    """A LoadedModel made elsewhere, its layers traced on a worker thread."""
+    cancel = cancel or CancelToken()
+    yield Log(f"opening {model.name}")
+    return (yield from _prepare(model, cancel))
+
+
+def _prepare(model, cancel: CancelToken):
     cancel.check()
     model.layers()  # traced here, on the loader: the docks read the table at once
     cancel.check()
     import workbench.preimage  # noqa: F401  warm the engine so the first Run starts at once
 
     return model
+    yield
 
 
 @dataclass(frozen=True)
@@ -111,16 +106,97 @@ class ModelFacts:
     zoo: tuple = ()
 
 
-def load_with_facts_job(spec: str, device: str = "cpu", trust: bool = False, arch: str | None = None,
-                        cancel: CancelToken | None = None):
-    """:func:`load_model_job`, returning ``(model, ModelFacts)``."""
-    model = yield from load_model_job(spec, device, trust, arch, cancel)
+@dataclass(frozen=True)
+class NeedsConsent:
+    """A load refused until the user agrees: ``kind`` is ``TorchScript`` or ``pickle`` (the file
+    runs code when loaded) or ``callable`` (importing the model runs its module's code)."""
+
+    spec: ModelSpec
+    kind: str
+    message: str
+
+
+@dataclass(frozen=True)
+class RunModel:
+    """The model a run folder was made with (read from its run.json on the loader thread)."""
+
+    spec: ModelSpec
+    run: Path
+
+
+def load_with_facts_job(spec: "str | ModelSpec", device: str = "cpu", trust: bool = False, arch: str | None = None,
+                        cancel: CancelToken | None = None, imports: bool = False):
+    """:func:`load_model_job`, returning ``(model, ModelFacts)``, or :class:`NeedsConsent` when
+    the model is code that may run only on the user's word."""
+    from workbench.models.loading import NeedsTrust
+
+    try:
+        model = yield from load_model_job(spec, device, trust, arch, cancel, imports)
+    except NeedsTrust as exc:
+        return NeedsConsent(as_spec(spec, arch), exc.kind, str(exc))
+    return model, model_facts(model)
+
+
+def model_facts(model) -> ModelFacts:
+    """The :class:`ModelFacts` of ``model`` (torch calls and file I/O: on a worker thread)."""
     from workbench.device import available_devices
     from workbench.models import zoo_entries
 
-    facts = ModelFacts(sum(p.numel() for p in model.module.parameters()), tuple(available_devices()),
-                       tuple(zoo_entries()))
-    return model, facts
+    return ModelFacts(sum(p.numel() for p in model.module.parameters()), tuple(available_devices()),
+                      tuple(zoo_entries()))
+
+
+def with_facts(job):
+    """A job returning a LoadedModel, returning ``(model, ModelFacts)`` instead."""
+    model = yield from job
+    return model, model_facts(model)
+
+
+def run_model_spec(run: str | Path, fallback: str | None = None) -> tuple[ModelSpec | None, str | None]:
+    """The spec run.json records (``["model"]["spec"]``), else its ``config["model"]``, else
+    ``fallback``; and a warning when the record is there but unusable. Reads the file: call it
+    on a worker thread."""
+    from workbench.config import from_dict
+    from workbench.errors import UserError
+
+    warning = None
+    try:
+        info = json.loads((Path(run) / "run.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError) as exc:
+        info, warning = {}, f"cannot read {Path(run).name}/run.json ({type(exc).__name__}): using the model named in its configuration"
+    info = info if isinstance(info, dict) else {}
+    record = info.get("model") if isinstance(info.get("model"), dict) else {}
+    if record.get("spec") is not None:
+        try:
+            spec = from_dict(ModelSpec, record["spec"])
+            spec.validate()
+            return spec, None
+        except UserError as exc:
+            warning = f"the model spec recorded in {Path(run).name} is not usable ({exc}): using the model named in its configuration"
+    config = info.get("config") if isinstance(info.get("config"), dict) else {}
+    name = config.get("model") if isinstance(config.get("model"), str) and config.get("model") else fallback
+    return (ModelSpec(model=name) if name else None), warning
+
+
+def run_model_job(run: str | Path, fallback: str | None = None, cancel: CancelToken | None = None):
+    """:func:`run_model_spec` as a job: returns a :class:`RunModel` (None if the run names no model)."""
+    spec, warning = run_model_spec(run, fallback)
+    if warning:
+        yield Log(warning, "warning")
+    return RunModel(spec, Path(run)) if spec is not None else None
+
+
+@dataclass(frozen=True)
+class _LoadRequest:
+    """One request for the loader slot (the latest wins while one is loading)."""
+
+    spec: ModelSpec | None = None
+    trust: bool = False
+    imports: bool = False
+    run: Path | None = None          # resolve the spec from this run folder first
+    fallback: str | None = None      # ... or this name, when the run records none
+    factory: Any = None              # an in-memory model: ``factory(cancel)`` makes the job
+    label: str = ""
 
 
 class Session(QObject):
@@ -160,10 +236,15 @@ class Session(QObject):
         self.last_config: dict[str, Any] | None = None
         self.reference_image = None
         self.load_error: str | None = None
-        self.loading_spec: str | None = None
+        self.loading_spec: ModelSpec | None = None   # the spec of the latest load from a spec
+        self.loading_trust = False                   # ... whether it may run a file's code
+        self.loading_imports = False                 # ... whether it may import a callable
+        #: why the latest load failed when the user's word can fix it: "TorchScript", "pickle" or "callable"
+        self.trust_kind: str | None = None
         self.run_path: Path | None = None
         self._queued: dict[str, Any] | None = None
-        self._pending_model: tuple[str, bool, str | None] | None = None
+        self._pending_model: _LoadRequest | None = None
+        self._in_memory = False                      # the model being loaded exists only in memory
         self.loader = JobRunner(self)
         self.loader.finished.connect(self._on_model_loaded)
         self.loader.failed.connect(self._on_model_failed)
@@ -231,9 +312,13 @@ class Session(QObject):
             self.set_reference(image)
         self.config_changed.emit(dict(self.config))
 
-    def apply_config(self, config: dict[str, Any]) -> None:
+    def apply_config(self, config: dict[str, Any], run: str | Path | None = None) -> None:
         """Restore a run's configuration (Runs → Reopen); loads its model if it differs. Fields
-        that do not fit (wrong type, out of range) keep their current values, with a warning."""
+        that do not fit (wrong type, out of range) keep their current values, with a warning.
+
+        With ``run`` (the run's folder) the model is the spec its run.json records
+        (``["model"]["spec"]``: weights, input size, ... as opened then), read on the loader thread;
+        else ``config["model"]``. A model that is Python code is imported only after the user agrees."""
         known, dropped = clean_config(config)
         if dropped:
             self.log(f"ignored from the run's configuration (not valid values): {', '.join(dropped)}", "warning")
@@ -241,34 +326,111 @@ class Session(QObject):
         known["mask_channels"] = known.get("mask_channels") or None
         spec = known.get("model")
         self.update_config(**known)
-        if spec and (self.model is None or self.model.name != spec):
+        if run is not None:
+            self.reopen_model(run, spec)
+        elif spec and not self._is_current(ModelSpec(model=spec)):
             self.load_model(spec)
+
+    def reopen_model(self, run: str | Path, fallback: str | None = None) -> None:
+        """Load the model the run folder ``run`` was made with, unless it is the current one
+        (its run.json is read on the loader thread; ``fallback`` if it names none)."""
+        self._request(_LoadRequest(run=Path(run), fallback=fallback, label=Path(run).name))
+
+    def _is_current(self, spec: ModelSpec) -> bool:
+        model = self.model
+        if model is None:
+            return False
+        current = getattr(model, "spec", None)
+        if isinstance(current, ModelSpec):
+            return current == spec
+        return spec == ModelSpec(model=model.name)
 
     def _save_config(self) -> None:
         self.settings.setValue("last/config", json.dumps(self.config))
 
     # --- models ----------------------------------------------------------------------
-    def recent_models(self) -> list[str]:
+    def recent_models(self) -> list[ModelSpec]:
+        """The specs opened lately (files, callables, timm, zoo names with options), newest first."""
         value = self.settings.value("recent_models", [])
         if isinstance(value, str):
             value = [value] if value else []
-        return list(value or [])
+        specs: list[ModelSpec] = []
+        for item in value or []:
+            spec = spec_from_json(item)
+            if spec is not None and spec not in specs:
+                specs.append(spec)
+        return specs
 
-    def load_model(self, spec: str, trust: bool = False, arch: str | None = None) -> None:
-        """Load ``spec`` on the loader thread; a second request while loading replaces the first."""
+    def _remember(self, spec: ModelSpec) -> None:
+        """Put ``spec`` first in the recent models (a bare zoo name is in the model box already)."""
+        if spec == ModelSpec(model=spec.model) and spec.kind == "name_or_file" and not Path(spec.model).suffix:
+            return
+        recent = [spec] + [r for r in self.recent_models() if r != spec]
+        recent = recent[:MAX_RECENT]
+        self.settings.setValue("recent_models", [spec_json(r) for r in recent])
+        self.recent_changed.emit(recent)
+
+    def load_model(self, spec: "str | ModelSpec", trust: bool = False, arch: str | None = None,
+                   imports: bool = False) -> None:
+        """Load ``spec`` on the loader thread; a second request while loading replaces the first.
+
+        ``trust`` lets a TorchScript or full-pickle file run its code, ``imports`` lets a
+        ``package.module:callable`` be imported: pass them only on the user's word (the window
+        asks when a load fails for want of them, see :attr:`trust_kind`)."""
+        spec = as_spec(spec, arch)
+        self._request(_LoadRequest(spec=spec, trust=trust, imports=imports, label=spec.label()))
+
+    def open_module(self, module, *, name: str | None = None, input_size=None, mean=None, std=None,
+                    class_names=None) -> None:
+        """Show an in-memory ``nn.Module``: it is wrapped and traced on the loader thread
+        (:func:`workbench.models.loading.from_module` with these arguments)."""
+        options = {"name": name, "input_size": input_size, "mean": mean, "std": std, "class_names": class_names}
+        options = {k: v for k, v in options.items() if v is not None}
+        label = name or type(module).__name__
+        self._request(_LoadRequest(factory=lambda cancel: with_facts(module_job(module, options, cancel)), label=label))
+
+    def open_loaded(self, model) -> None:
+        """Show a LoadedModel made elsewhere (its layers are traced on the loader thread)."""
+        self._request(_LoadRequest(factory=lambda cancel: with_facts(loaded_job(model, cancel)), label=str(model.name)))
+
+    def _request(self, request: _LoadRequest) -> None:
         if self.loader.running:
-            self._pending_model = (spec, trust, arch)
+            self._pending_model = request
             self.loader.cancel()
             return
         self.load_error = None
-        self.loading_spec = spec
-        self.model_loading.emit(spec)
-        device = self.config.get("device") or "auto"
-        device = "cpu" if device == "auto" else device
-        self.loader.start(lambda cancel: load_with_facts_job(spec, device, trust, arch, cancel))
+        self.trust_kind = None
+        if request.run is not None:  # first find out which model; loading it is a second request
+            run, fallback = request.run, request.fallback
+            self.loader.start(lambda cancel: run_model_job(run, fallback, cancel))
+            return
+        self._in_memory = request.factory is not None
+        if request.factory is not None:
+            factory = request.factory
+            self.loading_spec, self.loading_trust, self.loading_imports = None, False, False
+        else:
+            spec, trust, imports = request.spec, request.trust, request.imports
+            self.loading_spec, self.loading_trust, self.loading_imports = spec, trust, imports
+            device = self.config.get("device") or "auto"
+            device = "cpu" if device == "auto" else device
+
+            def factory(cancel):
+                return load_with_facts_job(spec, device, trust, None, cancel, imports)
+        self.model_loading.emit(request.label)
+        self.loader.start(factory)
 
     def _on_model_loaded(self, result) -> None:
         if self._pending_model is not None:
+            return
+        if isinstance(result, RunModel):
+            if not self._is_current(result.spec):
+                self._pending_model = _LoadRequest(spec=result.spec, label=result.spec.label())  # starts once stopped
+            return
+        if result is None:
+            return  # a run that names no model: keep the current one
+        if isinstance(result, NeedsConsent):
+            self.loading_spec = result.spec
+            self._fail(result.message, result.kind)
             return
         model, self.model_facts = result
         self.model = model
@@ -280,11 +442,10 @@ class Session(QObject):
             layer = _default_layer(model)
         self.config["layer"] = layer
         self._save_config()
-        if Path(model.name).suffix:
-            recent = [model.name] + [r for r in self.recent_models() if r != model.name]
-            self.settings.setValue("recent_models", recent[:MAX_RECENT])
-            self.recent_changed.emit(recent[:MAX_RECENT])
-        self.settings.setValue("last/model", model.name)
+        if not self._in_memory:
+            spec = getattr(model, "spec", None)
+            self._remember(spec if isinstance(spec, ModelSpec) else (self.loading_spec or ModelSpec(model=model.name)))
+            self.settings.setValue("last/model", model.name)
         self.log(f"loaded {model.name}: {model.source}")
         if model.notice:
             self.log(model.notice, "warning")
@@ -295,15 +456,18 @@ class Session(QObject):
     def _on_model_failed(self, message: str) -> None:
         if self._pending_model is not None:
             return
+        self._fail(message, None)
+
+    def _fail(self, message: str, kind: str | None) -> None:
         self.load_error = message
-        self.log(message, "error")
+        self.trust_kind = kind
+        self.log(message, "warning" if kind else "error")
         self.model_failed.emit(message)
 
     def _on_loader_stopped(self) -> None:
         if self._pending_model is not None:
-            spec, trust, arch = self._pending_model
-            self._pending_model = None
-            self.load_model(spec, trust, arch)
+            request, self._pending_model = self._pending_model, None
+            self._request(request)
         elif self._queued is not None and self.model is not None:
             config, self._queued = self._queued, None
             self.start_job(config)
@@ -386,6 +550,29 @@ def _default_layer(model) -> str:
     relus = [l.name for l in layers if l.kind == "ReLU"]
     pick = relus or [l.name for l in layers]
     return pick[len(pick) // 2]
+
+
+def spec_json(spec: ModelSpec) -> str:
+    """``spec`` as the JSON the settings keep (the fields that differ from the defaults)."""
+    default = ModelSpec()
+    return json.dumps({k: v for k, v in to_dict(spec).items() if k == "model" or v != getattr(default, k)}, sort_keys=True)
+
+
+def spec_from_json(text: Any) -> ModelSpec | None:
+    """A spec :func:`spec_json` wrote, or a plain model path or name (settings before specs); None if unusable."""
+    from workbench.config import from_dict
+    from workbench.errors import UserError
+
+    if not isinstance(text, str) or not text.strip():
+        return None
+    if not text.lstrip().startswith("{"):
+        return ModelSpec(model=text)
+    try:
+        spec = from_dict(ModelSpec, json.loads(text))
+        spec.validate()
+    except (UserError, ValueError, TypeError, RecursionError):
+        return None
+    return spec
 
 
 def config_json(config: Any) -> str:

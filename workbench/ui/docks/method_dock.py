@@ -16,6 +16,8 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog
 from PySide6.QtWidgets import QToolButton
 
 from workbench.ui.docks import BaseDock
+from workbench.config import options
+from workbench.config.preimage import PreimageConfig
 from workbench.ui.session import DEFAULT_CONFIG
 
 METHODS = (("invert", "Inversion"), ("maximize", "Activation maximization"), ("caricature", "Caricature"))
@@ -158,6 +160,15 @@ class MethodDock(BaseDock):
         column.addLayout(buttons)  # always in view, however far the form scrolls
         self.setWidget(frame)
 
+        #: the config field each widget edits; its tooltip is the field's help (workbench.config.preimage)
+        self.fields = {"method": self.method, "image": self.image, "channel": self.channel, "neuron": self.neuron,
+                       "C": self.C, "iters": self.iters, "restarts": self.restarts, "seed": self.seed,
+                       "device": self.device, "alpha": self.alpha, "B": self.B, "beta": self.beta,
+                       "jitter": self.jitter, "fine_tune_iters": self.fine_tune, "mask_window": self.mask_window,
+                       "mask_channels": self.mask_channels, "frame_every": self.frame_every}
+        helps = {f.name: meta["help"] for f, meta in options(PreimageConfig)}
+        for name, widget in self.fields.items():
+            widget.setToolTip(helps[name])
         self._widgets = (self.method, self.image, self.channel, self.neuron, self.neuron_y, self.neuron_x, self.C,
                          self.iters, self.restarts, self.seed, self.device, self.alpha, self.B, self.beta, self.jitter,
                          self.fine_tune, self.mask_window, self.mask_channels, self.frame_every)
@@ -207,6 +218,10 @@ class MethodDock(BaseDock):
     def reset_defaults(self) -> None:
         keep = {k: self.session.config[k] for k in ("model", "layer", "image", "method", "channel", "device")}
         self.session.update_config(**{**DEFAULT_CONFIG, **keep})
+
+    #: Config fields the dock leaves alone: the model and layer are picked in their own docks;
+    #: B+, V, the schedule and the snapshot rate keep their defaults (the CLI and API set them).
+    NOT_EDITED = ("model", "layer", "B_plus", "V", "schedule", "snapshot_every")
 
     # --- session → widgets --------------------------------------------------------------------
     def _on_config_changed(self, config: dict) -> None:

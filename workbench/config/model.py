@@ -1,0 +1,158 @@
+"""How to open a model: one spec, shared by the CLI (``--model SPEC`` and its options), the
+window's model box and Open dialog, the Python API and run folders (``run.json["model"]["spec"]``).
+
+``model`` is one of
+
+- a zoo name (``workbench zoo list``): ``digits-vgg``, ``resnet18``, ...;
+- a file: ``.safetensors``, a ``.pt``/``.pth`` state_dict, an ``.onnx`` graph, or (trusted) a
+  TorchScript archive or a full pickle;
+- a Python callable ``package.module:callable`` (a class or a factory returning an ``nn.Module``),
+  called with ``model_kwargs``; the current directory is importable, as with ``python -m``;
+- a timm architecture ``timm:NAME``.
+
+``weights`` loads a safetensors file or a state_dict (``weights_only=True``) into the module that
+``model`` built; ``input_size``, ``mean``, ``std`` and ``class_names`` describe the input of a model
+that has no sidecar JSON, and override the sidecar when given. Trust is never part of a spec:
+nothing in a run folder grants it.
+
+No torch here: the window reads and writes specs on its GUI thread.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass, replace
+from typing import Any
+
+from workbench.config import option
+from workbench.errors import UserError
+
+#: ``package.module:callable`` (dotted on both sides of the colon; no path separators).
+CALLABLE = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*:[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*$")
+TIMM_PREFIX = "timm:"
+#: Input limits: channels, height/width.
+MAX_CHANNELS, MAX_SIDE = 64, 4096
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    model: str = option("digits-vgg", "a zoo name (see `workbench zoo list`), a model file (.safetensors, .pt, "
+                        ".onnx, TorchScript), package.module:callable or timm:NAME", required=True)
+    arch: str | None = option(None, "architecture for a weights file (.safetensors, .pt state_dict)")
+    weights: str | None = option(None, "weights to load into the model (safetensors or a state_dict)",
+                                 metavar="FILE")
+    model_kwargs: str | None = option(None, "keyword arguments of a package.module:callable or timm model, "
+                                      "as a JSON object, e.g. '{\"num_classes\": 10}'", metavar="JSON")
+    input_size: tuple[int, int, int] | None = option(None, "the model's input CxHxW, e.g. 3x64x64 "
+                                                     "(overrides a sidecar JSON)", metavar="CxHxW",
+                                                     parse="input_size")
+    mean: tuple[float, ...] | None = option(None, "per-channel input mean on the [0, 1] scale, e.g. 0.5,0.5,0.5",
+                                            metavar="M1,M2,..", parse="floats")
+    std: tuple[float, ...] | None = option(None, "per-channel input std on the [0, 1] scale, e.g. 0.5,0.5,0.5",
+                                           metavar="S1,S2,..", parse="floats")
+    class_names: str | None = option(None, "a text file of class names, one per line (or a JSON list)",
+                                     metavar="FILE")
+
+    @property
+    def kind(self) -> str:
+        """``timm``, ``callable``, or ``name_or_file`` (a zoo name or a file: told apart on load)."""
+        if self.model.startswith(TIMM_PREFIX):
+            return "timm"
+        if is_callable_spec(self.model):
+            return "callable"
+        return "name_or_file"
+
+    def kwargs(self) -> dict[str, Any]:
+        """``model_kwargs`` parsed: a JSON object (``{}`` when not given)."""
+        return parse_kwargs(self.model_kwargs)
+
+    def validate(self) -> None:
+        """Every field well formed (nothing is opened or imported here)."""
+        if not isinstance(self.model, str) or not self.model.strip():
+            raise UserError("--model needs a zoo name, a model file, package.module:callable or timm:NAME")
+        if self.kind == "timm" and not self.model[len(TIMM_PREFIX):].strip():
+            raise UserError("--model timm:NAME needs an architecture name, e.g. timm:resnet50")
+        self.kwargs()
+        if self.model_kwargs is not None and self.kind not in ("callable", "timm"):
+            raise UserError(f"--model-kwargs applies to a package.module:callable or timm:NAME model, not '{self.model}'")
+        if self.input_size is not None:
+            check_input_size(self.input_size)
+        c = self.input_size[0] if self.input_size is not None else None
+        for name in ("mean", "std"):
+            values = getattr(self, name)
+            if values is None:
+                continue
+            if not values or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                                     for v in values):
+                raise UserError(f"--{name} needs finite numbers, one per input channel, e.g. 0.5,0.5,0.5")
+            if c is not None and len(values) != c:
+                raise UserError(f"--{name} has {len(values)} value(s) but --input-size has {c} channel(s): give one per channel")
+        if self.std is not None and any(not 1e-6 <= s <= 1e6 for s in self.std):
+            raise UserError("--std values must lie between 1e-6 and 1e6 (on the [0, 1] pixel scale, e.g. 0.229)")
+        if self.mean is not None and any(abs(m) > 1e6 for m in self.mean):
+            raise UserError("--mean values must lie between -1e6 and 1e6 (on the [0, 1] pixel scale, e.g. 0.485)")
+        if self.mean is not None and self.std is not None and len(self.mean) != len(self.std):
+            raise UserError(f"--mean has {len(self.mean)} values but --std has {len(self.std)}: give one per channel")
+
+    def with_model(self, model: str) -> "ModelSpec":
+        return replace(self, model=model)
+
+    def label(self) -> str:
+        """A short name for titles and logs."""
+        return self.model
+
+
+def is_callable_spec(text: str) -> bool:
+    """Whether ``text`` reads as ``package.module:callable`` (a Windows path ``C:...`` does not)."""
+    return bool(CALLABLE.match(text)) and not re.match(r"^[A-Za-z]:[\\/]", text)
+
+
+def parse_kwargs(text: str | None) -> dict[str, Any]:
+    if text is None or text == "":
+        return {}
+    try:
+        value = json.loads(text, parse_constant=_no_constant)
+    except (ValueError, RecursionError) as exc:
+        raise UserError(f"--model-kwargs must be a JSON object, e.g. '{{\"num_classes\": 10}}' ({exc})") from None
+    if not isinstance(value, dict):
+        raise UserError(f"--model-kwargs must be a JSON object, e.g. '{{\"num_classes\": 10}}', not {text[:40]}")
+    return value
+
+
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def check_input_size(size: Any) -> tuple[int, int, int]:
+    ok = (isinstance(size, (tuple, list)) and len(size) == 3
+          and all(isinstance(v, int) and not isinstance(v, bool) for v in size))
+    if not ok:
+        raise UserError(f"--input-size must be CxHxW, e.g. 3x64x64, not {size!r}")
+    c, h, w = size
+    if not (1 <= c <= MAX_CHANNELS and 1 <= h <= MAX_SIDE and 1 <= w <= MAX_SIDE):
+        raise UserError(f"--input-size {c}x{h}x{w} is out of range: C from 1 to {MAX_CHANNELS}, "
+                        f"H and W from 1 to {MAX_SIDE}")
+    return c, h, w
+
+
+def parse_input_size(text: str) -> tuple[int, int, int]:
+    """``3x64x64`` (or ``3,64,64``) as (C, H, W)."""
+    parts = re.split(r"[x×,]", str(text).strip().lower())
+    try:
+        size = tuple(int(p) for p in parts)
+    except ValueError:
+        raise UserError(f"--input-size must be CxHxW, e.g. 3x64x64, not '{text}'") from None
+    return check_input_size(size)
+
+
+def parse_floats(option: str, text: str) -> tuple[float, ...]:
+    """``0.485,0.456,0.406`` as a tuple of finite floats."""
+    try:
+        values = tuple(float(p) for p in str(text).split(","))
+    except ValueError:
+        raise UserError(f"{option} takes comma-separated numbers, e.g. 0.5,0.5,0.5, not '{text}'") from None
+    if not all(math.isfinite(v) for v in values):
+        raise UserError(f"{option} takes finite numbers, not '{text}'")
+    return values

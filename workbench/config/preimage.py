@@ -1,0 +1,163 @@
+"""The pre-image config: inversion, activation maximisation and caricature (Mahendran & Vedaldi,
+IJCV 2016, eq. 7), with the paper's constants (sect. 3.3, 3.4). No torch here.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from workbench.config import option
+from workbench.errors import UserError
+
+#: Sect. 3.3: "C = 1, α = 6, β = 2, B = 80, B+ = 2B, and V = B/6.5".
+ALPHA = 6.0
+BETA = 2.0
+B = 80.0
+B_PLUS_FACTOR = 2.0
+V_FACTOR = 1.0 / 6.5
+#: Sect. 3.4: T = 300 iterations, then 50 without jitter at a tenth of the rate (inversion only).
+ITERS = 300
+FINE_TUNE_ITERS = 50
+FINE_TUNE_RATE = 0.1
+
+METHODS = ("invert", "maximize", "caricature")
+SCHEDULES = ("auto", "batched", "sequential")
+
+#: Upper bounds beyond which an option is a typo rather than a setting.
+MAX_RESTARTS = 100_000
+MAX_ITERS = 1_000_000
+MAX_JITTER = 1024
+MAX_EXPONENT = 100.0
+MAX_WEIGHT = 1e12
+
+
+def preset_jitter(stride: int) -> int:
+    """T = the integer closest to a quarter of the layer's stride (sect. 5.2.1); T ≤ 1 means none."""
+    return max(1, int(round(stride / 4)))
+
+
+@dataclass
+class PreimageConfig:
+    """Everything that determines a pre-image run (round-trips through JSON)."""
+
+    model: str = option("digits-vgg", "zoo name, model file, package.module:callable or timm:NAME "
+                        "(see `workbench zoo list`)", cli=False)
+    layer: str = option("relu3", "layer name or alias (see `workbench layers --model M`)", required=True)
+    method: str = option("invert", "invert, maximize or caricature", cli=False, choices=METHODS)
+    image: str | None = option("digits:0", "reference image: a file, digits:N (the N-th test digit) or a sample "
+                               "photo (astronaut, coffee, chelsea, camera, rocket)", flag=("--image", "--sample"),
+                               metavar="IMAGE", methods=("invert", "caricature"))
+    channel: int | None = option(None, "channel to maximize", methods=("maximize",))
+    neuron: tuple[int, int] | None = option(None, "maximize one neuron Y X of the channel instead of the "
+                                            "channel's mean", metavar=("Y", "X"), methods=("maximize",))
+    restarts: int = option(4, "K random restarts")
+    iters: int = option(ITERS, "T iterations (sect. 3.4)")
+    fine_tune_iters: int | None = option(None, "extra iterations without jitter at a tenth of the rate "
+                                         "(default: 50 for invert, 0 otherwise; sect. 3.4)", flag="--fine-tune")
+    seed: int = option(0, "seed of the restarts' generators (same seed, same images)")
+    C: float | None = option(None, "data-term weight C of eq. 7 (default: the paper's per-layer preset, "
+                             "sect. 5.2.1 and 6.2)", flag=("-C", "--C"))
+    alpha: float = option(ALPHA, "α of the bounded-range prior R_α (eq. 5)")
+    beta: float = option(BETA, "β of the TV prior R_TV^β (eq. 6)")
+    B: float | None = option(None, "typical pixel norm B of eq. 5 (default: 80, or measured on the model's data)")
+    B_plus: float | None = option(None, "B+ of the bounded-range projection (default 2B, sect. 3.3)", cli=False)
+    V: float | None = option(None, "V of the TV prior (default B/6.5, sect. 3.3)", cli=False)
+    jitter: int | None = option(None, "jitter T in pixels (default: a quarter of the layer's stride, sect. 5.2.1)")
+    mask_window: int | None = option(None, "invert only the central K×K positions of the layer (eq. 3, Fig. 13)",
+                                     flag="--window", methods=("invert",))
+    mask_channels: tuple[int, ...] | None = option(None, "invert only these channels (eq. 3, Fig. 14)",
+                                                   flag="--channels", methods=("invert",))
+    device: str = option("auto", "auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps")
+    schedule: str = option("auto", "restarts as one batch or one at a time (auto: batched on GPUs, "
+                           "sequential on CPUs)", choices=SCHEDULES)
+    snapshot_every: int = option(5, "an image on the progress events every N iterations (0: only the last)",
+                                 cli=False)
+    frame_every: int = option(10, "keep a frame every N iterations for the animation (0: none)", flag="--frames",
+                              metavar="N")
+
+    def validate(self, model=None, layer=None) -> None:
+        """Every option in range; with the loaded ``model`` and its ``layer`` also the channel,
+        neuron and mask indices, the jitter, the reference image and the memory the run needs."""
+        from workbench import limits
+        from workbench.limits import check_device_name
+
+        limits.choice("method", self.method, METHODS)
+        limits.choice("--schedule", self.schedule, SCHEDULES)
+        limits.text("--model", self.model)
+        limits.text("--layer", self.layer)
+        check_device_name(self.device)
+        limits.integer("--restarts", self.restarts, 1, MAX_RESTARTS)
+        limits.integer("--iters", self.iters, 1, MAX_ITERS)
+        if self.fine_tune_iters is not None:
+            limits.integer("--fine-tune", self.fine_tune_iters, 0, MAX_ITERS)
+        limits.seed("--seed", self.seed)
+        limits.real("--alpha", self.alpha, high=MAX_EXPONENT, positive=True)
+        limits.real("--beta", self.beta, high=MAX_EXPONENT, positive=True)
+        for name in ("C", "B", "B_plus", "V"):
+            if getattr(self, name) is not None:
+                limits.real(f"--{name}" if name in ("C", "B") else name, getattr(self, name), high=MAX_WEIGHT,
+                            positive=True)
+        if self.jitter is not None:
+            limits.integer("--jitter", self.jitter, 1, MAX_JITTER)
+        limits.integer("--frames", self.frame_every, 0, MAX_ITERS)
+        limits.integer("snapshot_every", self.snapshot_every, 0, MAX_ITERS)
+        if self.method in ("invert", "caricature") and not self.image:
+            raise UserError(f"{self.method} needs a reference image: pass --image PATH or --sample NAME")
+        if self.image is not None and self.method in ("invert", "caricature"):
+            from workbench.data.images import load_source
+
+            load_source(self.image)
+        if self.method == "maximize" and self.channel is None:
+            raise UserError("maximize needs a channel: pass --channel C")
+        if self.channel is not None:
+            limits.integer("--channel", self.channel, 0)
+        if self.neuron is not None:
+            if not isinstance(self.neuron, (tuple, list)) or len(self.neuron) != 2:
+                raise UserError(f"--neuron takes two numbers Y X, got {self.neuron!r}")
+            for v in self.neuron:
+                limits.integer("--neuron", v, 0)
+        if self.mask_window is not None:
+            limits.integer("--window", self.mask_window, 1)
+        if self.mask_channels is not None:
+            for k in self.mask_channels:
+                limits.integer("--channels", k, 0)
+        if model is not None and layer is not None:
+            self.validate_for(model, layer)
+
+    def validate_for(self, model, layer) -> None:
+        """The checks that need the loaded ``model`` and its ``layer``: indices, jitter, memory."""
+        from workbench import limits
+
+        c, h, w = model.input_size
+        shape = tuple(layer.shape)
+        if self.jitter is not None and self.jitter > min(h, w):
+            raise UserError(f"--jitter {self.jitter} is larger than the {h}×{w} input: use at most {min(h, w)}")
+        if self.channel is not None and self.channel >= shape[0]:
+            raise UserError(f"channel {self.channel} out of range: layer {layer.name} has {shape[0]} channels "
+                            f"(0..{shape[0] - 1})")
+        if self.neuron is not None and len(shape) == 3 and not (self.neuron[0] < shape[1] and self.neuron[1] < shape[2]):
+            raise UserError(f"neuron ({self.neuron[0]}, {self.neuron[1]}) is outside the {shape[1]}×{shape[2]} map "
+                            f"of {layer.name}")
+        if self.mask_channels:
+            bad = [k for k in self.mask_channels if k >= shape[0]]
+            if bad:
+                raise UserError(f"mask channels {bad} out of range: layer {layer.name} has {shape[0]} channels")
+        T = self.jitter if self.jitter is not None else preset_jitter(layer.stride)
+        canvas = c * (h + T - 1) * (w + T - 1)
+        fine_tune = self.fine_tune_iters if self.fine_tune_iters is not None else FINE_TUNE_ITERS
+        frames = (self.iters + fine_tune) // self.frame_every + 2 if self.frame_every else 0
+        codes = sum(math.prod(info.shape) for info in model.layers() if info.index <= layer.index)
+        batched = self.schedule == "batched" or (self.schedule == "auto" and str(model.device).split(":")[0] != "cpu")
+        per_restart = 4 * (6 * canvas + frames * c * h * w + (3 * codes if batched else 0))
+        need = self.restarts * per_restart + 4 * 3 * codes
+        limits.require_memory(need, f"{self.restarts} restart(s) of {layer.name}", "lower --restarts"
+                              + (" or keep fewer --frames" if frames else ""), model.device)
+
+
+#: Upper bounds beyond which an option is a typo rather than a setting.
+MAX_RESTARTS = 100_000
+MAX_ITERS = 1_000_000
+MAX_JITTER = 1024
+MAX_EXPONENT = 100.0
+MAX_WEIGHT = 1e12
