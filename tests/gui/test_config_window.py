@@ -1,0 +1,37 @@
+"""The window's pre-image fields follow PreimageConfig: every field is either a widget of the
+Method dock or named as left alone, the widgets start at the config's defaults (no spin box
+clips one), and each widget's tooltip is its field's help."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from PySide6.QtCore import QSettings
+
+from workbench.config import defaults, options
+from workbench.config.preimage import PreimageConfig
+from workbench.ui.docks.method_dock import MethodDock
+from workbench.ui.session import Session
+
+
+def test_method_dock_covers_every_field_at_its_default(qapp, tmp_path):
+    session = Session(QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat), workspace=tmp_path / "runs")
+    dock = MethodDock(session)
+    try:
+        names = {f.name for f in dataclasses.fields(PreimageConfig)}
+        assert set(dock.fields) | set(MethodDock.NOT_EDITED) == names
+        assert not set(dock.fields) & set(MethodDock.NOT_EDITED)
+        want = defaults(PreimageConfig)
+        read = dock.read()
+        for name in dock.fields:
+            if name == "channel":  # a spin box has no "none": the session keeps None until maximize
+                continue
+            value = read[name]
+            assert (list(value) if isinstance(value, tuple) else value) == want[name], name
+        helps = {f.name: meta["help"] for f, meta in options(PreimageConfig)}
+        for name, widget in dock.fields.items():
+            assert widget.toolTip() == helps[name]
+        assert session.config == want
+    finally:
+        dock.deleteLater()
+        session.shutdown()
