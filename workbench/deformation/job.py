@@ -257,7 +257,9 @@ def _deform(config: DeformConfig, handle: ModelHandle, images, layers, device, c
 
 def _untrained(handle: ModelHandle) -> str:
     """A title's warning for weights that were never trained (a chosen fresh init says so itself)."""
-    return "" if handle.trained or "init)" in handle.name else " (UNTRAINED weights)"
+    from workbench.export.figures import UNTRAINED_MARK
+
+    return "" if handle.trained or "init)" in handle.name else f" · {UNTRAINED_MARK}"
 
 
 def sensitivity_metrics(result: SensitivityResult, handle: ModelHandle, config: DeformConfig, n: int,
@@ -290,14 +292,16 @@ def init_level(handle: ModelHandle, seed: int = 0) -> float:
     return float(np.mean(values)) if values else float("nan")
 
 
-def smoothness_plot(models: list[tuple[str, list[dict[str, Any]]]], level: float | None) -> np.ndarray:
+def smoothness_plot(models: list[tuple[str, list[dict[str, Any]]]], level: float | None,
+                    untrained: bool = False) -> np.ndarray:
+    from workbench.export.figures import UNTRAINED_MARK
     from workbench.export.plots import HLine, Series, line_plot
 
     series = [Series(name, [r["ntv"] for r in rows]) for name, rows in models]
     hlines = [HLine(level, f"initialization ({level:.3f})")] if level is not None and np.isfinite(level) else []
     return line_plot(series, x_labels=[r["layer"] for r in models[0][1]], xlabel="conv layer",
                      ylabel="normalized total variation TV(W)/|W|1", hlines=hlines,
-                     title="Filter smoothness (lower is smoother)")
+                     title="Filter smoothness (lower is smoother)" + (f" · {UNTRAINED_MARK}" if untrained else ""))
 
 
 def smoothness_job(handle: ModelHandle, *, out: str | Path | None = None, runs_root: str | Path | None = None,
@@ -318,5 +322,5 @@ def _smoothness(handle: ModelHandle, cancel: CancelToken, run: Run):
     yield Step(2, 2, stage="initialization")
     metrics = {"model": handle.name, "source": handle.source, "layers": rows, "init_ntv": level}
     run.write_metrics(metrics)
-    run.save_image("smoothness.png", smoothness_plot([(handle.name, rows)], level))
+    run.save_image("smoothness.png", smoothness_plot([(handle.name, rows)], level, untrained=bool(_untrained(handle))))
     return metrics

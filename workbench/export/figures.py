@@ -122,3 +122,13 @@ def result_figure(images: np.ndarray, reference: np.ndarray | None, *, layer: st
     labels = (["reference"] if reference is not None else []) + [f"restart {k + 1}" for k in range(len(images))]
     row = layer if C is None else f"{layer}  C={C:g}"
     return FigureGrid([tiles], row_labels=[row], col_labels=labels, title=title)
+
+
+#: What a figure made from weights that were never trained says after the model's name.
+UNTRAINED_MARK = "UNTRAINED weights"
+
+
+def model_caption(name: str, trained: bool | None) -> str:
+    """``name``, followed by the untrained mark when ``trained`` is False: every figure of an
+    untrained model says so (a random network's pre-images look like a trained one's noise)."""
+    return name if trained is not False else f"{name} · {UNTRAINED_MARK}"

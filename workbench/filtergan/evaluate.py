@@ -154,9 +154,12 @@ def _evaluate(run_dir, config, cancel, model, fgan, out, runs) -> Job:
     cancel.check()
     from workbench.filtergan.plots import mds_plot
 
+    from workbench.export.figures import model_caption
+
     image = mds_plot(mds["coords"], mds["real_index"], mds["is_real"],
-                     title=f"MDS of {fg.config.layer} filters: {split.conv.out_channels} real, "
-                           f"{config.mds_samples} x {split.conv.out_channels} generated")
+                     title=model_caption(f"MDS of {fg.config.layer} filters: {split.conv.out_channels} real, "
+                                         f"{config.mds_samples} x {split.conv.out_channels} generated",
+                                         getattr(fg.model, "trained", True)))
     metrics: dict[str, Any] = {
         "accuracy_real": acc_real, "accuracy_generated": acc_gen, "accuracy_real_retrained": acc_real_rt,
         "accuracy_drop_points": round(100 * (acc_real - acc_gen), 3),

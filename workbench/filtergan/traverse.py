@@ -231,7 +231,7 @@ def traverse(config: TraversalConfig, *, cancel: CancelToken | None = None, runs
             "profile_change_at_x_mean": float(shift.mean()),
             **smoothness(pixels),
         }
-        _save(run, pixels, ref, metrics, config, dims)
+        _save(run, pixels, ref, metrics, config, dims, bool(getattr(model, "trained", True)))
         run.save_tensors("traversal.safetensors", {"images": torch.from_numpy(pixels), "z": zk, "x0": x0.cpu()})
         run.write_metrics(metrics)
         yield Artifact("grid", "images/grid.png")
@@ -259,7 +259,11 @@ def grid_image(pixels: np.ndarray, dims: tuple[int, int], xi: float, title: str 
                          row_labels=[f"z{dims[0]}{s:+.1f}" for s in steps], title=title, tile=64, font_size=12)
 
 
-def _save(run, pixels: np.ndarray, ref: np.ndarray, metrics: dict, config: TraversalConfig, dims) -> None:
-    title = f"{config.sample}: traversal of z{dims[0]}, z{dims[1]} (±{config.xi:g}); centre = the sample"
+def _save(run, pixels: np.ndarray, ref: np.ndarray, metrics: dict, config: TraversalConfig, dims,
+          trained: bool = True) -> None:
+    from workbench.export.figures import model_caption
+
+    title = model_caption(f"{config.sample}: traversal of z{dims[0]}, z{dims[1]} (±{config.xi:g}); centre = the sample",
+                          trained)
     run.save_image("grid.png", grid_image(pixels, dims, config.xi, title))
     run.save_image("sample.png", ref)

@@ -68,8 +68,10 @@ def _demo(run, model, model_name, plan, depths, channels, top, iters, sample, de
     captions = [["reference"] + [l.name for l in depths],
                 [""] + [f"{top.name} : {c}" for c in channels],
                 ["reference"] + [plan[k][1].name for k in range(n_inv + n_max, len(plan))]]
+    from workbench.export.figures import model_caption
+
     grid = labelled_grid(rows, row_labels=["inversion", "maximization", "caricature"], captions=captions,
-                         title=f"{model.name}: natural pre-images (Mahendran & Vedaldi)")
+                         title=f"{model_caption(model.name, model.trained)}: natural pre-images (Mahendran & Vedaldi)")
     path = run.save_image("grid.png", grid)
     run.write_metrics({"runs": [str(r.run.path) for r in results], "cells": captions})
     return path

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from workbench.config import to_dict
+from workbench.export.figures import model_caption
 from workbench.config.preimage import (MAX_EXPONENT, MAX_ITERS, MAX_JITTER, MAX_RESTARTS, MAX_WEIGHT,  # noqa: F401
                                          METHODS, SCHEDULES, PreimageConfig)
 from workbench.errors import NonFiniteEnergy, UserError
@@ -367,7 +368,8 @@ def _pixels(problem: Problem, xs: list[torch.Tensor], crop: bool = True) -> np.n
 @torch.no_grad()
 def _metrics(config, model, problem: Problem, x: torch.Tensor, x0, info, layer) -> dict[str, Any]:
     """Eq. 3 per restart (invert), the reached activation (maximize), classification consistency."""
-    metrics: dict[str, Any] = {"model": model.name, "layer": layer.name, "method": config.method,
+    metrics: dict[str, Any] = {"model": model.name, "trained": bool(getattr(model, "trained", True)),
+                               "layer": layer.name, "method": config.method,
                                "C": info["C"], "jitter": info["T"], "rf_size": layer.rf_size, "stride": layer.stride}
     code = problem.code(x)
     if config.method == "invert":
@@ -407,8 +409,7 @@ def _save(run: Run, config, model, layer, images, reference, metrics, frames):
     tiles = ([reference] if reference is not None else []) + list(images)
     labels = (["reference"] if reference is not None else []) + [f"restart {k + 1}" for k in range(len(images))]
     what = {"invert": "inversion", "maximize": f"maximize channel {config.channel}", "caricature": "caricature"}[config.method]
-    untrained = "" if getattr(model, "trained", True) else " · UNTRAINED weights"
-    title = f"{model.name}{untrained} · {layer.name} · {what} · C={metrics['C']:g}"
+    title = f"{model_caption(model.name, getattr(model, 'trained', True))} · {layer.name} · {what} · C={metrics['C']:g}"
     run.save_image("grid.png", labelled_grid([tiles], col_labels=labels, row_labels=[layer.name], title=title))
     run.save_tensors("preimages.safetensors", {"images": torch.from_numpy(images)})
     if frames:

@@ -158,8 +158,10 @@ class MainWindow(QMainWindow):
         return action
 
     def _build_actions(self) -> None:
-        self.open_action = self._action("&Open model…", self.docks["ModelDock"].choose_file, QKeySequence.StandardKey.Open,
-                                        "open a model file")
+        self.open_action = self._action("&Open model…", self.docks["ModelDock"].open_dialog, QKeySequence.StandardKey.Open,
+                                        "open any model: a zoo name, a file, package.module:callable or timm:NAME")
+        self.open_file_action = self._action("Open model &file…", self.docks["ModelDock"].choose_file, "Ctrl+Shift+O",
+                                             "open a model file")
         self.open_image_action = self._action("Open reference &image…", self.docks["MethodDock"].choose_image, None)
         self.run_action = self._action("&Run", self.run, "Ctrl+R", "run the pre-image job")
         self.cancel_action = self._action("&Cancel", self.cancel, "Esc", "cancel the running job")
@@ -174,7 +176,8 @@ class MainWindow(QMainWindow):
         self.about_action = self._action("&About CNN Workbench", self.about)
         bar = self.menuBar()
         m = bar.addMenu("&File")
-        for a in (self.open_action, self.open_image_action, self.export_action, self.workspace_action):
+        for a in (self.open_action, self.open_file_action, self.open_image_action, self.export_action,
+                  self.workspace_action):
             m.addAction(a)
         m.addSeparator()
         m.addAction(self.quit_action)
@@ -302,7 +305,9 @@ class MainWindow(QMainWindow):
         if not self._may_export(result, Path(path), overwrite):
             return False
         m = result.metrics
-        title = f"{m.get('model', '')} · {m.get('layer', '')} · {m.get('method', '')}"
+        from workbench.export.figures import model_caption
+
+        title = f"{model_caption(m.get('model', ''), m.get('trained'))} · {m.get('layer', '')} · {m.get('method', '')}"
         images, reference, layer, C = result.images, result.reference, m.get("layer", ""), m.get("C")
 
         def factory(cancel):
@@ -325,6 +330,7 @@ class MainWindow(QMainWindow):
 
         def factory(cancel):
             from workbench.export.animation import save_gif
+            from workbench.export.figures import model_caption
             from workbench.preimage.presets import FINE_TUNE_ITERS
 
             every = int(config.get("frame_every") or 0)
@@ -338,7 +344,8 @@ class MainWindow(QMainWindow):
                 iterations = kept if len(kept) == len(frames) else None
             cancel.check()
             return save_gif(frames, path, fps=fps, tile=tile, iterations=iterations,
-                            title=f"{m.get('layer', '')} · {m.get('method', '')}", overwrite=True)
+                            title=model_caption(f"{m.get('layer', '')} · {m.get('method', '')}", m.get("trained")),
+                            overwrite=True)
             yield
 
         return self.exporter.start(factory)
@@ -397,8 +404,10 @@ class MainWindow(QMainWindow):
         self._end_busy_indicator()
         self.status_label.setText(f"Could not load the model: {message}")
         spec = self.session.loading_spec
-        if spec and "runs code from the file when loaded" in message:
+        kind = self.session.trust_kind
+        if kind is None and "runs code from the file when loaded" in message:
             kind = "TorchScript" if "TorchScript" in message else "pickle"
+        if spec and kind:
             QTimer.singleShot(0, lambda: self._ask_trust(spec, kind))
         elif spec and "pass --arch" in message:
             QTimer.singleShot(0, lambda: self._ask_architecture(spec))
@@ -411,26 +420,45 @@ class MainWindow(QMainWindow):
             self.session.set_workspace(path)
             self.status_label.setText(f"New runs go to {path}")
 
-    def _ask_trust(self, spec: str, kind: str = "pickle") -> None:
-        """A full pickle or a TorchScript archive runs code from the file when loaded: only on
-        the user's word."""
+    def _ask_trust(self, spec, kind: str = "pickle") -> None:
+        """A full pickle or a TorchScript archive runs code from the file when loaded, and a
+        ``package.module:callable`` runs its module's code when imported: only on the user's word.
+        ``spec`` is the ModelSpec (or string) whose load was refused; the same spec is loaded
+        again with that one permission added."""
+        from workbench.ui.session import as_spec
+
+        spec = as_spec(spec)
+        yes, no = QMessageBox.StandardButton.Yes, QMessageBox.StandardButton.No
+        if kind == "callable":
+            answer = QMessageBox.warning(
+                self, "Import this code?",
+                f"This model is the Python callable {spec.model}; importing it runs its code, which "
+                "can do anything your account can.\n\nImport it only if you trust where it came from. Import it?",
+                yes | no, no)
+            if answer == yes:
+                self.session.load_model(spec, trust=self.session.loading_trust, imports=True)
+            return
         what = "a TorchScript archive" if kind == "TorchScript" else "a full Python pickle"
+        name = Path(spec.weights).name if spec.weights and spec.kind != "name_or_file" else Path(spec.model).name
         answer = QMessageBox.warning(
             self, "Trust this file?",
-            f"{Path(spec).name} is {what}. Loading it runs code stored in the file, which "
+            f"{name} is {what}. Loading it runs code stored in the file, which "
             "can do anything your account can.\n\nLoad it only if you trust where it came from. Load it?",
-            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, QMessageBox.StandardButton.No)
-        if answer == QMessageBox.StandardButton.Yes:
-            self.session.load_model(spec, trust=True)
+            yes | no, no)
+        if answer == yes:
+            self.session.load_model(spec, trust=True, imports=self.session.loading_imports)
 
-    def _ask_architecture(self, spec: str) -> None:
+    def _ask_architecture(self, spec) -> None:
         from workbench.models.zoo import architecture_names
+        from workbench.ui.session import as_spec
 
+        spec = as_spec(spec)
         names = architecture_names()
-        name, ok = QInputDialog.getItem(self, "Architecture", f"{Path(spec).name} holds only weights.\n"
+        name, ok = QInputDialog.getItem(self, "Architecture", f"{Path(spec.model).name} holds only weights.\n"
                                         "Which architecture are they for?", names, 0, False)
         if ok and name:
-            self.session.load_model(spec, arch=name)
+            self.session.load_model(spec, arch=name, trust=self.session.loading_trust,
+                                    imports=self.session.loading_imports)
 
     def _on_job_started(self, config: dict) -> None:
         self._job_started_at = time.monotonic()
