@@ -35,10 +35,13 @@ INPUT_FIELDS = ("input_size", "mean", "std", "class_names")
 
 def open_model(model: Any, *, input_size: tuple[int, int, int] | None = None, mean: tuple[float, ...] | None = None,
                std: tuple[float, ...] | None = None, class_names: list[str] | str | None = None,
-               name: str | None = None, device: str = "cpu", trust: bool = False):
+               name: str | None = None, device: str | None = None, trust: bool = False):
     """A :class:`~workbench.models.LoadedModel` for ``model`` (see the module docstring).
 
-    ``trust`` allows a TorchScript file or a full pickle, which run code from the file."""
+    An ``nn.Module`` stays on its device unless ``device`` is given (it is frozen in place:
+    ``eval()``, no gradients; see :func:`workbench.models.loading.from_module`); a spec opens on
+    ``device`` (default ``auto``). ``trust`` allows a TorchScript file or a full pickle, which run
+    code from the file."""
     import torch.nn as nn
 
     from workbench.device import resolve_device
@@ -46,11 +49,11 @@ def open_model(model: Any, *, input_size: tuple[int, int, int] | None = None, me
     from workbench.models.loading import from_module
 
     if isinstance(model, LoadedModel):
-        return model
-    device = resolve_device(device)
+        return model if device is None else model.to(resolve_device(device))
     if isinstance(model, nn.Module):
         return from_module(model, name=name, input_size=input_size, mean=mean, std=std, class_names=class_names,
-                           device=device)
+                           device=None if device is None else resolve_device(device))
+    device = resolve_device("auto" if device is None else device)
     if isinstance(model, (str, Path)):
         model = ModelSpec(str(model))
     if not isinstance(model, ModelSpec):
