@@ -157,3 +157,23 @@ def test_clean_keeps_what_fits_and_names_the_rest():
                                            "restarts": 2**40, "alpha": 3, "nonsense": 1, "mask_channels": [1, "a"]})
     assert kept == {"iters": 12, "neuron": (1, 2), "alpha": 3.0}
     assert sorted(dropped) == ["C", "mask_channels", "method", "restarts"]
+
+
+def test_filtergan_cli_follows_its_configs():
+    from workbench.cli import build_parser
+    from workbench.config.filtergan import FilterGanConfig, FilterGanEvalConfig, TraversalConfig
+
+    parser = build_parser()
+    args = parser.parse_args(["filtergan", "traverse"])
+    for name in _cli_fields(TraversalConfig):
+        value = getattr(args, name)
+        assert (list(value) if isinstance(value, tuple) else value) == defaults(TraversalConfig)[name], name
+    args = parser.parse_args(["filtergan", "eval", "RUN"])
+    for name in _cli_fields(FilterGanEvalConfig):
+        assert getattr(args, name) == defaults(FilterGanEvalConfig)[name], name
+    # train: only what is given is set, so --resume keeps the saved values of the rest
+    args = parser.parse_args(["filtergan", "train", "--model", "digits-vgg", "--layer", "conv3", "--steps", "5"])
+    assert args.steps == 5 and not hasattr(args, "latent_dim") and not hasattr(args, "lr")
+    offered = {a.dest for a in parser._subparsers._group_actions[0].choices["filtergan"]._subparsers
+               ._group_actions[0].choices["train"]._actions}
+    assert set(_cli_fields(FilterGanConfig)) <= offered

@@ -35,3 +35,28 @@ def test_method_dock_covers_every_field_at_its_default(qapp, tmp_path):
     finally:
         dock.deleteLater()
         session.shutdown()
+
+
+def test_the_other_docks_start_at_their_configs_defaults(qapp, tmp_path):
+    from workbench.config.deformation import DeformConfig
+    from workbench.config.filtergan import FilterGanConfig, TraversalConfig
+    from workbench.ui.docks.deformation_dock import DeformationDock
+    from workbench.ui.docks.filtergan_dock import FilterGanDock
+
+    session = Session(QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat), workspace=tmp_path / "runs")
+    docks = [DeformationDock(session), FilterGanDock(session)]
+    try:
+        deform, fgan = docks
+        assert (deform.grid.value(), deform.max_disp.value(), deform.n_images.value(), deform.seeds.value()) == \
+            (DeformConfig.grid, DeformConfig.max_disp, DeformConfig.n, DeformConfig.seeds)
+        assert (fgan.layer_edit.text(), fgan.steps.value(), fgan.latent.value()) == \
+            (FilterGanConfig.layer, FilterGanConfig.steps, FilterGanConfig.latent_dim)
+        assert (fgan.sample_edit.text(), fgan.xi.value(), fgan.grid_k.value(), fgan.iters.value()) == \
+            (TraversalConfig.sample, TraversalConfig.xi, TraversalConfig.grid, TraversalConfig.iters)
+    finally:
+        for dock in docks:
+            shutdown = getattr(dock, "shutdown", None)
+            if shutdown:
+                shutdown()
+            dock.deleteLater()
+        session.shutdown()

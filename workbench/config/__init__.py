@@ -118,21 +118,25 @@ def option(default: Any, help: str, *, flag: str | tuple[str, ...] | None = None
 
 
 def options(cls: type) -> list[tuple[dataclasses.Field, dict[str, Any]]]:
-    """The fields of ``cls`` with their option metadata (an empty help for plain fields)."""
+    """The fields of ``cls`` with their option metadata (a plain field: no help, not on the CLI)."""
     out = []
     for f in dataclasses.fields(cls):
         meta = dict(f.metadata.get("workbench") or {"help": "", "flag": None, "metavar": None, "methods": None,
-                                                   "cli": True, "required": False, "choices": None, "parse": None})
+                                                   "cli": False, "required": False, "choices": None, "parse": None})
         flags = meta["flag"] or "--" + f.name.replace("_", "-")
         meta["flags"] = (flags,) if isinstance(flags, str) else tuple(flags)
         out.append((f, meta))
     return out
 
 
-def add_options(parser, cls: type, *, method: str | None = None, skip: tuple[str, ...] = ()) -> None:
+def add_options(parser, cls: type, *, method: str | None = None, skip: tuple[str, ...] = (),
+                given_only: bool = False) -> None:
     """One argparse option per CLI field of ``cls`` (for ``method`` when given), its default the
     dataclass's: ``--iters`` for ``iters``, two numbers for ``tuple[int, int]``, one or more for
-    ``tuple[int, ...]``, a switch for ``bool``."""
+    ``tuple[int, ...]``, a switch for ``bool``. With ``given_only`` an option left out is absent
+    from the parsed arguments (a resumed run keeps its saved value); the help still shows the default."""
+    import argparse
+
     hints = typing.get_type_hints(cls)
     for f, meta in options(cls):
         if not meta["cli"] or f.name in skip or (method is not None and meta["methods"] and method not in meta["methods"]):
@@ -146,7 +150,7 @@ def add_options(parser, cls: type, *, method: str | None = None, skip: tuple[str
         if meta["required"]:
             kwargs["required"] = True
         else:
-            kwargs["default"] = default
+            kwargs["default"] = argparse.SUPPRESS if given_only else default
         if hint is bool:
             kwargs["action"] = "store_true"
         elif meta["parse"]:

@@ -66,7 +66,7 @@ def load_handle(spec: str, *, arch: str | None = None, trust: bool = False, devi
         load_model = None
     if load_model is None:
         return _with_paper_layers(_architecture_handle(spec, device), init, seed, device)
-    return handle_from_loaded(load_model(spec, arch=arch, trust=trust, device=device), init=init, seed=seed)
+    return handle_from_loaded(load_model(spec, arch=arch, trust=trust, device=device, imports=trust), init=init, seed=seed)
 
 
 def handle_from_loaded(loaded, *, init: str | None = None, seed: int = 0) -> ModelHandle:

@@ -40,51 +40,7 @@ import torch.nn.functional as F
 from workbench.errors import UserError
 from workbench.jobs import Artifact, CancelToken, Job, Log, Step
 
-#: Sect. 5.2: "we randomly drew 10 noise vectors".
-FILTER_SETS = 10
-
-
-@dataclass
-class FilterGanEvalConfig:
-    filter_sets: int = FILTER_SETS
-    retrain_epochs: int = 3
-    retrain_lr: float = 1e-3
-    batch_size: int = 64
-    mds_samples: int = 20
-    mds_iter: int = 300
-    seed: int = 0
-    device: str = "auto"
-    train_images: int | None = None   # re-train on the first N training digits only (None: all; tiny CI runs)
-
-    def validate(self, fgan=None) -> None:
-        """Every option in range; with the reopened filter-GAN also the memory the evaluation needs."""
-        from workbench import limits
-        from workbench.device import check_device_name
-
-        limits.integer("--filter-sets", self.filter_sets, 1, 10_000)
-        limits.integer("--retrain-epochs", self.retrain_epochs, 0, 10_000)
-        limits.real("retrain_lr", self.retrain_lr, high=1.0, positive=True)
-        limits.integer("batch_size", self.batch_size, 1, 1_000_000)
-        limits.integer("--mds-samples", self.mds_samples, 2, 10_000)
-        limits.integer("mds_iter", self.mds_iter, 1, 1_000_000)
-        limits.seed("--seed", self.seed)
-        check_device_name(self.device)
-        if self.train_images is not None:
-            limits.integer("--train-images", self.train_images, 1)
-        if fgan is not None:
-            limits.require_memory(self.memory_estimate(fgan), f"evaluating {self.filter_sets} filter sets and an MDS of "
-                                  f"{self.mds_samples} sets", "lower --filter-sets or --mds-samples", fgan.device)
-
-    def memory_estimate(self, fgan) -> int:
-        """Bytes: the generated filters, the averaged activations of one batch, and the MDS (float64)."""
-        c_out, c_in, kh, kw = fgan.split.conv.weight.shape
-        d = c_in * kh * kw
-        _, h, w = fgan.model.input_size
-        filters = 4 * self.filter_sets * c_out * (d + 1)
-        activations = 4 * self.filter_sets * 256 * c_out * h * w
-        points = (self.mds_samples + 1) * c_out
-        mds = 8 * (3 * points * points + self.mds_samples * c_out * c_out * d + points * d)
-        return filters + activations + mds
+from workbench.config.filtergan import FILTER_SETS, FilterGanEvalConfig  # noqa: F401
 
 
 def evaluate_filter_gan(run_dir: str | Path, config: FilterGanEvalConfig | None = None, *,

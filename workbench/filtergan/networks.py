@@ -16,6 +16,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from workbench.config.filtergan import GENERATORS  # G's parametrisations (FilterGanConfig.generator)
+
 #: Slope of the leaky ReLUs in G and D (the usual DCGAN / InfoGAN choice).
 LEAK = 0.2
 
@@ -27,10 +29,6 @@ def _init_linear(layer: nn.Linear | nn.Conv2d, g: torch.Generator, gain: float =
         layer.weight.uniform_(-bound, bound, generator=g)
         if layer.bias is not None:
             layer.bias.zero_()
-
-
-#: Parametrisations of G (``FilterGanConfig.generator``).
-GENERATORS = ("shared", "channel")
 
 
 class FilterGenerator(nn.Module):

@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from workbench.config import from_dict, to_dict
+from workbench.config.filtergan import FilterGanConfig  # noqa: F401  (its home before the config package)
 from workbench.errors import UserError
 from workbench.jobs import Artifact, CancelToken, Job, Log, Step
 from workbench.threads import job_threads
@@ -41,70 +42,6 @@ CHECKPOINT = "checkpoint.safetensors"
 GENERATOR_FILE = "tensors/generator.safetensors"
 
 
-@dataclass
-class FilterGanConfig:
-    model: str = "digits-vgg"
-    layer: str = "conv4"
-    steps: int = 2000
-    latent_dim: int = 16         # size of z (the paper does not say)
-    batch_size: int = 16         # m of Algorithm 1
-    lr: float = 2e-4             # RMSprop, for D, G and Q
-    lambda_info: float = 5.0     # λ of the mutual-information term (0.5 and 2 gave less z-dependence, same accuracy)
-    generator: str = "shared"    # G's parametrisation: "shared" or "channel" (ours, see FilterGenerator)
-    rank: int = 8                # transformations (shared) or directions per output channel (channel) in G
-    hidden: int = 128            # width of G's MLP and of D's last layer
-    seed: int = 0
-    device: str = "auto"
-    checkpoint_every: int = 500
-    sample_every: int = 50       # a sheet of generated filters on the Step event every n steps
-    log_every: int = 10          # loss history resolution in metrics.json
-    train_images: int | None = None   # use only the first N training digits (None: all; tiny CI runs)
-
-    def validate(self, filter_shape: tuple[int, int, int, int] | None = None) -> None:
-        """Every option in range, and G and D small enough to fit in memory (for a conv layer with
-        ``filter_shape`` = (C_out, C_in, k, k) when given; a lower bound otherwise)."""
-        from workbench import limits
-        from workbench.device import check_device_name
-        from workbench.filtergan.networks import GENERATORS
-
-        limits.text("model", self.model)
-        limits.text("layer", self.layer)
-        check_device_name(self.device)
-        limits.seed("--seed", self.seed)
-        if self.train_images is not None:
-            limits.integer("--train-images", self.train_images, 1)
-        for name in ("latent_dim", "rank", "hidden"):
-            limits.integer(name.replace("_", "-"), getattr(self, name), 1)
-        limits.choice("--generator", self.generator, GENERATORS)
-        limits.require_memory(self.memory_estimate(filter_shape), f"a filter-GAN with hidden size {self.hidden}, "
-                              f"latent size {self.latent_dim} and rank {self.rank}",
-                              "lower hidden, latent_dim or rank", self.device if self.device != "auto" else None)
-        for name, high in (("steps", MAX_STEPS), ("latent_dim", MAX_WIDTH), ("batch_size", MAX_BATCH),
-                           ("rank", MAX_RANK), ("hidden", MAX_WIDTH), ("checkpoint_every", MAX_STEPS),
-                           ("sample_every", MAX_STEPS), ("log_every", MAX_STEPS)):
-            option = name.replace("_", "-")
-            limits.integer(f"--{option}" if name not in ("rank", "hidden") else option, getattr(self, name), 1, high)
-        limits.real("--lr", self.lr, high=1.0, positive=True)
-        limits.real("--lambda-info", self.lambda_info, 0.0, 1e6)
-
-    def memory_estimate(self, filter_shape: tuple[int, int, int, int] | None = None) -> int:
-        """Bytes for G's and D's weights with their gradients and RMSprop state (4 copies)."""
-        c_out, c_in, kh, kw = filter_shape or (1, 1, 1, 1)
-        d = c_in * kh * kw
-        trunk = self.latent_dim * self.hidden + self.hidden * self.hidden
-        if self.generator == "shared":
-            head = self.hidden * self.rank + 2 * self.rank * c_out * d
-        else:
-            head = self.hidden * c_out * (self.rank + 1) + c_out * self.rank * d
-        discriminator = self.hidden * (64 * 16 + 1 + self.latent_dim)
-        return 4 * 4 * (trunk + head + discriminator)
-
-
-#: Upper bounds beyond which an option is a typo rather than a setting.
-MAX_STEPS = 10_000_000
-MAX_WIDTH = 1_000_000
-MAX_RANK = 10_000
-MAX_BATCH = 1_000_000
 
 
 @dataclass
@@ -416,6 +353,14 @@ def _load_checkpoint(path: Path, G, D, opt_G, opt_D, opt_Q, g: torch.Generator, 
                         f"({type(exc).__name__}: {' '.join(str(exc).split())[:100]}): train again without --resume") from None
 
 
+def recorded_spec(info: dict, name: str):
+    """The ModelSpec run.json recorded (``model.spec``), else the bare spec string ``name``."""
+    from workbench.config.model import ModelSpec
+
+    spec = (info.get("model") or {}).get("spec") if isinstance(info.get("model"), dict) else None
+    return from_dict(ModelSpec, spec) if isinstance(spec, dict) else name
+
+
 def load_filter_gan(run_dir: str | Path, *, device: str | torch.device = "auto", model=None) -> FilterGan:
     """Reopen a finished (or checkpointed) filter-GAN run folder."""
     from workbench.device import resolve_device
@@ -435,7 +380,7 @@ def load_filter_gan(run_dir: str | Path, *, device: str | torch.device = "auto",
     else:
         raise UserError(f"{run_dir} holds no trained generator yet: let `workbench filtergan train` finish or resume it")
     if model is None:
-        model = resolve_model(config.model, device)
+        model = resolve_model(recorded_spec(run.info, config.model), device)
     split = split_at(model, config.layer)
     _checked(run, config, split)
     conv = split.conv

@@ -46,6 +46,7 @@ import torch
 import torch.nn.functional as F
 
 from workbench.config import to_dict
+from workbench.config.filtergan import TraversalConfig  # noqa: F401
 from workbench.errors import UserError
 from workbench.jobs import Artifact, CancelToken, Job, Log, Step
 from workbench.resources import shipped_filtergan_run
@@ -53,49 +54,6 @@ from workbench.runs import RunStore, finalise
 from workbench.threads import job_threads
 
 KIND = "filtergan-traverse"
-
-
-@dataclass
-class TraversalConfig:
-    run: str = field(default_factory=lambda: str(shipped_filtergan_run()))
-    sample: str = "digits:0"
-    dims: tuple[int, int] | None = None   # None: two distinct dimensions drawn with the seed
-    xi: float = 12.0                      # ξ
-    grid: int = 5                         # k (odd, so that the centre is z itself)
-    iters: int = 200
-    C: float | None = 3000.0              # None: the engine's inversion preset for layer ℓ's output
-    resolution: int | None = 8            # optimise x′ = x + upsample(δ) with δ at r×r (None: every pixel)
-    seed: int = 0                         # draws z (and dims when not given)
-    device: str = "auto"
-    snapshot_every: int = 20
-
-    def validate(self, latent_dim: int | None = None, input_size: tuple[int, int, int] | None = None) -> None:
-        """Every option in range; ``dims`` within ``latent_dim`` and ``resolution`` within the input when given."""
-        from workbench import limits
-        from workbench.device import check_device_name
-
-        limits.text("run", self.run)
-        limits.text("--sample", self.sample)
-        check_device_name(self.device)
-        limits.integer("--grid", self.grid, 3, 15)
-        if self.grid % 2 == 0:
-            raise UserError(f"grid must be odd and at least 3 (the centre is the sample itself), got {self.grid}")
-        limits.real("--xi", self.xi, high=1000.0, positive=True)
-        if self.C is not None:
-            limits.real("-C", self.C, high=1e12, positive=True)
-        if self.resolution is not None:
-            limits.integer("--resolution", self.resolution, 2, max(input_size[1:]) if input_size else 4096)
-        limits.integer("--iters", self.iters, 1, 1_000_000)
-        limits.integer("snapshot_every", self.snapshot_every, 1, 1_000_000)
-        limits.seed("--seed", self.seed)
-        if self.dims is not None:
-            if not isinstance(self.dims, (tuple, list)) or len(self.dims) != 2:
-                raise UserError(f"--dims takes two latent dimensions I J, got {self.dims!r}")
-            i, j = (limits.integer("--dims", d, 0) for d in self.dims)
-            if i == j:
-                raise UserError(f"dims must be two different latent dimensions, got {i} {j}")
-            if latent_dim is not None and not (i < latent_dim and j < latent_dim):
-                raise UserError(f"dims {i} {j} out of range: this filter-GAN has latent dimensions 0..{latent_dim - 1}")
 
 
 @dataclass

@@ -91,7 +91,7 @@ def preimage_job(config: PreimageConfig, *, cancel: CancelToken | None = None, r
         from workbench.models import load_model
 
         yield Log(f"loading {config.model}")
-        model = load_model(config.model, device=device)
+        model = load_model(config.model, device=device, imports=False)  # a config names no code to import
     else:
         model = model.to(device)
     if getattr(model, "notice", None):

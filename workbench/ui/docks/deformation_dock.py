@@ -12,6 +12,7 @@ from PySide6.QtGui import QImage, QPixmap
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QHBoxLayout, QLabel,
                                QProgressBar, QPushButton, QSpinBox, QVBoxLayout, QWidget)
 
+from workbench.config.deformation import DeformConfig
 from workbench.ui.docks import BaseDock
 from workbench.ui.widgets.plot_export import choose_plot_file, export_plot
 from workbench.ui.worker import JobRunner, LatestJobSlot
@@ -55,18 +56,18 @@ class DeformationDock(BaseDock):
         self.preset.addItems(list(PRESETS) + ["custom"])
         self.grid = QSpinBox()
         self.grid.setRange(2, 12)
-        self.grid.setValue(3)
+        self.grid.setValue(DeformConfig.grid)
         self.max_disp = QDoubleSpinBox()
         self.max_disp.setRange(0.0, 64.0)
         self.max_disp.setSingleStep(0.5)
-        self.max_disp.setValue(2.0)
+        self.max_disp.setValue(DeformConfig.max_disp)
         self.max_disp.setSuffix(" px")
         self.n_images = QSpinBox()
         self.n_images.setRange(2, 1024)
-        self.n_images.setValue(128)
+        self.n_images.setValue(DeformConfig.n)
         self.seeds = QSpinBox()
         self.seeds.setRange(1, 20)
-        self.seeds.setValue(3)
+        self.seeds.setValue(DeformConfig.seeds)
         self.with_init = QCheckBox("also at initialization")
         self.with_init.setToolTip("measure a fresh truncated-normal initialization of the same architecture too")
         form.addRow("preset", self.preset)

@@ -13,6 +13,7 @@ from PySide6.QtWidgets import (QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLa
                                QProgressBar, QPushButton, QSpinBox, QTabWidget, QVBoxLayout, QWidget)
 
 from workbench.resources import shipped_filtergan_run
+from workbench.config.filtergan import FilterGanConfig, TraversalConfig
 from workbench.ui.docks import BaseDock
 from workbench.ui.widgets.plot_export import export_plot
 from workbench.ui.worker import JobRunner, LatestJobSlot
@@ -129,13 +130,13 @@ class FilterGanDock(BaseDock):
         tab = QWidget()
         row = QHBoxLayout(tab)
         form = QFormLayout()
-        self.layer_edit = QLineEdit("conv4")
+        self.layer_edit = QLineEdit(FilterGanConfig.layer)
         self.steps = QSpinBox()
         self.steps.setRange(1, 100_000)
-        self.steps.setValue(2000)
+        self.steps.setValue(FilterGanConfig.steps)
         self.latent = QSpinBox()
         self.latent.setRange(2, 256)
-        self.latent.setValue(16)
+        self.latent.setValue(FilterGanConfig.latent_dim)
         self.seed = QSpinBox()
         self.seed.setRange(0, 2**31 - 1)
         form.addRow("conv layer", self.layer_edit)
@@ -206,7 +207,7 @@ class FilterGanDock(BaseDock):
         tab = QWidget()
         row = QHBoxLayout(tab)
         form = QFormLayout()
-        self.sample_edit = QLineEdit("digits:0")
+        self.sample_edit = QLineEdit(TraversalConfig.sample)
         self.dim_i = QSpinBox()
         self.dim_j = QSpinBox()
         for s, v in ((self.dim_i, 0), (self.dim_j, 1)):
@@ -215,14 +216,14 @@ class FilterGanDock(BaseDock):
         self.xi = QDoubleSpinBox()
         self.xi.setRange(0.1, 20.0)
         self.xi.setSingleStep(0.5)
-        self.xi.setValue(12.0)
+        self.xi.setValue(TraversalConfig.xi)
         self.grid_k = QSpinBox()
         self.grid_k.setRange(3, 15)
         self.grid_k.setSingleStep(2)
-        self.grid_k.setValue(5)
+        self.grid_k.setValue(TraversalConfig.grid)
         self.iters = QSpinBox()
         self.iters.setRange(1, 5000)
-        self.iters.setValue(200)
+        self.iters.setValue(TraversalConfig.iters)
         form.addRow("sample", self.sample_edit)
         form.addRow("dimension i", self.dim_i)
         form.addRow("dimension j", self.dim_j)
