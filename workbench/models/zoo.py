@@ -13,10 +13,11 @@ Three kinds of entry:
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import torch
 import torch.nn as nn
@@ -78,7 +79,7 @@ def _digits_entries() -> dict[str, tuple[str, Callable[[], nn.Module], str, Reci
                           "LeNet-5 (LeCun et al. 1998): C1 S2 C3 S4 C5 F6, tanh, partial C3", Recipe(epochs=20, lr=2e-3)),
     }
     for name, down in A.CIFAR_VARIANTS.items():
-        entries[name] = ("architecture", (lambda d=down: A.cifar_vgg(d)),
+        entries[name] = ("architecture", (lambda d=down, **kw: A.cifar_vgg(d, **kw)),
                          f"Ruderman et al. sect. 2.2 VGG, {down} downsampling, on 1x32x32 digits", Recipe(epochs=8))
     return entries
 
@@ -138,22 +139,37 @@ def architecture_names() -> list[str]:
     return list(_digits_entries()) + list(TORCHVISION_MODELS)
 
 
-def build_architecture(name: str, seed: int = INIT_SEED) -> nn.Module:
-    """A fresh module of architecture ``name``, initialized from ``seed`` (global RNG untouched)."""
+def build_architecture(name: str, seed: int = INIT_SEED, num_classes: int | None = None) -> nn.Module:
+    """A fresh module of architecture ``name``, initialized from ``seed`` (global RNG untouched).
+
+    ``num_classes`` gives it a head of that many outputs instead of the architecture's own
+    (10 for the digits nets, 1000 for torchvision's): a fine-tuned checkpoint's head."""
     digits = _digits_entries()
+    kwargs: dict[str, Any] = {} if num_classes is None else {"num_classes": int(num_classes)}
     if name in digits:
-        factory = digits[name][1]
+        build = digits[name][1]
+
+        def factory() -> nn.Module:
+            return build(**kwargs)
     elif name in TORCHVISION_MODELS:
         import torchvision
 
         def factory() -> nn.Module:
-            return torchvision.models.get_model(name, weights=None)
+            return torchvision.models.get_model(name, weights=None, **kwargs)
     else:
         raise UserError(f"unknown architecture '{name}': use one of {', '.join(architecture_names())}")
-    cuda_devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
-    with torch.random.fork_rng(devices=cuda_devices):  # torch.manual_seed also seeds CUDA
-        torch.manual_seed(seed)
+    with seeded_init(seed):
         return factory()
+
+
+@contextlib.contextmanager
+def seeded_init(seed: int = INIT_SEED) -> Iterator[None]:
+    """Run a module's construction with the global RNG seeded to ``seed``, and put the RNG back
+    afterwards (CUDA's too: ``torch.manual_seed`` seeds it)."""
+    cuda_devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+    with torch.random.fork_rng(devices=cuda_devices):
+        torch.manual_seed(seed)
+        yield
 
 
 def class_names_for(name: str) -> list[str] | None:
