@@ -451,6 +451,33 @@ def test_onnx_input_size_comes_from_its_graph(tmp_path, fake_external):
     assert [c[0] for c in fake_external] == ["onnx"] * 4
 
 
+def test_an_onnx_classifier_converts_and_lists_its_layers(tmp_path):
+    pytest.importorskip("onnx2torch")
+    pytest.importorskip("workbench.models.external")
+    from onnx import TensorProto, helper, numpy_helper
+    import onnx
+
+    g = torch.Generator().manual_seed(0)
+    w, fw, fb = torch.randn(4, 3, 3, 3, generator=g), torch.randn(5, 4, generator=g), torch.randn(5, generator=g)
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], name="conv"), helper.make_node("Relu", ["c"], ["r"], name="relu"),
+             helper.make_node("GlobalAveragePool", ["r"], ["p"], name="gap"),
+             helper.make_node("Flatten", ["p"], ["f"], name="flat"),
+             helper.make_node("Gemm", ["f", "fw", "fb"], ["y"], transB=1, name="fc")]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 28, 28])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 5])],
+                              [numpy_helper.from_array(t.numpy(), n) for t, n in ((w, "w"), (fw, "fw"), (fb, "fb"))])
+    path = tmp_path / "tiny.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(path))
+    model = load_model(str(path))
+    assert model.input_size == (3, 28, 28) and model.input_from == "the ONNX graph" and model.trained
+    x = torch.randn(2, 3, 28, 28, generator=g)
+    expected = torch.relu(torch.nn.functional.conv2d(x, w)).mean((2, 3)) @ fw.T + fb
+    with torch.no_grad():
+        torch.testing.assert_close(model.module(x), expected, rtol=1e-5, atol=1e-5)
+    assert model.layers()[-1].shape == (5,)
+    assert model.notice.startswith(f"{path}: no sidecar tiny.json, so ImageNet mean and std are assumed")
+
+
 def test_timm_specs_go_through_external_with_weights_and_a_new_head(tmp_path, fake_external):
     model = load_model(ModelSpec("timm:tiny_net", model_kwargs='{"drop_rate": 0.1}'))
     assert fake_external[-1] == ("timm", "tiny_net", {"drop_rate": 0.1})

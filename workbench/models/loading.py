@@ -846,7 +846,8 @@ def _load_onnx(path: Path, spec: ModelSpec, sidecar: dict | None, device: torch.
         raise UserError(f"{path.name}: the ONNX graph's input shape {shown} is not fixed: "
                         f"pass --input-size CxHxW (e.g. 3x224x224)")
     side = path.with_suffix(".json").name
-    io = _describe_input(str(path), spec, module, known=None, sidecar=sidecar, side=side, graph_size=static)
+    io = _describe_input(str(path), spec, module, known=None, sidecar=sidecar, side=side, graph_size=static,
+                         guess_hint=None if sidecar else f"no sidecar {side}")
     meta = dict(sidecar or {})
     return _finish(str(path), spec, module, io, trained=True, source=f"{path} (ONNX)", notices=[],
                    dataset=meta.get("dataset"), meta=meta, device=device, aliases=None)
