@@ -132,8 +132,9 @@ def make_application(argv: list[str] | None = None):
     return app
 
 
-def build_window(settings=None, *, model: str | None = None, workspace: str | Path | None = None, load: bool = True):
-    """The main window with its session; the model starts loading once the window is shown."""
+def build_window(settings=None, *, model=None, workspace: str | Path | None = None, load: bool = True):
+    """The main window with its session; the model (a spec string or a
+    :class:`~workbench.config.model.ModelSpec`, default digits-vgg) starts loading once the window is shown."""
     from PySide6.QtCore import QSettings, QTimer
 
     from workbench.ui.main_window import MainWindow
@@ -253,7 +254,7 @@ class ErrorReporter:
             self._relay.reported.emit(summary, str(log_path))  # queued when called off the GUI thread
 
 
-def main(model: str | None = None, selftest: bool = False, argv: list[str] | None = None,
+def main(model=None, selftest: bool = False, argv: list[str] | None = None,
          log_path: str | Path | None = None) -> int:
     """``workbench``: open the window (returns the app's exit code); ``--selftest``: the smoke test.
 

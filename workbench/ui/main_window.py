@@ -396,9 +396,11 @@ class MainWindow(QMainWindow):
         self.progress.setValue(0)
 
     def _on_model_changed(self, model) -> None:
+        from workbench.ui.docks.model_dock import display_name
+
         self._end_busy_indicator()
-        self.setWindowTitle(f"CNN Workbench — {Path(model.name).name}")
-        self.status_label.setText(f"Ready: {Path(model.name).name} loaded. Pick a layer and press Run (Ctrl+R).")
+        self.setWindowTitle(f"CNN Workbench — {display_name(model.name)}")
+        self.status_label.setText(f"Ready: {display_name(model.name)} loaded. Pick a layer and press Run (Ctrl+R).")
 
     def _on_model_failed(self, message: str) -> None:
         self._end_busy_indicator()

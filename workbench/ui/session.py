@@ -65,17 +65,13 @@ def load_model_job(spec: "str | ModelSpec", device: str = "cpu", trust: bool = F
 
 def module_job(module, options: dict[str, Any], cancel: CancelToken | None = None):
     """Wrap an in-memory ``nn.Module`` (:func:`workbench.models.loading.from_module` with
-    ``options``) on a worker thread, on the device its parameters are on; returns the LoadedModel."""
+    ``options``) on a worker thread; returns the LoadedModel."""
     cancel = cancel or CancelToken()
     yield Log(f"opening {options.get('name') or type(module).__name__} (in memory)")
     from workbench.models.loading import from_module
 
     cancel.check()
-    options = dict(options)
-    if options.get("device") is None:
-        first = next(iter(module.parameters()), None)
-        options["device"] = first.device if first is not None else "cpu"
-    model = from_module(module, **options)
+    model = from_module(module, **options)  # no device: it stays where the caller put it
     return (yield from _prepare(model, cancel))
 
 
@@ -225,6 +221,7 @@ class Session(QObject):
         self.workspace = Path(workspace or settings.value("workspace", str(default_workspace())))
         self.model = None
         self.model_facts: ModelFacts | None = None
+        self.model_spec: ModelSpec | None = None     # how to open the current model again (None: in memory)
         self.config: dict[str, Any] = dict(DEFAULT_CONFIG)
         saved = settings.value("last/config", "")
         if saved:
@@ -442,9 +439,11 @@ class Session(QObject):
             layer = _default_layer(model)
         self.config["layer"] = layer
         self._save_config()
+        self.model_spec = None
         if not self._in_memory:
             spec = getattr(model, "spec", None)
-            self._remember(spec if isinstance(spec, ModelSpec) else (self.loading_spec or ModelSpec(model=model.name)))
+            self.model_spec = spec if isinstance(spec, ModelSpec) else (self.loading_spec or ModelSpec(model=model.name))
+            self._remember(self.model_spec)
             self.settings.setValue("last/model", model.name)
         self.log(f"loaded {model.name}: {model.source}")
         if model.notice:
