@@ -281,3 +281,58 @@ def test_feature_extractor_gives_several_layers_in_one_pass(empty_hub):
     torch.testing.assert_close(out["fc"], dict(full)["fc"], rtol=1e-6, atol=1e-6)
     with pytest.raises(UserError, match="unknown layer 'relu9'"):
         feature_extractor(model.module, ["relu1_1", "relu9"])
+
+
+# --- TorchScript: a scripted chain is cut by running its layers up to ℓ -----------------------------
+
+def _scripted_cnn(tmp_path):
+    import warnings
+
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        source = torch.nn.Sequential(
+            torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.BatchNorm2d(8), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+            torch.nn.Sequential(torch.nn.Conv2d(8, 16, 3, stride=2), torch.nn.ReLU()),
+            torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(16, 10)).eval()
+        for p in source.parameters():  # BatchNorm's statistics as well as its affine part
+            p.data.uniform_(-1, 1)
+        source[1].running_mean.uniform_(-1, 1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        path = tmp_path / "cnn.pt"
+        torch.jit.script(source).save(str(path))
+        return source, torch.jit.load(str(path))
+
+
+def test_scripted_truncation_equals_the_source_module(tmp_path):
+    from workbench.models.graph import layer_table
+    from workbench.models.truncate import feature_extractor, truncate
+
+    source, scripted = _scripted_cnn(tmp_path)
+    x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(5))
+    names = [l.name for l in layer_table(scripted, (3, 32, 32))]
+    assert names == [l.name for l in layer_table(source, (3, 32, 32))] == ["0", "1", "2", "3", "4.0", "4.1", "5", "6", "7"]
+    with recording(source) as full:
+        logits = source(x)
+    for name in names:
+        y = truncate(scripted, name)(x)
+        torch.testing.assert_close(y, truncate(source, name)(x), rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(truncate(scripted, "4.1")(x), dict(full)["4.1"], rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(truncate(scripted, "7")(x), logits, rtol=1e-6, atol=1e-6)
+    phi = truncate(scripted, "3")
+    assert len(phi.extractor.steps) == 4 and not phi.training  # nothing past layer 3 is held or run
+    assert all(not p.requires_grad for p in phi.parameters())
+    out = feature_extractor(scripted, ["4.0", "2"])(x)
+    assert list(out) == ["4.0", "2"]
+    torch.testing.assert_close(out["2"], dict(full)["2"], rtol=1e-6, atol=1e-6)
+    with pytest.raises(UserError, match="unknown layer '4'"):
+        truncate(scripted, "4")  # a chain that is opened is not a layer itself
+
+
+def test_scripted_truncation_is_differentiable(tmp_path):
+    from workbench.models.truncate import truncate
+
+    _, scripted = _scripted_cnn(tmp_path)
+    x = torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(6)).requires_grad_(True)
+    truncate(scripted, "4.1")(x).square().sum().backward()
+    assert float(x.grad.abs().sum()) > 0
