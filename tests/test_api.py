@@ -37,14 +37,17 @@ def test_invert_a_module_in_memory_writes_a_run_folder(tmp_path):
 
 
 def test_the_same_seed_gives_the_same_images_and_a_reused_model_keeps_its_truncation(tmp_path):
-    model = workbench.open_model(small_net(), input_size=(1, 32, 32))
-    a = workbench.maximize(model, "4", 3, iters=15, restarts=1, device="cpu", workspace=tmp_path)
-    phi = model.truncate("4")
-    b = workbench.maximize(model, "4", 3, iters=15, restarts=1, device="cpu", workspace=tmp_path)
-    assert model.truncate("4") is phi
+    model = workbench.open_model("digits-vgg", device="cpu")
+    a = workbench.maximize(model, "relu5", 0, iters=40, restarts=1, device="cpu", workspace=tmp_path)
+    phi = model.truncate("relu5")
+    b = workbench.maximize(model, "relu5", 0, iters=40, restarts=1, device="cpu", workspace=tmp_path)
+    assert model.truncate("relu5") is phi
     assert torch.equal(torch.from_numpy(a.images), torch.from_numpy(b.images))
     assert a.run.path != b.run.path
-    assert min(a.metrics["activation_over_M"]) > 0
+    # the paper's component: the centre neuron of the 8×8 map, ρ = its receptive field (sect. 6.2)
+    assert a.metrics["component"] == "neuron" and tuple(a.metrics["neuron"]) == (4, 4)
+    assert a.metrics["rho"] == model.layer("relu5").rf_size and a.metrics["C_over_rho2"] == 1.0
+    assert min(a.metrics["activation_over_M"]) > 0.5  # the digits' own maximum M is reached by half at least
 
 
 def test_maximize_a_neuron_and_caricature(tmp_path):

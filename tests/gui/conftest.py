@@ -28,8 +28,11 @@ def running_job_threads() -> list:
 
 def python_threads() -> int:
     """Threads started by Python. A job thread that touches ``threading`` (a heartbeat's join)
-    leaves a ``_DummyThread`` record behind for good; it is no running thread."""
-    return sum(not isinstance(t, threading._DummyThread) for t in threading.enumerate())
+    leaves a ``_DummyThread`` record behind for good; it is no running thread. Nor is tqdm's
+    monitor: torch.fx's Interpreter makes a (disabled) tqdm bar when tqdm is installed, and tqdm
+    starts one daemon monitor per process for good."""
+    return sum(not isinstance(t, threading._DummyThread) and type(t).__name__ != "TMonitor"
+               for t in threading.enumerate())
 
 
 @pytest.fixture(autouse=True)

@@ -30,15 +30,6 @@ class SmallCNN(nn.Module):
         return self.head(x.flatten(1))
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _traced_once():
-    """The first FX shape pass in a process starts tqdm's monitor thread (torch.fx's Interpreter),
-    which lives on: trace once before the tests count their threads."""
-    from workbench.models import load_model
-
-    load_model("digits-lenet5").layers()
-
-
 @pytest.fixture
 def options(tmp_path):
     return dict(settings=QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat), workspace=tmp_path / "runs")

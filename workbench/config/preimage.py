@@ -49,8 +49,10 @@ class PreimageConfig:
                                "photo (astronaut, coffee, chelsea, camera, rocket)", flag=("--image", "--sample"),
                                metavar="IMAGE", methods=("invert", "caricature"))
     channel: int | None = option(None, "channel to maximize", methods=("maximize",))
-    neuron: tuple[int, int] | None = option(None, "maximize one neuron Y X of the channel instead of the "
-                                            "channel's mean", metavar=("Y", "X"), methods=("maximize",))
+    neuron: tuple[int, int] | None = option(None, "the neuron Y X of the channel to maximize (default: the centre "
+                                            "of the map, as in sect. 6.2)", metavar=("Y", "X"), methods=("maximize",))
+    channel_mean: bool = option(False, "maximize the channel's mean over all positions (ρ = the image size) "
+                                "instead of one neuron (ρ = its receptive field, sect. 6.2)", methods=("maximize",))
     restarts: int = option(4, "K random restarts")
     iters: int = option(ITERS, "T iterations (sect. 3.4)")
     fine_tune_iters: int | None = option(None, "extra iterations without jitter at a tenth of the rate "
@@ -62,7 +64,8 @@ class PreimageConfig:
     beta: float = option(BETA, "β of the TV prior R_TV^β (eq. 6)")
     B: float | None = option(None, "typical pixel norm B of eq. 5 (default: 80, or measured on the model's data)")
     B_plus: float | None = option(None, "B+ of the bounded-range projection (default 2B, sect. 3.3)", cli=False)
-    V: float | None = option(None, "V of the TV prior (default B/6.5, sect. 3.3)", cli=False)
+    V: float | None = option(None, "V of the TV prior, the typical gradient norm (default: measured on the "
+                             "model's data, else B/6.5 as in sect. 3.3)", cli=False)
     jitter: int | None = option(None, "jitter T in pixels (default: a quarter of the layer's stride, sect. 5.2.1)")
     mask_window: int | None = option(None, "invert only the central K×K positions of the layer (eq. 3, Fig. 13)",
                                      flag="--window", methods=("invert",))
@@ -112,6 +115,8 @@ class PreimageConfig:
             raise UserError("maximize needs a channel: pass --channel C")
         if self.channel is not None:
             limits.integer("--channel", self.channel, 0)
+        if self.neuron is not None and self.channel_mean:
+            raise UserError("--neuron and --channel-mean exclude each other: maximize one neuron or the channel's mean")
         if self.neuron is not None:
             if not isinstance(self.neuron, (tuple, list)) or len(self.neuron) != 2:
                 raise UserError(f"--neuron takes two numbers Y X, got {self.neuron!r}")

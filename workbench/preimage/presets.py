@@ -86,30 +86,48 @@ def maximize_C(rho: float) -> float:
     return float(rho * rho)
 
 
-_B_CACHE: dict[tuple[str, float], float] = {}
-
-
 def preset_B(model, alpha: float = ALPHA) -> float:
     """B of eq. 5, "the typical L2 norm of the pixel RGB vector, such that N_α(x) ≈ 1" (sect. 3.2.1).
 
     The paper's 80 is that value for mean-subtracted ImageNet photos. For a model trained on
     a bundled dataset we compute it the same way from its training images:
     B = (mean over images of Σ_uv ‖x(v,u)‖^α / HW)^(1/α), so N_α ≈ 1 on the data (109 for
-    the digits, whose saturated strokes lie far above 80).
+    the digits, whose saturated strokes lie far above 80). A few milliseconds: not cached.
     """
-    dataset = getattr(model, "dataset", None)
-    if dataset != "digits":
+    x = _data_in_paper_units(model)
+    if x is None:
         return B
-    key = (dataset, alpha)
-    if key not in _B_CACHE:
-        import torch
+    from workbench.preimage.regularizers import alpha_norm
 
-        from workbench.data.digits import load_digits32
-        from workbench.preimage.regularizers import alpha_norm
+    return round(float(alpha_norm(x, alpha, 1.0).mean() ** (1.0 / alpha)), 1)
 
-        images, _ = load_digits32("train")
-        mean = torch.tensor(model.mean).view(1, -1, 1, 1)
-        x = 255.0 * (images - mean)
-        _B_CACHE[key] = round(float(alpha_norm(x, alpha, 1.0).mean() ** (1.0 / alpha)), 1)
-    return _B_CACHE[key]
+
+def preset_V(model, beta: float = BETA, B_value: float | None = None) -> float:
+    """V of eq. 6, "the typical value of the norm of the gradient in the image" (sect. 3.2.2),
+    so that R_TV^β ≈ 1 on the data.
+
+    The paper's V = B/6.5 is that value for ImageNet photos (sect. 3.3). For a model trained
+    on a bundled dataset we measure it as B is measured: V = (mean over images of
+    Σ_uv (Δ_u² + Δ_v²)^(β/2) / HW)^(1/β). On the digits V = 26.0, where B/6.5 = 16.8 would
+    make R_TV^β = 2.38 on the test digits instead of 1.00 (tests/test_preimage_parts.py).
+    """
+    x = _data_in_paper_units(model)
+    if x is None:
+        return V_FACTOR * (B if B_value is None else B_value)
+    from workbench.preimage.regularizers import tv_beta
+
+    return round(float(tv_beta(x, beta, 1.0).mean() ** (1.0 / beta)), 1)
+
+
+def _data_in_paper_units(model):
+    """The model's bundled training images as x = 255 (p − mean) (sect. 3), or None."""
+    if getattr(model, "dataset", None) != "digits":
+        return None
+    import torch
+
+    from workbench.data.digits import load_digits32
+
+    images, _ = load_digits32("train")
+    mean = torch.tensor(model.mean, dtype=images.dtype).view(1, -1, 1, 1)
+    return 255.0 * (images - mean)
 

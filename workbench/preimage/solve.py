@@ -167,26 +167,28 @@ def build_problem(config: PreimageConfig, model, layer, device: torch.device,
             if not 0 <= config.channel < channels:
                 raise UserError(f"channel {config.channel} out of range: layer {layer.name} has {channels} channels (0..{channels - 1})")
             phi0 = torch.zeros((1, *shape), device=device)
-            if len(shape) == 1 or config.neuron is None and len(shape) == 3 and shape[1] * shape[2] == 1:
+            if len(shape) == 1 or len(shape) == 3 and shape[1] * shape[2] == 1:
                 phi0.view(1, -1)[0, config.channel] = 1.0
                 rho = layer.rf_size
-                component = "neuron"
-            elif config.neuron is not None:
-                y, xx = config.neuron
-                if not (0 <= y < shape[1] and 0 <= xx < shape[2]):
-                    raise UserError(f"neuron ({y}, {xx}) is outside the {shape[1]}×{shape[2]} map of {layer.name}")
-                phi0[0, config.channel, y, xx] = 1.0
-                rho = layer.rf_size
-                component = "neuron"
-            else:
+                component, neuron = "neuron", None
+            elif config.channel_mean:
                 # The whole channel, averaged over positions: its support is the whole
                 # image, so ρ = max{H, W} as for the image-wide template of eq. 9.
                 phi0[0, config.channel] = 1.0 / (shape[1] * shape[2])
                 rho = max(h, w)
-                component = "channel"
+                component, neuron = "channel mean", None
+            else:
+                # Sect. 6.2: Φ0 is "the one-hot indicator vector of the representation component",
+                # by default the neuron at the centre of the map (H//2, W//2), with ρ its receptive field.
+                y, xx = config.neuron if config.neuron is not None else (shape[1] // 2, shape[2] // 2)
+                if not (0 <= y < shape[1] and 0 <= xx < shape[2]):
+                    raise UserError(f"neuron ({y}, {xx}) is outside the {shape[1]}×{shape[2]} map of {layer.name}")
+                phi0[0, config.channel, y, xx] = 1.0
+                rho = layer.rf_size
+                component, neuron = "neuron", (int(y), int(xx))
             M, M_source = _activation_range(model, phi, scale, mean, phi0, device)
             Z = M * rho * rho                       # Z = Mρ², eq. 9 and sect. 6.2
-            info.update(M=M, M_source=M_source, rho=rho, component=component)
+            info.update(M=M, M_source=M_source, rho=rho, component=component, neuron=neuron)
             loss_kind = "inner"
             C = config.C if config.C is not None else presets.maximize_C(rho)
     info.update(C=C, T=T, Z=Z)
@@ -253,7 +255,7 @@ def _solve(config: PreimageConfig, model, layer, device, cancel, run: Run):
         x0 = 255.0 * (torch.from_numpy(reference).permute(2, 0, 1)[None].to(device) - problem.mean)
     B = config.B if config.B is not None else presets.preset_B(model, config.alpha)
     B_plus = config.B_plus if config.B_plus is not None else presets.B_PLUS_FACTOR * B
-    V = config.V if config.V is not None else presets.V_FACTOR * B
+    V = config.V if config.V is not None else presets.preset_V(model, config.beta, B)
     fine_tune = config.fine_tune_iters
     if fine_tune is None:
         fine_tune = presets.FINE_TUNE_ITERS if config.method == "invert" else 0
@@ -320,7 +322,11 @@ def _solve(config: PreimageConfig, model, layer, device, cancel, run: Run):
         x_final = torch.cat([_crop_centre(x.detach(), T) for x in xs])
     images = _pixels(problem, [x_final], crop=False)
     metrics = _metrics(config, model, problem, x_final, x0, info, layer)
-    metrics.update(B=B, B_plus=B_plus, V=V)
+    metrics.update(B=B, B_plus=B_plus, V=V, **restart_spread(images))
+    if config.method == "maximize" and max(metrics["activation"]) <= 0.0:
+        yield Log(f"the {metrics['component']} of channel {config.channel} in {layer.name} stayed at "
+                  f"{max(metrics['activation']):.3g} in every restart (an inactive unit after a ReLU gets no "
+                  f"gradient): try other seeds, --channel-mean or the layer before the ReLU", "warning")
     metrics["seconds"] = round(time.monotonic() - t_start, 3)
     metrics["schedule"] = schedule
     if label is not None:
@@ -380,10 +386,12 @@ def _metrics(config, model, problem: Problem, x: torch.Tensor, x0, info, layer) 
     else:
         score = -inner_product_loss(code, problem.phi0, 1.0).cpu().numpy()
         metrics["activation"] = [float(s) for s in score]
+        metrics["activation_std"] = float(score.std())
         metrics["Z"] = info["Z"]
         if config.method == "maximize":
-            metrics.update(channel=config.channel, component=info["component"], M=info["M"],
-                           M_source=info["M_source"], rho=info["rho"],
+            metrics.update(channel=config.channel, component=info["component"], neuron=info["neuron"],
+                           M=info["M"], M_source=info["M_source"], rho=info["rho"],
+                           C_over_rho2=info["C"] / info["rho"] ** 2,  # 1 at the default C = ρ² (presets.maximize_C)
                            activation_over_M=[float(s / info["M"]) for s in score])
         else:
             ref = float((problem.phi0 * problem.phi0).sum())
@@ -400,6 +408,26 @@ def _metrics(config, model, problem: Problem, x: torch.Tensor, x0, info, layer) 
     return metrics
 
 
+def restart_spread(images: np.ndarray) -> dict[str, float]:
+    """How far the K restarts' pre-images lie apart: the mean and largest pixel RMS between two
+    restarts (pixels in [0, 1]). Near 0, the code pins the image down; large, it is ambiguous —
+    the reading of multiple reconstructions in IJCV sect. 5.3 (Fig. 12)."""
+    k = len(images)
+    if k < 2:
+        return {}
+    flat = images.reshape(k, -1).astype(np.float64)
+    rms = [float(np.sqrt(np.mean((flat[i] - flat[j]) ** 2))) for i in range(k) for j in range(i + 1, k)]
+    return {"restart_rms_mean": float(np.mean(rms)), "restart_rms_max": float(np.max(rms))}
+
+
+def _maximized(channel: int, metrics: dict[str, Any]) -> str:
+    """What a maximisation maximized, for titles: a neuron (with its position) or a channel's mean."""
+    if metrics.get("component") == "channel mean":
+        return f"maximize channel {channel} (mean over positions)"
+    neuron = metrics.get("neuron")
+    return f"maximize channel {channel}" + (f", neuron ({neuron[0]}, {neuron[1]})" if neuron else "")
+
+
 def _save(run: Run, config, model, layer, images, reference, metrics, frames):
     from workbench.export.grid import labelled_grid
 
@@ -408,7 +436,7 @@ def _save(run: Run, config, model, layer, images, reference, metrics, frames):
         run.save_image(f"restart_{k + 1}.png", image)
     tiles = ([reference] if reference is not None else []) + list(images)
     labels = (["reference"] if reference is not None else []) + [f"restart {k + 1}" for k in range(len(images))]
-    what = {"invert": "inversion", "maximize": f"maximize channel {config.channel}", "caricature": "caricature"}[config.method]
+    what = {"invert": "inversion", "maximize": _maximized(config.channel, metrics), "caricature": "caricature"}[config.method]
     title = f"{model_caption(model.name, getattr(model, 'trained', True))} · {layer.name} · {what} · C={metrics['C']:g}"
     run.save_image("grid.png", labelled_grid([tiles], col_labels=labels, row_labels=[layer.name], title=title))
     run.save_tensors("preimages.safetensors", {"images": torch.from_numpy(images)})

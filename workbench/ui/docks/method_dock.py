@@ -85,6 +85,9 @@ class MethodDock(BaseDock):
             neuron_row.addWidget(w)
         self.neuron_label = QLabel("")
         form.addRow(self.neuron_label, neuron_row)
+        self.channel_mean = QCheckBox("channel mean")
+        self.channel_mean_label = QLabel("")
+        form.addRow(self.channel_mean_label, self.channel_mean)
         self.C = _dspin(0.0, 1e7, 2, "preset", "data-term weight C (eq. 7); preset: per layer, sect. 5.2.1")
         form.addRow("C", self.C)
         self.iters = _spin(1, 100_000, tip="T iterations of Algorithm 1 (sect. 3.4: 300)")
@@ -161,7 +164,7 @@ class MethodDock(BaseDock):
         self.setWidget(frame)
 
         #: the config field each widget edits; its tooltip is the field's help (workbench.config.preimage)
-        self.fields = {"method": self.method, "image": self.image, "channel": self.channel, "neuron": self.neuron,
+        self.fields = {"method": self.method, "image": self.image, "channel": self.channel, "neuron": self.neuron, "channel_mean": self.channel_mean,
                        "C": self.C, "iters": self.iters, "restarts": self.restarts, "seed": self.seed,
                        "device": self.device, "alpha": self.alpha, "B": self.B, "beta": self.beta,
                        "jitter": self.jitter, "fine_tune_iters": self.fine_tune, "mask_window": self.mask_window,
@@ -169,8 +172,8 @@ class MethodDock(BaseDock):
         helps = {f.name: meta["help"] for f, meta in options(PreimageConfig)}
         for name, widget in self.fields.items():
             widget.setToolTip(helps[name])
-        self._widgets = (self.method, self.image, self.channel, self.neuron, self.neuron_y, self.neuron_x, self.C,
-                         self.iters, self.restarts, self.seed, self.device, self.alpha, self.B, self.beta, self.jitter,
+        self._widgets = (self.method, self.image, self.channel, self.neuron, self.neuron_y, self.neuron_x,
+                         self.channel_mean, self.C, self.iters, self.restarts, self.seed, self.device, self.alpha, self.B, self.beta, self.jitter,
                          self.fine_tune, self.mask_window, self.mask_channels, self.frame_every)
         self._on_config_changed(session.config)
         for w in self._widgets:
@@ -195,6 +198,7 @@ class MethodDock(BaseDock):
             "method": self.method.currentData(), "image": self.image.currentData(),
             "channel": self.channel.value(),
             "neuron": (self.neuron_y.value(), self.neuron_x.value()) if self.neuron.isChecked() else None,
+            "channel_mean": self.channel_mean.isChecked() and not self.neuron.isChecked(),
             "C": self.C.value() or None, "iters": self.iters.value(), "restarts": self.restarts.value(),
             "seed": self.seed.value(), "device": self.device.currentData(), "alpha": self.alpha.value(),
             "B": self.B.value() or None, "beta": self.beta.value(), "jitter": self.jitter.value() or None,
@@ -236,6 +240,7 @@ class MethodDock(BaseDock):
             if neuron:
                 self.neuron_y.setValue(neuron[0])
                 self.neuron_x.setValue(neuron[1])
+            self.channel_mean.setChecked(bool(config.get("channel_mean")))
             self.C.setValue(config.get("C") or 0.0)
             self.iters.setValue(config["iters"])
             self.restarts.setValue(config["restarts"])
@@ -311,9 +316,12 @@ class MethodDock(BaseDock):
         needs_image = method != "maximize"
         for w in (self.image_label, self.image, self.image_button):
             w.setVisible(needs_image)
-        for w in (self.channel_label, self.channel, self.neuron_label, self.neuron, self.neuron_y, self.neuron_x):
+        for w in (self.channel_label, self.channel, self.neuron_label, self.neuron, self.neuron_y, self.neuron_x,
+                  self.channel_mean_label, self.channel_mean):
             w.setVisible(not needs_image)
         self.neuron_y.setEnabled(self.neuron.isChecked())
         self.neuron_x.setEnabled(self.neuron.isChecked())
+        self.neuron.setEnabled(not self.channel_mean.isChecked())
+        self.channel_mean.setEnabled(not self.neuron.isChecked())
         self.mask_window.setEnabled(method == "invert")
         self.mask_channels.setEnabled(method == "invert")

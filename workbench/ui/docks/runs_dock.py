@@ -148,7 +148,7 @@ class RunsDock(BaseDock):
         if not summary.readable or not summary.config:
             self.session.log(f"cannot reopen {summary.path.name}: {summary.error or 'it records no configuration'}", "error")
             return False
-        self.session.apply_config(dict(summary.config))
+        self.session.apply_config(dict(summary.config), run=summary.path)
         self.session.log(f"configuration restored from {summary.path.name}")
         return True
 
