@@ -91,3 +91,17 @@ def test_import_workbench_is_cheap():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "workbench.api"
+
+
+def test_no_submodule_shadows_an_api_name():
+    """``import workbench.x`` sets the attribute ``x`` on the package: no module may be named like a verb."""
+    import importlib
+    import pkgutil
+
+    for info in pkgutil.walk_packages(workbench.__path__, "workbench."):
+        if not info.name.startswith(("workbench.ui", "workbench.__main__")):
+            importlib.import_module(info.name)
+    import workbench.api as api
+
+    for name in workbench.API:
+        assert getattr(workbench, name) is getattr(api, name), name

@@ -8,7 +8,7 @@ import torch.nn as nn
 
 from workbench.errors import UserError
 from workbench.models.architectures import cifar_vgg, lenet5
-from workbench.smoothness import (PAPER_INIT_NTV, filter_smoothness, gaussian_kernel, initialize, normalized_tv,
+from workbench.deformation.smoothness import (PAPER_INIT_NTV, filter_smoothness, gaussian_kernel, initialize, normalized_tv,
                                   parse_init, smooth_filters, total_variation)
 
 

@@ -109,7 +109,7 @@ def smoothness(model: Any, *, init: str | None = None, seed: int = 0, **model_op
     ``init`` measures a fresh initialization (truncnormal, default or gaussian:SIGMA) instead."""
     from workbench import limits
     from workbench.deformation.job import handle_from_loaded, smoothness_report
-    from workbench.smoothness import parse_init
+    from workbench.deformation.smoothness import parse_init
 
     limits.seed("seed", seed)
     if init is not None:

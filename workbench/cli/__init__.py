@@ -38,7 +38,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"workbench {__version__}")
     parser.add_argument("--selftest", action="store_true",
                         help="build the main window offscreen, run a 10-iteration inversion through the GUI worker, exit 0 if all is well")
-    parser.add_argument("--model", default=None, help="model to open in the window (default: digits-vgg)")
+    parser.add_argument("--model", default=None, help="model to open in the window (default: digits-vgg): a zoo "
+                                                      "name, a model file, package.module:callable or timm:NAME")
+    from workbench.config import add_options
+    from workbench.config.model import ModelSpec
+
+    add_options(parser, ModelSpec, skip=("model",))
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name in COMMAND_MODULES:
         try:
@@ -89,4 +94,19 @@ def _gui(args: argparse.Namespace) -> int:
             build_parser().print_help()
             return 0
         raise UserError(f"the GUI needs {exc.name}: install the project with pip install -e .") from None
-    return app.main(model=args.model, selftest=args.selftest)
+    return app.main(model=_window_model(args), selftest=args.selftest)
+
+
+def _window_model(args: argparse.Namespace):
+    """The spec the window opens: ``--model`` and its options, or None for the default model."""
+    from dataclasses import fields
+
+    from workbench.config.model import ModelSpec
+
+    given = {f.name: getattr(args, f.name) for f in fields(ModelSpec)
+             if f.name != "model" and getattr(args, f.name, None) is not None}
+    if args.model is None and not given:
+        return None
+    spec = ModelSpec(model=args.model or ModelSpec.model, **given)
+    spec.validate()
+    return spec

@@ -83,7 +83,7 @@ def _smoothness(args) -> int:
     from workbench import limits
     from workbench.config import from_args
     from workbench.deformation.job import handle_from_loaded, smoothness_report
-    from workbench.smoothness import parse_init
+    from workbench.deformation.smoothness import parse_init
 
     config = from_args(SmoothnessConfig, args, model=args.model)
     limits.seed("--seed", config.seed)

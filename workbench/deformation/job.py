@@ -58,7 +58,7 @@ def load_handle(spec: str, *, arch: str | None = None, trust: bool = False, devi
                 init: str | None = None, seed: int = 0) -> ModelHandle:
     """A model by zoo name or file (through ``workbench.models.load_model`` where it exists).
 
-    ``init`` re-initializes a copy (:func:`workbench.smoothness.initialize`) from ``seed``.
+    ``init`` re-initializes a copy (:func:`workbench.deformation.smoothness.initialize`) from ``seed``.
     """
     try:
         from workbench.models import load_model
@@ -85,7 +85,7 @@ def _with_paper_layers(handle: ModelHandle, init: str | None, seed: int, device)
     elif INPUT not in handle.layer_names:
         handle.layer_names = [INPUT] + list(handle.layer_names)
     if init is not None:
-        from workbench.smoothness import initialize
+        from workbench.deformation.smoothness import initialize
 
         handle.module = initialize(copy.deepcopy(handle.module).cpu(), init, seed).to(device).eval()
         handle.name = f"{handle.name} ({init} init)"
@@ -159,7 +159,7 @@ def check_config(config: DeformConfig, input_size: tuple[int, int, int] | None =
         if not config.layers or not all(isinstance(n, str) and n for n in config.layers):
             raise UserError(f"--layers must name at least one layer, got {config.layers!r}")
     if config.init is not None:
-        from workbench.smoothness import parse_init
+        from workbench.deformation.smoothness import parse_init
 
         _, sigma = parse_init(config.init)
         limits.real("the sigma of gaussian:SIGMA", sigma, high=MAX_DISPLACEMENT)
@@ -275,7 +275,7 @@ def sensitivity_metrics(result: SensitivityResult, handle: ModelHandle, config: 
 
 
 def smoothness_report(handle: ModelHandle) -> list[dict[str, Any]]:
-    from workbench.smoothness import filter_smoothness
+    from workbench.deformation.smoothness import filter_smoothness
 
     layers = filter_smoothness(handle.module)
     if not layers:
@@ -285,7 +285,7 @@ def smoothness_report(handle: ModelHandle) -> list[dict[str, Any]]:
 
 def init_level(handle: ModelHandle, seed: int = 0) -> float:
     """Mean NTV of a fresh truncated-normal initialization of the same architecture (the dotted line)."""
-    from workbench.smoothness import filter_smoothness, initialize
+    from workbench.deformation.smoothness import filter_smoothness, initialize
 
     fresh = initialize(copy.deepcopy(handle.module).cpu(), "truncnormal", seed)
     values = [s.ntv for s in filter_smoothness(fresh)]

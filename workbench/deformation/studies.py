@@ -62,7 +62,7 @@ class _Progress:
 
 def _fresh(downsampling: str, init: str, seed: int, blocks=None) -> torch.nn.Module:
     from workbench.models.architectures import cifar_vgg
-    from workbench.smoothness import initialize
+    from workbench.deformation.smoothness import initialize
 
     module = cifar_vgg(downsampling) if blocks is None else cifar_vgg(downsampling, blocks=tuple(blocks))
     return initialize(module, init, seed).eval()
@@ -169,7 +169,7 @@ def _later_layer_comparison(results: dict[str, SensitivityResult]) -> dict[str, 
 def smoothing_study(*, seeds: int = 3, n: int = 128, sigmas=SMOOTHING_SIZE["sigmas"], architecture: str = "subsample",
                     out=None, runs_root=None, device: str | torch.device = "cpu",
                     cancel: CancelToken | None = None) -> Generator[Event, None, dict]:
-    from workbench.smoothness import filter_smoothness
+    from workbench.deformation.smoothness import filter_smoothness
 
     cancel = cancel or CancelToken()
     device = torch.device(device)
@@ -254,7 +254,7 @@ def synthetic_study(*, seeds: int = 3, epochs: int = 8, per_class: int = 64, str
                     cancel: CancelToken | None = None) -> Generator[Event, None, dict]:
     from workbench.export.plots import HLine, Series, hstack, line_plot, upscale, vstack
     from workbench.models.train import train_classifier
-    from workbench.smoothness import PAPER_INIT_NTV, filter_smoothness
+    from workbench.deformation.smoothness import PAPER_INIT_NTV, filter_smoothness
 
     cancel = cancel or CancelToken()
     device = torch.device(device)

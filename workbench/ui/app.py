@@ -145,7 +145,8 @@ def build_window(settings=None, *, model=None, workspace: str | Path | None = No
     window = MainWindow(session)
     if load:
         spec = model or DEFAULT_MODEL
-        QTimer.singleShot(0, lambda: session.load_model(spec))
+        # the caller named the model (the command line, show()): a callable is imported without asking
+        QTimer.singleShot(0, lambda: session.load_model(spec, imports=True))
     return window
 
 
