@@ -30,6 +30,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     e = cmds.add_parser("eval", help="accuracy with the generated filters and the MDS of real and generated filters (sect. 5.2)")
     e.add_argument("run_dir", metavar="RUN_DIR", help="a folder made by `workbench filtergan train`")
     add_options(e, FilterGanEvalConfig, skip=("device",))
+    e.add_argument("--trust", action="store_true", help="open the model the run folder names even if it is code "
+                     "(TorchScript, a full pickle, a Python callable): only for runs you trust")
     add_device_option(e)
     e.add_argument("--out", default=None, help="write the evaluation into this new run folder (a copy of RUN_DIR) "
                                                "instead of into RUN_DIR (a read-only run, such as the shipped one, "
@@ -43,6 +45,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     v.add_argument("run_dir", metavar="RUN_DIR", nargs="?", default=None,
                    help="a folder made by `workbench filtergan train` (default: the shipped digits-vgg conv4 run)")
     add_options(v, TraversalConfig, skip=("device",))
+    v.add_argument("--trust", action="store_true", help="open the model the run folder names even if it is code "
+                     "(TorchScript, a full pickle, a Python callable): only for runs you trust")
     add_device_option(v)
     add_output_options(v)
     v.add_argument("--quiet", action="store_true")
@@ -91,7 +95,8 @@ def _eval(args: argparse.Namespace) -> int:
     from workbench.runs import RunStore
 
     config = from_args(FilterGanEvalConfig, args)
-    metrics = drive(evaluate_filter_gan(args.run_dir, config, out=args.out, runs=RunStore(args.workspace)),
+    metrics = drive(evaluate_filter_gan(args.run_dir, config, out=args.out, runs=RunStore(args.workspace),
+                                        trust=args.trust),
                     "filtergan eval", quiet=args.quiet)
     keys = ("accuracy_real", "accuracy_generated", "accuracy_real_retrained", "spread_relative", "mds_spread_mean",
             "nearest_real_fraction", "matching_identity_fraction")
@@ -110,7 +115,7 @@ def _traverse(args: argparse.Namespace) -> int:
         args.run_dir = str(shipped_filtergan_run())
     config = from_args(TraversalConfig, args, run=args.run_dir, resolution=args.resolution or None)
     config.validate()
-    result = drive(traverse(config, out=out, runs=store), "filtergan traverse", quiet=args.quiet)
+    result = drive(traverse(config, out=out, runs=store, trust=args.trust), "filtergan traverse", quiet=args.quiet)
     keys = ("dims", "centre_error", "preimage_error_mean", "neighbour_rms", "all_pairs_rms", "neighbour_ratio")
     print(json.dumps({"run": str(result.run.path), **{k: result.metrics[k] for k in keys}, "grid": "images/grid.png"}))
     return 0

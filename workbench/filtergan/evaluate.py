@@ -9,6 +9,34 @@ digits train split) and ``accuracy_generated`` is measured on the test split, ag
 ``accuracy_real`` of the untouched CNN. As a control, ``accuracy_real_retrained`` runs the
 same re-training on the real layer's output.
 
+Controls (ours; the paper has none). Re-training the following layers repairs almost anything
+fed to them, so a high ``accuracy_generated`` alone does not show that the generated filters
+are good filters of layer ℓ. The same procedure (the same ten-set average, the same
+re-training with the same seed and batches) is run on two kinds of filter sets that are not
+produced by G, each drawn with the config's seed:
+
+- ``noise``: the real filters plus Gaussian noise, per filter set i and output channel j
+  scaled to the norm of the generated filter's offset, ‖ε_ij‖ = ‖G(z^(i))_j − w_j‖ (biases
+  moved by |b_ij(z) − b_j| with a random sign; the "shared" G keeps the real biases, and so
+  does this control);
+- ``permuted``: the generated filters with the entries of every filter (its C_in × k × k
+  weights) shuffled by a permutation of its own, biases kept. We permute entries rather than
+  output channels: a channel permutation leaves the filter bank the same set of filters (the
+  MDS and every per-filter statistic cannot tell it from the real one) and tests only the
+  wiring to layer ℓ+1, which re-training a linear layer undoes; shuffling the entries keeps
+  each filter's norm and distribution of values, in its own channel, and destroys only its
+  structure, which is what "good filters" is about.
+
+For the generated filters and each control, ``accuracy_<kind>_frozen`` is the test accuracy
+of the untouched following layers (no re-training) on the averaged signal, and
+``activation_change_relative[kind]`` = ‖ā − a_real‖ / ‖a_real‖ over the test split, where ā
+is the averaged signal: how far each replacement moves what layer ℓ+1 sees;
+``accuracy_frozen_single_set[kind]`` is the frozen accuracy with one filter set alone (no
+average), the mean over the sets — averaging independent noise cancels more of it than
+averaging generated sets, which share G's offset from the real filters. ``margins``
+gives accuracy_generated minus each control's, in points, frozen and re-trained
+(``test_images`` tells the size of one image: 100 / test_images points).
+
 (ii) Diversity. MDS (scikit-learn, metric SMACOF) of the real filters of layer ℓ together
 with the filters generated for ``mds_samples`` random z. Correspondence: each generated
 output channel c is assigned the real filter π(c), where π is the one-to-one matching
@@ -38,6 +66,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from workbench.errors import UserError
+from workbench.filtergan.layer import batched
 from workbench.jobs import Artifact, CancelToken, Job, Log, Step
 
 from workbench.config.filtergan import FILTER_SETS, FilterGanEvalConfig  # noqa: F401
@@ -45,7 +74,7 @@ from workbench.config.filtergan import FILTER_SETS, FilterGanEvalConfig  # noqa:
 
 def evaluate_filter_gan(run_dir: str | Path, config: FilterGanEvalConfig | None = None, *,
                         cancel: CancelToken | None = None, model=None, fgan=None,
-                        out: str | Path | None = None, runs=None) -> Job:
+                        out: str | Path | None = None, runs=None, trust: bool = False) -> Job:
     """Sect. 5.2 (i) and (ii) for a trained run; adds to its ``metrics.json`` and ``images/mds.png``.
 
     Nothing is written until everything is computed, so a cancelled evaluation leaves the
@@ -61,18 +90,18 @@ def evaluate_filter_gan(run_dir: str | Path, config: FilterGanEvalConfig | None 
         raise UserError(f"{run_dir} is read-only ({reason}): pass --out DIR to evaluate it into a new run folder")
     if out is not None:
         check_new_folder(out)
-    return (yield from _evaluate(run_dir, config, cancel, model, fgan, out, runs if reason or out else None))
+    return (yield from _evaluate(run_dir, config, cancel, model, fgan, out, runs if reason or out else None, trust))
 
 
-def _evaluate(run_dir, config, cancel, model, fgan, out, runs) -> Job:
-    from workbench.filtergan.layer import batched, digits_of, normalize
+def _evaluate(run_dir, config, cancel, model, fgan, out, runs, trust: bool = False) -> Job:
+    from workbench.filtergan.layer import digits_of, normalize
     from workbench.filtergan.train import load_filter_gan
     from workbench.models.train import accuracy
 
     config = config or FilterGanEvalConfig()
     config.validate()
     cancel = cancel or CancelToken()
-    fg = fgan or load_filter_gan(run_dir, device=config.device, model=model)
+    fg = fgan or load_filter_gan(run_dir, device=config.device, model=model, trust=trust)
     config.validate(fg)
     device, split, model = fg.device, fg.split, fg.model
     g = torch.Generator().manual_seed(config.seed)
@@ -84,25 +113,36 @@ def _evaluate(run_dir, config, cancel, model, fgan, out, runs) -> Job:
     x_test, y_test = digits_of(model, "test")
     yield Log(f"sect. 5.2 (i): layer {split.name} replaced by the mean over {config.filter_sets} generated filter sets")
 
-    def averaged(f: torch.Tensor) -> torch.Tensor:
-        return torch.stack([split.activation(f, w, b) for w, b in zip(weights, biases)]).mean(0)
-
-    def real(f: torch.Tensor) -> torch.Tensor:
-        return split.real_activation(f)
-
     prefix = lambda x: split.prefix(normalize(x, model))  # noqa: E731
     f_train, f_test = batched(prefix, x_train, device), batched(prefix, x_test, device)
     cancel.check()
-    a_gen = (batched(averaged, f_train, device), batched(averaged, f_test, device))
-    a_real = (batched(real, f_train, device), batched(real, f_test, device))
     acc_real = accuracy(nn.Sequential(split.prefix, split.conv, split.rest, split.suffix), (x_test, y_test),
                         torch.tensor(model.mean, device=device).view(1, -1, 1, 1),
                         torch.tensor(model.std, device=device).view(1, -1, 1, 1))
-    total = 2 * config.retrain_epochs * ((len(y_train) + config.batch_size - 1) // config.batch_size)
+    real_w, real_b = real_filters(split)
+    sets = {"generated": (weights, biases),
+            **{kind: control_filters(real_w, real_b, weights, biases, kind, config.seed) for kind in CONTROLS}}
+    a_real = (batched(split.real_activation, f_train, device), batched(split.real_activation, f_test, device))
+    total = (1 + len(sets)) * config.retrain_epochs * ((len(y_train) + config.batch_size - 1) // config.batch_size)
     progress = [0, total]
-    acc_gen = yield from _retrain(split.suffix, a_gen, y_train, y_test, config, device, cancel, progress, "generated")
+    retrained: dict[str, float] = {}
+    frozen: dict[str, float] = {}
+    change: dict[str, float] = {}
+    single: dict[str, float] = {}
+    for kind, (w, b) in sets.items():
+        cancel.check()
+        a_test, single[kind] = averaged_activation(split, f_test, w, b, device, single_set=(split.suffix, y_test))
+        a = (averaged_activation(split, f_train, w, b, device), a_test)
+        frozen[kind] = frozen_accuracy(split.suffix, a_test, y_test)
+        change[kind] = float((a[1] - a_real[1]).norm() / a_real[1].norm().clamp_min(1e-12))
+        retrained[kind] = yield from _retrain(split.suffix, a, y_train, y_test, config, device, cancel, progress, kind)
+        yield Log(f"{kind}: accuracy {retrained[kind]:.4f} re-trained, {frozen[kind]:.4f} with the following "
+                  f"layers frozen; the averaged signal moved {change[kind]:.3f} of its norm")
+        del a
+    acc_gen = retrained["generated"]
     acc_real_rt = yield from _retrain(split.suffix, a_real, y_train, y_test, config, device, cancel, progress, "real")
     yield Log(f"accuracy real {acc_real:.4f}, generated {acc_gen:.4f} (real re-trained {acc_real_rt:.4f})")
+    offset = (weights - real_w).flatten(2).norm(dim=2) / real_w.flatten(1).norm(dim=1).clamp_min(1e-12)
 
     yield Log(f"sect. 5.2 (ii): MDS of the {split.conv.out_channels} real filters and {config.mds_samples} generated sets")
     cancel.check()
@@ -119,6 +159,16 @@ def _evaluate(run_dir, config, cancel, model, fgan, out, runs) -> Job:
     metrics: dict[str, Any] = {
         "accuracy_real": acc_real, "accuracy_generated": acc_gen, "accuracy_real_retrained": acc_real_rt,
         "accuracy_drop_points": round(100 * (acc_real - acc_gen), 3),
+        "accuracy_generated_frozen": frozen["generated"],
+        **{f"accuracy_{kind}": retrained[kind] for kind in CONTROLS},
+        **{f"accuracy_{kind}_frozen": frozen[kind] for kind in CONTROLS},
+        "accuracy_frozen_single_set": single,
+        "margins": {kind: {"frozen_points": round(100 * (frozen["generated"] - frozen[kind]), 3),
+                           "retrained_points": round(100 * (acc_gen - retrained[kind]), 3)} for kind in CONTROLS},
+        "activation_change_relative": change,
+        "perturbation_relative": float(offset.mean()),
+        "test_images": int(len(y_test)),
+        "controls": dict(CONTROL_DESCRIPTIONS),
         "eval_config": {k: getattr(config, k) for k in config.__dataclass_fields__},
         **{k: v for k, v in mds.items() if not isinstance(v, np.ndarray)},
     }
@@ -136,6 +186,81 @@ def _evaluate(run_dir, config, cancel, model, fgan, out, runs) -> Job:
     yield Artifact("mds", "images/mds.png")
     yield Artifact("mds tensors", "tensors/mds.safetensors")
     return metrics
+
+
+#: The controls of sect. 5.2 (i) (see the module docstring), in the order they are evaluated.
+CONTROLS = ("noise", "permuted")
+CONTROL_DESCRIPTIONS = {
+    "noise": "real filters + Gaussian noise, per set and output channel of the norm of the generated "
+             "filter's distance from the real one",
+    "permuted": "generated filters with the entries of each filter (C_in x k x k) randomly permuted, biases kept",
+}
+
+
+def real_filters(split) -> tuple[torch.Tensor, torch.Tensor]:
+    """Layer ℓ's own (weight, bias); a zero bias for a convolution without one."""
+    conv = split.conv
+    bias = conv.bias if conv.bias is not None else torch.zeros(conv.out_channels, device=conv.weight.device)
+    return conv.weight.detach(), bias.detach()
+
+
+@torch.no_grad()
+def control_filters(real_w: torch.Tensor, real_b: torch.Tensor, weights: torch.Tensor, biases: torch.Tensor,
+                    kind: str, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The control filter sets for generated ``weights`` (S, C_out, C_in, k, k) and ``biases`` (S, C_out).
+
+    ``noise``: real + ε with ‖ε_ij‖ = ‖weights_ij − real_w_j‖ per set i and channel j (and the bias
+    moved by |biases_ij − real_b_j| with a random sign); ``permuted``: each filter's entries
+    shuffled. Drawn on the CPU from a generator seeded by ``seed`` (and the kind), so the same
+    seed gives the same sets on every device."""
+    device = weights.device
+    if kind == "noise":
+        g = torch.Generator().manual_seed(seed * 1_000_003 + 11)
+        w, rw = weights.detach().cpu(), real_w.detach().cpu()
+        dist = (w - rw).flatten(2).norm(dim=2)                                   # (S, C)
+        noise = torch.randn(w.shape, generator=g, dtype=w.dtype)
+        noise = noise * (dist / noise.flatten(2).norm(dim=2).clamp_min(1e-12)).view(*dist.shape, 1, 1, 1)
+        sign = torch.randint(0, 2, biases.shape, generator=g).to(biases.dtype) * 2 - 1
+        shift = sign * (biases.detach().cpu() - real_b.detach().cpu()).abs()
+        return (rw + noise).to(device), (real_b.detach().cpu() + shift).to(device)
+    if kind == "permuted":
+        g = torch.Generator().manual_seed(seed * 1_000_003 + 12)
+        flat = weights.detach().cpu().flatten(2)                                 # (S, C, D)
+        order = torch.rand(flat.shape, generator=g).argsort(dim=2)
+        return flat.gather(2, order).view_as(weights).to(device), biases.detach().clone()
+    raise ValueError(f"unknown control {kind!r}: use one of {CONTROLS}")
+
+
+@torch.no_grad()
+def averaged_activation(split, features: torch.Tensor, weights: torch.Tensor, biases: torch.Tensor, device,
+                        single_set: tuple[nn.Module, torch.Tensor] | None = None, batch_size: int = 256):
+    """(1/S) Σ_i layer_ℓ(features; weights_i, biases_i), the signal sect. 5.2 feeds to layer ℓ+1.
+
+    With ``single_set`` = (suffix, labels), also the frozen accuracy of every set i alone, from
+    the same pass (the mean over the sets): returns (activations, that accuracy)."""
+    out = []
+    correct = torch.zeros(len(weights), dtype=torch.long)
+    for i in range(0, len(features), batch_size):
+        f = features[i:i + batch_size].to(device)
+        each = [split.activation(f, w, b) for w, b in zip(weights, biases)]
+        out.append(torch.stack(each).mean(0))
+        if single_set is not None:
+            suffix, y = single_set
+            suffix.eval()
+            for s, a in enumerate(each):
+                correct[s] += int((suffix(a).argmax(1).cpu() == y[i:i + batch_size].cpu()).sum())
+    activations = torch.cat(out)
+    if single_set is None:
+        return activations
+    return activations, float((correct.double() / max(len(features), 1)).mean())
+
+
+@torch.no_grad()
+def frozen_accuracy(suffix: nn.Sequential, activations: torch.Tensor, y: torch.Tensor) -> float:
+    """Test accuracy of the untouched following layers on ``activations`` (no re-training)."""
+    suffix.eval()
+    pred = torch.cat([suffix(activations[i:i + 256]).argmax(1).cpu() for i in range(0, len(activations), 256)])
+    return float((pred == y.cpu()).float().mean())
 
 
 def _retrain(suffix: nn.Sequential, activations, y_train, y_test, config: FilterGanEvalConfig, device,

@@ -79,12 +79,12 @@ def split_at(model, layer: str) -> LayerSplit:
                       rest_names=names[i + 1:j], kinds=[type(m).__name__ for m in modules], output_index=j - 1)
 
 
-def resolve_model(spec, device: torch.device):
-    """The model a run folder names (a spec string, or its recorded ModelSpec): never with trust,
-    and never importing a Python callable it names (that runs code the user did not ask for)."""
+def resolve_model(spec, device: torch.device, trust: bool = False):
+    """The model a run folder names (a spec string, or its recorded ModelSpec). A file that is code
+    or a Python callable it names opens only with ``trust``, the user's consent for this call."""
     from workbench.models import load_model
 
-    return load_model(spec, device=device, imports=False)
+    return load_model(spec, device=device, trust=trust, imports=False)
 
 
 def normalize(images: torch.Tensor, model) -> torch.Tensor:

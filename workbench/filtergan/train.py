@@ -361,8 +361,10 @@ def recorded_spec(info: dict, name: str):
     return from_dict(ModelSpec, spec) if isinstance(spec, dict) else name
 
 
-def load_filter_gan(run_dir: str | Path, *, device: str | torch.device = "auto", model=None) -> FilterGan:
-    """Reopen a finished (or checkpointed) filter-GAN run folder."""
+def load_filter_gan(run_dir: str | Path, *, device: str | torch.device = "auto", model=None,
+                    trust: bool = False) -> FilterGan:
+    """Reopen a finished (or checkpointed) filter-GAN run folder; ``trust`` is the user's consent, for this
+    call only, to open a model it names that is code (see :func:`workbench.filtergan.layer.resolve_model`)."""
     from workbench.device import resolve_device
     from workbench.filtergan.layer import resolve_model, split_at
     from workbench.filtergan.networks import FilterGenerator
@@ -380,7 +382,7 @@ def load_filter_gan(run_dir: str | Path, *, device: str | torch.device = "auto",
     else:
         raise UserError(f"{run_dir} holds no trained generator yet: let `workbench filtergan train` finish or resume it")
     if model is None:
-        model = resolve_model(recorded_spec(run.info, config.model), device)
+        model = resolve_model(recorded_spec(run.info, config.model), device, trust)
     split = split_at(model, config.layer)
     _checked(run, config, split)
     conv = split.conv

@@ -10,7 +10,11 @@ u, v ∈ linspace(−ξ, ξ, k), and for every z_k gradient descent from x finds
 We write the data term normalised as in the pre-image engine (IJCV eq. 2) with its weight C,
 C ‖a(x′|z_k) − a(x|z)‖² / ‖a(x|z)‖², and Ψ = R_α + R_TV^β (eqs. 5–6 of the IJCV paper, the
 natural-image prior of Mahendran & Vedaldi 2015 that sect. 4 cites), minimised from x with the
-engine's Algorithm 1. The paper gives no weights; ours (the config defaults) were chosen by
+engine's Algorithm 1: the data term is a pre-image :class:`~workbench.preimage.solve.Problem`
+whose Φ is a(·|z_k) (one z_k per cell, no mask, no jitter), and every iteration is
+:func:`algorithm1_step` — the engine's loop body (the same terms in the same order, then
+:class:`~workbench.preimage.optimizer.PreimageOptimizer`'s step) on the parametrised images
+x′ = x + upsample(δ). The paper gives no weights; ours (the config defaults) were chosen by
 looking at grids of the shipped conv4 GAN:
 
 - C = 3000 rather than the inversion preset (100 for conv4): the search starts at x, where Ψ
@@ -90,19 +94,21 @@ def smoothness(images: np.ndarray) -> dict[str, float]:
 
 
 def traverse(config: TraversalConfig, *, cancel: CancelToken | None = None, runs: RunStore | None = None,
-             out: str | Path | None = None, fgan=None, model=None) -> Job:
-    """The k×k traversal grid of sect. 4 as a job; writes ``images/grid.png`` to its run folder."""
+             out: str | Path | None = None, fgan=None, model=None, trust: bool = False) -> Job:
+    """The k×k traversal grid of sect. 4 as a job; writes ``images/grid.png`` to its run folder.
+
+    ``trust``: the user's consent, for this call only, to open a model the run folder names that is
+    code (TorchScript, a pickle, a Python callable)."""
     from workbench.data.images import load_reference
     from workbench.device import describe
     from workbench.filtergan.train import load_filter_gan
     from workbench.preimage import presets
-    from workbench.preimage.objectives import inversion_loss
     from workbench.preimage.optimizer import PreimageOptimizer, initial_learning_rate
-    from workbench.preimage.regularizers import alpha_norm, tv_beta
+    from workbench.preimage.solve import Problem
 
     config.validate()
     cancel = cancel or CancelToken()
-    fg = fgan or load_filter_gan(config.run, device=config.device, model=model)
+    fg = fgan or load_filter_gan(config.run, device=config.device, model=model, trust=trust)
     latent_dim = fg.config.latent_dim
     config.validate(latent_dim, fg.model.input_size)
     device, split, model = fg.device, fg.split, fg.model
@@ -125,13 +131,13 @@ def traverse(config: TraversalConfig, *, cancel: CancelToken | None = None, runs
     B_plus, V = presets.B_PLUS_FACTOR * B, presets.V_FACTOR * B
     C = config.C if config.C is not None else presets.preset_C(split.kinds, split.output_index)
 
-    def profile(x: torch.Tensor, wt: torch.Tensor, bs: torch.Tensor) -> torch.Tensor:
-        return split.activation(split.prefix(x * scale), wt, bs)
-
     with torch.no_grad():
-        a0 = profile(x0, weight0, bias0)
+        a0 = split.activation(split.prefix(x0 * scale), weight0, bias0)
         if float(a0.pow(2).sum()) == 0.0:
             raise UserError(f"layer {split.name} is silent for {config.sample}: pick another sample")
+    # The data term as an engine problem (eq. 2 without mask or jitter): Φ = a(·|z_k), one z_k per cell.
+    problem = Problem(phi=Profile(split, weights, biases), scale=scale, mean=mean, phi0=a0, mask=None,
+                      loss_kind="inversion", Z=1.0, C=C, T=1, size=(h, w))
     store = runs or RunStore(Path(out).parent if out is not None else None)
     cfg = to_dict(config)
     cfg["dims"] = list(dims)
@@ -147,33 +153,25 @@ def traverse(config: TraversalConfig, *, cancel: CancelToken | None = None, runs
         delta = torch.zeros(k * k, c, r, r if config.resolution else w, device=device, requires_grad=True)
         opt = PreimageOptimizer(delta, initial_learning_rate(B, presets.ALPHA, delta.shape[-2] * delta.shape[-1]), B_plus)
 
-        def canvas() -> torch.Tensor:
+        def canvas(d: torch.Tensor) -> torch.Tensor:
             if not config.resolution:
-                return x0 + delta
-            return x0 + F.interpolate(delta, size=(h, w), mode="bilinear", align_corners=False)
+                return x0 + d
+            return x0 + F.interpolate(d, size=(h, w), mode="bilinear", align_corners=False)
 
         for it in range(1, config.iters + 1):
             cancel.check()
-            x = canvas()
-            data = inversion_loss(profile(x, weights, biases), a0)
-            r_a = alpha_norm(x, presets.ALPHA, B)
-            r_tv = tv_beta(x, presets.BETA, V)
-            energy = C * data + r_a + r_tv
-            delta.grad = None
-            energy.sum().backward()
-            if not bool(torch.isfinite(energy).all()):
+            terms = algorithm1_step(problem, delta, opt, presets.ALPHA, presets.BETA, B, V, canvas=canvas)
+            if not bool(torch.isfinite(terms["energy"]).all()):
                 raise UserError("the traversal diverged (non-finite energy): lower C or xi")
-            opt.step()
             snap = None
             if it % config.snapshot_every == 0 or it == config.iters:
-                snap = _pixels(x.detach(), mean)
-            yield Step(it, config.iters, {"energy": energy.mean().item(), "loss": data.mean().item(),
-                                          "R_alpha": r_a.mean().item(), "R_tv": r_tv.mean().item()},
+                snap = _pixels(terms["image"], mean)
+            yield Step(it, config.iters, {name: terms[name].mean().item() for name in ("energy", "loss", "R_alpha", "R_tv")},
                        images=snap, stage="traversal")
         with torch.no_grad():
-            xs = canvas()
-            final_loss = inversion_loss(profile(xs, weights, biases), a0).cpu().numpy()
-            shift = inversion_loss(profile(x0.expand_as(xs), weights, biases), a0).cpu().numpy()
+            xs = canvas(delta)
+            final_loss = problem.loss(problem.code(xs)).cpu().numpy()
+            shift = problem.loss(problem.code(x0.expand_as(xs))).cpu().numpy()
         pixels = _pixels(xs, mean).reshape(k, k, h, w, c)
         centre = k // 2
         ref = np.clip(image, 0.0, 1.0)
@@ -198,6 +196,41 @@ def traverse(config: TraversalConfig, *, cancel: CancelToken | None = None, runs
         return TraversalResult(run, pixels, ref, metrics)
 
     return (yield from finalise(run, solve(), threads=threads))
+
+
+class Profile(torch.nn.Module):
+    """Φ of the traversal: model input → a(·|z_k) = rest(Conv(CNN_{ℓ−1}(·), G(z_k))), cell k with its own filters."""
+
+    def __init__(self, split, weights: torch.Tensor, biases: torch.Tensor) -> None:
+        super().__init__()
+        self.split, self.weights, self.biases = split, weights, biases
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.split.activation(self.split.prefix(x), self.weights, self.biases)
+
+
+def algorithm1_step(problem, param: torch.Tensor, optimizer, alpha: float, beta: float, B: float, V: float,
+                    canvas=None) -> dict[str, torch.Tensor]:
+    """One iteration of the engine's Algorithm 1 on eq. 7 without jitter (T = 1), for the images
+    ``canvas(param)`` (``param`` itself when no canvas is given): the energy
+    R_α + R_TV^β + C ℓ(Φ(x), Φ0) of every image, its gradient with respect to ``param``, and
+    ``optimizer.step()`` (which projects ``param`` onto the bound B+). Returns the per-image
+    terms and the images before the step, detached.
+
+    The same terms, in the same order, as one iteration of ``workbench.preimage.solve._solve``;
+    the engine does not expose its loop body yet, so the traversal calls this until it does
+    (see docs/filtergan.md, "One loop")."""
+    from workbench.preimage.regularizers import alpha_norm, tv_beta
+
+    x = param if canvas is None else canvas(param)
+    r_alpha = alpha_norm(x, alpha, B)
+    r_tv = tv_beta(x, beta, V)
+    loss = problem.loss(problem.code(x))
+    energy = r_alpha + r_tv + problem.C * loss
+    energy.sum().backward()
+    optimizer.step()
+    return {"energy": energy.detach(), "loss": loss.detach(), "R_alpha": r_alpha.detach(), "R_tv": r_tv.detach(),
+            "image": x.detach()}
 
 
 def _pixels(x: torch.Tensor, mean: torch.Tensor) -> np.ndarray:

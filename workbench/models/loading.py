@@ -258,6 +258,10 @@ def load_model(spec: str | ModelSpec, *, arch: str | None = None, trust: bool = 
             raise UserError(f"--arch applies to model files only; '{name}' is a zoo model "
                             f"(to load a file into it, pass --weights FILE)")
         return _load_zoo(entry, spec, trust, device)
+    from workbench import representations  # hog, hogb, dsift (@CELL): docs/representations.md
+
+    if representations.is_representation(name):
+        return representations.load_spec(spec, device=device)
     path = Path(name).expanduser()
     if not path.exists():
         if path.suffix or "/" in name or "\\" in name:
@@ -807,8 +811,8 @@ def _load_file(path: Path, spec: ModelSpec, trust: bool, device: torch.device) -
             _load_state(module, state, path, arch)
         else:
             module = scripted
-            notices.append(f"{path.name} is TorchScript without --arch: it runs as a whole, and its layers may not "
-                           f"be listed or truncated; pass --arch NAME to load its weights into a known architecture.")
+            notices.append(f"{path.name} is TorchScript without --arch: its layers are listed where its graph is a "
+                           f"chain of modules; else pass --arch NAME to load its weights into a known architecture.")
         kind = "TorchScript (trusted)"
     else:
         obj = _torch_load_weights(path, trust=trust, what=str(path))
