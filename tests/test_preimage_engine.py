@@ -76,7 +76,11 @@ def test_events_carry_energies_and_throttled_snapshots(model, tmp_path):
                             snapshot_every=5, device="cpu")
     steps = [e for e in preimage_job(config, runs=RunStore(tmp_path), model=model) if isinstance(e, Step)]
     assert [s.iteration for s in steps] == list(range(1, 21))
-    assert set(steps[0].values) == {"energy", "loss", "R_alpha", "R_tv"}
+    terms = ("energy", "data", "R_alpha", "R_tv")  # the mean of the restarts, and each restart's ("<term>@<k>")
+    assert set(steps[0].values) == {"loss", *terms, *(f"{t}@{k}" for t in terms for k in (1, 2, 3))}
+    v = steps[-1].values
+    assert v["energy"] == pytest.approx(v["data"] + v["R_alpha"] + v["R_tv"], rel=1e-5)  # C·ℓ: the terms sum to E
+    assert v["energy"] == pytest.approx(np.mean([v[f"energy@{k}"] for k in (1, 2, 3)]), rel=1e-5)
     snaps = [s for s in steps if s.images is not None]
     assert [s.iteration for s in snaps] == [1, 6, 11, 16, 20]
     assert snaps[0].images.shape == (3, 32, 32, 1) and snaps[0].images.dtype == np.float32

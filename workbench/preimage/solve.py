@@ -17,6 +17,7 @@ from its own generator.
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from dataclasses import dataclass, field
@@ -39,6 +40,8 @@ from workbench.preimage.regularizers import alpha_norm, jitter, tv_beta
 from workbench.runs import Run, RunStore, finalise
 from workbench.threads import job_threads
 
+#: Restarts whose energies each Step (and energies.json) carries one by one; beyond, only their mean.
+MAX_RESTART_CURVES = 32
 
 
 @dataclass
@@ -277,6 +280,7 @@ def _solve(config: PreimageConfig, model, layer, device, cancel, run: Run):
 
     total = config.iters + fine_tune
     frames: list[np.ndarray] = []
+    history: list[tuple[int, dict[str, float]]] = []  # every Step's values, saved as energies.json
     T = problem.T
     lo = (T - 1) // 2
     t = 0
@@ -288,6 +292,7 @@ def _solve(config: PreimageConfig, model, layer, device, cancel, run: Run):
                 for opt in optimizers:
                     opt.scale_learning_rate(presets.FINE_TUNE_RATE)
             terms = {"energy": 0.0, "loss": 0.0, "R_alpha": 0.0, "R_tv": 0.0}
+            each: dict[str, float] = {}  # per restart, "<term>@<k>" (k from 1), for the energy plot
             for group, x, opt in zip(groups, xs, optimizers):
                 if T > 1 and not tuning:
                     offsets = torch.stack([torch.randint(0, T, (2,), generator=generators[k]) for k in group])
@@ -300,11 +305,17 @@ def _solve(config: PreimageConfig, model, layer, device, cancel, run: Run):
                 energy.sum().backward()
                 opt.step()
                 with torch.no_grad():
+                    for name, v in (("energy", energy), ("data", problem.C * loss), ("R_alpha", r_alpha), ("R_tv", r_tv)):
+                        if 1 < K <= MAX_RESTART_CURVES:
+                            each.update((f"{name}@{k + 1}", e) for k, e in zip(group, v.tolist()))
                     for name, v in (("energy", energy), ("loss", loss), ("R_alpha", r_alpha), ("R_tv", r_tv)):
                         terms[name] += float(v.sum())
             if not math.isfinite(terms["energy"]):
                 raise NonFiniteEnergy(_divergence(terms, t + 1, problem.C, config))
             values = {k: v / K for k, v in terms.items()}
+            values["data"] = problem.C * values["loss"]  # C·ℓ: E = R_α + R_TV + C·ℓ
+            values.update(each)
+            history.append((t + 1, values))
             last = t == total - 1
             snap = None
             want_frame = config.frame_every > 0 and (t % config.frame_every == 0 or last)
@@ -316,7 +327,9 @@ def _solve(config: PreimageConfig, model, layer, device, cancel, run: Run):
                        stage="fine-tuning" if tuning else "optimizing")
     except (Cancelled, KeyboardInterrupt, GeneratorExit):  # GeneratorExit: the driver closed the job
         _save_partial(run, problem, xs, t)
+        _save_energies(run, history)
         raise
+    _save_energies(run, history)
 
     with torch.no_grad():
         x_final = torch.cat([_crop_centre(x.detach(), T) for x in xs])
@@ -342,6 +355,19 @@ def _divergence(terms: dict[str, float], iteration: int, C: float, config: Preim
               "loss": f"lower C (now {C:g}) or check the model's input normalisation"}
     bad = next((name for name in ("R_tv", "R_alpha", "loss") if not math.isfinite(terms[name])), "loss")
     return f"the energy became non-finite at iteration {iteration} ({bad} = {terms[bad]}): {remedy[bad]}"
+
+
+def _save_energies(run: Run, history: list[tuple[int, dict[str, float]]]) -> None:
+    """energies.json: every iteration's Step values (E, ℓ, C·ℓ, R_α, R_TV; per restart "<term>@<k>"),
+    so a reopened run plots its energy curves again. Compact JSON, 7 significant digits."""
+    from workbench.runs import atomic_path
+
+    keys = list(history[0][1]) if history else []
+    data = {"iterations": [t for t, _ in history],
+            "values": {key: [float(f"{v.get(key, math.nan):.7g}") for _, v in history] for key in keys}}
+    text = json.dumps(data, separators=(",", ":"))
+    with atomic_path(run.path / "energies.json") as tmp:
+        tmp.write_text(text)
 
 
 def _save_partial(run: Run, problem: Problem, xs: list[torch.Tensor], iterations: int) -> None:
@@ -399,12 +425,16 @@ def _metrics(config, model, problem: Problem, x: torch.Tensor, x0, info, layer) 
     if model.has_classifier and x0 is not None:
         logits = model.module(torch.cat([x0, x]) * problem.scale)
         pred = logits.argmax(1).cpu().numpy()
+        prob = logits.float().softmax(1).amax(1).cpu().numpy()  # softmax probability of the predicted class
         metrics["reference_prediction"] = int(pred[0])
+        metrics["reference_probability"] = float(prob[0])
         metrics["predictions"] = [int(p) for p in pred[1:]]
+        metrics["probabilities"] = [float(p) for p in prob[1:]]
         metrics["classification_consistency"] = float((pred[1:] == pred[0]).mean())
     elif model.has_classifier:
         logits = model.module(x * problem.scale)
         metrics["predictions"] = [int(p) for p in logits.argmax(1).cpu().numpy()]
+        metrics["probabilities"] = [float(p) for p in logits.float().softmax(1).amax(1).cpu().numpy()]
     return metrics
 
 
