@@ -195,7 +195,8 @@ def test_cancelled_training_leaves_a_cancelled_folder(model, tmp_path):
 
 def test_evaluation_tiny(trained, model):
     run, _ = trained
-    config = FilterGanEvalConfig(retrain_epochs=1, mds_samples=3, mds_iter=30, device="cpu", train_images=256)
+    config = FilterGanEvalConfig(retrain_epochs=1, mds_samples=3, mds_iter=30, device="cpu", train_images=256,
+                                 filter_sets=3)  # each control costs the sets' convolutions again
     metrics = run_job(evaluate_filter_gan(run.path, config, model=model))
     # the untouched bundled CNN, on the same test split it reports in its metadata
     assert metrics["accuracy_real"] == pytest.approx(model.metadata["test_accuracy"], abs=6e-4)
@@ -203,8 +204,12 @@ def test_evaluation_tiny(trained, model):
     assert metrics["matching_identity_fraction"] > 0.9
     assert metrics["spread_relative"] > 0.01
     assert metrics["mds_points"] == 64 * 4
+    for kind in ("generated", "noise", "permuted"):  # the controls, re-trained and frozen (tests/test_filtergan_controls.py)
+        assert 0.0 <= metrics[f"accuracy_{kind}"] <= 1.0 and 0.0 <= metrics[f"accuracy_{kind}_frozen"] <= 1.0
+    assert set(metrics["margins"]) == {"noise", "permuted"}
     stored = run.metrics()
     assert stored["accuracy_generated"] == metrics["accuracy_generated"] and "history" in stored
+    assert stored["accuracy_permuted_frozen"] == metrics["accuracy_permuted_frozen"]
     assert (run.path / "images/mds.png").is_file()
     from safetensors.torch import load_file
 

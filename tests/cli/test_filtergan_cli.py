@@ -31,7 +31,7 @@ def test_train_eval_traverse(trained, tmp_path):
     assert summary["steps"] == 4 and summary["z_dependence"] > 0.01
     assert json.loads((out / "run.json").read_text())["status"] == "done"
     r = workbench("filtergan", "eval", str(out), "--retrain-epochs", "1", "--mds-samples", "2", "--train-images", "128",
-                  "--device", "cpu", "--quiet")
+                  "--filter-sets", "3", "--device", "cpu", "--quiet")
     assert r.returncode == 0, r.stderr
     metrics = json.loads((out / "metrics.json").read_text())
     assert 0.9 < metrics["accuracy_real"] <= 1.0
@@ -99,6 +99,8 @@ def test_evaluating_the_shipped_run_writes_a_new_folder_and_leaves_resources_alo
     assert info["kind"] == "filtergan" and info["status"] == "done" and info["derived_from"] == str(shipped)
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["eval_config"]["filter_sets"] == 2 and 0.0 <= metrics["accuracy_generated"] <= 1.0
+    for kind in ("generated", "noise", "permuted"):  # sect. 5.2 (i) beside its controls, frozen and re-trained
+        assert 0.0 <= metrics[f"accuracy_{kind}"] <= 1.0 and 0.0 <= metrics[f"accuracy_{kind}_frozen"] <= 1.0
     assert (out / "images" / "mds.png").is_file() and (out / GENERATOR).is_file()
 
 

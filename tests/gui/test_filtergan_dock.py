@@ -51,10 +51,13 @@ def test_filtergan_dock_train_evaluate_traverse_export(qapp, qtbot, session, tmp
     run = dock.run_path
     assert json.loads(open(f"{run}/run.json").read())["status"] == "done"
 
-    dock.eval_overrides = dict(retrain_epochs=1, mds_samples=3, mds_iter=20, train_images=128)
+    dock.eval_overrides = dict(retrain_epochs=1, mds_samples=3, mds_iter=20, train_images=128, filter_sets=3)
     assert dock.evaluate()
     wait_until(qapp, lambda: not dock.runner.running and len(dock.scatter.points()) > 0, timeout=120)
-    assert "accuracy real" in dock.eval_label.text()
+    text = dock.eval_label.text()  # the paper's metric beside its controls, re-trained and frozen
+    assert "frozen" in text and "entries permuted" in text and "generated minus control" in text
+    assert dock.evaluation["accuracy_permuted_frozen"] == json.loads(open(f"{dock.run_path}/metrics.json").read())[
+        "accuracy_permuted_frozen"]
     assert len(dock.scatter.points()) == 64 * 4
     show(qtbot, dock, 0)
     assert dock.point_label.text() == "real filter 0"
@@ -85,6 +88,9 @@ def test_filtergan_dock_opens_the_shipped_run(qapp, qtbot, session):
     assert dock.run_path == str(shipped_filtergan_run())
     qtbot.waitUntil(lambda: len(dock.scatter.points()) > 0, timeout=30_000)
     assert len(dock.scatter.points()) == 64 * 21  # real filters + 20 generated sets, from its eval
+    # its stored evaluation predates the controls: the table says so rather than showing none
+    assert dock.evaluation["accuracy_generated"] == pytest.approx(0.9978, abs=1e-4)
+    assert "no controls in this evaluation" in dock.eval_label.text()
     show(qtbot, dock, 64 * 3 + 7)
     assert "channel 7" in dock.point_label.text()
     dock.shutdown()
@@ -143,6 +149,22 @@ def test_a_damaged_mds_table_is_a_message(qapp, qtbot, session, tmp_path, conten
     assert dock.mds is None and len(dock.scatter.points()) == 0
     dock.show_point(0)  # nothing to show, nothing raised
     dock.shutdown()
+
+
+def test_evaluation_text_shows_every_control_retrained_and_frozen():
+    from workbench.ui.docks.filtergan_dock import evaluation_text
+
+    m = {"accuracy_real": 0.9933, "accuracy_real_retrained": 0.9956, "accuracy_generated": 0.9978,
+         "accuracy_generated_frozen": 0.9822, "accuracy_noise": 0.9956, "accuracy_noise_frozen": 0.9933,
+         "accuracy_permuted": 0.9867, "accuracy_permuted_frozen": 0.0956, "test_images": 450,
+         "margins": {"noise": {"frozen_points": -1.111, "retrained_points": 0.222},
+                     "permuted": {"frozen_points": 88.667, "retrained_points": 1.111}},
+         "spread_relative": 0.27, "nearest_real_fraction": 1.0}
+    text = evaluation_text(m)
+    for value in ("0.9978", "0.9822", "0.9933", "0.0956", "0.9867", "noise +0.22 re-trained, -1.11 frozen", "permuted +1.11 re-trained, +88.67 frozen",
+                  "one test image = 0.22"):
+        assert value in text, value
+    assert "no controls" in evaluation_text({"accuracy_real": 0.99, "accuracy_generated": 0.99})
 
 
 def test_filtergan_dock_cancel_leaves_cancelled_run(qapp, session):

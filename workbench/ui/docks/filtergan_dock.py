@@ -1,5 +1,6 @@
 """Filter-GAN dock (ICLR 2018 submission): train with live losses and generated filters, the
-MDS of real and generated filters (hover or click a point to see that filter), and latent
+sect. 5.2 accuracy beside its controls (re-trained and frozen), the MDS of real and generated filters
+(hover or click a point to see that filter), and latent
 traversal grids recomputed on the worker. Every figure can be exported."""
 
 from __future__ import annotations
@@ -21,6 +22,42 @@ from workbench.ui.worker import JobRunner, LatestJobSlot
 #: Hovering waits this long for the pointer to rest on a point before its filter is computed.
 POINT_DEBOUNCE_MS = 40
 LOSS_COLORS = {"loss_D": "#1f77b4", "loss_G": "#d62728", "loss_Q": "#2ca02c"}
+
+
+#: Rows of the evaluation table: metrics key (re-trained), key (frozen), label.
+EVAL_ROWS = (("accuracy_real_retrained", "accuracy_real", "real filters"),
+             ("accuracy_generated", "accuracy_generated_frozen", "generated (sect. 5.2)"),
+             ("accuracy_noise", "accuracy_noise_frozen", "control: real + noise of equal norm"),
+             ("accuracy_permuted", "accuracy_permuted_frozen", "control: entries permuted"))
+
+
+def evaluation_text(m: dict) -> str:
+    """Sect. 5.2 (i) as a small rich-text table: test accuracy with the following layers re-trained
+    (the paper's metric) and frozen, for the real filters, the generated ones and each control,
+    then how far the generated filters lead or trail each control, and the MDS numbers."""
+    import html
+
+    def cell(key: str) -> str:
+        v = m.get(key)
+        return f"{v:.4f}" if isinstance(v, (int, float)) else "–"
+
+    rows = "".join(f"<tr><td>{html.escape(label)}</td><td align='right'>{cell(rt)}</td>"
+                   f"<td align='right'>{cell(fz)}</td></tr>" for rt, fz, label in EVAL_ROWS)
+    text = (f"<table cellspacing='0' cellpadding='4'><tr><th align='left'>test accuracy</th><th>re-trained</th>"
+            f"<th>frozen</th></tr>{rows}</table>")
+    margins = m.get("margins")
+    if isinstance(margins, dict) and margins:
+        one = 100.0 / m["test_images"] if m.get("test_images") else None
+        parts = [f"{kind} {v['retrained_points']:+.2f} re-trained, {v['frozen_points']:+.2f} frozen"
+                 for kind, v in margins.items() if isinstance(v, dict)]
+        text += ("<p>generated minus control, points: " + html.escape("; ".join(parts))
+                 + (f" (one test image = {one:.2f})" if one else "") + "</p>")
+    else:
+        text += "<p>no controls in this evaluation: press Evaluate to compute them</p>"
+    if isinstance(m.get("spread_relative"), (int, float)) and isinstance(m.get("nearest_real_fraction"), (int, float)):
+        text += (f"<p>spread {m['spread_relative']:.3f} of the filter norm; "
+                 f"{100 * m['nearest_real_fraction']:.0f} % nearest to their own real filter</p>")
+    return text
 
 
 class _ImageView(pg.GraphicsLayoutWidget):
@@ -83,6 +120,7 @@ class FilterGanDock(BaseDock):
         self.eval_overrides: dict = {}
         self.history: dict[str, list[float]] = {k: [] for k in ("step", *LOSS_COLORS)}
         self.mds: dict | None = None
+        self.evaluation: dict | None = None  # the metrics shown in the MDS tab's table
         self._fgan = None
         self._fgan_path: str | None = None
 
@@ -263,6 +301,7 @@ class FilterGanDock(BaseDock):
         self.run_edit.setText(str(path))
         self._fgan = None
         self.mds = None
+        self._say("accuracy and MDS appear here after evaluation")
         self.scatter.setData([])
         self.point_view.item.clear()
         self.point_label.setText("hover or click a point")
@@ -338,15 +377,37 @@ class FilterGanDock(BaseDock):
             self.set_run(str(result.path))
             self.session.log(f"filter-GAN trained: {result.path}")
         else:
-            self.eval_label.setText(f"accuracy real {result['accuracy_real']:.4f}, generated {result['accuracy_generated']:.4f}; "
-                                    f"spread {result['spread_relative']:.3f} of the filter norm; "
-                                    f"{100 * result['nearest_real_fraction']:.0f} % nearest to their own real filter")
+            self.show_evaluation(result)
             written = result.get("run")  # an evaluation of a read-only run writes a new folder
             if written and str(written) != self.run_path:
                 self.set_run(str(written))
             else:
                 self._load_mds(self.run_path)
         self.session.runs_changed.emit()
+
+    def show_evaluation(self, metrics: dict) -> None:
+        """Sect. 5.2 (i) beside its controls, re-trained and frozen (see evaluation_text)."""
+        self.eval_label.setTextFormat(Qt.TextFormat.RichText)
+        self.eval_label.setText(evaluation_text(metrics))
+        self.evaluation = metrics
+
+    def _say(self, message: str) -> None:
+        """A plain message in place of the evaluation table."""
+        self.evaluation = None
+        self.eval_label.setTextFormat(Qt.TextFormat.PlainText)
+        self.eval_label.setText(message)
+
+    def _show_stored_evaluation(self, path: str) -> None:
+        """The evaluation a run folder already holds (its metrics.json), if any."""
+        from workbench.errors import UserError
+        from workbench.runs import read_json
+
+        try:
+            metrics = read_json(Path(path) / "metrics.json", "metrics.json")
+        except UserError:
+            return
+        if isinstance(metrics, dict) and "accuracy_generated" in metrics:
+            self.show_evaluation(metrics)
 
     def _on_stopped(self) -> None:
         for b in (self.train_button, self.eval_button):
@@ -366,17 +427,18 @@ class FilterGanDock(BaseDock):
         if path != self.run_path:
             return  # another run was opened meanwhile
         if data is None:
-            self.eval_label.setText("this run has no MDS yet: press Evaluate")
+            self._say("this run has no MDS yet: press Evaluate")
             return
         self.mds = data
         brushes = [pg.mkBrush(*colours[j]) for j in data["real_index"]]
         sizes = np.where(data["is_real"], 13, 6)
         pens = [pg.mkPen("k", width=1.5) if r else pg.mkPen(None) for r in data["is_real"]]
         self.scatter.setData(pos=data["coords"], brush=brushes, size=sizes, pen=pens, data=np.arange(len(sizes)))
+        self._show_stored_evaluation(path)
         self.mds_shown.emit(path)
 
     def _on_mds_failed(self, message: str) -> None:
-        self.eval_label.setText(message)
+        self._say(message)
         self.session.log(message, "error")
 
     def _on_points_hovered(self, _item, points, _ev=None) -> None:
