@@ -98,8 +98,9 @@ def _eval(args: argparse.Namespace) -> int:
     metrics = drive(evaluate_filter_gan(args.run_dir, config, out=args.out, runs=RunStore(args.workspace),
                                         trust=args.trust),
                     "filtergan eval", quiet=args.quiet)
-    keys = ("accuracy_real", "accuracy_generated", "accuracy_real_retrained", "spread_relative", "mds_spread_mean",
-            "nearest_real_fraction", "matching_identity_fraction")
+    keys = ("accuracy_real", "accuracy_generated", "accuracy_real_retrained", "accuracy_generated_frozen",
+            "accuracy_noise", "accuracy_noise_frozen", "accuracy_permuted", "accuracy_permuted_frozen", "margins",
+            "spread_relative", "mds_spread_mean", "nearest_real_fraction", "matching_identity_fraction")
     print(json.dumps({"run": metrics["run"], **{k: metrics[k] for k in keys}, "mds_plot": "images/mds.png"}))
     return 0
 

@@ -12,7 +12,7 @@ C ‖a(x′|z_k) − a(x|z)‖² / ‖a(x|z)‖², and Ψ = R_α + R_TV^β (eqs.
 natural-image prior of Mahendran & Vedaldi 2015 that sect. 4 cites), minimised from x with the
 engine's Algorithm 1: the data term is a pre-image :class:`~workbench.preimage.solve.Problem`
 whose Φ is a(·|z_k) (one z_k per cell, no mask, no jitter), and every iteration is
-:func:`algorithm1_step` — the engine's loop body (the same terms in the same order, then
+:func:`workbench.preimage.solve.algorithm1_step` — the engine's loop body (the same terms in the same order, then
 :class:`~workbench.preimage.optimizer.PreimageOptimizer`'s step) on the parametrised images
 x′ = x + upsample(δ). The paper gives no weights; ours (the config defaults) were chosen by
 looking at grids of the shipped conv4 GAN:
@@ -94,8 +94,9 @@ def smoothness(images: np.ndarray) -> dict[str, float]:
 
 
 def traverse(config: TraversalConfig, *, cancel: CancelToken | None = None, runs: RunStore | None = None,
-             out: str | Path | None = None, fgan=None, model=None, trust: bool = False) -> Job:
-    """The k×k traversal grid of sect. 4 as a job; writes ``images/grid.png`` to its run folder.
+             out: str | Path | None = None, fgan=None, model=None, trust: bool = False, figure=None) -> Job:
+    """The k×k traversal grid of sect. 4 as a job; writes ``images/grid.png`` and ``grid.pdf`` to its
+    run folder (at the size ``figure``, a :class:`~workbench.export.style.FigureStyle`; default a page).
 
     ``trust``: the user's consent, for this call only, to open a model the run folder names that is
     code (TorchScript, a pickle, a Python callable)."""
@@ -104,7 +105,7 @@ def traverse(config: TraversalConfig, *, cancel: CancelToken | None = None, runs
     from workbench.filtergan.train import load_filter_gan
     from workbench.preimage import presets
     from workbench.preimage.optimizer import PreimageOptimizer, initial_learning_rate
-    from workbench.preimage.solve import Problem
+    from workbench.preimage.solve import Problem, algorithm1_step
 
     config.validate()
     cancel = cancel or CancelToken()
@@ -187,7 +188,7 @@ def traverse(config: TraversalConfig, *, cancel: CancelToken | None = None, runs
             "profile_change_at_x_mean": float(shift.mean()),
             **smoothness(pixels),
         }
-        _save(run, pixels, ref, metrics, config, dims, bool(getattr(model, "trained", True)))
+        _save(run, pixels, ref, metrics, config, dims, bool(getattr(model, "trained", True)), figure=figure)
         run.save_tensors("traversal.safetensors", {"images": torch.from_numpy(pixels), "z": zk, "x0": x0.cpu()})
         run.write_metrics(metrics)
         yield Artifact("grid", "images/grid.png")
@@ -209,52 +210,34 @@ class Profile(torch.nn.Module):
         return self.split.activation(self.split.prefix(x), self.weights, self.biases)
 
 
-def algorithm1_step(problem, param: torch.Tensor, optimizer, alpha: float, beta: float, B: float, V: float,
-                    canvas=None) -> dict[str, torch.Tensor]:
-    """One iteration of the engine's Algorithm 1 on eq. 7 without jitter (T = 1), for the images
-    ``canvas(param)`` (``param`` itself when no canvas is given): the energy
-    R_α + R_TV^β + C ℓ(Φ(x), Φ0) of every image, its gradient with respect to ``param``, and
-    ``optimizer.step()`` (which projects ``param`` onto the bound B+). Returns the per-image
-    terms and the images before the step, detached.
-
-    The same terms, in the same order, as one iteration of ``workbench.preimage.solve._solve``;
-    the engine does not expose its loop body yet, so the traversal calls this until it does
-    (see docs/filtergan.md, "One loop")."""
-    from workbench.preimage.regularizers import alpha_norm, tv_beta
-
-    x = param if canvas is None else canvas(param)
-    r_alpha = alpha_norm(x, alpha, B)
-    r_tv = tv_beta(x, beta, V)
-    loss = problem.loss(problem.code(x))
-    energy = r_alpha + r_tv + problem.C * loss
-    energy.sum().backward()
-    optimizer.step()
-    return {"energy": energy.detach(), "loss": loss.detach(), "R_alpha": r_alpha.detach(), "R_tv": r_tv.detach(),
-            "image": x.detach()}
-
-
 def _pixels(x: torch.Tensor, mean: torch.Tensor) -> np.ndarray:
     """Paper units → pixels in [0, 1], (N, H, W, C) float32."""
     p = (x / 255.0 + mean).clamp(0.0, 1.0)
     return np.ascontiguousarray(p.permute(0, 2, 3, 1).cpu().numpy().astype(np.float32))
 
 
-def grid_image(pixels: np.ndarray, dims: tuple[int, int], xi: float, title: str | None = None) -> np.ndarray:
-    """The k×k grid as a labelled (H, W, 3) uint8 image; rows move z_i, columns z_j."""
-    from workbench.export.grid import labelled_grid
+def traversal_figure(pixels: np.ndarray, dims: tuple[int, int], xi: float, title: str | None = None):
+    """The k×k grid as a labelled :class:`~workbench.export.figures.FigureGrid`; rows move z_i, columns z_j."""
+    from workbench.export.figures import FigureGrid
 
     k = pixels.shape[0]
     steps = np.linspace(-xi, xi, k)
     rows = [[pixels[r, c] for c in range(k)] for r in range(k)]
-    return labelled_grid(rows, col_labels=[f"z{dims[1]}{s:+.1f}" for s in steps],
-                         row_labels=[f"z{dims[0]}{s:+.1f}" for s in steps], title=title, tile=64, font_size=12)
+    return FigureGrid(rows, col_labels=[f"z{dims[1]} {s:+.1f}" for s in steps],
+                      row_labels=[f"z{dims[0]} {s:+.1f}" for s in steps], title=title or "")
+
+
+def grid_image(pixels: np.ndarray, dims: tuple[int, int], xi: float, title: str | None = None) -> np.ndarray:
+    """The k×k grid as a labelled (H, W, 3) uint8 image (the window's view), tiles 64 pixels high."""
+    return traversal_figure(pixels, dims, xi, title).render(tile=64)
 
 
 def _save(run, pixels: np.ndarray, ref: np.ndarray, metrics: dict, config: TraversalConfig, dims,
-          trained: bool = True) -> None:
+          trained: bool = True, figure=None) -> None:
     from workbench.export.figures import model_caption
+    from workbench.export.render import save_run_figure
 
     title = model_caption(f"{config.sample}: traversal of z{dims[0]}, z{dims[1]} (±{config.xi:g}); centre = the sample",
                           trained)
-    run.save_image("grid.png", grid_image(pixels, dims, config.xi, title))
+    save_run_figure(run, "grid", traversal_figure(pixels, dims, config.xi, title).figure(figure), figure)
     run.save_image("sample.png", ref)

@@ -83,8 +83,9 @@ class Problem:
 
 
 def preimage_job(config: PreimageConfig, *, cancel: CancelToken | None = None, runs: RunStore | None = None,
-                 out: str | Path | None = None, model=None) -> Job:
-    """Solve for ``config.restarts`` pre-images, yielding events; returns a :class:`PreimageResult`."""
+                 out: str | Path | None = None, model=None, figure=None) -> Job:
+    """Solve for ``config.restarts`` pre-images, yielding events; returns a :class:`PreimageResult`.
+    ``figure`` (a :class:`~workbench.export.style.FigureStyle`) sizes ``images/grid.png``/``grid.pdf``."""
     from workbench.device import resolve_device
 
     config.validate()
@@ -105,7 +106,7 @@ def preimage_job(config: PreimageConfig, *, cancel: CancelToken | None = None, r
     store = runs or RunStore(Path(out).parent if out is not None else None)
     run = store.create(config.method, to_dict(config), device=str(device), folder=out, model=_facts(model))
     yield Artifact("run", str(run.path))
-    return (yield from finalise(run, _solve(config, model, layer, device, cancel, run), threads=threads))
+    return (yield from finalise(run, _solve(config, model, layer, device, cancel, run, figure), threads=threads))
 
 
 def _facts(model) -> dict[str, Any] | None:
@@ -118,6 +119,25 @@ def _schedule(config: PreimageConfig, device: torch.device) -> str:
     if config.schedule != "auto":
         return config.schedule
     return "sequential" if device.type == "cpu" else "batched"
+
+
+def algorithm1_step(problem: Problem, x: torch.Tensor, optimizer: PreimageOptimizer, alpha: float, beta: float,
+                    B: float, V: float, *, offsets: torch.Tensor | None = None, canvas=None) -> dict[str, torch.Tensor]:
+    """One iteration of Algorithm 1 (IJCV sect. 3.4) on eq. 7 for every image of ``canvas(x)`` (``x``
+    itself without a canvas): E = R_α + R_TV^β + C·ℓ(Φ(jitter(x; τ)), Φ0) with τ = ``offsets`` (no
+    jitter without them), its gradient with respect to ``x``, and ``optimizer.step()`` (which projects
+    onto the bound B+). Returns the per-image terms and the images before the step, detached.
+
+    The one loop body of the engine: the pre-image job and the filter-GAN traversal both call it."""
+    image = x if canvas is None else canvas(x)
+    r_alpha = alpha_norm(image, alpha, B)
+    r_tv = tv_beta(image, beta, V)
+    loss = problem.loss(problem.code(image if offsets is None else jitter(image, problem.T, offsets)))
+    energy = r_alpha + r_tv + problem.C * loss
+    energy.sum().backward()
+    optimizer.step()
+    return {"energy": energy.detach(), "loss": loss.detach(), "R_alpha": r_alpha.detach(), "R_tv": r_tv.detach(),
+            "image": image.detach()}
 
 
 def build_problem(config: PreimageConfig, model, layer, device: torch.device,
@@ -244,7 +264,7 @@ def _crop_centre(x: torch.Tensor, T: int) -> torch.Tensor:
     return jitter(x, T, torch.tensor([[lo, lo]]))
 
 
-def _solve(config: PreimageConfig, model, layer, device, cancel, run: Run):
+def _solve(config: PreimageConfig, model, layer, device, cancel, run: Run, figure=None):
     t_start = time.monotonic()
     reference, label = (None, None)
     if config.method in ("invert", "caricature"):
@@ -298,12 +318,8 @@ def _solve(config: PreimageConfig, model, layer, device, cancel, run: Run):
                     offsets = torch.stack([torch.randint(0, T, (2,), generator=generators[k]) for k in group])
                 else:
                     offsets = torch.tensor([[lo, lo]] * len(group))
-                r_alpha = alpha_norm(x, config.alpha, B)
-                r_tv = tv_beta(x, config.beta, V)
-                loss = problem.loss(problem.code(jitter(x, T, offsets)))
-                energy = r_alpha + r_tv + problem.C * loss
-                energy.sum().backward()
-                opt.step()
+                step = algorithm1_step(problem, x, opt, config.alpha, config.beta, B, V, offsets=offsets)
+                energy, loss, r_alpha, r_tv = step["energy"], step["loss"], step["R_alpha"], step["R_tv"]
                 with torch.no_grad():
                     for name, v in (("energy", energy), ("data", problem.C * loss), ("R_alpha", r_alpha), ("R_tv", r_tv)):
                         if 1 < K <= MAX_RESTART_CURVES:
@@ -344,7 +360,7 @@ def _solve(config: PreimageConfig, model, layer, device, cancel, run: Run):
     metrics["schedule"] = schedule
     if label is not None:
         metrics["reference_label"] = label
-    yield from _save(run, config, model, layer, images, reference, metrics, frames)
+    yield from _save(run, config, model, layer, images, reference, metrics, frames, figure)
     return PreimageResult(run, images, reference, metrics, frames)
 
 
@@ -458,17 +474,15 @@ def _maximized(channel: int, metrics: dict[str, Any]) -> str:
     return f"maximize channel {channel}" + (f", neuron ({neuron[0]}, {neuron[1]})" if neuron else "")
 
 
-def _save(run: Run, config, model, layer, images, reference, metrics, frames):
-    from workbench.export.grid import labelled_grid
+def _save(run: Run, config, model, layer, images, reference, metrics, frames, figure=None):
+    from workbench.export.figures import preimage_figure
+    from workbench.export.render import save_run_figure
 
     run.write_metrics(metrics)
     for k, image in enumerate(images):
         run.save_image(f"restart_{k + 1}.png", image)
-    tiles = ([reference] if reference is not None else []) + list(images)
-    labels = (["reference"] if reference is not None else []) + [f"restart {k + 1}" for k in range(len(images))]
-    what = {"invert": "inversion", "maximize": _maximized(config.channel, metrics), "caricature": "caricature"}[config.method]
-    title = f"{model_caption(model.name, getattr(model, 'trained', True))} · {layer.name} · {what} · C={metrics['C']:g}"
-    run.save_image("grid.png", labelled_grid([tiles], col_labels=labels, row_labels=[layer.name], title=title))
+    # the window's Export draws this same figure from the same metrics (grid.png and grid.pdf)
+    save_run_figure(run, "grid", preimage_figure(images, reference, metrics).figure(figure), figure)
     run.save_tensors("preimages.safetensors", {"images": torch.from_numpy(images)})
     if frames:
         # 8-bit, as the animation shows them: a quarter of float32 (36 frames of 4 restarts at 224² is 22 MB)
