@@ -20,6 +20,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from workbench.representations.stages import LEAVES as REPRESENTATION_LEAVES
+
 
 def digits_vgg(num_classes: int = 10, in_channels: int = 1) -> nn.Sequential:
     """conv(32)-conv(32)-pool-conv(64)-conv(64)-pool-conv(128)-pool-fc on 32×32 input."""
@@ -120,4 +122,5 @@ def cifar_vgg(downsampling: str = "maxpool", num_classes: int = 10, in_channels:
 
 
 #: Leaf module types that are ours (FX must not trace into them).
-CUSTOM_LEAVES = (Subsampling, PartialConv2d)
+#: Modules the FX tracer keeps whole: each is one layer (the representations' stages too).
+CUSTOM_LEAVES = (Subsampling, PartialConv2d, *REPRESENTATION_LEAVES)

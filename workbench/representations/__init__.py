@@ -5,8 +5,8 @@ CVPR 2015 sect. 3; IJCV 2016 sect. 4.1). See docs/representations.md.
 :class:`~workbench.models.loading.LoadedModel` that every analysis takes (layer table, truncation,
 pre-images). A name may carry its cell size: ``hog@4``.
 
-Importing this package registers its stage modules as leaves of the workbench's FX tracer
-(``workbench.models.architectures.CUSTOM_LEAVES``), so each stage is one layer.
+Its stage modules (``stages.LEAVES``) are leaves of the workbench's FX tracer
+(``workbench.models.architectures.CUSTOM_LEAVES`` lists them), so each stage is one layer.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from workbench.errors import UserError
-from workbench.representations.stages import LEAVES
+from workbench.representations.stages import LEAVES  # noqa: F401
 
 #: The representations by name, with what they are.
 NAMES = {
@@ -34,16 +34,6 @@ PAPER_C = 100.0
 #: The layer each representation is inverted from: its output.
 OUTPUT_LAYER = {"hog": "cells", "hogb": "cells", "dsift": "clamp"}
 
-
-def _register_leaves() -> None:
-    from workbench.models import architectures
-
-    missing = tuple(t for t in LEAVES if t not in architectures.CUSTOM_LEAVES)
-    if missing:
-        architectures.CUSTOM_LEAVES = tuple(architectures.CUSTOM_LEAVES) + missing
-
-
-_register_leaves()
 
 
 def parse_name(text: str) -> tuple[str, int | None]:
