@@ -109,7 +109,7 @@ def option(default: Any, help: str, *, flag: str | tuple[str, ...] | None = None
     keeps an internal field off the command line; ``required`` makes the CLI insist although the
     field has a default (the API and the window use the default); ``parse`` names a text form
     for the command line: ``"input_size"`` (``3x64x64``) or ``"floats"`` (``0.5,0.5,0.5``)
-    or ``"names"`` (``conv1,conv2``)."""
+    or ``"names"`` (``conv1,conv2``) or ``"ints"`` (``0-7,9``)."""
     meta = {"help": help, "flag": flag, "metavar": metavar, "methods": methods, "cli": cli,
             "required": required, "choices": choices, "parse": parse}
     if isinstance(default, (list, dict, set)):
@@ -176,7 +176,24 @@ def _parser(kind: str, flag: str) -> Callable[[str], Any]:
         return parse_input_size
     if kind == "names":
         return lambda text: tuple(n for n in text.replace(",", " ").split() if n)
+    if kind == "ints":
+        return lambda text: parse_ints(flag, text)
     return lambda text: parse_floats(flag, text)
+
+
+def parse_ints(flag: str, text: str) -> tuple[int, ...]:
+    """``0-7,9`` as (0, 1, ..., 7, 9): whole numbers and inclusive ranges, comma-separated."""
+    out: list[int] = []
+    for part in (p.strip() for p in str(text).replace(" ", ",").split(",")):
+        if not part:
+            continue
+        lo, sep, hi = part.partition("-")
+        if not (lo.isdecimal() and (not sep or hi.isdecimal())) or (sep and int(hi) < int(lo)):
+            raise UserError(f"{flag} takes whole numbers and ranges such as 0-7,9, not '{text}'")
+        out.extend(range(int(lo), int(hi) + 1) if sep else [int(lo)])
+    if not out:
+        raise UserError(f"{flag} needs at least one number, e.g. 0-7")
+    return tuple(out)
 
 
 def from_args(cls: type[T], args: Any, **given: Any) -> T:

@@ -58,6 +58,11 @@ class PreimageConfig:
     fine_tune_iters: int | None = option(None, "extra iterations without jitter at a tenth of the rate "
                                          "(default: 50 for invert, 0 otherwise; sect. 3.4)", flag="--fine-tune")
     seed: int = option(0, "seed of the restarts' generators (same seed, same images)")
+    tol: float | None = option(None, "stop a phase early once the relative change of the mean energy between two "
+                               "windows of --tol-window iterations is below this (after --min-iters); "
+                               "default: run every iteration")
+    tol_window: int = option(20, "iterations per window of the --tol rule")
+    min_iters: int = option(50, "iterations before the --tol rule may stop the main phase")
     C: float | None = option(None, "data-term weight C of eq. 7 (default: the paper's per-layer preset, "
                              "sect. 5.2.1 and 6.2)", flag=("-C", "--C"))
     alpha: float = option(ALPHA, "α of the bounded-range prior R_α (eq. 5)")
@@ -95,6 +100,10 @@ class PreimageConfig:
         if self.fine_tune_iters is not None:
             limits.integer("--fine-tune", self.fine_tune_iters, 0, MAX_ITERS)
         limits.seed("--seed", self.seed)
+        if self.tol is not None:
+            limits.real("--tol", self.tol, high=1.0, positive=True)
+        limits.integer("--tol-window", self.tol_window, 1, MAX_ITERS)
+        limits.integer("--min-iters", self.min_iters, 0, MAX_ITERS)
         limits.real("--alpha", self.alpha, high=MAX_EXPONENT, positive=True)
         limits.real("--beta", self.beta, high=MAX_EXPONENT, positive=True)
         for name in ("C", "B", "B_plus", "V"):

@@ -154,7 +154,7 @@ def build_problem(config: PreimageConfig, model, layer, device: torch.device,
     if reference is not None:
         p0 = torch.from_numpy(reference).permute(2, 0, 1)[None].to(device)
         x0 = 255.0 * (p0 - mean)
-    T = config.jitter if config.jitter is not None else presets.preset_jitter(layer.stride)
+    T = config.jitter if config.jitter is not None else presets.model_jitter(model, layer.stride)
     mask = None
     Z = 1.0
     with torch.no_grad():
@@ -304,10 +304,13 @@ def _solve(config: PreimageConfig, model, layer, device, cancel, run: Run, figur
     T = problem.T
     lo = (T - 1) // 2
     t = 0
+    used, skip_main = 0, False  # --tol: iterations computed; the main phase converged
     try:
         for t in range(total):
             cancel.check()
             tuning = t >= config.iters
+            if skip_main and not tuning:
+                continue
             if tuning and t == config.iters:
                 for opt in optimizers:
                     opt.scale_learning_rate(presets.FINE_TUNE_RATE)
@@ -332,7 +335,9 @@ def _solve(config: PreimageConfig, model, layer, device, cancel, run: Run, figur
             values["data"] = problem.C * values["loss"]  # C·ℓ: E = R_α + R_TV + C·ℓ
             values.update(each)
             history.append((t + 1, values))
-            last = t == total - 1
+            used += 1
+            converged = config.tol is not None and converged_phase(history, config, tuning)
+            last = t == total - 1 or (converged and (tuning or fine_tune == 0))
             snap = None
             want_frame = config.frame_every > 0 and (t % config.frame_every == 0 or last)
             if (config.snapshot_every > 0 and (t % config.snapshot_every == 0)) or last or want_frame:
@@ -341,6 +346,10 @@ def _solve(config: PreimageConfig, model, layer, device, cancel, run: Run, figur
                     frames.append(snap)
             yield Step(t + 1, total, values, images=snap if (config.snapshot_every > 0 or last) else None,
                        stage="fine-tuning" if tuning else "optimizing")
+            if converged:
+                if last:
+                    break
+                skip_main = True
     except (Cancelled, KeyboardInterrupt, GeneratorExit):  # GeneratorExit: the driver closed the job
         _save_partial(run, problem, xs, t)
         _save_energies(run, history)
@@ -357,11 +366,24 @@ def _solve(config: PreimageConfig, model, layer, device, cancel, run: Run, figur
                   f"{max(metrics['activation']):.3g} in every restart (an inactive unit after a ReLU gets no "
                   f"gradient): try other seeds, --channel-mean or the layer before the ReLU", "warning")
     metrics["seconds"] = round(time.monotonic() - t_start, 3)
+    metrics["iterations_used"] = used
     metrics["schedule"] = schedule
     if label is not None:
         metrics["reference_label"] = label
     yield from _save(run, config, model, layer, images, reference, metrics, frames, figure)
     return PreimageResult(run, images, reference, metrics, frames)
+
+
+def converged_phase(history: list[tuple[int, dict[str, float]]], config: PreimageConfig, tuning: bool) -> bool:
+    """The --tol rule: the mean energy of the last ``tol_window`` iterations of this phase differs from
+    the window before by less than ``tol`` relative to it (main phase: only after ``min_iters``)."""
+    w = config.tol_window
+    first = config.iters + 1 if tuning else 1
+    if len(history) < 2 * w or history[-2 * w][0] < first or (not tuning and history[-1][0] < config.min_iters):
+        return False
+    energies = [v["energy"] for _, v in history[-2 * w:]]
+    before, now = sum(energies[:w]) / w, sum(energies[w:]) / w
+    return abs(now - before) <= config.tol * max(abs(before), 1e-12)
 
 
 def _divergence(terms: dict[str, float], iteration: int, C: float, config: PreimageConfig) -> str:
