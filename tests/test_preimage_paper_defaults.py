@@ -72,3 +72,14 @@ def test_restart_spread_tells_a_pinned_code_from_an_ambiguous_one(vgg, tmp_path)
     assert ambiguous["restart_rms_mean"] > 0.03  # a 10-d code: different images, the same code
     assert ambiguous["reconstruction_error_mean"] < 0.05
     assert ambiguous["classification_consistency"] == 1.0
+
+
+def test_hog_is_inverted_without_jitter_and_cnns_with_a_quarter_stride(vgg):
+    from workbench.models import load_model
+    from workbench.preimage import presets
+
+    hog = load_model("hog")
+    cells = hog.layer("cells")
+    assert cells.stride == 8 and presets.model_jitter(hog, cells.stride) == 1  # IJCV sect. 5.1: no jitter
+    assert presets.model_jitter(vgg, vgg.layer("relu5").stride) == 1  # stride 4: T = 1
+    assert presets.model_jitter(vgg, vgg.layer("fc").stride) == 2  # stride 8: T = 2 (sect. 5.2.1)

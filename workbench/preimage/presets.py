@@ -86,6 +86,14 @@ def maximize_C(rho: float) -> float:
     return float(rho * rho)
 
 
+def model_jitter(model, stride: int) -> int:
+    """The jitter T for a layer of ``model``: the model's own (metadata ``preimage_jitter``; HOG and
+    DSIFT are inverted without jitter, IJCV sect. 5.1) or a quarter of the stride (sect. 5.2.1)."""
+    metadata = getattr(model, "metadata", None) or {}
+    own = metadata.get("preimage_jitter")
+    return int(own) if isinstance(own, int) and not isinstance(own, bool) and own >= 1 else preset_jitter(stride)
+
+
 def preset_B(model, alpha: float = ALPHA) -> float:
     """B of eq. 5, "the typical L2 norm of the pixel RGB vector, such that N_α(x) ≈ 1" (sect. 3.2.1).
 

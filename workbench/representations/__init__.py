@@ -107,7 +107,7 @@ def load(name: str, cell_size: int | None = None, *, input_size: Sequence[int] |
     # paper uses no jitter either, which a run asks for with --jitter 1 (the engine's default is stride/4).
     layers = [name for name, _ in module.named_children()]
     loaded.metadata = {"representation": base, "cell_size": cell, "output_layer": OUTPUT_LAYER[base],
-                       "preimage_C": {name: PAPER_C for name in layers}, **dict(options)}
+                       "preimage_C": {name: PAPER_C for name in layers}, "preimage_jitter": 1, **dict(options)}
     return loaded
 
 

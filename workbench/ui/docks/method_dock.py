@@ -288,7 +288,7 @@ class MethodDock(BaseDock):
 
         kinds = [l.kind for l in model.layers()]
         C = presets.preset_C(kinds, info.index, model, info.name)
-        T = presets.preset_jitter(info.stride)
+        T = presets.model_jitter(model, info.stride)
         channels = info.shape[0]
         self.channel.setMaximum(max(0, channels - 1))
         if len(info.shape) == 3:
