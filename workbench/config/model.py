@@ -8,7 +8,8 @@ window's model box and Open dialog, the Python API and run folders (``run.json["
   TorchScript archive or a full pickle;
 - a Python callable ``package.module:callable`` (a class or a factory returning an ``nn.Module``),
   called with ``model_kwargs``; the current directory is importable, as with ``python -m``;
-- a timm architecture ``timm:NAME``.
+- a timm architecture ``timm:NAME``;
+- a hand-crafted representation built as a network: ``hog``, ``hogb`` or ``dsift`` (``cell_size``).
 
 ``weights`` loads a safetensors file or a state_dict (``weights_only=True``) into the module that
 ``model`` built; ``input_size``, ``mean``, ``std`` and ``class_names`` describe the input of a model
@@ -32,6 +33,8 @@ from workbench.errors import UserError
 #: ``package.module:callable`` (dotted on both sides of the colon; no path separators).
 CALLABLE = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*:[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*$")
 TIMM_PREFIX = "timm:"
+#: The hand-crafted representations built as networks (workbench.representations): --model NAME[@CELL].
+REPRESENTATIONS = ("hog", "hogb", "dsift")
 #: Input limits: channels, height/width.
 MAX_CHANNELS, MAX_SIDE = 64, 4096
 
@@ -54,6 +57,8 @@ class ModelSpec:
                                            metavar="S1,S2,..", parse="floats")
     class_names: str | None = option(None, "a text file of class names, one per line (or a JSON list)",
                                      metavar="FILE")
+    cell_size: int | None = option(None, "cell size in pixels of hog, hogb or dsift (default 8, as in the papers)",
+                                   metavar="PIXELS")
 
     @property
     def kind(self) -> str:
@@ -77,6 +82,8 @@ class ModelSpec:
         self.kwargs()
         if self.model_kwargs is not None and self.kind not in ("callable", "timm"):
             raise UserError(f"--model-kwargs applies to a package.module:callable or timm:NAME model, not '{self.model}'")
+        if self.cell_size is not None and self.model.partition("@")[0].strip().lower() not in REPRESENTATIONS:
+            raise UserError(f"--cell-size applies to {', '.join(REPRESENTATIONS)}, not '{self.model}'")
         if self.input_size is not None:
             check_input_size(self.input_size)
         c = self.input_size[0] if self.input_size is not None else None

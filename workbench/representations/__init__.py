@@ -17,7 +17,7 @@ from workbench.errors import UserError
 from workbench.representations.stages import LEAVES  # noqa: F401
 
 #: The representations by name, with what they are.
-NAMES = {
+NAMES = {  # the names workbench.config.model.REPRESENTATIONS lists
     "hog": "CNN-HOG: DPM V5 / UoCTTI HOG (hard orientation binning, 18 + 9 bins per cell)",
     "hogb": "CNN-HOGb: UoCTTI HOG with bilinear orientation binning",
     "dsift": "CNN-DSIFT: dense SIFT (8 orientations, bilinear binning, 4x4-cell descriptors)",
@@ -120,7 +120,7 @@ def load_spec(spec, *, device="cpu"):
     if given:
         raise UserError(f"{spec.model} is a fixed representation (no weights, no classes, its own pixel scale): "
                         f"drop {', '.join(given)}")
-    return load(spec.model, input_size=spec.input_size, device=device)
+    return load(spec.model, spec.cell_size, input_size=spec.input_size, device=device)
 
 
 def __getattr__(name: str):
