@@ -1,0 +1,152 @@
+"""The sweep config: a grid of pre-image runs (issue 11), and the atlas, a sweep over a layer's channels.
+No torch here: layer names such as ``all-conv`` and ranges (``conv1..relu3``) and image folders are
+expanded by :mod:`workbench.sweep.grid` once the models are open.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from workbench.config import option
+from workbench.config.preimage import ITERS, MAX_ITERS, MAX_RESTARTS, METHODS
+from workbench.errors import UserError
+
+EXECUTORS = ("local", "process", "ray")
+PRESETS = ("paper-fig6",)
+#: IJCV sect. 5.2.1 (Fig. 6, CVPR Table 3): the data-term weights swept for every layer.
+PAPER_FIG6_C = (1.0, 20.0, 100.0, 300.0)
+#: Layers named by a word rather than one by one.
+LAYER_WORDS = ("all", "all-conv", "all-relu")
+MAX_CELLS = 1_000_000
+MAX_WORKERS = 4096
+
+
+@dataclass
+class SweepConfig:
+    """A grid over models × layers × C × seeds × images (invert, caricature) or channels (maximize)."""
+
+    models: tuple[str, ...] = option(("digits-vgg",), "models, comma-separated (zoo names, files, ...)",
+                                     flag=("--model", "--models"), parse="names", metavar="M[,M2]")
+    method: str = option("invert", "invert, maximize or caricature", choices=METHODS)
+    layers: tuple[str, ...] = option(("relu3",), "layers, comma-separated: names, ranges A..B (in network "
+                                     "order), all-conv, all-relu or all", parse="names", metavar="L1,L2|all-conv")
+    channels: tuple[int, ...] | None = option(None, "channels to maximize, e.g. 0-7,9 (default: every channel of "
+                                              "the layer)", parse="ints", metavar="0-7")
+    neuron_centre: bool = option(False, "maximize the centre neuron of each channel (the default, sect. 6.2)")
+    channel_mean: bool = option(False, "maximize each channel's mean over all positions instead of its centre "
+                                "neuron")
+    C: tuple[float, ...] | None = option(None, "data-term weights C, comma-separated (default: the paper's "
+                                         "per-layer preset)", flag=("-C", "--C"), parse="floats", metavar="1,20,300")
+    seeds: tuple[int, ...] = option((0,), "seeds, e.g. 0,1 or 0-3", parse="ints", metavar="0,1")
+    images: tuple[str, ...] = option(("digits:0",), "reference images, comma-separated (files, digits:N, "
+                                     "digits:0-9, sample names) or folders of image files", parse="names",
+                                     metavar="IMG,IMG|DIR")
+    restarts: int = option(1, "K random restarts per cell")
+    iters: int = option(ITERS, "T iterations per cell (sect. 3.4)")
+    fine_tune_iters: int | None = option(None, "extra iterations without jitter (default: 50 for invert, 0 "
+                                         "otherwise)", flag="--fine-tune")
+    tol: float | None = option(None, "stop each cell's phase early when its energy changes by less than this "
+                               "(see `workbench invert --help`)")
+    device: str = option("auto", "device of every cell: auto, cpu, cuda, cuda:N or mps")
+    threads: int = option(1, "intra-op threads per cell, fixed so every executor gives the same numbers")
+    executor: str = option("local", "local (in this process), process (a pool of --workers processes) or ray "
+                           "(a local Ray, or the cluster at --address)", choices=EXECUTORS)
+    workers: int | None = option(None, "worker processes (process) or CPUs of the embedded Ray (default: the "
+                                 "cores)")
+    address: str | None = option(None, "Ray cluster to join: auto or HOST:PORT (default: start a local Ray)")
+    resume: bool = option(False, "continue the sweep in --out: skip finished cells, rerun failed, interrupted "
+                          "or cancelled ones")
+    preset: str | None = option(None, "paper-fig6: every layer × C ∈ {1, 20, 100, 300}, inversion, with the "
+                                "IJCV Fig. 6 table and figure", choices=PRESETS)
+    out: str | None = option(None, "the sweep's folder (cells/, results.csv, results.json)", required=True,
+                             metavar="DIR")
+
+    def resolved(self) -> "SweepConfig":
+        """The config with its preset applied (paper-fig6: invert, every layer, the paper's C values)."""
+        from dataclasses import replace
+
+        if self.preset == "paper-fig6":
+            return replace(self, method="invert", preset=self.preset,
+                           layers=("all",) if self.layers == ("relu3",) else self.layers,
+                           C=self.C if self.C is not None else PAPER_FIG6_C)
+        return self
+
+    def validate(self) -> None:
+        from workbench import limits
+        from workbench.limits import check_device_name
+
+        limits.choice("--method", self.method, METHODS)
+        limits.choice("--executor", self.executor, EXECUTORS)
+        if self.preset is not None:
+            limits.choice("--preset", self.preset, PRESETS)
+        for name, values in (("--model", self.models), ("--layers", self.layers), ("--seeds", self.seeds)):
+            if not values:
+                raise UserError(f"{name} needs at least one value")
+        for m in self.models:
+            limits.text("--model", m)
+        for layer in self.layers:
+            limits.text("--layers", layer)
+        for s in self.seeds:
+            limits.seed("--seeds", s)
+        if self.C is not None:
+            if not self.C:
+                raise UserError("--C needs at least one value")
+            for c in self.C:
+                limits.real("--C", c, high=1e12, positive=True)
+        if self.channels is not None:
+            for k in self.channels:
+                limits.integer("--channels", k, 0)
+        if self.method == "maximize":
+            if self.channel_mean and self.neuron_centre:
+                raise UserError("--neuron-centre and --channel-mean exclude each other")
+        elif self.channels is not None or self.channel_mean or self.neuron_centre:
+            raise UserError(f"--channels, --neuron-centre and --channel-mean are for maximize, not {self.method}")
+        if self.method != "maximize" and not self.images:
+            raise UserError(f"{self.method} needs --images")
+        limits.integer("--restarts", self.restarts, 1, MAX_RESTARTS)
+        limits.integer("--iters", self.iters, 1, MAX_ITERS)
+        if self.fine_tune_iters is not None:
+            limits.integer("--fine-tune", self.fine_tune_iters, 0, MAX_ITERS)
+        if self.tol is not None:
+            limits.real("--tol", self.tol, high=1.0, positive=True)
+        check_device_name(self.device)
+        limits.integer("--threads", self.threads, 1, 1024)
+        if self.workers is not None:
+            limits.integer("--workers", self.workers, 1, MAX_WORKERS)
+        if self.address is not None:
+            if self.executor != "ray":
+                raise UserError("--address is for --executor ray")
+            limits.text("--address", self.address)
+        if not self.out:
+            raise UserError("a sweep needs --out DIR")
+
+
+@dataclass
+class AtlasConfig:
+    """Every selected channel of one layer maximized (IJCV Figs. 16–21), as a contact sheet."""
+
+    model: str = option("digits-vgg", "the model (zoo name, file, ...)")
+    layer: str = option("relu3", "the layer whose channels to maximize", required=True)
+    channels: tuple[int, ...] | None = option(None, "channels, e.g. 0-63 (default: every channel)", parse="ints",
+                                              metavar="0-63")
+    neuron_centre: bool = option(False, "maximize the centre neuron of each channel (the default, sect. 6.2)")
+    channel_mean: bool = option(False, "maximize each channel's mean over all positions")
+    seed: int = option(0, "seed of every channel's restarts")
+    restarts: int = option(1, "K random restarts per channel (the sheet shows the first)")
+    iters: int = option(ITERS, "T iterations per channel")
+    tol: float | None = option(None, "stop each channel early when its energy settles (see --tol of invert)")
+    device: str = option("auto", "device of every cell")
+    threads: int = option(1, "intra-op threads per cell")
+    executor: str = option("local", "local, process or ray", choices=EXECUTORS)
+    workers: int | None = option(None, "worker processes or Ray CPUs (default: the cores)")
+    address: str | None = option(None, "Ray cluster to join: auto or HOST:PORT")
+    resume: bool = option(False, "continue the atlas in --out, reusing finished channels")
+    out: str | None = option(None, "the atlas folder (atlas.png, atlas.pdf, index.json, cells/)", required=True,
+                             metavar="DIR")
+
+    def sweep(self) -> SweepConfig:
+        return SweepConfig(models=(self.model,), method="maximize", layers=(self.layer,), channels=self.channels,
+                           neuron_centre=self.neuron_centre, channel_mean=self.channel_mean, seeds=(self.seed,),
+                           images=(), restarts=self.restarts, iters=self.iters, tol=self.tol, device=self.device,
+                           threads=self.threads, executor=self.executor, workers=self.workers,
+                           address=self.address, resume=self.resume, out=self.out)

@@ -1,0 +1,97 @@
+"""One sweep cell, run wherever an executor puts it: ``preimage_job`` through ``run_job`` into the
+cell's run folder, with a fixed intra-op thread count so that every executor gives the same numbers."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+#: Models opened in this process, by (spec, device): a worker that runs many cells opens each once.
+_MODELS: dict[tuple[str, str], Any] = {}
+_LOCK = threading.Lock()
+#: The token of the cell this worker process is running (a stop signal cancels it).
+_CURRENT: list[Any] = []
+
+#: Metrics a results row carries (the mean of a per-restart list where the metric is one).
+ROW_METRICS = ("reconstruction_error_mean", "reconstruction_error_std", "classification_consistency",
+               "activation", "restart_rms_mean", "iterations_used", "seconds")
+#: Per-restart lists kept in results.json (for the mean ± std over images and restarts).
+PER_RESTART = ("reconstruction_error", "activation", "predictions")
+
+
+@contextmanager
+def fixed_threads(n: int) -> Iterator[None]:
+    """``WORKBENCH_THREADS=n`` while the block runs (read by :func:`workbench.threads.job_threads`)."""
+    from workbench.threads import ENV
+
+    previous = os.environ.get(ENV)
+    os.environ[ENV] = str(n)
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(ENV, None)
+        else:
+            os.environ[ENV] = previous
+
+
+def open_model(spec: str, device: str = "cpu"):
+    from workbench.device import resolve_device
+    from workbench.models import load_model
+
+    dev = resolve_device(device)
+    key = (spec, str(dev))
+    with _LOCK:
+        if key not in _MODELS:
+            _MODELS[key] = load_model(spec, device=dev, imports=False)  # a config names no code to import
+        return _MODELS[key]
+
+
+def summary(metrics: dict[str, Any]) -> dict[str, Any]:
+    """What a results row and results.json keep of a cell's metrics.json."""
+    out: dict[str, Any] = {}
+    for name in ROW_METRICS:
+        value = metrics.get(name)
+        if isinstance(value, list):
+            value = float(sum(value) / len(value)) if value else None
+        out[name] = value
+    out["C_used"] = metrics.get("C")
+    out["reference_prediction"] = metrics.get("reference_prediction")
+    out["per_restart"] = {k: metrics[k] for k in PER_RESTART if isinstance(metrics.get(k), list)}
+    return out
+
+
+def run_cell(config: dict[str, Any], folder: str, threads: int = 1, cancel=None) -> dict[str, Any]:
+    """Run one cell into ``folder`` (a new folder); return :func:`summary` of its metrics.
+    Raises what the job raised (the folder is marked failed or cancelled by the job's finalise)."""
+    from workbench.config import from_dict
+    from workbench.config.preimage import PreimageConfig
+    from workbench.jobs import CancelToken, run_job
+    from workbench.preimage.solve import preimage_job
+
+    cfg = from_dict(PreimageConfig, config)
+    cancel = cancel or CancelToken()
+    with fixed_threads(threads):
+        model = open_model(cfg.model, cfg.device)
+        _CURRENT.append(cancel)
+        try:
+            result = run_job(preimage_job(cfg, cancel=cancel, out=folder, model=model))
+        finally:
+            _CURRENT.remove(cancel)
+    return summary(result.metrics)
+
+
+def worker_init() -> None:
+    """A pool worker: SIGINT and SIGTERM cancel the running cell (its folder marked cancelled); idle, exit."""
+    def stop(signum, frame):
+        if _CURRENT:
+            for token in _CURRENT:
+                token.cancel()
+        else:
+            os._exit(0)
+
+    for s in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(s, stop)

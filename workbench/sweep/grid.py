@@ -1,0 +1,139 @@
+"""A sweep's grid: models × layers × C × seeds × (images | channels), one PreimageConfig per cell."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from workbench.config import to_dict
+from workbench.config.preimage import PreimageConfig
+from workbench.config.sweep import MAX_CELLS, SweepConfig
+from workbench.errors import UserError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm")
+#: Layers whose code is their input's, left out of ``all``.
+PASS_THROUGH = ("Flatten", "Dropout", "Identity")
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One run of a sweep: its config (as a dict, JSON-ready), its folder name and its row's columns."""
+
+    name: str
+    config: dict[str, Any]
+    columns: dict[str, Any]
+
+    @property
+    def key(self) -> str:
+        return self.name.rsplit("-", 1)[-1]
+
+
+def cell_key(config: dict[str, Any]) -> str:
+    """A hash of a cell's PreimageConfig (``to_dict``): the same config, the same folder."""
+    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.]+", "_", str(text)).strip("_")[:40] or "x"
+
+
+def expand_layers(words: tuple[str, ...], layers) -> list[str]:
+    """Layer names in network order from names, ranges ``A..B``, ``all-conv``, ``all-relu``, ``all``."""
+    names = [info.name for info in layers]
+    by_name = {info.name: info for info in layers}
+    aliases = {info.alias: info.name for info in layers if getattr(info, "alias", None)}
+    chosen: list[str] = []
+
+    def resolve(name: str) -> str:
+        if name in by_name:
+            return name
+        if name in aliases:
+            return aliases[name]
+        raise UserError(f"no layer {name!r}: the layers are {', '.join(names)}")
+
+    for word in words:
+        if word == "all-conv":
+            chosen += [i.name for i in layers if "conv" in i.kind.lower()]
+        elif word == "all-relu":
+            chosen += [i.name for i in layers if "relu" in i.kind.lower()]
+        elif word == "all":
+            chosen += [i.name for i in layers if i.kind not in PASS_THROUGH]
+        elif ".." in word:
+            lo, hi = (resolve(p) for p in word.split("..", 1))
+            a, b = names.index(lo), names.index(hi)
+            if b < a:
+                raise UserError(f"layer range {word}: {hi} comes before {lo}")
+            chosen += names[a:b + 1]
+        else:
+            chosen.append(resolve(word))
+    out = list(dict.fromkeys(chosen))
+    if not out:
+        raise UserError(f"--layers {','.join(words)} names no layer of this model")
+    return out
+
+
+def expand_images(items: tuple[str, ...]) -> list[str]:
+    """Image sources: ``digits:A-B`` ranges, folders (their image files, sorted), the rest as given."""
+    out: list[str] = []
+    for item in items:
+        m = re.fullmatch(r"digits:(\d+)-(\d+)", item)
+        path = Path(item).expanduser()
+        if m:
+            out += [f"digits:{k}" for k in range(int(m.group(1)), int(m.group(2)) + 1)]
+        elif path.is_dir():
+            files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+            if not files:
+                raise UserError(f"{path} holds no image files ({', '.join(IMAGE_SUFFIXES[:4])} ...)")
+            out += [str(p) for p in files]
+        else:
+            out.append(item)
+    return list(dict.fromkeys(out))
+
+
+def expand(config: SweepConfig, open_model=None) -> list[Cell]:
+    """Every cell of the grid, in a fixed order (model, layer, C, seed, image or channel)."""
+    from workbench.models import load_model
+
+    config = config.resolved()
+    config.validate()
+    images = expand_images(config.images) if config.method != "maximize" else [None]
+    cells: list[Cell] = []
+    for model_name in config.models:
+        model = open_model(model_name) if open_model is not None else load_model(model_name, device="cpu",
+                                                                                   imports=False)
+        table = model.layers()
+        for layer in expand_layers(config.layers, table):
+            info = model.layer(layer)
+            if config.method == "maximize":
+                n = info.shape[0]
+                channels = list(config.channels) if config.channels is not None else list(range(n))
+                bad = [k for k in channels if k >= n]
+                if bad:
+                    raise UserError(f"channels {bad[:5]} out of range: {layer} has {n} channels (0..{n - 1})")
+            else:
+                channels = [None]
+            for C in (config.C if config.C is not None else (None,)):
+                for seed in config.seeds:
+                    for image in images:
+                        for channel in channels:
+                            pre = PreimageConfig(
+                                model=model_name, layer=layer, method=config.method, image=image,
+                                channel=channel, channel_mean=config.channel_mean if channel is not None else False,
+                                restarts=config.restarts, iters=config.iters,
+                                fine_tune_iters=config.fine_tune_iters, seed=seed, C=C, tol=config.tol,
+                                device=config.device, snapshot_every=0, frame_every=0)
+                            d = to_dict(pre)
+                            tag = f"ch{channel}" if channel is not None else _slug(Path(str(image)).stem
+                                                                                   if "/" in str(image) else image)
+                            cname = "-".join([_slug(model_name), _slug(layer), f"C{C:g}" if C else "Cpreset",
+                                              f"s{seed}", tag, cell_key(d)])
+                            cells.append(Cell(cname, d, {"model": model_name, "layer": layer,
+                                                         "method": config.method, "C": C, "seed": seed,
+                                                         "image": image, "channel": channel}))
+                            if len(cells) > MAX_CELLS:
+                                raise UserError(f"the grid has more than {MAX_CELLS} cells: narrow it")
+    return cells
