@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "workbench.cli.deform_cmd",
     "workbench.cli.filtergan_cmd",
     "workbench.cli.runs_cmd",
+    "workbench.cli.sweep_cmd",
 )
 
 
