@@ -1,4 +1,4 @@
-"""Labelled figure grids (PNG/SVG/PDF) and GIF animations, drawn in the core with PIL."""
+"""Labelled figure grids (PNG/SVG/PDF through matplotlib) and animations (GIF/MP4 through imageio)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,11 @@ import pytest
 from PIL import Image
 
 from workbench.errors import UserError
-from workbench.export.animation import save_gif
-from workbench.export.figures import FigureGrid, result_figure, save_figure
+from workbench.export.animation import save_animation, save_gif
+from workbench.export.figures import FigureGrid, preimage_figure, result_figure, save_figure
+from workbench.export.style import FigureStyle
+
+LOW = 100  # dpi: enough to see the layout, quick to write
 
 
 def _figure():
@@ -19,32 +22,53 @@ def _figure():
     return result_figure(images, reference, layer="relu3", C=300.0, title="digits-vgg · relu3 · invert"), images
 
 
-def test_png_has_tiles_at_the_chosen_resolution(tmp_path):
-    figure, images = _figure()
-    small = np.asarray(Image.open(save_figure(figure, tmp_path / "a.png", tile=64)))
-    big = Image.open(save_figure(figure, tmp_path / "b.png", tile=256, dpi=150))
-    assert big.info["dpi"][0] == pytest.approx(150, abs=0.5)
-    big = np.asarray(big)
-    assert big.shape[0] > 3.5 * small.shape[0] / 1.5 and big.shape[1] > 3 * small.shape[1] / 1.5
+def test_png_width_is_the_chosen_size_at_the_chosen_dpi(tmp_path):
+    figure, _ = _figure()
+    for size, inches in (("column", 3.5), ("page", 7.0)):
+        path = save_figure(figure, tmp_path / f"{size}.png", style=FigureStyle(size, dpi=LOW))
+        with Image.open(path) as im:
+            assert im.width == int(inches * LOW) and im.info["dpi"][0] == pytest.approx(LOW, abs=0.5)
+    with Image.open(save_figure(figure, tmp_path / "slide.png", style=FigureStyle("slide"))) as im:
+        assert im.size == (1920, 1080)  # 16:9 at the slide's default 144 dpi
+
+
+def test_tile_option_sets_the_pixels_per_tile(tmp_path):
+    figure, _ = _figure()
+    small = np.asarray(Image.open(save_figure(figure, tmp_path / "a.png", style=FigureStyle(dpi=LOW), tile=40)))
+    big = np.asarray(Image.open(save_figure(figure, tmp_path / "b.png", style=FigureStyle(dpi=LOW), tile=160)))
+    assert big.shape[1] > 3 * small.shape[1]
     assert figure.col_labels == ["reference", "restart 1", "restart 2", "restart 3"]
     assert figure.row_labels == ["relu3  C=300"]
-    # the reference tile is upscaled with nearest neighbours: its white square is in the figure
-    assert (small == 255).all(axis=2).sum() > 32 * 32
+    # the reference tile is shown pixel for pixel (nearest neighbour): its white square is in the figure
+    assert (big == 255).all(axis=2).sum() > 4 * 4 * 100
 
 
 def test_svg_keeps_labels_as_text_and_tiles_as_images(tmp_path):
     figure, _ = _figure()
-    text = save_figure(figure, tmp_path / "grid.svg", tile=100).read_text()
-    assert text.startswith("<svg") and text.count("<image ") == 4
+    text = save_figure(figure, tmp_path / "grid.svg").read_text()
+    assert "<svg" in text and text.count("<image ") == 4
     for label in ("reference", "restart 1", "restart 3", "relu3  C=300", "digits-vgg · relu3 · invert"):
         assert f">{label}</text>" in text
-    assert 'width="100" height="100"' in text
+    assert "image-rendering:pixelated" in text  # square pixels when scaled in a browser or editor
 
 
 def test_pdf_is_a_pdf(tmp_path):
     figure, _ = _figure()
-    path = save_figure(figure, tmp_path / "grid.pdf", tile=80)
+    path = save_figure(figure, tmp_path / "grid.pdf")
     assert path.read_bytes()[:5] == b"%PDF-" and path.stat().st_size > 1000
+
+
+def test_the_same_figure_gives_the_same_bytes(tmp_path):
+    """The CLI's run folder and the window's export draw the same figure: byte for byte."""
+    rng = np.random.default_rng(1)
+    metrics = {"model": "digits-vgg", "trained": True, "layer": "relu3", "method": "maximize", "channel": 2,
+               "neuron": [3, 3], "C": 12.0}
+    images = rng.random((2, 8, 8, 3)).astype(np.float32)
+    for fmt in ("png", "pdf", "svg"):
+        a = save_figure(preimage_figure(images, None, metrics), tmp_path / f"a.{fmt}", style=FigureStyle(dpi=LOW))
+        b = save_figure(preimage_figure(images, None, metrics), tmp_path / f"b.{fmt}", style=FigureStyle(dpi=LOW))
+        assert a.read_bytes() == b.read_bytes(), fmt
+    assert ">digits-vgg · maximize channel 2, neuron (3, 3)</text>" in (tmp_path / "a.svg").read_text()
 
 
 def test_never_overwrites_without_permission(tmp_path):
@@ -54,7 +78,7 @@ def test_never_overwrites_without_permission(tmp_path):
     with pytest.raises(UserError, match="exists"):
         save_figure(figure, path)
     assert path.read_bytes() == b"keep me"
-    save_figure(figure, path, overwrite=True)
+    save_figure(figure, path, overwrite=True, style=FigureStyle(dpi=LOW))
     assert Image.open(path).format == "PNG"
 
 
@@ -64,27 +88,58 @@ def test_bad_targets_are_user_errors(tmp_path):
         save_figure(figure, tmp_path / "grid.jpg")
     with pytest.raises(UserError, match="does not exist"):
         save_figure(figure, tmp_path / "missing" / "grid.png")
+    with pytest.raises(UserError, match="figure size"):
+        FigureStyle("poster")
+    with pytest.raises(UserError, match="figure-dpi"):
+        FigureStyle(dpi=5)
     assert not list(tmp_path.iterdir())
 
 
-def test_gif_has_one_frame_per_kept_iteration(tmp_path):
+def test_gif_has_one_labelled_frame_per_kept_iteration(tmp_path):
     frames = [np.full((2, 8, 8, 1), v, np.float32) for v in (0.0, 0.5, 1.0)]
     path = save_gif(frames, tmp_path / "opt.gif", fps=5, tile=32, iterations=[1, 11, 20])
     with Image.open(path) as im:
         assert im.n_frames == 3 and im.info["duration"] == 200 and im.info["loop"] == 0
-        means = []
+        pictures = []
         for i in range(3):
             im.seek(i)
-            rgb = np.asarray(im.convert("RGB"))
-            means.append(rgb.mean())
-    assert means[0] < means[1] < means[2]  # the tiles brighten with the frames
+            pictures.append(np.asarray(im.convert("RGB")).astype(int))
+    assert pictures[0].mean() < pictures[1].mean() < pictures[2].mean()  # the tiles brighten with the frames
+    # the frames differ outside the tiles too: the iteration label changes
+    top = pictures[0].shape[0] // 4
+    assert (pictures[0][:top] != pictures[2][:top]).any()
     with pytest.raises(UserError, match="exists"):
         save_gif(frames, path)
     with pytest.raises(UserError, match="no frames"):
         save_gif([], tmp_path / "empty.gif")
 
 
+def test_mp4_holds_every_frame(tmp_path):
+    import imageio.v2 as imageio
+
+    frames = [np.full((3, 8, 8, 3), v, np.float32) for v in np.linspace(0, 1, 6)]
+    path = save_animation(frames, tmp_path / "opt.mp4", fps=6, tile=30, iterations=list(range(1, 61, 10)))
+    reader = imageio.get_reader(path, format="FFMPEG")
+    try:
+        assert reader.get_meta_data()["fps"] == pytest.approx(6)
+        shown = [frame for frame in reader]
+    finally:
+        reader.close()
+    assert len(shown) == 6 and shown[0].shape[0] % 2 == 0 and shown[0].shape[1] % 2 == 0
+    assert shown[0].mean() < shown[-1].mean()
+
+
 def test_empty_cells_are_allowed():
     grid = FigureGrid([[np.ones((4, 4, 3)), None], [None, np.zeros((4, 4, 3))]], row_labels=["a", "b"])
     image = grid.render(tile=20)
     assert image.dtype == np.uint8 and image.shape[2] == 3
+    with pytest.raises(UserError, match="empty"):
+        FigureGrid([[None]]).render(tile=20)
+
+
+def test_a_slide_fits_a_tall_grid_into_16_9():
+    tiles = [[np.zeros((8, 8))] * 3 for _ in range(9)]
+    drawing = FigureGrid(tiles, row_labels=[f"row {i}" for i in range(9)], title="tall").draw(FigureStyle("slide"))
+    assert drawing.fig.get_size_inches() == pytest.approx((40 / 3, 7.5))
+    tops = [y + h for (x, y, w, h) in drawing.boxes.values()]
+    assert max(tops) < 7.5 and min(y for (x, y, w, h) in drawing.boxes.values()) > 0

@@ -33,7 +33,7 @@ def finished(tmp_path, model):
 def test_a_resume_that_fails_after_training_restores_every_file(finished, model, monkeypatch):
     before = _tree(finished)
 
-    def broken(run, history):
+    def broken(run, history, *figure):
         raise RuntimeError("disk trouble while plotting")
 
     monkeypatch.setattr(train_module, "_save_loss_plot", broken)  # fails after new checkpoints were written

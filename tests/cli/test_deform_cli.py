@@ -20,7 +20,7 @@ def test_deform_writes_layers_in_order_and_images(tmp_path, capsys):
     assert len(metrics["per_seed"]) == 2 and metrics["seeds"] == [0, 1]
     assert json.loads((out / "run.json").read_text())["status"] == "done"
     images = sorted(p.name for p in (out / "images").iterdir())
-    assert images == ["pair_0.png", "pair_1.png", "pair_2.png", "pair_3.png", "sensitivity.png"]
+    assert images == ["pairs.pdf", "pairs.png", "sensitivity.pdf", "sensitivity.png"]
     assert not list(out.rglob("*.part*"))
     printed = capsys.readouterr().out.splitlines()
     assert printed[0].split()[0] == "input" and len(printed) == 13

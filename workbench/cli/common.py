@@ -107,17 +107,41 @@ def drive(job: Job, label: str, quiet: bool = False) -> Any:
 
 
 def add_output_options(parser, what: str = "run folder to write") -> None:
-    """``--out`` (a new folder) and ``--workspace`` (where a new folder is made without --out)."""
+    """``--out`` (a new folder) and ``--workspace`` (where a new folder is made without --out), and
+    the size of the run folder's figures (:func:`add_figure_options`)."""
     parser.add_argument("--out", default=None, help=f"{what} (default: a new folder in the workspace)")
     parser.add_argument("--workspace", default=None, metavar="DIR",
                         help="where runs go without --out (default: $WORKBENCH_WORKSPACE, else runs/ in your "
                              "user data folder; `workbench runs` lists it)")
+    add_figure_options(parser)
+
+
+def add_figure_options(parser) -> None:
+    """``--figure-size column|page|slide`` and ``--figure-dpi``: the fields of
+    :class:`~workbench.export.style.FigureStyle` (the run folder's figures, PNG and PDF)."""
+    from workbench.config import add_options
+    from workbench.export.style import FigureStyle
+
+    add_options(parser, FigureStyle)
+
+
+def figure_style(args):
+    """The :class:`~workbench.export.style.FigureStyle` the command line gives (the default where
+    the command has no figure options); a bad ``--figure-dpi`` is a UserError."""
+    from workbench.config import from_args
+    from workbench.export.style import FigureStyle
+
+    if not (hasattr(args, "size") and hasattr(args, "dpi")):
+        return FigureStyle()
+    return from_args(FigureStyle, args)
 
 
 def output(args):
-    """(``--out`` checked as a new folder or None, the workspace's RunStore)."""
+    """(``--out`` checked as a new folder or None, the workspace's RunStore). The figures' size is
+    :func:`figure_style` of the same arguments."""
     from workbench.runs import RunStore, check_new_folder
 
+    figure_style(args)  # a bad --figure-dpi is refused before any folder exists
     out = check_new_folder(args.out) if args.out is not None else None
     return out, RunStore(args.workspace)
 

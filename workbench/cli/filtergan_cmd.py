@@ -6,7 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
-from workbench.cli.common import add_device_option, add_model_options, add_output_options, drive, open_model, output
+from workbench.cli.common import (add_device_option, add_figure_options, add_model_options, add_output_options, drive,
+                                  figure_style, open_model, output)
 from workbench.config import add_options
 from workbench.config.filtergan import FilterGanConfig, FilterGanEvalConfig, TraversalConfig
 from workbench.errors import UserError
@@ -38,6 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                                "is copied to a new folder in the workspace without it)")
     e.add_argument("--workspace", default=None, metavar="DIR",
                    help="where the copy of a read-only run goes without --out (default: as for every run)")
+    add_figure_options(e)
     e.add_argument("--quiet", action="store_true")
     e.set_defaults(func=_eval)
 
@@ -83,7 +85,8 @@ def _train(args: argparse.Namespace) -> int:
         config = FilterGanConfig(model=args.model, layer=args.layer, seed=seed, device=args.device, **given)
     config.validate()
     model = open_model(args)
-    run = drive(train_filter_gan(config, out=out, runs=store, model=model, resume=args.resume), f"filtergan {args.layer}", quiet=args.quiet)
+    run = drive(train_filter_gan(config, out=out, runs=store, model=model, resume=args.resume, figure=figure_style(args)),
+                f"filtergan {args.layer}", quiet=args.quiet)
     m = run.metrics()
     print(json.dumps({"run": str(run.path), "steps": m.get("steps"), "final": m.get("final"), "z_dependence": m.get("z_dependence")}))
     return 0
@@ -96,7 +99,7 @@ def _eval(args: argparse.Namespace) -> int:
 
     config = from_args(FilterGanEvalConfig, args)
     metrics = drive(evaluate_filter_gan(args.run_dir, config, out=args.out, runs=RunStore(args.workspace),
-                                        trust=args.trust),
+                                        trust=args.trust, figure=figure_style(args)),
                     "filtergan eval", quiet=args.quiet)
     keys = ("accuracy_real", "accuracy_generated", "accuracy_real_retrained", "accuracy_generated_frozen",
             "accuracy_noise", "accuracy_noise_frozen", "accuracy_permuted", "accuracy_permuted_frozen", "margins",
@@ -116,7 +119,8 @@ def _traverse(args: argparse.Namespace) -> int:
         args.run_dir = str(shipped_filtergan_run())
     config = from_args(TraversalConfig, args, run=args.run_dir, resolution=args.resolution or None)
     config.validate()
-    result = drive(traverse(config, out=out, runs=store, trust=args.trust), "filtergan traverse", quiet=args.quiet)
+    result = drive(traverse(config, out=out, runs=store, trust=args.trust, figure=figure_style(args)),
+                   "filtergan traverse", quiet=args.quiet)
     keys = ("dims", "centre_error", "preimage_error_mean", "neighbour_rms", "all_pairs_rms", "neighbour_ratio")
     print(json.dumps({"run": str(result.run.path), **{k: result.metrics[k] for k in keys}, "grid": "images/grid.png"}))
     return 0

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from workbench.cli.common import add_device_option, add_model_options, add_output_options, drive, open_model, output
+from workbench.cli.common import (add_device_option, add_model_options, add_output_options, drive, figure_style,
+                                  open_model, output)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -45,7 +46,8 @@ def _run(args: argparse.Namespace) -> int:
     config.validate()
     out, store = output(args)
     model = open_model(args)
-    result = drive(preimage_job(config, out=out, runs=store, model=model), f"{args.method} {args.layer}",
+    result = drive(preimage_job(config, out=out, runs=store, model=model, figure=figure_style(args)),
+                   f"{args.method} {args.layer}",
                    quiet=args.quiet)
     summary = {k: result.metrics[k] for k in ("reconstruction_error_mean", "classification_consistency", "activation_over_M",
                                                 "activation_over_reference") if k in result.metrics}
@@ -57,6 +59,7 @@ def _demo(args: argparse.Namespace) -> int:
     from workbench.preimage.demo import demo_job
 
     out, store = output(args)
-    path = drive(demo_job(args.model, out, iters=args.iters, device=args.device, runs=store), "demo")
+    path = drive(demo_job(args.model, out, iters=args.iters, device=args.device, runs=store,
+                          figure=figure_style(args)), "demo")
     print(path)
     return 0

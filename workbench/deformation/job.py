@@ -2,8 +2,10 @@
 
 ``metrics.json`` of a deform run holds ``layers``: a list in network order of
 ``{"layer", "mean", "std"}`` (normalized cosine distance over the repeats), plus the per-repeat
-values, the pairwise medians and the settings. ``images/`` holds ``sensitivity.png`` and a few
-``pair_K.png`` (original | deformed | displacement arrows over the original).
+values, the pairwise medians and the settings. ``images/`` holds ``sensitivity.png`` and
+``sensitivity.pdf``, and ``pairs.png``/``pairs.pdf`` (original | deformed | displacement arrows over
+the original, a few images). The window's Deformation and Smoothness docks export the same figures
+(:func:`sensitivity_plot`, :func:`smoothness_plot`) from the same metrics.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from workbench.deformation.features import INPUT, default_layers
 from workbench.deformation.sensitivity import SensitivityResult, deformation_sensitivity
 from workbench.deformation.tps import control_points, random_deform
 from workbench.errors import UserError
+from workbench.export.render import save_run_figure
+from workbench.export.style import FigureStyle
 from workbench.jobs import Artifact, CancelToken, Event, Log, Step
 from workbench.runs import Run, RunStore, finalise
 from workbench.threads import job_threads
@@ -174,39 +178,98 @@ MAX_REPEATS = 1_000_000
 MAX_DISPLACEMENT = 1000.0
 
 
-def sensitivity_plot(results: list[tuple[str, SensitivityResult]], title: str = "") -> np.ndarray:
-    """Normalized cosine distance per layer, one line and ±2 std band per result."""
-    from workbench.export.plots import Series, line_plot
+def sensitivity_plot(results: list[tuple[str, SensitivityResult | dict[str, Any]]], title: str = "",
+                     style: FigureStyle | None = None):
+    """Normalized cosine distance per layer, one line and ±2 std band per result (a matplotlib Figure).
 
-    layers = results[0][1].layers
-    series = [Series(label, r.mean, 2 * r.std) for label, r in results]
-    return line_plot(series, x_labels=layers, title=title, xlabel="layer",
-                     ylabel="normalized cosine distance (mean ± 2 std)")
+    A result is a :class:`SensitivityResult` or a deform run's metrics (``layers`` rows of
+    ``{"layer", "mean", "std"}``, as the window's Deformation dock holds them)."""
+    from workbench.export.plots import Series, line_figure
+
+    curves = [(label, *_curve(r)) for label, r in results]
+    series = [Series(label, mean, 2 * std) for label, _, mean, std in curves]
+    return line_figure(series, x_labels=curves[0][1], title=title, xlabel="layer",
+                       ylabel="normalized cosine distance (mean ± 2 std)", style=style)
 
 
-def example_pairs(images: torch.Tensor, grid: int, max_disp: float, seed: int, count: int) -> list[np.ndarray]:
-    """Original | deformed | arrows over the original, for the first ``count`` images."""
-    from workbench.export.plots import draw_displacement, hstack, upscale
+def _curve(result: SensitivityResult | dict[str, Any]) -> tuple[list[str], np.ndarray, np.ndarray]:
+    if isinstance(result, SensitivityResult):
+        return list(result.layers), np.asarray(result.mean, float), np.asarray(result.std, float)
+    rows = result["layers"]
+    return ([r["layer"] for r in rows], np.array([np.nan if r["mean"] is None else r["mean"] for r in rows], float),
+            np.array([0.0 if r.get("std") is None else r["std"] for r in rows], float))
 
+
+def sensitivity_title(results: list[tuple[str, dict[str, Any]]]) -> str:
+    """The title of a deformation plot of deform runs' metrics: the model (one) or the comparison,
+    with the untrained mark where a model was never trained."""
+    untrained = any(untrained_mark(m.get("model", label), m.get("trained")) for label, m in results)
+    if len(results) == 1:
+        label, m = results[0]
+        return f"{m.get('model', label)}{untrained_mark(m.get('model', label), m.get('trained'))}: deformation sensitivity"
+    return "Deformation sensitivity" + (f" · {_mark()}" if untrained else "")
+
+
+def _mark() -> str:
+    from workbench.export.figures import UNTRAINED_MARK
+
+    return UNTRAINED_MARK
+
+
+def untrained_mark(name: str, trained: bool | None) -> str:
+    """A title's warning for weights that were never trained (a chosen fresh init says so itself)."""
+    return "" if trained is not False or "init)" in name else f" · {_mark()}"
+
+
+def deformation_examples(images: torch.Tensor, grid: int, max_disp: float, seed: int, count: int):
+    """The first ``count`` images, deformed (seeded), with their displacement fields and the control points."""
     x = images[:count].float()
     g = torch.Generator().manual_seed(seed)
     deformed, field, _ = random_deform(x, grid, max_disp, g)
     h, w = x.shape[-2:]
-    scale = max(1, 256 // max(h, w))
-    ctrl = control_points(grid, h, w).numpy()
+    return (x.permute(0, 2, 3, 1).numpy(), deformed.permute(0, 2, 3, 1).numpy(), field.numpy(),
+            control_points(grid, h, w).numpy())
+
+
+def pairs_figure(examples, *, title: str = "", style: FigureStyle | None = None, tile: float | None = None):
+    """Original | deformed | displacement (arrows over the original) per image, as a drawn grid
+    (:class:`~workbench.export.figures.GridDrawing`; its ``fig`` is the Figure)."""
+    from workbench.export.figures import FigureGrid
+    from workbench.export.plots import draw_displacement
+    from workbench.export.render import print_context
+
+    originals, deformed, fields, ctrl = examples
+    grid = FigureGrid([[o, d, o] for o, d in zip(originals, deformed)],
+                      col_labels=["original", "deformed", "displacement"], title=title)
+    drawing = grid.draw(style, tile=tile)
+    with print_context(style):
+        for k in range(len(originals)):
+            draw_displacement(drawing.ax, drawing.boxes[(k, 2)], originals[k].shape[:2], fields[k], control=ctrl,
+                              style=style)
+    return drawing
+
+
+def example_pairs(images: torch.Tensor, grid: int, max_disp: float, seed: int, count: int) -> list[np.ndarray]:
+    """Original | deformed | arrows over the original, for the first ``count`` images, as pixels
+    (the window's preview: tiles 256 pixels high)."""
+    from workbench.export.render import print_context, to_array
+
+    examples = deformation_examples(images, grid, max_disp, seed, count)
     out = []
-    for k in range(x.shape[0]):
-        orig = x[k].permute(1, 2, 0).numpy()
-        deff = deformed[k].permute(1, 2, 0).numpy()
-        out.append(hstack([upscale(orig, scale), upscale(deff, scale),
-                           draw_displacement(orig, field[k].numpy(), scale=scale, control=ctrl)]))
+    for k in range(len(examples[0])):
+        one = tuple(e[k:k + 1] for e in examples[:3]) + (examples[3],)
+        drawing = pairs_figure(one, tile=2.0)
+        with print_context():
+            out.append(to_array(drawing.fig, 256.5 / drawing.tile_height))
     return out
 
 
 def deform_job(config: DeformConfig, *, out: str | Path | None = None, runs_root: str | Path | None = None,
                cancel: CancelToken | None = None, handle: ModelHandle | None = None,
-               trust: bool = False) -> Generator[Event, None, dict]:
+               trust: bool = False, figure: FigureStyle | None = None) -> Generator[Event, None, dict]:
     """Measure the per-layer deformation sensitivity and write a run folder; returns its metrics.
+
+    ``figure`` is the size of the run folder's figures (default: a page width).
 
     ``trust`` (a pickled or TorchScript model file runs code when loaded) is the caller's
     consent for this call only: it is not part of the config, so no run.json can grant it.
@@ -232,10 +295,12 @@ def deform_job(config: DeformConfig, *, out: str | Path | None = None, runs_root
     threads = job_threads(handle.input_size, config.batch_size)
     run = RunStore(runs_root).create("deform", to_dict(config), describe(device), folder=out, model=handle.facts())
     yield Artifact("run", str(run.path))
-    return (yield from finalise(run, _deform(config, handle, images, layers, device, cancel, run), threads=threads))
+    return (yield from finalise(run, _deform(config, handle, images, layers, device, cancel, run, figure),
+                                threads=threads))
 
 
-def _deform(config: DeformConfig, handle: ModelHandle, images, layers, device, cancel: CancelToken, run: Run):
+def _deform(config: DeformConfig, handle: ModelHandle, images, layers, device, cancel: CancelToken, run: Run,
+            figure: FigureStyle | None = None):
     seeds = [config.seed + k for k in range(config.seeds)]
     started = time.monotonic()
     result = yield from deformation_sensitivity(
@@ -244,11 +309,11 @@ def _deform(config: DeformConfig, handle: ModelHandle, images, layers, device, c
     metrics = sensitivity_metrics(result, handle, config, images.shape[0], time.monotonic() - started)
     run.write_metrics(metrics)
     if len(result.values):
-        run.save_image("sensitivity.png", sensitivity_plot([(handle.name, result)],
-                                                           f"{handle.name}{_untrained(handle)}: deformation sensitivity"))
-        yield Artifact("plot", str(run.path / "images" / "sensitivity.png"))
-    for k, pair in enumerate(example_pairs(images, config.grid, config.max_disp, seeds[0], config.pairs)):
-        run.save_image(f"pair_{k}.png", pair)
+        plot = sensitivity_plot([(handle.name, result)], sensitivity_title([(handle.name, metrics)]), style=figure)
+        yield Artifact("plot", str(save_run_figure(run, "sensitivity", plot, figure)))
+    if config.pairs > 0:
+        examples = deformation_examples(images, config.grid, config.max_disp, seeds[0], config.pairs)
+        save_run_figure(run, "pairs", pairs_figure(examples, style=figure).fig, figure)
     if not result.complete:
         run.outcome = "cancelled"
         yield Log(f"cancelled after {len(result.values)} of {len(seeds)} repeats", "warning")
@@ -257,15 +322,13 @@ def _deform(config: DeformConfig, handle: ModelHandle, images, layers, device, c
 
 def _untrained(handle: ModelHandle) -> str:
     """A title's warning for weights that were never trained (a chosen fresh init says so itself)."""
-    from workbench.export.figures import UNTRAINED_MARK
-
-    return "" if handle.trained or "init)" in handle.name else f" · {UNTRAINED_MARK}"
+    return untrained_mark(handle.name, handle.trained)
 
 
 def sensitivity_metrics(result: SensitivityResult, handle: ModelHandle, config: DeformConfig, n: int,
                         seconds: float) -> dict[str, Any]:
     return {
-        "model": handle.name, "source": handle.source, "n_images": n, "grid": config.grid,
+        "model": handle.name, "trained": handle.trained, "source": handle.source, "n_images": n, "grid": config.grid,
         "max_disp": config.max_disp, "seeds": result.seeds, "complete": result.complete,
         "layers": result.table(),
         "per_seed": [[None if not np.isfinite(v) else float(v) for v in row] for row in result.values],
@@ -293,34 +356,47 @@ def init_level(handle: ModelHandle, seed: int = 0) -> float:
 
 
 def smoothness_plot(models: list[tuple[str, list[dict[str, Any]]]], level: float | None,
-                    untrained: bool = False) -> np.ndarray:
+                    untrained: bool = False, style: FigureStyle | None = None):
+    """NTV per conv layer, one line per model, the fresh initialization's level dotted (a Figure)."""
     from workbench.export.figures import UNTRAINED_MARK
-    from workbench.export.plots import HLine, Series, line_plot
+    from workbench.export.plots import HLine, Series, line_figure
 
     series = [Series(name, [r["ntv"] for r in rows]) for name, rows in models]
     hlines = [HLine(level, f"initialization ({level:.3f})")] if level is not None and np.isfinite(level) else []
-    return line_plot(series, x_labels=[r["layer"] for r in models[0][1]], xlabel="conv layer",
-                     ylabel="normalized total variation TV(W)/|W|1", hlines=hlines,
-                     title="Filter smoothness (lower is smoother)" + (f" · {UNTRAINED_MARK}" if untrained else ""))
+    longest = max((rows for _, rows in models), key=len)
+    return line_figure(series, x_labels=[r["layer"] for r in longest], xlabel="conv layer",
+                       ylabel="normalized total variation TV(W)/|W|1", hlines=hlines, style=style,
+                       title="Filter smoothness (lower is smoother)" + (f" · {UNTRAINED_MARK}" if untrained else ""))
+
+
+def smoothness_plot_of_runs(results: list[tuple[str, dict[str, Any]]], style: FigureStyle | None = None):
+    """:func:`smoothness_plot` of smoothness runs' metrics (as the window's Smoothness dock holds them)."""
+    levels = [m["init_ntv"] for _, m in results if m.get("init_ntv") is not None]
+    untrained = any(untrained_mark(m.get("model", label), m.get("trained")) for label, m in results)
+    return smoothness_plot([(label, m["layers"]) for label, m in results],
+                           float(np.mean(levels)) if levels else None, untrained, style)
 
 
 def smoothness_job(handle: ModelHandle, *, out: str | Path | None = None, runs_root: str | Path | None = None,
-                   cancel: CancelToken | None = None) -> Generator[Event, None, dict]:
-    """NTV per conv layer of ``handle`` and of a fresh initialization; writes a run folder."""
+                   cancel: CancelToken | None = None, figure: FigureStyle | None = None) -> Generator[Event, None, dict]:
+    """NTV per conv layer of ``handle`` and of a fresh initialization; writes a run folder (its
+    figure at the size ``figure``, default a page width)."""
     cancel = cancel or CancelToken()
     run = RunStore(runs_root).create("smoothness", {"model": handle.name, "source": handle.source}, "cpu", folder=out,
                                      model=handle.facts())
     yield Artifact("run", str(run.path))
-    return (yield from finalise(run, _smoothness(handle, cancel, run), threads=1))
+    return (yield from finalise(run, _smoothness(handle, cancel, run, figure), threads=1))
 
 
-def _smoothness(handle: ModelHandle, cancel: CancelToken, run: Run):
+def _smoothness(handle: ModelHandle, cancel: CancelToken, run: Run, figure: FigureStyle | None = None):
     rows = smoothness_report(handle)
     yield Step(1, 2, stage="weights")
     cancel.check()
     level = init_level(handle)
     yield Step(2, 2, stage="initialization")
-    metrics = {"model": handle.name, "source": handle.source, "layers": rows, "init_ntv": level}
+    metrics = {"model": handle.name, "trained": handle.trained, "source": handle.source, "layers": rows,
+               "init_ntv": level}
     run.write_metrics(metrics)
-    run.save_image("smoothness.png", smoothness_plot([(handle.name, rows)], level, untrained=bool(_untrained(handle))))
+    save_run_figure(run, "smoothness", smoothness_plot([(handle.name, rows)], level, untrained=bool(_untrained(handle)),
+                                                       style=figure), figure)
     return metrics

@@ -11,7 +11,7 @@
   in minutes on a CPU) is trained per C and seed and the filter NTV per layer is compared.
 
 Each study is a job writing one run folder: ``metrics.json`` (settings, sizes, seconds, the
-per-layer numbers) and ``images/*.png``.
+per-layer numbers) and ``images/*.png`` with a ``.pdf`` of each plot.
 """
 
 from __future__ import annotations
@@ -99,8 +99,10 @@ def _start(name: str, config: dict, out, runs_root, device) -> Run:
 # --------------------------------------------------------------------------- pooling (Fig. 3)
 
 def pooling_study(*, seeds: int = 3, epochs: int = 3, n: int = 128, out=None, runs_root=None,
-                  device: str | torch.device = "cpu", cancel: CancelToken | None = None) -> Generator[Event, None, dict]:
+                  device: str | torch.device = "cpu", cancel: CancelToken | None = None,
+                  figure=None) -> Generator[Event, None, dict]:
     from workbench.deformation.job import sensitivity_plot
+    from workbench.export.render import save_run_figure
     from workbench.models.architectures import DOWNSAMPLINGS
     from workbench.models.train import train_classifier
 
@@ -144,10 +146,12 @@ def pooling_study(*, seeds: int = 3, epochs: int = 3, n: int = 128, out=None, ru
         if per:
             metrics["comparison"] = _later_layer_comparison({d: v["init"] for d, v in per.items()})
             metrics["comparison_trained"] = _later_layer_comparison({d: v["trained"] for d, v in per.items()})
-            run.save_image("pooling_init.png", sensitivity_plot(
-                [(d, v["init"]) for d, v in per.items()], f"At initialization ({seeds} nets each, mean ± 2 std)"))
-            run.save_image("pooling_trained.png", sensitivity_plot(
-                [(d, v["trained"]) for d, v in per.items()], f"After {epochs} epochs on digits ({seeds} nets each)"))
+            save_run_figure(run, "pooling_init", sensitivity_plot(
+                [(d, v["init"]) for d, v in per.items()], f"At initialization ({seeds} nets each, mean ± 2 std)",
+                style=figure), figure)
+            save_run_figure(run, "pooling_trained", sensitivity_plot(
+                [(d, v["trained"]) for d, v in per.items()], f"After {epochs} epochs on digits ({seeds} nets each)",
+                style=figure), figure)
         run.write_metrics(metrics)
         run.outcome = None if status == "done" else status
         return metrics
@@ -168,7 +172,7 @@ def _later_layer_comparison(results: dict[str, SensitivityResult]) -> dict[str, 
 
 def smoothing_study(*, seeds: int = 3, n: int = 128, sigmas=SMOOTHING_SIZE["sigmas"], architecture: str = "subsample",
                     out=None, runs_root=None, device: str | torch.device = "cpu",
-                    cancel: CancelToken | None = None) -> Generator[Event, None, dict]:
+                    cancel: CancelToken | None = None, figure=None) -> Generator[Event, None, dict]:
     from workbench.deformation.smoothness import filter_smoothness
 
     cancel = cancel or CancelToken()
@@ -208,14 +212,16 @@ def smoothing_study(*, seeds: int = 3, n: int = 128, sigmas=SMOOTHING_SIZE["sigm
             monotone = [bool(np.all(np.diff(means[:, i]) <= 0)) for i in range(means.shape[1])]
             metrics["monotone_per_layer"] = dict(zip(next(iter(per.values())).layers, monotone))
             shades = _shades(len(per))
-            from workbench.export.plots import Series, line_plot
+            from workbench.export.plots import Series, line_figure
+            from workbench.export.render import save_run_figure
 
-            series = [Series(f"sigma = {sigma:g} (NTV {ntv[sigma]:.2f})", r.mean, 2 * r.std, shades[k])
+            series = [Series(f"σ = {sigma:g} (NTV {ntv[sigma]:.2f})", r.mean, 2 * r.std, shades[k])
                       for k, (sigma, r) in enumerate(per.items())]
-            run.save_image("smoothing.png", line_plot(
+            save_run_figure(run, "smoothing", line_figure(
                 series, x_labels=next(iter(per.values())).layers, xlabel="layer",
-                ylabel="normalized cosine distance (mean ± 2 std)",
-                title=f"cifar-vgg-{architecture} at init, filters smoothed with a Gaussian of std sigma ({seeds} nets each)"))
+                ylabel="normalized cosine distance (mean ± 2 std)", style=figure,
+                title=f"cifar-vgg-{architecture} at init, filters smoothed with a Gaussian of std σ "
+                      f"({seeds} nets each)"), figure)
         run.write_metrics(metrics)
         run.outcome = None if status == "done" else status
         return metrics
@@ -251,8 +257,10 @@ def synthetic_prototypes() -> torch.Tensor:
 def synthetic_study(*, seeds: int = 3, epochs: int = 8, per_class: int = 64, strengths=SYNTHETIC_SIZE["strengths"],
                     architecture: str = "maxpool", blocks=SYNTHETIC_SIZE["blocks"], out=None, runs_root=None,
                     device: str | torch.device = "cpu",
-                    cancel: CancelToken | None = None) -> Generator[Event, None, dict]:
-    from workbench.export.plots import HLine, Series, hstack, line_plot, upscale, vstack
+                    cancel: CancelToken | None = None, figure=None) -> Generator[Event, None, dict]:
+    from workbench.export.figures import FigureGrid
+    from workbench.export.plots import HLine, Series, line_figure
+    from workbench.export.render import save_run_figure
     from workbench.models.train import train_classifier
     from workbench.deformation.smoothness import PAPER_INIT_NTV, filter_smoothness
 
@@ -266,9 +274,13 @@ def synthetic_study(*, seeds: int = 3, epochs: int = 8, per_class: int = 64, str
     yield Artifact("run", str(run.path))
 
     def body():
-        examples = [vstack([hstack([upscale(synthetic_task(c, 1, 100 + j)[0][k, 0].numpy(), 3) for k in range(10)])
-                            for j in range(2)]) for c in strengths]
-        run.save_image("synthetic_examples.png", vstack(examples, gap=14))
+        examples = [[synthetic_task(c, 1, 100 + j)[0][k, 0].numpy() for k in range(10)] for c in strengths
+                    for j in range(2)]
+        save_run_figure(run, "synthetic_examples", FigureGrid(
+            examples, row_labels=[f"C = {c:g}" if j == 0 else "" for c in strengths for j in range(2)],
+            col_labels=[f"class {k}" for k in range(10)],
+            title="Synthetic deformation tasks: class k = deformations of the k-th prototype digit").figure(figure),
+            figure)
         progress = _Progress(len(strengths) * seeds)
         started = time.monotonic()
         per: dict[float, np.ndarray] = {}
@@ -317,15 +329,17 @@ def synthetic_study(*, seeds: int = 3, epochs: int = 8, per_class: int = 64, str
                              2 * (rows.std(axis=0, ddof=1) if len(rows) > 1 else np.zeros(rows.shape[1])), shades[k])
                       for k, (c, rows) in enumerate(per.items())]
             level = float(np.mean(init_ntv)) if init_ntv else PAPER_INIT_NTV
-            run.save_image("synthetic_smoothness.png", line_plot(
+            save_run_figure(run, "synthetic_smoothness", line_figure(
                 series, x_labels=layer_names, xlabel="conv layer", ylabel="normalized total variation (mean ± 2 std)",
-                hlines=[HLine(level, f"initialization ({level:.3f})")],
-                title=f"Filter NTV after training on synthetic deformation tasks ({seeds} nets each)"))
-            run.save_image("synthetic_by_strength.png", line_plot(
+                hlines=[HLine(level, f"initialization ({level:.3f})")], style=figure,
+                title=f"Filter NTV after training on synthetic deformation tasks ({seeds} nets each)"), figure)
+            save_run_figure(run, "synthetic_by_strength", line_figure(
                 [Series("mean NTV over conv layers", overall,
-                        [2 * float(np.std(r.mean(axis=1), ddof=1)) if len(r) > 1 else 0.0 for r in per.values()])],
+                        [2 * float(np.std(r.mean(axis=1), ddof=1)) if len(r) > 1 else 0.0 for r in per.values()],
+                        markers=True)],
                 x=list(per), xlabel="deformation strength C (px)", ylabel="mean normalized total variation",
-                hlines=[HLine(level, "initialization")], title="Stronger deformations -> smoother filters? (Fig. 5b)"))
+                hlines=[HLine(level, "initialization")], style=figure,
+                title="Stronger deformations → smoother filters? (Fig. 5b)"), figure)
         run.write_metrics(metrics)
         run.outcome = None if status == "done" else status
         return metrics
@@ -382,7 +396,9 @@ STUDY_LIMITS = {"seeds": 1000, "epochs": 1000, "n": 10_000}
 
 
 def run_study(name: str, *, out=None, runs_root=None, device: str = "auto", cancel: CancelToken | None = None,
-              **size) -> Generator[Event, None, dict]:
+              figure=None, **size) -> Generator[Event, None, dict]:
+    """Run the study ``name`` (``size``: seeds, epochs, n); ``figure`` is a
+    :class:`~workbench.export.style.FigureStyle` for its plots (default: a page width)."""
     from workbench import limits
     from workbench.device import resolve_device
 
@@ -396,4 +412,4 @@ def run_study(name: str, *, out=None, runs_root=None, device: str = "auto", canc
     if name == "synthetic":
         size.pop("n", None)
     return (yield from STUDIES[name].job(out=out, runs_root=runs_root, device=resolve_device(device), cancel=cancel,
-                                         **size))
+                                         figure=figure, **size))

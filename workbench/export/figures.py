@@ -1,29 +1,38 @@
-"""Labelled result grids for papers and talks: PNG, SVG and PDF, drawn with PIL (no Qt).
+"""Labelled image grids for papers and talks (the pre-image result grid, the demo sheet, the
+filter-GAN traversal, the studies' examples), drawn with matplotlib (no Qt).
 
 A :class:`FigureGrid` is rows of image tiles with row labels (layer), column labels
-(reference, restart k) and a title (model · layer · method · C). The raster formats are
-rendered by :func:`workbench.export.grid.labelled_grid` at ``tile`` pixels per tile; the SVG
-keeps every tile as its own embedded PNG (nearest-neighbour, so pixels stay square when
-scaled) and every label as real ``<text>``, so the figure can be edited in a vector editor.
+(reference, restart k), captions under the tiles and a title (model · method). :meth:`FigureGrid.figure`
+lays it out at a :class:`~workbench.export.style.FigureStyle`'s width (a paper column, a page,
+a slide): every tile is its own embedded image, shown pixel for pixel (nearest neighbour, so
+pixels stay square), and every label is text, so a PDF or SVG can be edited and searched.
+:func:`save_figure` writes PNG, SVG or PDF; :meth:`FigureGrid.render` gives the pixels for
+the window and for animations.
 """
 
 from __future__ import annotations
 
-import base64
-import io
 from dataclasses import dataclass, field
 from pathlib import Path
-from xml.sax.saxutils import escape
+from typing import Any
 
 import numpy as np
-from PIL import Image, ImageDraw
 
 from workbench.errors import UserError
-from workbench.export.grid import font, labelled_grid
 from workbench.export.plots import to_rgb8
-from workbench.runs import atomic_path
+from workbench.export.render import FORMATS, INK, MUTED, print_context, text_width, wrap
+from workbench.export.style import FigureStyle, style_or_default
 
-FORMATS = ("png", "svg", "pdf")
+
+@dataclass
+class GridDrawing:
+    """A drawn grid: the figure, its one axes (inch coordinates, y up), each cell's image and box."""
+    fig: Any
+    ax: Any
+    images: dict[tuple[int, int], Any]
+    boxes: dict[tuple[int, int], tuple[float, float, float, float]]   # x0, y0, width, height in inches
+    title: Any
+    tile_height: float                                                  # inches
 
 
 @dataclass
@@ -32,60 +41,133 @@ class FigureGrid:
     row_labels: list[str] = field(default_factory=list)
     col_labels: list[str] = field(default_factory=list)
     title: str = ""
+    captions: list[list[str]] = field(default_factory=list)
 
-    def render(self, tile: int = 128, font_size: int | None = None) -> np.ndarray:
-        """The figure as an (H, W, 3) uint8 array, each tile ``tile`` pixels high."""
-        size = font_size or max(12, tile // 8)
-        return labelled_grid(self.rows, col_labels=self.col_labels or None, row_labels=self.row_labels or None,
-                             title=self.title or None, tile=tile, pad=max(4, tile // 20), font_size=size)
+    def figure(self, style: FigureStyle | None = None):
+        """The grid as a matplotlib Figure at ``style``'s width (and a slide's height)."""
+        return self.draw(style).fig
 
-    def svg(self, tile: int = 128, font_size: int | None = None) -> str:
-        size = font_size or max(12, tile // 8)
-        pad = max(4, tile // 20)
-        f = font(size)
-        probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
-        first = next(t for row in self.rows for t in row if t is not None)
-        tw = int(round(first.shape[1] * tile / first.shape[0]))
-        line = size + 6
-        left = max((int(probe.textlength(s, font=f)) for s in self.row_labels), default=0)
-        left = left + 2 * pad if self.row_labels else 0
-        top = (line if self.col_labels else 0) + (line + pad if self.title else 0)
-        n_cols = max(len(r) for r in self.rows)
-        width = left + n_cols * (tw + pad) + pad
-        height = top + len(self.rows) * (tile + pad) + pad
-        out = [f'<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" '
-               f'width="{width}" height="{height}" viewBox="0 0 {width} {height}">',
-               f'<rect width="{width}" height="{height}" fill="white"/>',
-               f'<g font-family="DejaVu Sans, Helvetica, Arial, sans-serif" font-size="{size}" fill="#282828">']
-        if self.title:
-            out.append(f'<text x="{pad}" y="{pad + size}" font-size="{size + 2}" fill="black">{escape(self.title)}</text>')
-        y_labels = pad + (line + pad if self.title else 0) + size
-        for j, label in enumerate(self.col_labels[:n_cols]):
-            x = left + pad + j * (tw + pad) + tw / 2
-            out.append(f'<text x="{x:.1f}" y="{y_labels}" text-anchor="middle">{escape(label)}</text>')
-        for i, row in enumerate(self.rows):
-            y = top + pad + i * (tile + pad)
-            if i < len(self.row_labels):
-                out.append(f'<text x="{pad}" y="{y + tile / 2 + size / 3:.1f}">{escape(self.row_labels[i])}</text>')
-            for j, t in enumerate(row):
-                if t is None:
-                    continue
-                buf = io.BytesIO()
-                Image.fromarray(to_rgb8(t)).save(buf, format="PNG")
-                data = base64.b64encode(buf.getvalue()).decode("ascii")
-                x = left + pad + j * (tw + pad)
-                out.append(f'<image x="{x}" y="{y}" width="{tw}" height="{tile}" preserveAspectRatio="none" '
-                           f'style="image-rendering:pixelated" xlink:href="data:image/png;base64,{data}"/>')
-        out.append("</g></svg>")
-        return "\n".join(out) + "\n"
+    def draw(self, style: FigureStyle | None = None, *, tile: float | None = None) -> GridDrawing:
+        """Lay the grid out; ``tile`` (inches) fixes the tile height instead of fitting the width."""
+        style = style_or_default(style)
+        with print_context(style):
+            return _draw_grid(self, style, tile)
+
+    def render(self, tile: int | None = None, font_size: int | None = None,
+               style: FigureStyle | None = None) -> np.ndarray:
+        """The figure as an (H, W, 3) uint8 array; with ``tile``, each tile is ``tile`` pixels high
+        (else the style's PNG resolution). ``font_size`` is accepted for older callers and ignored."""
+        from workbench.export.render import to_array
+
+        drawing = self.draw(style)
+        style = style_or_default(style)
+        dpi = (tile + 0.5) / drawing.tile_height if tile is not None else style.png_dpi
+        with print_context(style):
+            return to_array(drawing.fig, dpi)
+
+
+def _cells(rows) -> list[list[np.ndarray | None]]:
+    return [[to_rgb8(t) if t is not None else None for t in row] for row in rows]
+
+
+def _draw_grid(grid: FigureGrid, style: FigureStyle, tile_in: float | None) -> GridDrawing:
+    from workbench.export.render import new_figure
+
+    cells = _cells(grid.rows)
+    first = next((t for row in cells for t in row if t is not None), None)
+    if first is None:
+        raise UserError("nothing to draw: every cell of the figure is empty")
+    aspect = first.shape[1] / first.shape[0]                       # tile width / height
+    n_rows, n_cols = len(cells), max(len(r) for r in cells)
+    f = style.font
+    small = f * 0.9
+    line = f * 1.3 / 72.0                                           # a text line, inches
+    margin = 0.35 if style.slide else 0.04
+    pad = max(0.03, 0.012 * style.width)                           # between tiles
+    width = style.width
+    row_labels = grid.row_labels[:n_rows]
+    left = (max(text_width(s, f) for s in row_labels) + 2 * pad) if row_labels else 0.0
+    left = min(left, 0.35 * width)
+    avail = width - 2 * margin - left
+    # tile size: the width's share, at most a third of the width (two tiles never fill a page), and on
+    # a slide what fits the height too
+    tw = (avail - (n_cols - 1) * pad) / n_cols
+    tw = min(tw, width / 3.0)
+    title = wrap(grid.title, width - 2 * margin, f * 1.1) if grid.title else ""
+    title_h = (title.count("\n") + 1) * f * 1.1 * 1.3 / 72.0 + pad if title else 0.0
+
+    def label_block(t: float) -> tuple[list[str], float, float]:
+        labels = [wrap(s, t + 0.8 * pad, small) for s in grid.col_labels[:n_cols]]
+        lines = max((s.count("\n") + 1 for s in labels), default=0)
+        return labels, lines * small * 1.3 / 72.0, lines
+
+    col_labels, col_h, _ = label_block(tw)
+    caption_h = (small * 1.3 / 72.0 + 0.3 * pad) if any(any(c for c in r) for r in grid.captions) else 0.0
+    if tile_in is not None:
+        th = tile_in
+        tw = th * aspect
+    else:
+        th = tw / aspect
+        if style.slide:  # fit the 16:9 page: tiles shrink until the rows fit its height too
+            room = style.height - 2 * margin - title_h - col_h - n_rows * caption_h - (n_rows - 1) * pad
+            if n_rows * th > room:
+                th = max(room / n_rows, 0.1)
+                tw = th * aspect
+                col_labels, col_h, _ = label_block(tw)
+    grid_w = left + n_cols * tw + (n_cols - 1) * pad
+    if tile_in is not None:  # the figure fits its content: as wide as the grid or the title
+        width = max(grid_w, min(text_width(grid.title, f * 1.1), style.width)) + 2 * margin
+        title = wrap(grid.title, width - 2 * margin, f * 1.1) if grid.title else ""
+        title_h = (title.count("\n") + 1) * f * 1.1 * 1.3 / 72.0 + pad if title else 0.0
+    height = 2 * margin + title_h + col_h + n_rows * (th + caption_h) + (n_rows - 1) * pad
+    if style.slide:
+        height = max(height, style.height)
+    fig = new_figure(width, height)
+    ax = fig.add_axes((0, 0, 1, 1))
+    ax.set_xlim(0, width)
+    ax.set_ylim(0, height)
+    ax.set_axis_off()
+    content_h = title_h + col_h + n_rows * (th + caption_h) + (n_rows - 1) * pad
+    top = height - margin - max(0.0, (height - 2 * margin - content_h) / 2)   # a slide centres the grid
+    x0 = (width - grid_w) / 2 if (style.slide or grid_w < width - 2 * margin - 1e-6) else margin
+    title_text = None
+    if title:
+        widest = max(text_width(line, f * 1.1) for line in title.split("\n"))
+        tx = width / 2 if style.slide else max(margin, min(x0, width - margin - widest))
+        title_text = ax.text(tx, top, title, ha="center" if style.slide else "left", va="top", fontsize=f * 1.1,
+                             color=INK)
+    y = top - title_h
+    for j, label in enumerate(col_labels):
+        ax.text(x0 + left + j * (tw + pad) + tw / 2, y - col_h, label, ha="center", va="bottom", fontsize=small,
+                color=INK, linespacing=1.15)
+    y -= col_h
+    images, boxes = {}, {}
+    for i, row in enumerate(cells):
+        ty = y - i * (th + caption_h + pad) - th
+        if i < len(row_labels) and row_labels[i]:
+            ax.text(x0 + left - pad, ty + th / 2, row_labels[i], ha="right", va="center", fontsize=f, color=INK)
+        for j, t in enumerate(row):
+            if t is None:
+                continue
+            tx = x0 + left + j * (tw + pad)
+            images[(i, j)] = ax.imshow(t, extent=(tx, tx + tw, ty, ty + th), interpolation="none", aspect="auto",
+                                       resample=False, zorder=1)
+            boxes[(i, j)] = (tx, ty, tw, th)
+            caption = grid.captions[i][j] if i < len(grid.captions) and j < len(grid.captions[i]) else ""
+            if caption:
+                ax.text(tx + tw / 2, ty - 0.3 * pad, caption, ha="center", va="top", fontsize=small, color=MUTED)
+    ax.set_xlim(0, width)
+    ax.set_ylim(0, height)
+    return GridDrawing(fig, ax, images, boxes, title_text, th)
 
 
 def check_target(path: str | Path, overwrite: bool = False) -> tuple[Path, str]:
     """The path and its format; a UserError for an unknown suffix or an existing file."""
     path = Path(path)
     fmt = path.suffix.lower().lstrip(".")
-    if fmt not in FORMATS + ("gif",):
-        raise UserError(f"cannot export to '{path.suffix or path.name}': use a .png, .svg or .pdf file name")
+    if fmt not in FORMATS + ("gif", "mp4"):
+        raise UserError(f"cannot export to '{path.suffix or path.name}': use a .png, .svg or .pdf file name "
+                        f"(.gif or .mp4 for an animation)")
     if path.exists() and not overwrite:
         raise UserError(f"{path} exists: choose another name or allow overwriting")
     if not path.parent.is_dir():
@@ -93,26 +175,26 @@ def check_target(path: str | Path, overwrite: bool = False) -> tuple[Path, str]:
     return path, fmt
 
 
-def save_figure(figure: FigureGrid, path: str | Path, *, tile: int = 128, dpi: int = 300,
-                overwrite: bool = False) -> Path:
-    """Write ``figure`` as PNG, SVG or PDF (by the file's suffix), atomically.
+def save_figure(figure, path: str | Path, *, style: FigureStyle | None = None, tile: int | None = None,
+                dpi: int | None = None, overwrite: bool = False) -> Path:
+    """Write ``figure`` (a :class:`FigureGrid` or a matplotlib Figure) as PNG, SVG or PDF (by the
+    file's suffix), atomically, at ``style``'s size.
 
-    ``tile`` is the resolution (pixels per tile row); ``dpi`` is written into PNG and PDF
-    so the figure has a physical size (``tile / dpi`` inches per tile).
+    A PNG is ``dpi`` dots per inch (default: the style's); ``tile`` instead asks for tiles at least
+    that many pixels high. PDF and SVG keep text as text and the tiles as images.
     """
-    path, fmt = check_target(path, overwrite)
-    if fmt == "gif":
-        raise UserError("a GIF is an animation: export the optimisation with Export animation")
-    with atomic_path(path) as tmp:
-        if fmt == "svg":
-            tmp.write_text(figure.svg(tile))
-        else:
-            image = Image.fromarray(figure.render(tile))
-            if fmt == "png":
-                image.save(tmp, format="PNG", dpi=(dpi, dpi))
-            else:
-                image.save(tmp, format="PDF", resolution=float(dpi))
-    return path
+    from workbench.export.render import save
+
+    style = style_or_default(style)
+    check_target(path, overwrite)
+    if isinstance(figure, FigureGrid):
+        drawing = figure.draw(style)
+        fig = drawing.fig
+        if tile is not None:
+            dpi = max(dpi or 0, (tile + 0.5) / drawing.tile_height)
+    else:
+        fig = figure
+    return save(fig, path, style, overwrite=overwrite, dpi=dpi)
 
 
 def result_figure(images: np.ndarray, reference: np.ndarray | None, *, layer: str, C: float | None,
@@ -122,6 +204,28 @@ def result_figure(images: np.ndarray, reference: np.ndarray | None, *, layer: st
     labels = (["reference"] if reference is not None else []) + [f"restart {k + 1}" for k in range(len(images))]
     row = layer if C is None else f"{layer}  C={C:g}"
     return FigureGrid([tiles], row_labels=[row], col_labels=labels, title=title)
+
+
+def preimage_what(metrics: dict[str, Any]) -> str:
+    """What a pre-image run computed, for titles: inversion, caricature, or what a maximisation maximized
+    (a neuron, with its position, or a channel's mean)."""
+    method = metrics.get("method", "")
+    if method == "invert":
+        return "inversion"
+    if method != "maximize":
+        return method
+    channel = metrics.get("channel")
+    if metrics.get("component") == "channel mean":
+        return f"maximize channel {channel} (mean over positions)"
+    neuron = metrics.get("neuron")
+    return f"maximize channel {channel}" + (f", neuron ({neuron[0]}, {neuron[1]})" if neuron else "")
+
+
+def preimage_figure(images: np.ndarray, reference: np.ndarray | None, metrics: dict[str, Any]) -> FigureGrid:
+    """The result grid of a pre-image run from its metrics: the run folder's ``grid.png``/``grid.pdf``
+    and the window's export are this one figure."""
+    title = f"{model_caption(metrics.get('model', ''), metrics.get('trained'))} · {preimage_what(metrics)}"
+    return result_figure(images, reference, layer=metrics.get("layer", ""), C=metrics.get("C"), title=title)
 
 
 #: What a figure made from weights that were never trained says after the model's name.

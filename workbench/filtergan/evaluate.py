@@ -74,8 +74,9 @@ from workbench.config.filtergan import FILTER_SETS, FilterGanEvalConfig  # noqa:
 
 def evaluate_filter_gan(run_dir: str | Path, config: FilterGanEvalConfig | None = None, *,
                         cancel: CancelToken | None = None, model=None, fgan=None,
-                        out: str | Path | None = None, runs=None, trust: bool = False) -> Job:
-    """Sect. 5.2 (i) and (ii) for a trained run; adds to its ``metrics.json`` and ``images/mds.png``.
+                        out: str | Path | None = None, runs=None, trust: bool = False, figure=None) -> Job:
+    """Sect. 5.2 (i) and (ii) for a trained run; adds to its ``metrics.json`` and ``images/mds.png``
+    (and ``mds.pdf``, at the size ``figure``, a :class:`~workbench.export.style.FigureStyle`).
 
     Nothing is written until everything is computed, so a cancelled evaluation leaves the
     run folder as it was. A run that must not change (the shipped one, or any with ``out``
@@ -90,10 +91,11 @@ def evaluate_filter_gan(run_dir: str | Path, config: FilterGanEvalConfig | None 
         raise UserError(f"{run_dir} is read-only ({reason}): pass --out DIR to evaluate it into a new run folder")
     if out is not None:
         check_new_folder(out)
-    return (yield from _evaluate(run_dir, config, cancel, model, fgan, out, runs if reason or out else None, trust))
+    return (yield from _evaluate(run_dir, config, cancel, model, fgan, out, runs if reason or out else None, trust,
+                                 figure))
 
 
-def _evaluate(run_dir, config, cancel, model, fgan, out, runs, trust: bool = False) -> Job:
+def _evaluate(run_dir, config, cancel, model, fgan, out, runs, trust: bool = False, figure=None) -> Job:
     from workbench.filtergan.layer import digits_of, normalize
     from workbench.filtergan.train import load_filter_gan
     from workbench.models.train import accuracy
@@ -148,14 +150,13 @@ def _evaluate(run_dir, config, cancel, model, fgan, out, runs, trust: bool = Fal
     cancel.check()
     mds = diversity(fg, config)
     cancel.check()
-    from workbench.filtergan.plots import mds_plot
+    from workbench.filtergan.plots import mds_figure, mds_title
 
     from workbench.export.figures import model_caption
 
-    image = mds_plot(mds["coords"], mds["real_index"], mds["is_real"],
-                     title=model_caption(f"MDS of {fg.config.layer} filters: {split.conv.out_channels} real, "
-                                         f"{config.mds_samples} x {split.conv.out_channels} generated",
-                                         getattr(fg.model, "trained", True)))
+    plot = mds_figure(mds["coords"], mds["real_index"], mds["is_real"], style=figure,
+                      title=model_caption(mds_title(fg.config.layer, split.conv.out_channels, config.mds_samples),
+                                          getattr(fg.model, "trained", True)))
     metrics: dict[str, Any] = {
         "accuracy_real": acc_real, "accuracy_generated": acc_gen, "accuracy_real_retrained": acc_real_rt,
         "accuracy_drop_points": round(100 * (acc_real - acc_gen), 3),
@@ -178,7 +179,9 @@ def _evaluate(run_dir, config, cancel, model, fgan, out, runs, trust: bool = Fal
 
         target = copy_run(fg.run, runs or RunStore(Path(out).parent), folder=out)
         yield Log(f"{fg.run.path} stays as it is: the evaluation is written to {target.path}")
-    target.save_image("mds.png", image)
+    from workbench.export.render import save_run_figure
+
+    save_run_figure(target, "mds", plot, figure)
     target.save_tensors("mds.safetensors", {k: torch.as_tensor(mds[k]) for k in
                                             ("coords", "real_index", "channel", "sample", "is_real", "z")})
     target.update_metrics(**metrics)

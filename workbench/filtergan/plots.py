@@ -1,4 +1,5 @@
-"""Figures of the filter-GAN drawn with numpy and PIL (no Qt, no matplotlib)."""
+"""Figures of the filter-GAN: filter sheets as numpy images, the MDS scatter and the loss plot with
+matplotlib (:mod:`workbench.export`; no Qt)."""
 
 from __future__ import annotations
 
@@ -62,37 +63,57 @@ def palette(n: int) -> np.ndarray:
     return (np.asarray(out) * 255).astype(np.uint8)
 
 
-def mds_plot(coords: np.ndarray, real_index: np.ndarray, is_real: np.ndarray, *, title: str = "",
-             size: int = 900) -> np.ndarray:
-    """Scatter of MDS coordinates: generated filters as small dots coloured by their real
-    filter, real filters as large outlined discs of the same colour. Returns (H, W, 3) uint8."""
-    from PIL import Image, ImageDraw
+#: The loss plot's title (the run folder's losses.png and the window's export of the loss plot).
+LOSS_TITLE = "filter-GAN losses (Algorithm 1)"
 
-    from workbench.export.grid import font
 
+def mds_title(layer: str, n_real: int, samples: int) -> str:
+    """The MDS figure's title (without the untrained mark: see ``model_caption``)."""
+    return f"MDS of {layer} filters: {n_real} real, {samples} × {n_real} generated"
+
+
+def mds_figure(coords: np.ndarray, real_index: np.ndarray, is_real: np.ndarray, *, title: str = "", style=None):
+    """Scatter of MDS coordinates (sect. 5.2 (ii)) as a matplotlib Figure: generated filters as small
+    dots coloured by their real filter, real filters as large outlined discs of the same colour."""
+    from matplotlib.lines import Line2D
+
+    from workbench.export.render import INK, new_figure, print_context, wrap
+    from workbench.export.style import style_or_default
+
+    style = style_or_default(style)
     coords = np.asarray(coords, dtype=np.float64)
-    n_real = int(real_index.max()) + 1
-    colours = palette(n_real)
-    margin, top = 40, 50 if title else 20
-    img = Image.new("RGB", (size, size + top - 20), "white")
-    draw = ImageDraw.Draw(img)
-    lo, hi = coords.min(0), coords.max(0)
-    span = float((hi - lo).max()) or 1.0
-    inner = size - 2 * margin
+    real_index = np.asarray(real_index)
+    is_real = np.asarray(is_real, dtype=bool)
+    colours = palette(int(real_index.max()) + 1) / 255.0
+    with print_context(style):
+        height = style.height or style.width * (0.92 if style.size == "column" else 0.62)
+        fig = new_figure(style.width, height, layout="constrained")
+        ax = fig.add_subplot()
+        small, big = (style.line * 1.6) ** 2, (style.line * 4.2) ** 2
+        gen = ~is_real
+        ax.scatter(coords[gen, 0], coords[gen, 1], s=small, c=colours[real_index[gen]], linewidths=0, zorder=2,
+                   rasterized=False)
+        ax.scatter(coords[is_real, 0], coords[is_real, 1], s=big, c=colours[real_index[is_real]], edgecolors=INK,
+                   linewidths=style.line * 0.7, zorder=3)
+        ax.set_aspect("equal", adjustable="datalim")
+        ax.set_xlabel("MDS 1")
+        ax.set_ylabel("MDS 2")
+        grey = "#888888"
+        handles = [Line2D([], [], linestyle="", marker="o", markersize=style.line * 4.2, markerfacecolor=grey,
+                          markeredgecolor=INK, markeredgewidth=style.line * 0.7, label="real filter"),
+                   Line2D([], [], linestyle="", marker="o", markersize=style.line * 1.6, markerfacecolor=grey,
+                          markeredgewidth=0, label="generated filter (colour: its real filter)")]
+        ax.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncols=2 if style.size != "column" else 1,
+                  borderaxespad=0.3, handletextpad=0.3)
+        if title:
+            fig.suptitle(wrap(title, style.width * 0.96, style.font * 1.15))
+        return fig
 
-    def xy(p: np.ndarray) -> tuple[float, float]:
-        q = (p - lo) / span * inner
-        return margin + q[0], top + q[1]
 
-    for p, j in zip(coords[~is_real], real_index[~is_real]):
-        x, y = xy(p)
-        draw.ellipse([x - 2, y - 2, x + 2, y + 2], fill=tuple(int(v) for v in colours[j]))
-    for p, j in zip(coords[is_real], real_index[is_real]):
-        x, y = xy(p)
-        draw.ellipse([x - 6, y - 6, x + 6, y + 6], fill=tuple(int(v) for v in colours[j]), outline=(0, 0, 0), width=2)
-    if title:
-        draw.text((margin, 12), title, fill=(0, 0, 0), font=font(16))
-    draw.text((margin, size + top - 20 - margin + 10),
-              "large outlined discs: real filters; dots: generated filters, coloured by their real filter",
-              fill=(60, 60, 60), font=font(13))
-    return np.asarray(img)
+def loss_figure(history: dict[str, list[float]], *, title: str = LOSS_TITLE, style=None):
+    """The training losses D, G and Q per step (the run folder's ``losses.png``/``.pdf``)."""
+    from workbench.export.plots import Series, line_figure
+
+    return line_figure([Series("loss D", history["loss_D"]), Series("loss G", history["loss_G"]),
+                        Series("loss Q", history["loss_Q"])], x=history["step"], title=title, xlabel="step",
+                       ylabel="loss", style=style)

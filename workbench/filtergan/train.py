@@ -86,8 +86,10 @@ def _optimizers(config: FilterGanConfig, G, D):
 
 
 def train_filter_gan(config: FilterGanConfig, *, cancel: CancelToken | None = None, runs: RunStore | None = None,
-                     out: str | Path | None = None, model=None, resume: bool = False) -> Job:
+                     out: str | Path | None = None, model=None, resume: bool = False, figure=None) -> Job:
     """Train G, D and Q (Algorithm 1). Returns the :class:`~workbench.runs.Run`.
+
+    ``figure`` (a :class:`~workbench.export.style.FigureStyle`) sizes the loss plot (default: a page).
 
     With ``resume`` and an ``out`` folder holding a checkpoint, training continues from it up
     to ``config.steps``; the config must otherwise match the one the run was started with.
@@ -124,7 +126,7 @@ def train_filter_gan(config: FilterGanConfig, *, cancel: CancelToken | None = No
         run = store.create(KIND, to_dict(config), device=describe(device), folder=out,
                          model=model.facts() if hasattr(model, "facts") else None)
     yield Artifact("run", str(run.path))
-    job = finalise(run, _train(config, model, split, run, state, device, cancel), on_stop=_record_stop(run),
+    job = finalise(run, _train(config, model, split, run, state, device, cancel, figure), on_stop=_record_stop(run),
                    threads=threads)
     if backup is None:
         return (yield from job)
@@ -138,7 +140,7 @@ def _record_stop(run: Run):
     return on_stop
 
 
-def _train(config: FilterGanConfig, model, split, run: Run, state, device, cancel: CancelToken):
+def _train(config: FilterGanConfig, model, split, run: Run, state, device, cancel: CancelToken, figure=None):
     from workbench.filtergan.layer import batched, digits_of, normalize
 
     x_train, _ = digits_of(model, "train")
@@ -219,7 +221,7 @@ def _train(config: FilterGanConfig, model, split, run: Run, state, device, cance
     sheet = _sample_sheet(G, z_show, split, with_real=True)
     run.save_image("filters.png", np.kron(sheet, np.ones((2, 2, 1), np.float32)))
     yield Artifact("filters", "images/filters.png")
-    _save_loss_plot(run, history)
+    _save_loss_plot(run, history, figure)
     yield Artifact("losses", "images/losses.png")
     metrics = run.metrics()
     metrics.update(history=history, steps=step, train_seconds=round(elapsed + metrics.get("train_seconds", 0.0), 1),
@@ -250,15 +252,14 @@ def _z_dependence(G, config: FilterGanConfig, device: torch.device) -> float:
     return float((spread / G.base_weight.flatten(1).norm(dim=1).clamp_min(1e-12)).mean())
 
 
-def _save_loss_plot(run: Run, history: dict[str, list[float]]) -> None:
-    from workbench.export.plots import Series, line_plot
+def _save_loss_plot(run: Run, history: dict[str, list[float]], figure=None) -> None:
+    """``images/losses.png`` and ``losses.pdf``."""
+    from workbench.export.render import save_run_figure
+    from workbench.filtergan.plots import loss_figure
 
     if not history["step"]:
         return
-    img = line_plot([Series("loss D", history["loss_D"]), Series("loss G", history["loss_G"]),
-                     Series("loss Q", history["loss_Q"])], x=history["step"],
-                    title="filter-GAN losses (Algorithm 1)", xlabel="step", ylabel="loss")
-    run.save_image("losses.png", img)
+    save_run_figure(run, "losses", loss_figure(history, style=figure), figure)
 
 
 def _optimizer_tensors(prefix: str, opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:

@@ -10,11 +10,13 @@ from workbench.threads import job_threads
 
 
 def demo_job(model_name: str = "digits-vgg", out: str | Path | None = None, iters: int = 200, device: str = "auto",
-             sample: str = "digits:0", cancel: CancelToken | None = None, runs: RunStore | None = None) -> Job:
+             sample: str = "digits:0", cancel: CancelToken | None = None, runs: RunStore | None = None,
+             figure=None) -> Job:
     """Inversion from four depths, maximisation of four channels, caricatures from two layers.
 
-    Each piece is an ordinary pre-image run under ``out/runs/``; ``out/images/grid.png`` puts
-    them in one labelled figure. Returns the path of that figure.
+    Each piece is an ordinary pre-image run under ``out/runs/``; ``out/images/grid.png`` and
+    ``grid.pdf`` put them in one labelled figure (at the size ``figure``, a
+    :class:`~workbench.export.style.FigureStyle`; default a page width). Returns the PNG's path.
     """
     from workbench.device import resolve_device
     from workbench.models import load_model
@@ -36,11 +38,12 @@ def demo_job(model_name: str = "digits-vgg", out: str | Path | None = None, iter
     store = runs or RunStore(Path(out).parent if out is not None else None)
     run = store.create("demo", {"model": model_name, "iters": iters, "sample": sample}, device=str(device), folder=out)
     return (yield from finalise(run, _demo(run, model, model_name, plan, depths, channels, top, iters, sample, device,
-                                           cancel), threads=threads))
+                                           cancel, figure), threads=threads))
 
 
-def _demo(run, model, model_name, plan, depths, channels, top, iters, sample, device, cancel):
-    from workbench.export.grid import labelled_grid
+def _demo(run, model, model_name, plan, depths, channels, top, iters, sample, device, cancel, figure=None):
+    from workbench.export.figures import FigureGrid, model_caption
+    from workbench.export.render import save_run_figure
     from workbench.preimage.solve import PreimageConfig, preimage_job
 
     store = RunStore(run.path / "runs")
@@ -51,7 +54,7 @@ def _demo(run, model, model_name, plan, depths, channels, top, iters, sample, de
                                 image=None if method == "maximize" else sample, restarts=1, iters=iters,
                                 device=str(device), snapshot_every=0)
         yield Log(f"demo {i + 1}/{len(plan)}: {method} {layer.name}" + (f" channel {channel}" if channel is not None else ""))
-        job = preimage_job(config, runs=store, model=model, cancel=cancel)
+        job = preimage_job(config, runs=store, model=model, cancel=cancel, figure=figure)
         while True:
             try:
                 event = next(job)
@@ -66,12 +69,10 @@ def _demo(run, model, model_name, plan, depths, channels, top, iters, sample, de
             [None] + [r.images[0] for r in results[n_inv:n_inv + n_max]],
             [reference] + [r.images[0] for r in results[n_inv + n_max:]]]
     captions = [["reference"] + [l.name for l in depths],
-                [""] + [f"{top.name} : {c}" for c in channels],
+                [""] + [f"{top.name} channel {c}" for c in channels],
                 ["reference"] + [plan[k][1].name for k in range(n_inv + n_max, len(plan))]]
-    from workbench.export.figures import model_caption
-
-    grid = labelled_grid(rows, row_labels=["inversion", "maximization", "caricature"], captions=captions,
-                         title=f"{model_caption(model.name, model.trained)}: natural pre-images (Mahendran & Vedaldi)")
-    path = run.save_image("grid.png", grid)
+    grid = FigureGrid(rows, row_labels=["inversion", "maximization", "caricature"], captions=captions,
+                      title=f"{model_caption(model.name, model.trained)}: natural pre-images (Mahendran & Vedaldi)")
+    path = save_run_figure(run, "grid", grid.figure(figure), figure)
     run.write_metrics({"runs": [str(r.run.path) for r in results], "cells": captions})
     return path
