@@ -27,6 +27,10 @@ from workbench.ui.docks.runs_dock import RunsDock
 from workbench.ui.docks.deformation_dock import DeformationDock
 from workbench.ui.docks.smoothness_dock import SmoothnessDock
 from workbench.ui.docks.filtergan_dock import FilterGanDock
+from PySide6.QtCore import QDataStream, QEvent, QRect, QSize
+from PySide6.QtGui import QGuiApplication
+
+from workbench.ui.widgets.elided_label import ElidedLabel
 from workbench.ui.widgets.fixed_label import FixedLabel
 from workbench.ui.worker import JobRunner
 
@@ -37,6 +41,8 @@ DOCKS = [ModelDock, LayersDock, MethodDock, FiltersDock, RunsDock, EnergiesDock,
 MODEL_SUFFIXES = {".safetensors", ".pt", ".pth", ".ckpt", ".bin", ".tar", ".onnx"}
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif"}
 LAYOUT_VERSION = 2
+#: Presentation mode (F11): fonts and plot lines this many times their size.
+PRESENTATION_SCALE = 1.5
 
 #: Docks that open as a tab of another; a bottom-area dock not listed is tabbed with Energies.
 TAB_WITH = {"RunsDock": "FiltersDock", "LogDock": "FiltersDock"}
@@ -67,6 +73,8 @@ class MainWindow(QMainWindow):
         self.theme = str(self.settings.value("theme", "light"))
         self.presentation = False
         self._saved_state: QByteArray | None = None
+        self._saved_geometry: QByteArray | None = None
+        self._settle_pending = True   # the first show puts the whole frame on the screen
         self._job_started_at = 0.0
         self._status_shown_at = 0.0
         self.errors_shown = 0
@@ -118,19 +126,79 @@ class MainWindow(QMainWindow):
             self._apply_default_sizes()
 
     def _apply_default_sizes(self) -> None:
-        """Dock sizes for the default layout; they only take once the window has its size."""
+        """Dock sizes for the default layout, in proportion to the window (at 1280 × 720 the
+        side columns take 560 px, at 1600 × 1000 710 px); they only take once it has its size."""
         self._sizes_pending = False
         d = self.docks
-        self.resizeDocks([d["ModelDock"], d["MethodDock"]], [330, 380], Qt.Orientation.Horizontal)
-        self.resizeDocks([d["ModelDock"], d["LayersDock"]], [250, 700], Qt.Orientation.Vertical)
-        self.resizeDocks([d["MethodDock"], d["FiltersDock"]], [520, 430], Qt.Orientation.Vertical)
-        self.resizeDocks([d["EnergiesDock"]], [300], Qt.Orientation.Vertical)
+        w, h = self.width(), self.height()
+
+        def share(total, fraction, lo, hi):
+            return int(min(hi, max(lo, fraction * total)))
+
+        self.resizeDocks([d["ModelDock"], d["MethodDock"]], [share(w, 0.21, 250, 330), share(w, 0.24, 290, 380)],
+                         Qt.Orientation.Horizontal)
+        self.resizeDocks([d["ModelDock"], d["LayersDock"]], [share(h, 0.3, 200, 260), h], Qt.Orientation.Vertical)
+        self.resizeDocks([d["MethodDock"], d["FiltersDock"]], [share(h, 0.55, 300, 520), share(h, 0.45, 200, 430)],
+                         Qt.Orientation.Vertical)
+        self.resizeDocks([d["EnergiesDock"]], [share(h, 0.36, 180, 320)], Qt.Orientation.Vertical)
 
     def showEvent(self, event) -> None:
         super().showEvent(event)
         if self._sizes_pending:
             QTimer.singleShot(0, self._apply_default_sizes)
         QTimer.singleShot(0, self._hide_stray_tab_bars)
+        if self._settle_pending:
+            self._settle_pending = False
+            # a window manager adds its frame after the window is mapped: look twice
+            for delay in (0, 300):
+                QTimer.singleShot(delay, self.keep_on_screen)
+
+    # --- fitting the screen ----------------------------------------------------------------
+    def available_geometry(self) -> QRect:
+        """The part of the window's screen that windows may use (no panels, no taskbar)."""
+        screen = self.screen() or QGuiApplication.primaryScreen()
+        return screen.availableGeometry()
+
+    def _frame_size(self) -> QSize:
+        """What the window manager's frame adds to the window (0 × 0 without one)."""
+        frame, inner = self.frameGeometry(), self.geometry()
+        return QSize(max(0, frame.width() - inner.width()), max(0, frame.height() - inner.height()))
+
+    def room(self) -> QSize:
+        """The largest window (without its frame) that fits the available area."""
+        area, frame = self.available_geometry(), self._frame_size()
+        return QSize(area.width() - frame.width(), area.height() - frame.height())
+
+    def fit_minimum(self) -> None:
+        """The window's minimum is what its docks need, but never more than the screen: a
+        layout that wants more squeezes the docks instead of pushing the window off the screen.
+        (Qt's default grows a window to its layout's minimum; an explicit minimum stops that.)"""
+        layout = self.layout()
+        if layout is None:
+            return
+        floor = layout.totalMinimumSize().boundedTo(self.room())
+        if floor != self.minimumSize():
+            self.setMinimumSize(floor)
+
+    def keep_on_screen(self) -> None:
+        """Shrink and move the window so that its whole frame is on the available area."""
+        if self.presentation or self.isFullScreen() or self.isMaximized():
+            return
+        area, room = self.available_geometry(), self.room()
+        size = self.size().boundedTo(room)
+        if size != self.size():
+            self.resize(size)
+        frame = self.frameGeometry()
+        x = min(max(frame.left(), area.left()), area.right() + 1 - frame.width())
+        y = min(max(frame.top(), area.top()), area.bottom() + 1 - frame.height())
+        if (x, y) != (frame.left(), frame.top()):
+            self.move(max(x, area.left()), max(y, area.top()))
+
+    def event(self, event) -> bool:
+        handled = super().event(event)
+        if event.type() in (QEvent.Type.LayoutRequest, QEvent.Type.Show):
+            self.fit_minimum()  # the layout has just computed its minimum
+        return handled
 
     def _hide_stray_tab_bars(self) -> None:
         """Tabbing docks into the bottom area leaves an orphan QTabBar drawn over the window
@@ -164,11 +232,17 @@ class MainWindow(QMainWindow):
                                              "open a model file")
         self.open_image_action = self._action("Open reference &image…", self.docks["MethodDock"].choose_image, None)
         self.run_action = self._action("&Run", self.run, "Ctrl+R", "run the pre-image job")
-        self.cancel_action = self._action("&Cancel", self.cancel, "Esc", "cancel the running job")
+        self.cancel_action = self._action("&Cancel", self.cancel, "Esc",
+                                          "cancel the running job (Esc; Ctrl+. in presentation mode too)")
+        self.cancel_action.setShortcuts([QKeySequence("Esc"), QKeySequence("Ctrl+.")])
         self.cancel_action.setEnabled(False)
+        self.leave_presentation_action = self._action("Leave presentation mode", lambda: self.toggle_presentation(False))
         self.export_action = self._action("&Export figure…", self.export_dialog, "Ctrl+E",
-                                          "export the result grid or the optimization as a GIF")
-        self.presentation_action = self._action("&Presentation mode", self.toggle_presentation, "F11")
+                                          "export the result grid (PNG, SVG, PDF) or the optimization (GIF, MP4)")
+        self.copy_figure_action = self._action("&Copy figure", self.copy_figure, "Ctrl+Shift+C",
+                                               "copy the focused plot, else the result grid, to the clipboard")
+        self.presentation_action = self._action("&Presentation mode", lambda: self.toggle_presentation(), "F11",
+                                                "the live view and the plot in front, large; Esc leaves")
         self.presentation_action.setCheckable(True)
         self.workspace_action = self._action("&Workspace…", self.choose_workspace, None,
                                              "choose the folder new runs are written to")
@@ -177,7 +251,7 @@ class MainWindow(QMainWindow):
         bar = self.menuBar()
         m = bar.addMenu("&File")
         for a in (self.open_action, self.open_file_action, self.open_image_action, self.export_action,
-                  self.workspace_action):
+                  self.copy_figure_action, self.workspace_action):
             m.addAction(a)
         m.addSeparator()
         m.addAction(self.quit_action)
@@ -203,7 +277,7 @@ class MainWindow(QMainWindow):
 
     def _build_status_bar(self) -> None:
         bar = self.statusBar()
-        self.status_label = QLabel("Starting…")
+        self.status_label = ElidedLabel("Starting…")  # a long path or message never widens the window
         self.progress = QProgressBar()
         self.progress.setMaximumWidth(260)
         self.progress.setRange(0, 0)
@@ -229,21 +303,57 @@ class MainWindow(QMainWindow):
             self.status_label.setText("Cancelling…")
             self.session.cancel_job()
 
+    def presentation_plot(self):
+        """The plot dock presentation mode shows: the one in front (its tab chosen), else Energies."""
+        plots = [d for d in self.docks.values() if not d.configuration and not d.isFloating()]
+        for dock in plots:
+            if dock.isVisible() and not dock.visibleRegion().isEmpty():
+                return dock
+        return self.docks.get("EnergiesDock") or (plots[0] if plots else None)
+
     def toggle_presentation(self, on: bool | None = None) -> None:
+        """F11: the live view and one plot (the one in front), everything scaled by
+        :data:`PRESENTATION_SCALE` (fonts, the header, tile labels, plot text and lines), on the
+        whole screen; the configuration docks, the menu and the status bar hidden. Esc leaves
+        (Ctrl+. still cancels a job). Without a window manager, full screen is the screen's geometry."""
         on = (not self.presentation) if on is None else bool(on)
         app = QApplication.instance()
         if on and not self.presentation:
             self._saved_state = self.saveState(LAYOUT_VERSION)
+            self._saved_geometry = self.saveGeometry()
             self._saved_font = app.font()
+            plot = self.presentation_plot()
+            self.presentation = True
+            # the plot in front stays, with the plots tabbed behind it (their tabs switch it)
+            keep = {plot, *self.tabifiedDockWidgets(plot)} if plot is not None else set()
             for dock in self.docks.values():
-                dock.setVisible(not dock.configuration)
-            theme.set_font_scale(app, 1.5, self._saved_font)
+                dock.setVisible(dock in keep and not dock.configuration)
+            if plot is not None:
+                plot.raise_()
+            theme.set_font_scale(app, PRESENTATION_SCALE, self._saved_font)
+            self.setProperty(theme.SCALE_PROPERTY, PRESENTATION_SCALE)
+            theme.scale_plots(self, PRESENTATION_SCALE)
             self.menuBar().hide()
+            self.statusBar().hide()
+            self.cancel_action.setShortcuts([QKeySequence("Ctrl+.")])
+            self.leave_presentation_action.setShortcut(QKeySequence("Esc"))
+            screen = (self.screen() or QGuiApplication.primaryScreen()).geometry()
             self.showFullScreen()
+            self.setGeometry(screen)  # what full screen is where no window manager makes it so
+            if plot is not None:
+                self.resizeDocks([plot], [int(0.4 * screen.height())], Qt.Orientation.Vertical)
         elif not on and self.presentation:
+            self.presentation = False
             theme.set_font_scale(app, 1.0, self._saved_font)
+            self.setProperty(theme.SCALE_PROPERTY, 1.0)
+            theme.scale_plots(self, 1.0)
+            self.leave_presentation_action.setShortcut(QKeySequence())
+            self.cancel_action.setShortcuts([QKeySequence("Esc"), QKeySequence("Ctrl+.")])
             self.menuBar().show()
+            self.statusBar().show()
             self.showNormal()
+            if self._saved_geometry is not None:
+                self.restoreGeometry(self._saved_geometry)
             if self._saved_state is not None:
                 self.restoreState(self._saved_state, LAYOUT_VERSION)
         self.presentation = on
@@ -279,18 +389,22 @@ class MainWindow(QMainWindow):
         if result is None:
             self.status_label.setText("Nothing to export yet: run a job first")
             return
-        dialog = ExportDialog(self, has_frames=bool(result.frames))
+        from workbench.ui.widgets.plot_export import remember_style, remembered_style
+
+        dialog = ExportDialog(self, has_frames=bool(result.frames), style=remembered_style(self.settings))
         if dialog.exec() != QDialog.DialogCode.Accepted:
             return
         fmt = dialog.format.currentData()
+        style = dialog.options.style()
+        remember_style(self.settings, style)
         name = f"{self.session.config['method']}-{self.session.layer}.{fmt}"
         path, _ = QFileDialog.getSaveFileName(self, "Export", str(Path.home() / name), f"{fmt.upper()} (*.{fmt})")
         if not path:
             return
-        if fmt == "gif":
-            self.export_gif(path, fps=dialog.fps.value(), tile=dialog.tile.value(), overwrite=True)
+        if fmt in ("gif", "mp4"):
+            self.export_gif(path, fps=dialog.fps.value(), tile=dialog.tile.value(), overwrite=True, style=style)
         else:
-            self.export_grid(path, tile=dialog.tile.value(), dpi=dialog.dpi.value(), overwrite=True)
+            self.export_grid(path, overwrite=True, style=style)
 
     def _confirm_overwrite(self, path: Path, overwrite: bool) -> bool:
         if not path.exists() or overwrite:
@@ -298,39 +412,48 @@ class MainWindow(QMainWindow):
         answer = QMessageBox.question(self, "Overwrite?", f"{path} exists. Overwrite it?")
         return answer == QMessageBox.StandardButton.Yes
 
-    def export_grid(self, path: str | Path, tile: int = 128, dpi: int = 300, overwrite: bool = False) -> bool:
+    def export_grid(self, path: str | Path, tile: int | None = None, dpi: int | None = None, overwrite: bool = False,
+                    style=None) -> bool:
         """Write the last result's grid (reference, restarts; labelled layer, C, restart) as
-        PNG/SVG/PDF on a worker; ``exported(path)`` says when it is written. False if not started."""
+        PNG/SVG/PDF on a worker; ``exported(path)`` says when it is written. False if not started.
+
+        The figure is the run folder's ``grid.png``/``grid.pdf`` (the same function, the same
+        metrics) at ``style`` (default: the size last chosen); a PNG is at the style's dpi, or
+        ``dpi``, or has tiles ``tile`` pixels high."""
         result = self.session.last_result
         if not self._may_export(result, Path(path), overwrite):
             return False
-        m = result.metrics
-        from workbench.export.figures import model_caption
+        from workbench.ui.widgets.plot_export import remembered_style
 
-        title = f"{model_caption(m.get('model', ''), m.get('trained'))} · {m.get('layer', '')} · {m.get('method', '')}"
-        images, reference, layer, C = result.images, result.reference, m.get("layer", ""), m.get("C")
+        style = style or remembered_style(self.settings)
+        images, reference, metrics = result.images, result.reference, dict(result.metrics)
 
         def factory(cancel):
-            from workbench.export.figures import result_figure, save_figure
+            from workbench.export.figures import preimage_figure, save_figure
 
-            figure = result_figure(images, reference, layer=layer, C=C, title=title)
+            figure = preimage_figure(images, reference, metrics)
             cancel.check()
-            return save_figure(figure, path, tile=tile, dpi=dpi, overwrite=True)
+            return save_figure(figure, path, style=style, tile=tile, dpi=dpi, overwrite=True)
             yield
 
         return self.exporter.start(factory)
 
-    def export_gif(self, path: str | Path, fps: float = 10.0, tile: int = 128, overwrite: bool = False) -> bool:
-        """Write the last result's optimization as an animated GIF on a worker (see :meth:`export_grid`)."""
+    def export_gif(self, path: str | Path, fps: float = 10.0, tile: int = 128, overwrite: bool = False,
+                   style=None) -> bool:
+        """Write the last result's optimization as an animated GIF or MP4 (by the suffix) on a worker,
+        each frame labelled with its iteration (see :meth:`export_grid`)."""
         result = self.session.last_result
         if not self._may_export(result, Path(path), overwrite):
             return False
+        from workbench.ui.widgets.plot_export import remembered_style
+
+        style = style or remembered_style(self.settings)
         config = dict(self.session.last_config or {})
         frames, m = result.frames, result.metrics
 
         def factory(cancel):
-            from workbench.export.animation import save_gif
-            from workbench.export.figures import model_caption
+            from workbench.export.animation import save_animation
+            from workbench.export.figures import model_caption, preimage_what
             from workbench.preimage.presets import FINE_TUNE_ITERS
 
             every = int(config.get("frame_every") or 0)
@@ -343,12 +466,56 @@ class MainWindow(QMainWindow):
                 kept = [t + 1 for t in range(steps) if t % every == 0 or t == steps - 1]
                 iterations = kept if len(kept) == len(frames) else None
             cancel.check()
-            return save_gif(frames, path, fps=fps, tile=tile, iterations=iterations,
-                            title=model_caption(f"{m.get('layer', '')} · {m.get('method', '')}", m.get("trained")),
-                            overwrite=True)
+            title = f"{model_caption(m.get('model', ''), m.get('trained'))} · {m.get('layer', '')} · {preimage_what(m)}"
+            return save_animation(frames, path, fps=fps, tile=tile, iterations=iterations, title=title, style=style,
+                                  overwrite=True)
             yield
 
         return self.exporter.start(factory)
+
+    def copy_figure(self) -> bool:
+        """Ctrl+Shift+C: the figure in front onto the clipboard (PNG and SVG), for pasting into slides.
+
+        The plot of the dock that has the focus (Energies, Deformation, Smoothness, the filter-GAN's
+        losses or MDS), else the result grid; at the size last chosen in an export dialog."""
+        from workbench.errors import UserError
+        from workbench.ui.widgets.plot_export import copy_figure, plot_figure, remembered_style
+
+        style = remembered_style(self.settings)
+        dock, plot = self._focused_plot()
+        try:
+            if plot is not None:
+                fig, what = plot_figure(dock, plot, style), f"the {dock.title} plot"
+            elif self.session.last_result is not None:
+                from workbench.export.figures import preimage_figure
+
+                result = self.session.last_result
+                fig, what = preimage_figure(result.images, result.reference, result.metrics).figure(style), "the result grid"
+            else:
+                self._report("Nothing to copy yet: run a job first")
+                return False
+            copy_figure(fig, style)
+        except UserError as exc:
+            self._report(str(exc), "error")
+            return False
+        self._report(f"Copied {what} to the clipboard ({style.size})")
+        return True
+
+    def _focused_plot(self):
+        """(dock, PlotWidget) of the plot dock that holds the keyboard focus, else (None, None)."""
+        import pyqtgraph as pg
+
+        widget = QApplication.focusWidget()
+        while widget is not None and widget not in self.docks.values():
+            widget = widget.parentWidget()
+        if widget is None:
+            return None, None
+        plots = [w for w in widget.findChildren(pg.PlotWidget) if w.isVisible()]
+        focused = QApplication.focusWidget()
+        for p in plots:  # the plot under the focus, else the dock's first visible plot
+            if focused is p or p.isAncestorOf(focused):
+                return widget, p
+        return (widget, plots[0]) if plots else (None, None)
 
     def _may_export(self, result, path: Path, overwrite: bool) -> bool:
         if result is None:
@@ -464,15 +631,18 @@ class MainWindow(QMainWindow):
 
     def _on_job_started(self, config: dict) -> None:
         self._job_started_at = time.monotonic()
+        self._last_progress = None
         self.session.last_config = dict(config)
         self.progress.setRange(0, 1)
         self.progress.setValue(0)
         self.progress.show()
+        self.timing.setText("")  # not the last job's counter
         self.cancel_button.setEnabled(True)
         self.cancel_action.setEnabled(True)
         self.status_label.setText(f"Running {config['method']} on {config['layer']}…")
 
     def _on_job_progressed(self, progress) -> None:
+        self._last_progress = progress
         now = time.monotonic()
         if now - self._status_shown_at < 0.25 and progress.iteration < progress.total:
             return  # the counter and ETA need not change faster than people read them
@@ -492,10 +662,24 @@ class MainWindow(QMainWindow):
             summary += f", classification consistency {100 * m['classification_consistency']:.0f} %"
         self.status_label.setText(f"Done in {time.monotonic() - self._job_started_at:.1f} s{summary}")
 
+    def _stopped_at(self, how: str) -> str:
+        """The counter once a job stopped early: where it stopped, not a running count."""
+        p = getattr(self, "_last_progress", None)
+        elapsed = time.monotonic() - self._job_started_at
+        if p is not None:
+            self.progress.setRange(0, max(p.total, 1))
+            self.progress.setValue(p.iteration)
+            self.timing.setText(f"{p.iteration} / {p.total}   {elapsed:.1f} s   {how}")
+            return f" at iteration {p.iteration} / {p.total}"
+        self.timing.setText(f"{elapsed:.1f} s   {how}")
+        return ""
+
     def _on_job_cancelled(self) -> None:
-        self.status_label.setText("Cancelled; the run folder is kept and marked cancelled")
+        where = self._stopped_at("cancelled")
+        self.status_label.setText(f"Cancelled{where}; the run folder is kept and marked cancelled")
 
     def _on_job_failed(self, message: str) -> None:
+        self._stopped_at("failed")
         self.status_label.setText(f"Failed: {message}")
 
     def _on_job_stopped(self) -> None:
@@ -529,15 +713,39 @@ class MainWindow(QMainWindow):
     def _restore_settings(self) -> None:
         self.layout().invalidate()
         self.layout().activate()  # the minimum size after tabbing, not that of docks side by side
+        self.fit_minimum()
         geometry = self.settings.value("window/geometry")
-        if geometry is not None:
-            self.restoreGeometry(geometry)
-        else:
-            self.resize(1600, 1000)
+        if not (isinstance(geometry, QByteArray) and self._fits(geometry) and self.restoreGeometry(geometry)):
+            self.setGeometry(self.default_geometry())
         state = self.settings.value("window/state")
         if state is not None and self.restoreState(state, LAYOUT_VERSION):
             self._sizes_pending = False
         self.set_theme(self.theme if self.theme in theme.THEMES else "light")
+
+    def default_geometry(self) -> QRect:
+        """The window's place when nothing fitting was saved: the whole available area."""
+        return self.available_geometry()
+
+    @staticmethod
+    def _saved_frame(geometry: QByteArray) -> QRect | None:
+        """The frame rectangle inside a ``saveGeometry()`` blob (QWidget's format: magic,
+        version, frame geometry, normal geometry, ...); None if it is not one."""
+        stream = QDataStream(geometry)
+        stream.setVersion(QDataStream.Version.Qt_4_0)
+        if stream.readUInt32() != 0x1D9D0CB:
+            return None
+        stream.readUInt16()
+        stream.readUInt16()
+        frame = QRect()
+        stream >> frame
+        return frame if stream.status() == QDataStream.Status.Ok and frame.isValid() else None
+
+    def _fits(self, geometry: QByteArray) -> bool:
+        """Whether a saved geometry lies wholly on one of the current screens' available areas
+        (a layout saved on a big monitor is not restored onto a projector)."""
+        frame = self._saved_frame(geometry)
+        return frame is not None and any(screen.availableGeometry().contains(frame)
+                                         for screen in QGuiApplication.screens())
 
     def save_settings(self) -> None:
         if self.presentation:
@@ -575,37 +783,53 @@ class MainWindow(QMainWindow):
 
 
 class ExportDialog(QDialog):
-    def __init__(self, parent, has_frames: bool) -> None:
+    """What to export (the result grid as PNG, SVG or PDF; the optimization as GIF or MP4) and at
+    which size: a paper column, a page width or a slide, with a PNG resolution."""
+
+    def __init__(self, parent, has_frames: bool, style=None) -> None:
+        from workbench.export.style import FigureStyle
+        from workbench.ui.widgets.plot_export import FigureOptions
+
         super().__init__(parent)
         self.setWindowTitle("Export")
         form = QFormLayout(self)
         self.format = QComboBox()
-        for key, label in (("png", "Result grid — PNG"), ("svg", "Result grid — SVG (editable labels)"),
-                           ("pdf", "Result grid — PDF"), ("gif", "Optimization — animated GIF")):
+        for key, label in (("png", "Result grid — PNG"), ("svg", "Result grid — SVG (editable text)"),
+                           ("pdf", "Result grid — PDF (vector text)"), ("gif", "Optimization — animated GIF"),
+                           ("mp4", "Optimization — MP4 video")):
             self.format.addItem(label, key)
         if not has_frames:
-            self.format.model().item(3).setEnabled(False)
-            self.format.setItemData(3, "no frames kept: set Advanced → Frame every above 0", Qt.ItemDataRole.ToolTipRole)
+            for row in (3, 4):
+                self.format.model().item(row).setEnabled(False)
+                self.format.setItemData(row, "no frames kept: set Advanced → Frame every above 0",
+                                        Qt.ItemDataRole.ToolTipRole)
+        self.options = FigureOptions(style or FigureStyle())
+        self.dpi = self.options.dpi
         self.tile = QSpinBox()
         self.tile.setRange(16, 2048)
-        self.tile.setValue(256)
+        self.tile.setValue(128)
         self.tile.setSuffix(" px per tile")
-        self.dpi = QSpinBox()
-        self.dpi.setRange(72, 1200)
-        self.dpi.setValue(300)
-        self.dpi.setSuffix(" dpi")
+        self.tile.setToolTip("an animation's tiles, in pixels (a slide fits them into 1280 × 720)")
         self.fps = QDoubleSpinBox()
         self.fps.setRange(0.5, 60)
         self.fps.setValue(10)
         self.fps.setSuffix(" frames/s")
         form.addRow("What", self.format)
-        form.addRow("Resolution", self.tile)
-        form.addRow("Print size", self.dpi)
-        form.addRow("Animation", self.fps)
+        form.addRow(self.options)
+        form.addRow("Animation tiles", self.tile)
+        form.addRow("Animation speed", self.fps)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
         form.addRow(buttons)
+        self.format.currentIndexChanged.connect(self._follow_format)
+        self._follow_format()
+
+    def _follow_format(self) -> None:
+        animation = self.format.currentData() in ("gif", "mp4")
+        self.tile.setEnabled(animation)
+        self.fps.setEnabled(animation)
+        self.dpi.setEnabled(self.format.currentData() == "png")
 
 
 def about_text(devices=None) -> str:

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import pyqtgraph as pg
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QFont, QPalette
 from PySide6.QtWidgets import QApplication, QWidget
 
 THEMES = ("light", "dark")
+
+#: The window's dynamic property holding the presentation scale (1.0 outside presentation mode).
+SCALE_PROPERTY = "presentationScale"
 
 _COLORS = {
     "light": {"window": "#f3f4f6", "base": "#ffffff", "alt": "#f0f2f5", "text": "#1f2933", "button": "#e9ecef",
@@ -63,3 +67,86 @@ def set_font_scale(app: QApplication, scale: float, base: QFont) -> None:
     font = QFont(base)
     font.setPointSizeF(base.pointSizeF() * scale)
     app.setFont(font)
+    # with a style sheet set, widgets that exist keep their font: polishing them again hands it on
+    sheet = app.styleSheet()
+    if sheet:
+        app.setStyleSheet("")
+        app.setStyleSheet(sheet)
+
+
+def scale_of(widget: QWidget) -> float:
+    """The presentation scale of ``widget``'s window (1.0 outside presentation mode)."""
+    value = widget.window().property(SCALE_PROPERTY) if widget is not None else None
+    try:
+        return float(value) if value else 1.0
+    except (TypeError, ValueError):
+        return 1.0
+
+
+def _base(item, name: str, current: float) -> float:
+    """The unscaled value of ``name`` on ``item``: recorded the first time the item is seen
+    (items are made at scale 1: pens and sizes are literal numbers in the docks)."""
+    key = f"_workbench_base_{name}"
+    if not hasattr(item, key):
+        setattr(item, key, current)
+    return getattr(item, key)
+
+
+def _scaled_pen(pen, base_width: float, scale: float):
+    pen = pg.mkPen(pen)
+    pen.setWidthF(base_width * scale)
+    return pen
+
+
+def scale_plot(plot: pg.PlotWidget, scale: float) -> None:
+    """Plot text (ticks, axis labels, legend) and lines (curves, symbols, reference lines) at
+    ``scale`` times their size; call again after adding items (presentation mode)."""
+    app = QApplication.instance()
+    item = plot.getPlotItem()
+    for name in ("left", "bottom", "right", "top"):
+        axis = item.getAxis(name) if name in item.axes else None
+        if axis is None:
+            continue
+        font = QFont(app.font())
+        axis.setStyle(tickFont=font, tickLength=int(round(_base(axis, "tick", axis.style["tickLength"]) * scale)))
+        axis.setPen(_scaled_pen(axis.pen(), _base(axis, "pen", max(axis.pen().widthF(), 1.0)), scale))
+        if axis.labelText:
+            axis.setLabel(axis.labelText, axis.labelUnits, **{**axis.labelStyle, "font-size": f"{font.pointSizeF():g}pt"})
+    legend = item.legend
+    if legend is not None:
+        size = _base(legend, "text", legend.opts.get("labelTextSize") or "9pt")
+        if size.endswith("pt"):
+            legend.setLabelTextSize(f"{float(size[:-2]) * scale:g}pt")
+            for _sample, label in legend.items:
+                label.setText(label.text)  # setLabelTextSize alone redraws nothing
+    for data in item.listDataItems():
+        if isinstance(data, pg.PlotDataItem):
+            pen = data.opts.get("pen")
+            if pen is not None:
+                qpen = pg.mkPen(pen)
+                if qpen.style() != Qt.PenStyle.NoPen:
+                    data.setPen(_scaled_pen(qpen, _base(data, "width", max(qpen.widthF(), 1.0)), scale))
+            if data.opts.get("symbol") is not None:
+                data.setSymbolSize(_base(data, "symbol", data.opts.get("symbolSize") or 7) * scale)
+    for child in item.vb.addedItems:
+        if isinstance(child, pg.InfiniteLine):
+            child.setPen(_scaled_pen(child.pen, _base(child, "width", max(child.pen.widthF(), 1.0)), scale))
+            if getattr(child, "label", None) is not None:
+                child.label.setFont(QFont(app.font()))
+
+
+def scale_plots(root: QWidget, scale: float) -> None:
+    """Every plot under ``root`` at ``scale`` (:func:`scale_plot`), and every caption drawn in a
+    graphics view (the live view's and feature maps' tile labels) in the application's font."""
+    for plot in root.findChildren(pg.PlotWidget):
+        scale_plot(plot, scale)
+    app = QApplication.instance()
+    for view in root.findChildren(pg.GraphicsView):
+        scene = view.scene()
+        if scene is None:
+            continue
+        for child in scene.items():
+            if isinstance(child, pg.TextItem):
+                font = QFont(app.font())
+                font.setPointSizeF(max(8.0, font.pointSizeF()))
+                child.setFont(font)

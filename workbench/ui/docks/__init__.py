@@ -18,11 +18,17 @@ To add a dock written elsewhere, append its class to ``DOCKS`` in
 :mod:`workbench.ui.main_window` (or call ``MainWindow.add_dock(cls)``). A bottom-area dock
 opens as a tab beside Energies; ``TAB_WITH`` there names another tab group for a dock.
 Keep a dock's minimum size small (put wide content in a scroll area): the window's minimum
-width is the sum of the columns' minimum widths.
+width is the sum of the columns' minimum widths, and it must fit a 1280 × 720 screen. Contents
+that ask for more than :data:`MAX_MIN_SIZE` are put in a scroll area when the dock is first
+shown (:meth:`BaseDock.fit_contents`; before that, Qt has not measured tab pages and the like).
 """
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QDockWidget
+from PySide6.QtWidgets import QAbstractScrollArea, QDockWidget, QFrame, QScrollArea
+
+#: The largest minimum (width, height) a dock's contents may have before ``setWidget`` makes them
+#: scroll: the bottom tab group's tallest member sets the height of every plot's area.
+MAX_MIN_SIZE = (420, 300)
 
 
 class BaseDock(QDockWidget):
@@ -36,6 +42,30 @@ class BaseDock(QDockWidget):
         self.setObjectName(type(self).__name__)
         self.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable | QDockWidget.DockWidgetFeature.DockWidgetFloatable
                          | QDockWidget.DockWidgetFeature.DockWidgetClosable)
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        if not getattr(self, "_contents_fitted", False):
+            self._contents_fitted = True
+            self.fit_contents()
+
+    def fit_contents(self) -> bool:
+        """Put the contents in a scroll area if their minimum size exceeds :data:`MAX_MIN_SIZE`
+        (done when the dock is first shown); True if it did."""
+        widget = self.widget()
+        if widget is None or isinstance(widget, QAbstractScrollArea):
+            return False
+        need = widget.minimumSizeHint()
+        if need.width() <= MAX_MIN_SIZE[0] and need.height() <= MAX_MIN_SIZE[1]:
+            return False
+        scroll = QScrollArea()
+        scroll.setObjectName(f"{type(self).__name__}Scroll")
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setWidget(widget)  # reparents it: the dock no longer holds it
+        widget.show()
+        self.setWidget(scroll)
+        return True
 
     def shutdown(self, timeout_ms: int | None = None) -> bool:
         return True

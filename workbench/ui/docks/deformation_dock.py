@@ -9,10 +9,12 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QImage, QPixmap
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QHBoxLayout, QLabel,
-                               QProgressBar, QPushButton, QSpinBox, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QFrame, QGridLayout, QHBoxLayout,
+                               QLabel, QProgressBar, QPushButton, QScrollArea, QSizePolicy, QSpinBox, QVBoxLayout,
+                               QWidget)
 
 from workbench.config.deformation import DeformConfig
+from workbench.ui import theme
 from workbench.ui.docks import BaseDock
 from workbench.ui.widgets.plot_export import choose_plot_file, export_plot
 from workbench.ui.worker import JobRunner, LatestJobSlot
@@ -50,7 +52,9 @@ class DeformationDock(BaseDock):
         outer = QHBoxLayout(body)
         outer.setContentsMargins(4, 4, 4, 4)
 
-        left = QVBoxLayout()
+        column = QWidget()  # the controls scroll when the dock is short (they are 350 px tall)
+        left = QVBoxLayout(column)
+        left.setContentsMargins(0, 0, 4, 0)
         form = QFormLayout()
         self.preset = QComboBox()
         self.preset.addItems(list(PRESETS) + ["custom"])
@@ -79,22 +83,32 @@ class DeformationDock(BaseDock):
         left.addLayout(form)
         self.preview = QLabel("load a model to see a deformation")
         self.preview.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.preview.setWordWrap(True)
         self.preview.setMinimumHeight(110)
+        # the pixmap is scaled to the label (see resizeEvent): it never sets the dock's width
+        self.preview.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self._preview_pixmap: QPixmap | None = None
         self.preview.setToolTip("original | deformed | displacement arrows (tail: where the value is read)")
         left.addWidget(self.preview, 1)
-        buttons = QHBoxLayout()
+        buttons = QGridLayout()
         self.run_button = QPushButton("Measure")
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setEnabled(False)
         self.clear_button = QPushButton("Clear")
         self.export_button = QPushButton("Export plot…")
-        for b in (self.run_button, self.cancel_button, self.clear_button, self.export_button):
-            buttons.addWidget(b)
+        for k, b in enumerate((self.run_button, self.cancel_button, self.clear_button, self.export_button)):
+            buttons.addWidget(b, k // 2, k % 2)
         left.addLayout(buttons)
         self.progress = QProgressBar()
         self.progress.setTextVisible(True)
         left.addWidget(self.progress)
-        outer.addLayout(left, 0)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setWidget(column)
+        scroll.setMinimumWidth(column.minimumSizeHint().width() + scroll.verticalScrollBar().sizeHint().width())
+        outer.addWidget(scroll, 0)
 
         self.plot = pg.PlotWidget()
         self.plot.showGrid(x=False, y=True, alpha=0.25)
@@ -171,9 +185,22 @@ class DeformationDock(BaseDock):
         self._preview_slot.request(job)
 
     def _on_preview_ready(self, rgb) -> None:
-        pix = to_pixmap(rgb)
-        self.preview.setPixmap(pix.scaledToHeight(max(110, min(220, self.preview.height())),
-                                                  Qt.TransformationMode.SmoothTransformation))
+        self._preview_pixmap = to_pixmap(rgb)
+        self._fit_preview()
+
+    def _fit_preview(self) -> None:
+        """The preview at the label's size (at most 220 px tall), never wider than the label."""
+        pix = self._preview_pixmap
+        if pix is None:
+            return
+        height = max(40, min(220, self.preview.height()))
+        width = max(40, self.preview.width())
+        self.preview.setPixmap(pix.scaled(width, height, Qt.AspectRatioMode.KeepAspectRatio,
+                                          Qt.TransformationMode.SmoothTransformation))
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._fit_preview()
 
     # --- measuring ---------------------------------------------------------------------------
     def measure(self) -> bool:
@@ -268,6 +295,7 @@ class DeformationDock(BaseDock):
             for item in (upper, lower, band):
                 self.plot.addItem(item)
             self._items += [upper, lower, band, line]
+        theme.scale_plot(self.plot, theme.scale_of(self))  # the new lines at the window's scale
 
     # --- export ------------------------------------------------------------------------------
     def choose_export(self) -> None:

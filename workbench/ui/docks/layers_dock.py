@@ -8,6 +8,9 @@ from PySide6.QtWidgets import QHeaderView, QLineEdit, QTreeWidget, QTreeWidgetIt
 from workbench.ui.docks import BaseDock
 
 COLUMNS = ("Layer", "Kind", "Output", "RF", "Stride")
+#: The widest a column opens at (px); longer names elide, with the whole text as tooltip. A
+#: column sized to its contents made the table wider than the dock (torchvision's kinds and names).
+MAX_WIDTHS = (190, 110, 110, 60, 60)
 
 
 class LayersDock(BaseDock):
@@ -29,8 +32,10 @@ class LayersDock(BaseDock):
         self.tree.setAlternatingRowColors(True)
         self.tree.setUniformRowHeights(True)
         header = self.tree.header()
-        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)  # the user may widen one
         header.setStretchLastSection(False)
+        header.setMinimumSectionSize(28)
+        self.tree.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # "layer4.…relu_1" keeps both ends
         for col, tip in enumerate(("FX node name (paper alias)", "module or operation", "output shape (C, H, W) for one image",
                                    "receptive field in input pixels", "stride between samples in input pixels")):
             self.tree.headerItem().setToolTip(col, tip)
@@ -52,9 +57,14 @@ class LayersDock(BaseDock):
             item.setData(0, Qt.ItemDataRole.UserRole, info.name)
             for col in (3, 4):
                 item.setTextAlignment(col, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+            for col in (0, 1, 2):
+                item.setToolTip(col, item.text(col))
             self._items[info.name] = item
             self.tree.addTopLevelItem(item)
         self.tree.blockSignals(False)
+        for col, widest in enumerate(MAX_WIDTHS):
+            self.tree.resizeColumnToContents(col)
+            self.tree.setColumnWidth(col, min(widest, self.tree.columnWidth(col)))
         self._on_search_changed(self.search.text())
         self._on_layer_changed(self.session.layer)
 

@@ -30,6 +30,9 @@ class ModelDock(BaseDock):
         self.zoo.setToolTip("bundled models, torchvision architectures and the papers' nets")
         self.zoo.setPlaceholderText("Zoo models")  # shown while the model is not one of them
         self.zoo.addItem("digits-vgg", "digits-vgg")
+        # its entries are long ("resnet18  (torchvision, untrained)"): they must not set the dock's width
+        self.zoo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.zoo.setMinimumContentsLength(12)
         self.zoo.activated.connect(self._on_zoo_activated)
         row.addWidget(self.zoo, 1)
         layout.addLayout(row)

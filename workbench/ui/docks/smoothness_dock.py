@@ -7,10 +7,12 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QCheckBox, QHBoxLayout, QLabel, QProgressBar, QPushButton,
+from PySide6.QtWidgets import (QCheckBox, QFrame, QHBoxLayout, QProgressBar, QPushButton, QScrollArea,
                                QVBoxLayout, QWidget)
 
+from workbench.ui import theme
 from workbench.ui.docks import BaseDock
+from workbench.ui.widgets.elided_label import ElidedLabel
 from workbench.ui.widgets.plot_export import choose_plot_file, export_plot
 from workbench.ui.docks.deformation_dock import COLORS, layer_ticks
 from workbench.ui.worker import JobRunner
@@ -26,17 +28,21 @@ class SmoothnessDock(BaseDock):
     def __init__(self, session, parent=None) -> None:
         super().__init__(session, parent)
         body = QWidget()
-        layout = QVBoxLayout(body)
-        layout.setContentsMargins(4, 4, 4, 4)
+        outer = QHBoxLayout(body)
+        outer.setContentsMargins(4, 4, 4, 4)
         self.plot = pg.PlotWidget()
         self.plot.showGrid(x=False, y=True, alpha=0.25)
         self.plot.setLabel("bottom", "conv layer")
         self.plot.setLabel("left", "normalized TV (lower = smoother)")
         self.plot.getAxis("left").enableAutoSIPrefix(False)
         self.legend = self.plot.addLegend(offset=(10, 10))
-        layout.addWidget(self.plot, 1)
-        row = QHBoxLayout()
+        # the controls are a narrow column beside the plot (a row of them made the dock, and so
+        # the window, 690 px wide at least); it scrolls when the dock is short
+        controls = QWidget()
+        layout = QVBoxLayout(controls)
+        layout.setContentsMargins(0, 0, 4, 0)
         self.auto_add = QCheckBox("add each loaded model")
+        self.auto_add.setToolTip("measure every model loaded from now on (each measurement writes a run folder)")
         self.auto_add.setChecked(False)  # each measurement writes a run folder: only on request
         self.add_button = QPushButton("Add current model")
         self.cancel_button = QPushButton("Cancel")
@@ -44,15 +50,25 @@ class SmoothnessDock(BaseDock):
         self.clear_button = QPushButton("Clear")
         self.export_button = QPushButton("Export plot…")
         self.progress = QProgressBar()
-        self.progress.setMaximumWidth(120)
-        self.status = QLabel("")
+        self.status = ElidedLabel("")
         self.status.setStyleSheet("color: gray")
-        for w in (self.auto_add, self.add_button, self.cancel_button, self.clear_button, self.status):
-            row.addWidget(w)
-        row.addStretch(1)
-        row.addWidget(self.progress)
-        row.addWidget(self.export_button)
+        row = QHBoxLayout()
+        row.addWidget(self.cancel_button)
+        row.addWidget(self.clear_button)
+        for w in (self.add_button, self.auto_add):
+            layout.addWidget(w)
         layout.addLayout(row)
+        for w in (self.export_button, self.progress, self.status):
+            layout.addWidget(w)
+        layout.addStretch(1)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setWidget(controls)
+        scroll.setMinimumWidth(controls.sizeHint().width() + scroll.verticalScrollBar().sizeHint().width())
+        outer.addWidget(scroll, 0)
+        outer.addWidget(self.plot, 1)
         self.setWidget(body)
 
         self.results: list[tuple[str, dict]] = []
@@ -86,6 +102,8 @@ class SmoothnessDock(BaseDock):
 
         self.add_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0)  # this measurement's progress, not the last one's
         self.runner.start(factory)
         return True
 
@@ -136,6 +154,7 @@ class SmoothnessDock(BaseDock):
             self.plot.addItem(line)
             self._items.append(line)
             self.status.setText(f"fresh truncated-normal init: {level:.3f}")
+        theme.scale_plot(self.plot, theme.scale_of(self))  # the new lines at the window's scale
 
     def choose_export(self) -> None:
         path = choose_plot_file(self, "smoothness.png")
