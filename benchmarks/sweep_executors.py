@@ -57,6 +57,11 @@ def main() -> None:
         total = time.perf_counter() - t0
         rates[name] = len(result.rows) / total
         print(f"{name:8} {len(result.rows)} cells in {total:6.1f} s: {rates[name]:.2f} cells/s (with start-up)")
+        if name == "local":
+            t1 = time.perf_counter()
+            run_job(sweep_job(SweepConfig(**grid, iters=args.iters, out=str(tmp / "local-warm")), executor=executor))
+            rates["local warm"] = len(result.rows) / (time.perf_counter() - t1)
+            print(f"local warm: {rates['local warm']:.2f} cells/s (modules and model already loaded)")
         if name == "ray":
             n = len(result.rows)
             t1 = time.perf_counter()
@@ -79,7 +84,9 @@ def main() -> None:
         executor.close()
     base = rates.get("local")
     if base:
-        print("ratios to local: " + ", ".join(f"{k} {v / base:.2f}x" for k, v in rates.items() if k != "local"))
+        print("ratios to local (cold): " + ", ".join(f"{k} {v / base:.2f}x" for k, v in rates.items() if k != "local"))
+    if rates.get("local warm") and rates.get("ray warm"):
+        print(f"ray warm / local warm: {rates['ray warm'] / rates['local warm']:.2f}x at {args.workers} workers")
 
 
 if __name__ == "__main__":
