@@ -79,22 +79,22 @@ def dock(qtbot, tmp_path, workspace):
     session.message_logged.connect(lambda level, message: logged.append((level, message)))
     d = RunsDock(session)
     qtbot.addWidget(d)
-    qtbot.waitUntil(lambda: d.list.count() > 0 and not d.busy, timeout=30_000)
+    qtbot.waitUntil(lambda: d.row_count() > 0 and not d.busy, timeout=30_000)
     d.logged = logged
     yield d
     assert d.shutdown()
     session.shutdown()
 
 
-def _rows(dock) -> dict[str, str]:
-    return {Path(dock.list.item(i).data(256)).name: dock.list.item(i).text() for i in range(dock.list.count())}
+def _rows(dock) -> dict[str, dict[str, str]]:
+    """Each shown row's cells by column name, keyed by its folder's name."""
+    return {Path(p).name: dock.row_cells(p) for p in dock.row_paths()}
 
 
 def _select(qtbot, dock, path: Path) -> str:
-    names = [dock.list.item(i).data(256) for i in range(dock.list.count())]
-    dock.list.setCurrentRow(-1)
+    dock.select_path(None)
     with qtbot.waitSignal(dock.details_shown, timeout=30_000):
-        dock.list.setCurrentRow(names.index(str(path)))
+        assert dock.select_path(path)
     return dock.metrics.toPlainText()
 
 
@@ -103,11 +103,14 @@ def test_every_folder_is_a_row_and_the_damaged_ones_are_marked(dock, workspace):
     assert len(rows) == 5 + 4 + 2  # valid runs (incl. damaged metrics/grid/config), damaged run.json, dead owner, no config
     assert "not-a-run" not in rows
     for path in workspace["good"]:
-        assert rows[path.name].startswith("✓") and "preimage relu3" in rows[path.name]
+        cells = rows[path.name]
+        assert cells["status"] == "✓ done" and cells["kind"] == "invert" and cells["layer"] == "relu3", cells
+        assert cells["model"] == "digits-vgg" and cells["C"] == "300"
+    assert [rows[p.name]["error"] for p in workspace["good"]] == ["0.25", "0.5"]  # from metrics.json
     for name, folder in workspace["bad"].items():
-        assert rows[folder.name].startswith("⚠") and "unreadable" in rows[folder.name], name
-    assert rows[workspace["dead"].name].startswith("↯")  # running, but its process is gone: interrupted
-    assert rows[workspace["bomb"].name].startswith("!")
+        assert rows[folder.name]["status"] == "⚠ unreadable", name
+    assert rows[workspace["dead"].name]["status"].startswith("↯")  # running, but its process is gone: interrupted
+    assert rows[workspace["bomb"].name]["status"].startswith("!")
 
 
 def test_selecting_any_row_shows_what_can_be_read(dock, qtbot, workspace):

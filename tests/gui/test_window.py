@@ -97,7 +97,7 @@ def test_short_inversion_matches_the_cli(window, qtbot, tmp_path):
     assert gui_metrics["reconstruction_error"] == pytest.approx(cli_metrics["reconstruction_error"], rel=1e-5)
     assert gui_metrics["C"] == cli_metrics["C"] == 300
     assert "reconstruction error" in window.status_label.text()
-    qtbot.waitUntil(lambda: window.docks["RunsDock"].list.count() >= 1, timeout=10_000)  # the scan runs on a worker
+    qtbot.waitUntil(lambda: window.docks["RunsDock"].row_count() >= 1, timeout=10_000)  # the scan runs on a worker
 
 
 def exported(qtbot, export, path, **options):
@@ -249,10 +249,10 @@ def test_runs_dock_reopens_a_configuration(window, qtbot):
     dock = window.docks["RunsDock"]
     with qtbot.waitSignal(dock.refreshed, timeout=30_000):
         dock.refresh()
-    done = [i for i in range(dock.list.count()) if dock.list.item(i).text().startswith("✓")]
-    dock.list.setCurrentRow(-1)
+    done = [p for p in dock.row_paths() if dock.row_cells(p)["status"].startswith("✓")]
+    dock.select_path(None)
     with qtbot.waitSignal(dock.details_shown, timeout=30_000):
-        dock.list.setCurrentRow(done[0])
+        assert dock.select_path(done[0])
     assert "reconstruction_error" in dock.metrics.toPlainText()
     assert dock.preview.pixmap() is not None and not dock.preview.pixmap().isNull()
     config = json.loads(open(dock.selected_path() + "/run.json").read())["config"]

@@ -23,7 +23,7 @@ from workbench.config.preimage import PreimageConfig
 from workbench.config.model import ModelSpec
 from workbench.jobs import CancelToken, Log
 from workbench.runs import RunStore
-from workbench.ui.worker import JobRunner
+from workbench.ui.worker import JobRunner, LatestJobSlot
 
 #: PreimageConfig's defaults (sect. 5.2 of the IJCV paper; None means "the per-layer preset").
 DEFAULT_CONFIG: dict[str, Any] = defaults(PreimageConfig)
@@ -182,6 +182,128 @@ def run_model_job(run: str | Path, fallback: str | None = None, cancel: CancelTo
     return RunModel(spec, Path(run)) if spec is not None else None
 
 
+PREIMAGE_METHODS = ("invert", "maximize", "caricature")
+
+
+@dataclass(frozen=True)
+class ReopenedRun:
+    """What Runs → Reopen brings back from a pre-image run folder (read on a worker thread):
+    ``result`` a :class:`~workbench.preimage.solve.PreimageResult` rebuilt from its tensors, images
+    and metrics (None when it kept no images), ``history`` its energies.json (``{"iterations": [...],
+    "values": {key: [...]}}``, None for runs made before it was written), and ``notes`` on what
+    could not be read."""
+
+    path: Path
+    config: dict
+    status: str
+    result: Any = None
+    history: dict | None = None
+    notes: tuple[str, ...] = ()
+
+
+def read_run(path: str | Path) -> ReopenedRun:
+    """A run folder's pre-image results as a :class:`ReopenedRun`. Reads files: call it on a
+    worker. A damaged run.json is a :class:`~workbench.errors.UserError`; any other damaged file
+    is a note, and what it held is left out."""
+    import numpy as np
+
+    from workbench.errors import UserError
+    from workbench.runs import Run, read_json, status_of
+
+    path = Path(path)
+    info = read_json(path / "run.json", f"{path.name}/run.json")
+    if not isinstance(info, dict) or not isinstance(info.get("status"), str):
+        raise UserError(f"{path.name}/run.json does not describe a run (no status): the folder is damaged")
+    config = info.get("config") if isinstance(info.get("config"), dict) else {}
+    notes: list[str] = []
+    metrics: dict = {}
+    if (path / "metrics.json").is_file():
+        try:
+            metrics = read_json(path / "metrics.json", f"{path.name}/metrics.json")
+            metrics = metrics if isinstance(metrics, dict) else {}
+        except UserError as exc:
+            notes.append(str(exc))
+    method = config.get("method") if config.get("method") in PREIMAGE_METHODS else metrics.get("method")
+    result = None
+    if method in PREIMAGE_METHODS:
+        images = _read_array(path / "tensors" / "preimages.safetensors", "images", notes)
+        if images is None or images.ndim != 4:
+            images = _read_restart_pngs(path, notes)
+        if images is not None:
+            from workbench.preimage.solve import PreimageResult
+
+            reference = _read_png(path / "images" / "reference.png", notes)
+            frames = _read_array(path / "tensors" / "frames.safetensors", "frames", notes)
+            frames = [] if frames is None or frames.ndim != 5 else [np.float32(1 / 255) * f for f in frames]
+            metrics = {"method": method, "layer": config.get("layer"), "model": config.get("model"), **metrics}
+            result = PreimageResult(Run(path), np.clip(images.astype(np.float32), 0.0, 1.0), reference, metrics, frames)
+        else:
+            notes.append(f"{path.name} kept no images")
+    history = None
+    if (path / "energies.json").is_file():
+        try:
+            history = read_json(path / "energies.json", f"{path.name}/energies.json")
+            if not (isinstance(history, dict) and isinstance(history.get("iterations"), list)
+                    and isinstance(history.get("values"), dict)):
+                raise UserError(f"{path.name}/energies.json does not hold energy curves")
+        except UserError as exc:
+            notes.append(str(exc))
+            history = None
+    return ReopenedRun(path, config, status_of(info), result, history, tuple(notes))
+
+
+def read_run_job(path: str | Path, cancel: CancelToken | None = None):
+    """:func:`read_run` as a job (the window reads run folders on workers only)."""
+    (cancel or CancelToken()).check()
+    return read_run(path)
+    yield
+
+
+def _read_array(file: Path, key: str, notes: list[str]):
+    """``key`` of a safetensors file as a numpy array; None (and a note) when missing or damaged."""
+    if not file.is_file():
+        return None
+    try:
+        from safetensors.numpy import load_file
+
+        return load_file(str(file))[key]
+    except Exception as exc:  # safetensors raises its own error types for damaged files
+        notes.append(f"{file.parent.parent.name}/tensors/{file.name} cannot be read ({type(exc).__name__})")
+        return None
+
+
+def _read_png(file: Path, notes: list[str]):
+    """A PNG as float32 (H, W, C) in [0, 1]; None (and a note) when missing or damaged."""
+    import numpy as np
+
+    if not file.is_file():
+        return None
+    try:
+        from PIL import Image
+
+        with Image.open(file) as image:
+            array = np.asarray(image.convert("L" if image.mode in ("L", "I", "I;16", "1") else "RGB"), dtype=np.float32)
+    except (OSError, ValueError, SyntaxError) as exc:  # PIL raises all three for damaged files
+        notes.append(f"images/{file.name} cannot be read ({' '.join(str(exc).split())[:80]})")
+        return None
+    array = array[:, :, None] if array.ndim == 2 else array
+    return np.ascontiguousarray(array / 255.0, dtype=np.float32)
+
+
+def _read_restart_pngs(path: Path, notes: list[str]):
+    """images/restart_<k>.png stacked (K, H, W, C), for a run whose tensors are missing."""
+    import numpy as np
+
+    images, k = [], 1
+    while (path / "images" / f"restart_{k}.png").is_file():
+        image = _read_png(path / "images" / f"restart_{k}.png", notes)
+        if image is None or (images and image.shape != images[0].shape):
+            return None
+        images.append(image)
+        k += 1
+    return np.stack(images) if images else None
+
+
 @dataclass(frozen=True)
 class _LoadRequest:
     """One request for the loader slot (the latest wins while one is loading)."""
@@ -212,6 +334,7 @@ class Session(QObject):
     job_stopped = Signal()
     runs_changed = Signal()
     maximize_requested = Signal(int)
+    run_reopened = Signal(object)               # a ReopenedRun: Runs → Reopen's images, metrics, energies
 
     def __init__(self, settings: QSettings, workspace: str | Path | None = None, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -255,6 +378,10 @@ class Session(QObject):
         self.runner.cancelled.connect(self._on_job_cancelled)
         self.runner.failed.connect(self._on_job_failed)
         self.runner.stopped.connect(self._on_job_stopped)
+        self._reopen_slot = LatestJobSlot(self)      # reads a reopened run's results
+        self._reopen_slot.finished.connect(self._on_run_read)
+        self._reopen_slot.failed.connect(lambda message: self.log(f"cannot reopen the run's results: {message}", "warning"))
+        self._reopening: Path | None = None          # the run whose results are being read
 
     # --- state -----------------------------------------------------------------------
     @property
@@ -325,6 +452,7 @@ class Session(QObject):
         self.update_config(**known)
         if run is not None:
             self.reopen_model(run, spec)
+            self.reopen_results(run)
         elif spec and not self._is_current(ModelSpec(model=spec)):
             self.load_model(spec)
 
@@ -332,6 +460,24 @@ class Session(QObject):
         """Load the model the run folder ``run`` was made with, unless it is the current one
         (its run.json is read on the loader thread; ``fallback`` if it names none)."""
         self._request(_LoadRequest(run=Path(run), fallback=fallback, label=Path(run).name))
+
+    def reopen_results(self, run: str | Path) -> None:
+        """Read the run folder ``run``'s images, metrics and energy curves on a worker; then
+        :attr:`last_result` is the run's (so it can be exported again) and ``run_reopened`` says so.
+        A job started meanwhile wins: the run's results are then dropped."""
+        path = self._reopening = Path(run)
+        self._reopen_slot.request(lambda cancel: read_run_job(path, cancel))
+
+    def _on_run_read(self, reopened: ReopenedRun) -> None:
+        if reopened.path != self._reopening or self.busy:
+            return
+        self._reopening = None
+        for note in reopened.notes:
+            self.log(note, "warning")
+        if reopened.result is not None:
+            self.last_result = reopened.result
+            self.last_config = {**reopened.config, "model": reopened.config.get("model") or reopened.result.metrics.get("model")}
+        self.run_reopened.emit(reopened)
 
     def _is_current(self, spec: ModelSpec) -> bool:
         model = self.model
@@ -483,6 +629,7 @@ class Session(QObject):
         config["model"] = self.model.name
         if not self.runner.start(self.make_job(config, self.model, self.store)):
             return False  # shut down: the window is closing
+        self._reopening = None  # a run being reopened is not shown over this job
         self.last_result = None
         self.run_path = None
         self.job_started.emit(config)
@@ -540,7 +687,9 @@ class Session(QObject):
         """Cancel whatever runs and join the threads (window closing); nothing starts afterwards."""
         self._queued = None
         self._pending_model = None
-        return self.runner.shutdown(timeout_ms) & self.loader.shutdown(timeout_ms)
+        self._reopening = None
+        return (self.runner.shutdown(timeout_ms) & self.loader.shutdown(timeout_ms)
+                & self._reopen_slot.shutdown(timeout_ms))
 
 
 def _default_layer(model) -> str:

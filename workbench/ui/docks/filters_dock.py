@@ -1,17 +1,90 @@
 """Filters & feature maps (the lecture): the first layer's filters, and the selected layer's
-feature maps for the reference image, one tile per channel; clicking a tile maximizes
-that channel (eq. 4 with Φ0 = the channel's indicator)."""
+feature maps for the reference image, one tile per channel — every channel, however many;
+clicking a tile maximizes that channel (eq. 4 with Φ0 = the channel's indicator).
+
+The pointer's channel is read out (its number, its largest activation, the value under the
+pointer); the clicked channel is outlined; channel numbers label the tiles when they are large
+enough to carry one (zoom in with the wheel), else the first tile of each row. A layer whose
+output is a vector (a classifier's logits) is a table of its neurons — named by class when the
+model has class names — sortable by activation; double-clicking a neuron maximizes it.
+"""
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
+import pyqtgraph as pg
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QLabel, QTabWidget, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (QGraphicsRectItem, QHeaderView, QLabel, QSizePolicy, QStackedWidget, QTabWidget,
+                               QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget)
 
 from workbench.ui.docks import BaseDock
 from workbench.ui.widgets.image_grid import ImageGridWidget
 from workbench.ui.worker import LatestJobSlot
+
+#: A tile this many screen pixels wide carries its channel number; smaller, only a row's first.
+LABELLED_TILE_PX = 30
+HIGHLIGHT = "#ff7f0e"
+
+
+def layer_code(model, layer: str, reference: np.ndarray) -> dict | None:
+    """Φ_layer(reference) for the Feature maps tab (torch; on a worker thread).
+
+    A map layer: ``{"kind": "maps", "maps": (C, H, W, 1)`` each channel scaled to its own range,
+    ``"lo"``/``"hi"``: (C,) each channel's smallest and largest activation``}``, every channel.
+    A vector layer (or maps of 1×1): ``{"kind": "vector", "values": (N,), "names"}``, the class
+    names when the neurons are the classifier's classes (N class names, and no later layer
+    changes the shape). None for anything else."""
+    import torch
+
+    with torch.no_grad():
+        x = torch.from_numpy(np.ascontiguousarray(reference)).permute(2, 0, 1)[None].float()
+        mean = torch.tensor(model.mean).view(1, -1, 1, 1)
+        std = torch.tensor(model.std).view(1, -1, 1, 1)
+        device = next(model.module.parameters(), torch.empty(0)).device
+        phi = model.truncate(layer)  # built once per layer by the model, under its own lock
+        code = phi.to(device)(((x - mean) / std).to(device))
+    if not isinstance(code, torch.Tensor):
+        return None
+    code = code[0].detach().float().cpu()
+    if code.ndim == 3 and code.shape[1] * code.shape[2] == 1:
+        code = code.flatten()
+    if code.ndim == 1:
+        values = np.ascontiguousarray(code.numpy(), dtype=np.float32)
+        names = getattr(model, "class_names", None)
+        if names and len(names) == len(values):
+            layers = model.layers()
+            index = next((i for i, info in enumerate(layers) if info.name == layer or info.alias == layer), None)
+            if index is None or any(info.shape != layers[index].shape for info in layers[index + 1:]):
+                names = None
+        else:
+            names = None
+        return {"kind": "vector", "values": values, "names": list(names) if names else None}
+    if code.ndim != 3:
+        return None
+    lo = code.flatten(1).amin(1)
+    hi = code.flatten(1).amax(1)
+    maps = (code - lo.view(-1, 1, 1)) / (hi - lo).clamp_min(1e-12).view(-1, 1, 1)
+    return {"kind": "maps", "maps": np.ascontiguousarray(maps[..., None].numpy(), dtype=np.float32),
+            "lo": lo.numpy().astype(np.float64), "hi": hi.numpy().astype(np.float64)}
+
+
+def layer_code_job(model, layer: str, reference: np.ndarray, cancel):
+    cancel.check()
+    return layer_code(model, layer, reference)
+    yield
+
+
+class _NeuronItem(QTreeWidgetItem):
+    """A row of the neuron table; sorts numbers as numbers."""
+
+    def __lt__(self, other) -> bool:
+        column = self.treeWidget().sortColumn() if self.treeWidget() else 0
+        a, b = self.data(column, Qt.ItemDataRole.UserRole), other.data(column, Qt.ItemDataRole.UserRole)
+        if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+            return a < b
+        return self.text(column) < other.text(column)
 
 
 class FiltersDock(BaseDock):
@@ -24,8 +97,40 @@ class FiltersDock(BaseDock):
         self.maps_caption, self.maps = self._page("Feature maps", "click a channel to maximize it")
         self.filters_caption, self.filters = self._page("First-layer filters", "")
         self.maps.tile_clicked.connect(self._on_tile_clicked)
+        # the maps page holds the grid (map layers) or the neuron table (vector layers)
+        page = self.tabs.widget(0).layout()
+        self.readout = QLabel("")
+        self.readout.setStyleSheet("color: gray")
+        self.readout.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+        self.readout.setMinimumHeight(self.readout.fontMetrics().height() + 2)
+        self.neurons = QTreeWidget()
+        self.neurons.setRootIsDecorated(False)
+        self.neurons.setHeaderLabels(["neuron", "class", "activation"])
+        self.neurons.header().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.neurons.header().setStretchLastSection(True)
+        self.neurons.setSortingEnabled(True)
+        self.neurons.itemActivated.connect(lambda item, _c: self.maximize(int(item.data(0, Qt.ItemDataRole.UserRole))))
+        self.stack = QStackedWidget()
+        page.removeWidget(self.maps)
+        self.stack.addWidget(self.maps)
+        self.stack.addWidget(self.neurons)
+        page.addWidget(self.stack, 1)
+        page.addWidget(self.readout)
         self.setWidget(self.tabs)
         self.channels = 0
+        self.layer: str | None = None          # the layer whose maps (or neurons) are shown
+        self.code: dict | None = None          # what layer_code returned for it
+        self.class_names: list[str] | None = None
+        self.selected: int | None = None       # the outlined channel
+        self._columns = 1
+        self._numbers: dict[int, pg.TextItem] = {}
+        self._highlight = QGraphicsRectItem()
+        self._highlight.setPen(pg.mkPen(HIGHLIGHT, width=2, cosmetic=True))
+        self._highlight.setZValue(10)
+        self._highlight.hide()
+        self.maps.view.addItem(self._highlight)
+        self.maps.view.sigRangeChanged.connect(lambda *_a: self._place_numbers())
+        self.maps.scene().sigMouseMoved.connect(self._on_mouse_moved)
         self._filter_slot = LatestJobSlot(self)
         self._filter_slot.finished.connect(self._on_filters_ready)
         self._maps_slot = LatestJobSlot(self)
@@ -34,6 +139,7 @@ class FiltersDock(BaseDock):
         session.model_changed.connect(self._on_model_changed)
         session.layer_changed.connect(lambda _l: self._request_maps())
         session.reference_changed.connect(lambda _s: self._request_maps())
+        session.config_changed.connect(self._on_config_changed)
 
     def _page(self, title: str, hint: str):
         page = QWidget()
@@ -41,6 +147,7 @@ class FiltersDock(BaseDock):
         layout.setContentsMargins(2, 2, 2, 2)
         caption = QLabel(hint)
         caption.setStyleSheet("color: gray")
+        caption.setWordWrap(True)  # a long layer name must not widen the dock (and the window)
         grid = ImageGridWidget(pad_fraction=0.12)
         layout.addWidget(caption)
         layout.addWidget(grid, 1)
@@ -57,7 +164,7 @@ class FiltersDock(BaseDock):
         self._request_maps()
 
     def _request_maps(self) -> None:
-        from workbench.ui.compute import feature_maps_job, reference_job
+        from workbench.ui.compute import reference_job
 
         model, layer, spec = self.session.model, self.session.layer, self.session.reference
         if model is None or not spec:
@@ -65,8 +172,8 @@ class FiltersDock(BaseDock):
 
         def job(cancel):
             reference = yield from reference_job(spec, model, cancel)
-            maps = yield from feature_maps_job(model, layer, reference, cancel)
-            return layer, maps
+            code = yield from layer_code_job(model, layer, reference, cancel)
+            return layer, code
 
         self._maps_slot.request(job)
 
@@ -80,21 +187,168 @@ class FiltersDock(BaseDock):
         self.filters_caption.setText(f"{name}: {len(tiles)} filters of {k}×{k} (grey = 0)")
         self.filters.set_tiles(list(tiles), columns=math.ceil(math.sqrt(len(tiles))))
 
+    # --- the maps (or neurons) of the selected layer ---------------------------------------------
     def _on_maps_ready(self, result) -> None:
-        layer, maps = result
-        if maps is None:
+        layer, code = result
+        if layer != self.layer:
+            self.selected = self._config_channel(layer)
+        self.layer, self.code = layer, code
+        self._clear_numbers()
+        self.readout.setText("")
+        if code is None:
             self.channels = 0
-            self.maps_caption.setText(f"{layer} has no spatial maps; pick a convolutional layer")
+            self.class_names = None
+            self.maps_caption.setText(f"{layer} has no spatial maps or neurons; pick a convolutional layer")
             self.maps.clear_tiles()
+            self._highlight.hide()
+            self.stack.setCurrentWidget(self.maps)
             return
-        self.channels = len(maps)
-        self.maps_caption.setText(f"{layer}: {len(maps)} channels, each scaled to its own range — click one to maximize it")
-        self.maps.set_tiles(list(maps), columns=math.ceil(math.sqrt(len(maps))), background=0.35)
+        if code["kind"] == "vector":
+            self._show_neurons(layer, code)
+            return
+        maps = code["maps"]
+        self.channels, self.class_names = len(maps), None
+        h, w = maps.shape[1:3]
+        self.maps_caption.setText(f"{layer}: {len(maps)} channels of {h}×{w}, each scaled to its own range — "
+                                  "click one to maximize it (the wheel zooms)")
+        self._columns = math.ceil(math.sqrt(len(maps)))
+        self.stack.setCurrentWidget(self.maps)
+        self.maps.set_tiles(list(maps), columns=self._columns, background=0.35)
+        self._place_highlight()
+        self._place_numbers()
+
+    def _show_neurons(self, layer: str, code: dict) -> None:
+        values, names = code["values"], code["names"]
+        self.channels, self.class_names = len(values), names
+        what = "classes" if names else "neurons"
+        self.maps_caption.setText(f"{layer}: {len(values)} {what} — double-click one to maximize it")
+        self.neurons.setSortingEnabled(False)
+        self.neurons.clear()
+        items = []
+        for k, v in enumerate(values):
+            item = _NeuronItem([str(k), names[k] if names else "", f"{float(v):.4g}"])
+            item.setData(0, Qt.ItemDataRole.UserRole, k)
+            item.setData(1, Qt.ItemDataRole.UserRole, names[k] if names else "")
+            item.setData(2, Qt.ItemDataRole.UserRole, float(v))
+            items.append(item)
+        self.neurons.addTopLevelItems(items)
+        self.neurons.setColumnHidden(1, not names)
+        self.neurons.setSortingEnabled(True)
+        self.neurons.sortByColumn(0, Qt.SortOrder.AscendingOrder)
+        self.stack.setCurrentWidget(self.neurons)
+        self.maps.clear_tiles()
+        self._highlight.hide()
+        self._select_neuron()
+
+    def neuron_name(self, k: int) -> str:
+        """Neuron ``k`` as the user reads it: its class name when it has one."""
+        names = self.class_names
+        return f"neuron {k} ({names[k]})" if names and 0 <= k < len(names) else f"neuron {k}"
+
+    def _select_neuron(self) -> None:
+        if self.selected is None:
+            return
+        for i in range(self.neurons.topLevelItemCount()):
+            item = self.neurons.topLevelItem(i)
+            if item.data(0, Qt.ItemDataRole.UserRole) == self.selected:
+                self.neurons.setCurrentItem(item)
+                return
+
+    def tile_rect(self, channel: int) -> tuple[float, float, float, float]:
+        """(x, y, w, h) of ``channel``'s tile in the maps view's coordinates."""
+        h, w, columns, pad = self.maps._geometry
+        r, c = divmod(channel, columns)
+        return c * (w + pad), r * (h + pad), w, h
+
+    def _place_highlight(self) -> None:
+        k = self.selected
+        if self.code is None or self.code["kind"] != "maps" or k is None or not 0 <= k < self.channels:
+            self._highlight.hide()
+            return
+        x, y, w, h = self.tile_rect(k)
+        self._highlight.setRect(x - 0.5, y - 0.5, w + 1, h + 1)
+        self._highlight.show()
+
+    def _clear_numbers(self) -> None:
+        for item in self._numbers.values():
+            self.maps.view.removeItem(item)
+        self._numbers = {}
+
+    def numbered(self) -> list[int]:
+        """The channels whose number is shown on their tile now."""
+        return sorted(k for k, item in self._numbers.items() if item.isVisible())
+
+    def _place_numbers(self) -> None:
+        """Channel numbers on the tiles large enough to hold one (those in view), else on the
+        first tile of every row a label's height apart."""
+        if self.code is None or self.code["kind"] != "maps" or not self.channels:
+            return
+        h, w, columns, pad = self.maps._geometry
+        px = self.maps.view.viewPixelSize()[0]
+        tile_px = w / px if px > 0 else 0.0
+        (x0, x1), (y0, y1) = self.maps.view.viewRange()
+        rows = math.ceil(self.channels / columns)
+        if tile_px >= LABELLED_TILE_PX:
+            c0, c1 = max(0, int(x0 // (w + pad))), min(columns - 1, int(x1 // (w + pad)))
+            r0, r1 = max(0, int(y0 // (h + pad))), min(rows - 1, int(y1 // (h + pad)))
+            wanted = {r * columns + c for r in range(r0, r1 + 1) for c in range(c0, c1 + 1)
+                      if r * columns + c < self.channels}
+        else:
+            every = max(1, math.ceil(14.0 / max(tile_px, 1e-6)))  # rows a label's height apart
+            wanted = {r * columns for r in range(0, rows, every)}
+        for k, item in self._numbers.items():
+            item.setVisible(k in wanted)
+        for k in wanted - set(self._numbers):
+            item = pg.TextItem(str(k), color="#ffffff", fill=pg.mkBrush(0, 0, 0, 150), anchor=(0, 0))
+            font = item.textItem.font()
+            font.setPointSizeF(7.0)
+            item.setFont(font)
+            x, y, _w, _h = self.tile_rect(k)
+            item.setPos(x, y)
+            item.setZValue(5)
+            self.maps.view.addItem(item)
+            self._numbers[k] = item
+
+    def hover_text(self, x: float, y: float) -> str:
+        """The readout for maps-view coordinates (x, y): channel, its largest activation, and
+        the activation under the pointer."""
+        code = self.code
+        if code is None or code["kind"] != "maps":
+            return ""
+        k = self.maps.tile_at(x, y)
+        if k is None or k >= self.channels:
+            return ""
+        tx, ty, w, h = self.tile_rect(k)
+        px, py = int(x - tx), int(y - ty)
+        text = f"channel {k} · max {code['hi'][k]:.4g}"
+        if 0 <= px < w and 0 <= py < h:
+            value = code["lo"][k] + float(code["maps"][k, py, px, 0]) * (code["hi"][k] - code["lo"][k])
+            text += f" · at ({py}, {px}): {value:.4g}"
+        return text
+
+    def _on_mouse_moved(self, pos) -> None:
+        point = self.maps.view.mapSceneToView(pos)
+        self.readout.setText(self.hover_text(point.x(), point.y()))
+
+    def _config_channel(self, layer: str | None) -> int | None:
+        config = self.session.config
+        if config.get("method") == "maximize" and config.get("layer") == layer and config.get("channel") is not None:
+            return int(config["channel"])
+        return None
+
+    def _on_config_changed(self, config: dict) -> None:
+        channel = self._config_channel(self.layer)
+        if channel is not None and channel != self.selected:
+            self.selected = channel
+            self._place_highlight()
+            self._select_neuron()
 
     def _on_tile_clicked(self, index: int) -> None:
         self.maximize(index)
 
     def maximize(self, channel: int) -> None:
+        self.selected = int(channel)
+        self._place_highlight()
         self.session.update_config(method="maximize", channel=int(channel))
         self.session.start_job()
 

@@ -2,14 +2,22 @@
 
 Updated from the session's throttled ``job_progressed`` (10 per second at most); each
 update is one ``setImage`` of a mosaic (see :class:`~workbench.ui.widgets.image_grid.ImageGridWidget`).
+The wheel zooms, a drag pans, a double-click (or Fit) shows everything again; the pointer's
+pixel is read out under the view. Once a job ends (or Runs → Reopen brings a run back) each
+restart is captioned with its reconstruction error (or activation) and its predicted class.
 """
 
 from __future__ import annotations
 
-import numpy as np
-from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QVBoxLayout, QWidget
+import math
 
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QEvent, Qt
+from PySide6.QtGui import QFont
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QSizePolicy, QVBoxLayout, QWidget
+
+from workbench.ui.widgets.elided_label import ElidedLabel
 from workbench.ui.widgets.fixed_label import FixedLabel
 from workbench.ui.widgets.image_grid import ImageGridWidget
 from workbench.ui.worker import LatestJobSlot
@@ -24,7 +32,7 @@ class LiveView(QWidget):
         self.session = session
         layout = QVBoxLayout(self)
         layout.setContentsMargins(8, 8, 8, 8)
-        self.header = QLabel("")
+        self.header = ElidedLabel("")  # a long model name or layer elides: the window never widens
         self.header.setObjectName("LiveHeader")
         self.header.setTextFormat(Qt.TextFormat.RichText)
         self.stage = FixedLabel("iteration 00000 / 00000 · fine-tuning")
@@ -35,21 +43,45 @@ class LiveView(QWidget):
         layout.addLayout(row)
         self.grid = ImageGridWidget()
         layout.addWidget(self.grid, 1)
+        bottom = QHBoxLayout()
+        self.readout = QLabel("")  # the pixel under the pointer
+        self.readout.setStyleSheet("color: gray")
+        self.readout.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+        self.fit_button = QPushButton("Fit")
+        self.fit_button.setToolTip("show every image again (or double-click); the wheel zooms, a drag pans")
+        self.fit_button.clicked.connect(self.fit)
+        bottom.addWidget(self.readout, 1)
+        bottom.addWidget(self.fit_button)
+        layout.addLayout(bottom)
+        self.grid.scene().sigMouseMoved.connect(self._on_mouse_moved)
+        self.grid.scene().sigMouseClicked.connect(self._on_mouse_clicked)
+        self.tiles: list[np.ndarray] = []      # what the grid shows, in order
+        self.tile_labels: list[str] = []
+        self.captions: list[str] = []          # under each tile (metrics of a finished run), or none
+        self._caption_items: list[pg.TextItem] = []
+        self._caption_key: tuple | None = None
+        self._metrics: dict | None = None      # the shown result's metrics
         self.frames_received = 0
         self.reference: np.ndarray | None = None
         self.images: np.ndarray | None = None
         self._config = dict(session.config)
         self._progress = ""
+        self._at = ""  # the last iteration reported, for "cancelled at ..."
         self._reference_slot = LatestJobSlot(self)
         self._reference_slot.finished.connect(self._on_reference_ready)
         self._reference_slot.failed.connect(lambda m: session.log(m, "error"))
         session.model_changed.connect(lambda _m: self._request_reference())
         session.reference_changed.connect(lambda _s: self._request_reference())
-        session.layer_changed.connect(lambda _l: self._refresh_header())
+        session.layer_changed.connect(lambda _l: self._on_config_changed(session.config))
         session.config_changed.connect(self._on_config_changed)
         session.job_started.connect(self._on_job_started)
         session.job_progressed.connect(self._on_job_progressed)
         session.job_finished.connect(self._on_job_finished)
+        session.job_cancelled.connect(lambda: self._on_job_ended("cancelled"))
+        session.job_failed.connect(lambda _m: self._on_job_ended("failed"))
+        reopened = getattr(session, "run_reopened", None)
+        if reopened is not None:
+            reopened.connect(self._on_run_reopened)
         self._refresh_header()
 
     def _request_reference(self) -> None:
@@ -67,14 +99,29 @@ class LiveView(QWidget):
             self._show(self.images)
 
     def _on_config_changed(self, config: dict) -> None:
-        self._config = dict(config)
-        if not self.session.busy:
+        """The header describes what is shown: with no result shown it follows the settings;
+        with one, it keeps describing that result and the stage says the settings differ."""
+        if self.session.busy:
+            return
+        if self.images is None:
+            self._config, self._progress = dict(config), ""
             self._refresh_header()
+            self._show(None)
+        else:
+            keys = ("model", "layer", "method", "restarts") + (
+                ("channel", "neuron") if config.get("method") == "maximize" else ("image",))
+            changed = any(config.get(k) != self._config.get(k) for k in keys)
+            self.stage.setText("settings changed · Run (Ctrl+R)" if changed else self._progress)
+
+    def _on_job_ended(self, how: str) -> None:
+        self._progress = f"{how} at {self._at}" if self._at else how  # not the last iteration's text
+        self.stage.setText(self._progress)
 
     def _on_job_started(self, config: dict) -> None:
         self._config = dict(config)
         self.images = None
-        self._progress = "starting…"
+        self._metrics = None
+        self._progress, self._at = "starting…", ""
         self._refresh_header()
         self._show(None)
 
@@ -82,6 +129,7 @@ class LiveView(QWidget):
         text = f"iteration {progress.iteration} / {progress.total}"
         if progress.stage:
             text += f" · {progress.stage}"
+        self._progress, self._at = text, f"iteration {progress.iteration} / {progress.total}"
         self.stage.setText(text)
         if progress.images is not None:
             self.frames_received += 1
@@ -90,6 +138,21 @@ class LiveView(QWidget):
     def _on_job_finished(self, result) -> None:
         self._progress = "done"
         self._config["C"] = result.metrics.get("C", self._config.get("C"))
+        self._metrics = result.metrics
+        self._refresh_header()
+        self._show(result.images)
+
+    def _on_run_reopened(self, reopened) -> None:
+        """Runs → Reopen: the run's own images, reference and metrics, under its configuration."""
+        result = reopened.result
+        if result is None or self.session.busy:
+            return
+        self._config = {**self.session.config, **reopened.config}
+        self._config["C"] = result.metrics.get("C", self._config.get("C"))
+        self._metrics = result.metrics
+        if result.reference is not None:
+            self.reference = result.reference
+        self._progress = f"reopened · {reopened.status}"
         self._refresh_header()
         self._show(result.images)
 
@@ -104,6 +167,120 @@ class LiveView(QWidget):
             self.grid.set_tiles(tiles, labels, background=self.palette().window().color().valueF())
         else:
             self.grid.clear_tiles()
+        self.tiles, self.tile_labels = tiles, labels
+        self._caption(with_reference and len(tiles) == 1 + (0 if images is None else len(images)))
+
+    # --- captions, zoom and the pixel readout --------------------------------------------------
+    def restart_captions(self, with_reference: bool) -> list[str]:
+        """Each tile's caption from the shown result's metrics: the reference's predicted class,
+        each restart's reconstruction error (or activation) and predicted class with probability."""
+        m, n = self._metrics, len(self.tiles)
+        if not m or n == 0:
+            return []
+        k = n - (1 if with_reference else 0)
+        names = self._class_names(m)
+
+        def cls(index, prob) -> str:
+            if not isinstance(index, int):
+                return ""
+            name = names[index] if names and 0 <= index < len(names) else f"class {index}"
+            return f"→ {name}" + (f" {100 * prob:.0f} %" if isinstance(prob, (int, float)) else "")
+
+        def at(key, i):
+            values = m.get(key)
+            return values[i] if isinstance(values, list) and i < len(values) else None
+
+        out = [cls(m.get("reference_prediction"), m.get("reference_probability"))] if with_reference else []
+        for i in range(k):
+            lines = []
+            error, activation = at("reconstruction_error", i), at("activation", i)
+            if isinstance(error, (int, float)):
+                lines.append(f"error {error:.3g}")
+            elif isinstance(activation, (int, float)):
+                ratio = at("activation_over_M", i)
+                ratio = ratio if ratio is not None else at("activation_over_reference", i)
+                unit = " M" if at("activation_over_M", i) is not None else "× ref"
+                lines.append(f"activation {activation:.3g}" + (f" ({ratio:.2f}{unit})" if isinstance(ratio, (int, float)) else ""))
+            label = cls(at("predictions", i), at("probabilities", i))
+            if label:
+                lines.append(label)
+            out.append("\n".join(lines))
+        return out
+
+    def _class_names(self, metrics: dict):
+        model = self.session.model
+        if model is None or not getattr(model, "class_names", None):
+            return None
+        from workbench.ui.docks.model_dock import display_name
+
+        named = metrics.get("model")
+        return model.class_names if not named or display_name(str(named)) == display_name(model.name) else None
+
+    def _caption(self, with_reference: bool) -> None:
+        """Text under each tile (a finished or reopened run), kept in view."""
+        captions = self.restart_captions(with_reference)
+        view = self.grid.view
+        key = (tuple(captions), self.grid._layout)  # the grid re-ranged itself when its layout changed
+        if key == self._caption_key:
+            return
+        self._caption_key = key
+        for item in self._caption_items:
+            view.removeItem(item)
+        self._caption_items, self.captions = [], captions
+        if not captions:
+            return
+        h, w, columns, pad = self.grid._geometry
+        font = QFont()
+        font.setPointSizeF(max(8.0, font.pointSizeF() * 0.95))
+        color = self.palette().windowText().color()
+        for i, text in enumerate(captions):
+            r, c = divmod(i, columns)
+            item = pg.TextItem(text, color=color, anchor=(0.5, 0.0))
+            item.setFont(font)
+            item.setPos(c * (w + pad) + w / 2, r * (h + pad) + h)
+            view.addItem(item)
+            self._caption_items.append(item)
+        self.fit()
+
+    def fit(self) -> None:
+        """Show every tile with its label and caption (undoes zooming and panning)."""
+        if not self.tiles:
+            return
+        h, w, columns, pad = self.grid._geometry
+        rows = math.ceil(len(self.tiles) / columns)
+        top = -0.35 * h if self.tile_labels else 0.0
+        bottom = rows * (h + pad) - pad + (0.45 * h if self.captions else 0.0)
+        self.grid.view.setRange(xRange=(0, columns * (w + pad) - pad), yRange=(top, bottom), padding=0.02)
+
+    def pixel_at(self, x: float, y: float) -> str:
+        """The readout for view coordinates (x, y): which tile, which pixel, its value."""
+        index = self.grid.tile_at(x, y) if self.tiles else None
+        if index is None or index >= len(self.tiles):
+            return ""
+        h, w, columns, pad = self.grid._geometry
+        r, c = divmod(index, columns)
+        px, py = int(x - c * (w + pad)), int(y - r * (h + pad))
+        tile = self.tiles[index]
+        if not (0 <= px < tile.shape[1] and 0 <= py < tile.shape[0]):
+            return ""
+        value = np.asarray(tile[py, px], dtype=np.float64).reshape(-1)
+        shown = f"{value[0]:.3f}" if value.size == 1 else "(" + ", ".join(f"{v:.3f}" for v in value[:3]) + ")"
+        label = self.tile_labels[index] if index < len(self.tile_labels) else f"tile {index + 1}"
+        return f"{label} · x {px}, y {py} · {shown}"
+
+    def _on_mouse_moved(self, pos) -> None:
+        point = self.grid.view.mapSceneToView(pos)
+        self.readout.setText(self.pixel_at(point.x(), point.y()))
+
+    def _on_mouse_clicked(self, event) -> None:
+        if event.double():
+            self.fit()
+
+    def changeEvent(self, event) -> None:
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.PaletteChange:
+            for item in self._caption_items:
+                item.setColor(self.palette().windowText().color())
 
     def _refresh_header(self) -> None:
         c = self._config
@@ -111,11 +288,13 @@ class LiveView(QWidget):
         what = TITLES.get(c.get("method"), c.get("method"))
         if c.get("method") == "maximize":
             what += f" · channel {c.get('channel') or 0}"
-        name = model.name if model is not None else c.get("model", "")
+        from workbench.ui.docks.model_dock import display_name
+
+        name = display_name(c.get("model") or (model.name if model is not None else ""))
         C = c.get("C")
         params = f"C = {C:g}" if C else "C = preset"
-        text = (f"<span style='font-size:15pt;font-weight:600'>{what}</span>"
-                f"<span style='font-size:11pt;color:gray'>&nbsp;&nbsp; {name} · {self.session.layer} · {params} · "
+        text = (f"<span style='font-size:x-large;font-weight:600'>{what}</span>"
+                f"<br><span style='font-size:large;color:gray'>{name} · {c.get('layer') or self.session.layer} · {params} · "
                 f"{c.get('restarts')} restart(s)</span>")
         self.header.setText(text)
         self.stage.setText(self._progress)

@@ -1,29 +1,134 @@
-"""Runs dock: the workspace's run folders, newest first; a run's grid and metrics; Reopen
-restores its configuration into the Method panel (through the session).
+"""Runs dock: the workspace's run folders as a sortable, filterable table (kind, model, layer,
+C, error, status, date; newest first); a run's grid and metrics; Reopen (or a double-click)
+restores its configuration into the Method panel and brings back its images, metrics and
+energy curves (through the session), so an old run can be looked at and exported again.
 
-Scanning the folders and reading a run's metrics and grid are jobs (:mod:`workbench.ui.compute`),
-so the GUI thread reads no file; a damaged folder is a row marked unreadable, never an error.
+Scanning the folders (run.json, and metrics.json for C and the error) and reading a run's
+metrics and grid are jobs, so the GUI thread reads no file; a damaged folder is a row marked
+unreadable, never an error.
 """
 
 from __future__ import annotations
 
+import math
+from pathlib import Path
+
 import numpy as np
-from PySide6.QtCore import Qt, QUrl, Signal
-from PySide6.QtGui import QDesktopServices, QImage, QPixmap
-from PySide6.QtWidgets import (QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QPlainTextEdit, QPushButton,
-                               QSplitter, QVBoxLayout, QWidget)
+from PySide6.QtCore import QSortFilterProxyModel, Qt, QUrl, Signal
+from PySide6.QtGui import QDesktopServices, QImage, QPixmap, QStandardItem, QStandardItemModel
+from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QHBoxLayout, QHeaderView, QLabel, QLineEdit,
+                               QPlainTextEdit, QPushButton, QSplitter, QTableView, QVBoxLayout, QWidget)
 
 from workbench.ui.docks import BaseDock
 from workbench.ui.worker import LatestJobSlot
 
 STATUS_MARK = {"done": "✓", "running": "…", "cancelled": "⨯", "failed": "!", "interrupted": "↯", "unreadable": "⚠"}
 
+#: The table's columns, in order, and what each one's header tooltip says.
+COLUMNS = (("kind", "the job: invert, maximize, caricature, deform, ..."),
+           ("model", "the model the run used"),
+           ("layer", "the layer it looked at"),
+           ("C", "the data term's weight C of eq. 7 (the preset's value when it was not set)"),
+           ("error", "reconstruction error (eq. 3), the mean over the restarts (inversions)"),
+           ("status", "done, cancelled, failed, running, interrupted (its process is gone) or unreadable"),
+           ("date", "when it started"))
+COLUMN = {name: i for i, (name, _tip) in enumerate(COLUMNS)}
+PATH_ROLE = Qt.ItemDataRole.UserRole
+SORT_ROLE = Qt.ItemDataRole.UserRole + 1
+
+
+def scan_table(store, cache: dict) -> tuple[list, dict]:
+    """The workspace's runs (:meth:`RunStore.scan`) and, per readable run, the numbers of its
+    metrics.json the table shows: ``{path: (mtime_ns, {"C", "error", "model"})}``. ``cache`` is
+    a previous answer: a metrics.json that has not changed is not read again. Never raises."""
+    from workbench.errors import UserError
+    from workbench.runs import read_json
+
+    rows = store.scan()
+    numbers: dict[str, tuple] = {}
+    for r in rows:
+        if not r.readable:
+            continue
+        file = r.path / "metrics.json"
+        try:
+            stamp = file.stat().st_mtime_ns
+        except OSError:
+            stamp = None
+        key = str(r.path)
+        if key in cache and cache[key][0] == stamp:
+            numbers[key] = cache[key]
+            continue
+        found: dict = {}
+        if stamp is not None:
+            try:
+                metrics = read_json(file, "metrics.json")
+            except UserError:
+                metrics = None
+            if isinstance(metrics, dict):
+                found = {k: metrics.get(src) for k, src in (("C", "C"), ("error", "reconstruction_error_mean"),
+                                                            ("model", "model"))}
+        numbers[key] = (stamp, found)
+    return rows, numbers
+
+
+def scan_table_job(store, cache: dict, cancel):
+    cancel.check()
+    return scan_table(store, cache)
+    yield
+
+
+def _number(value) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) else None
+
+
+def table_row(summary, numbers: dict) -> list[tuple[str, object]]:
+    """(text, sort key) per column for one run."""
+    from workbench.ui.docks.model_dock import display_name
+
+    mark = STATUS_MARK.get(summary.status, "?")
+    date = summary.started.replace("T", " ")[:16]
+    if not summary.readable:
+        return [("", ""), (summary.path.name, summary.path.name), ("", ""), ("", None), ("", None),
+                (f"{mark} unreadable", "unreadable"), (date, summary.started)]
+    config = summary.config
+    model = numbers.get("model") or config.get("model") or ""
+    model = display_name(model) if isinstance(model, str) else str(model)
+    C = _number(numbers.get("C"))
+    if C is None:
+        C = _number(config.get("C"))
+    C_text = f"{C:g}" if C is not None else ("preset" if "C" in config else "")
+    error = _number(numbers.get("error"))
+    kind = summary.kind if summary.kind not in ("?", "preimage") else str(config.get("method") or summary.kind)
+    layer = str(config.get("layer") or "")
+    return [(kind, kind), (model, model.lower()), (layer, layer), (C_text, C), (f"{error:.4g}" if error is not None else "", error),
+            (f"{mark} {summary.status}", summary.status), (date, summary.started)]
+
+
+def _table_model(parent) -> QStandardItemModel:
+    model = QStandardItemModel(0, len(COLUMNS), parent)
+    model.setHorizontalHeaderLabels([name for name, _tip in COLUMNS])
+    for i, (_name, tip) in enumerate(COLUMNS):
+        model.horizontalHeaderItem(i).setToolTip(tip)
+    return model
+
+
+class RunsProxy(QSortFilterProxyModel):
+    """Sorts numbers as numbers (a run without one last) and filters on one column or all."""
+
+    def lessThan(self, left, right) -> bool:
+        a, b = left.data(SORT_ROLE), right.data(SORT_ROLE)
+        if a is None or b is None or type(a) is not type(b):
+            if (a is None) != (b is None):  # a run without the value goes last, whichever the order
+                return (b is None) if self.sortOrder() == Qt.SortOrder.AscendingOrder else (a is None)
+            return str(a) < str(b)
+        return a < b
+
 
 class RunsDock(BaseDock):
     title = "Runs"
     area = Qt.DockWidgetArea.RightDockWidgetArea
 
-    refreshed = Signal()         # the list shows the latest scan
+    refreshed = Signal()         # the table shows the latest scan
     details_shown = Signal(str)  # the path whose metrics and preview are shown
 
     def __init__(self, session, parent=None) -> None:
@@ -32,12 +137,45 @@ class RunsDock(BaseDock):
         top = QWidget()
         tl = QVBoxLayout(top)
         tl.setContentsMargins(0, 0, 0, 0)
-        self.list = QListWidget()
-        self.list.currentItemChanged.connect(self._on_current_changed)
-        tl.addWidget(self.list)
+        filters = QHBoxLayout()
+        self.filter_column = QComboBox()
+        self.filter_column.addItem("any column", -1)
+        for name in ("kind", "model", "layer", "status", "date"):
+            self.filter_column.addItem(name, COLUMN[name])
+        self.filter_column.setToolTip("the column the filter looks in")
+        self.filter_text = QLineEdit()
+        self.filter_text.setPlaceholderText("filter runs…")
+        self.filter_text.setClearButtonEnabled(True)
+        filters.addWidget(self.filter_column)
+        filters.addWidget(self.filter_text, 1)
+        tl.addLayout(filters)
+        self.model = _table_model(self)
+        self.proxy = RunsProxy(self)
+        self.proxy.setSourceModel(self.model)
+        self.proxy.setSortRole(SORT_ROLE)
+        self.proxy.setFilterCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
+        self.proxy.setFilterKeyColumn(-1)
+        self.table = QTableView()
+        self.table.setModel(self.proxy)
+        self.table.setSortingEnabled(True)
+        self.table.sortByColumn(COLUMN["date"], Qt.SortOrder.DescendingOrder)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setWordWrap(False)
+        self.table.verticalHeader().hide()
+        self.table.verticalHeader().setDefaultSectionSize(self.table.fontMetrics().height() + 6)
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        self.table.horizontalHeader().setStretchLastSection(True)
+        self.table.selectionModel().currentRowChanged.connect(self._on_current_changed)
+        self.table.doubleClicked.connect(lambda _index: self.reopen())
+        self.filter_text.textChanged.connect(self._on_filter_changed)
+        self.filter_column.currentIndexChanged.connect(self._on_filter_changed)
+        tl.addWidget(self.table)
         row = QHBoxLayout()
         self.reopen_button = QPushButton("Reopen")
-        self.reopen_button.setToolTip("restore this run's configuration into the Method panel")
+        self.reopen_button.setToolTip("restore this run's configuration into the Method panel, and its images,\n"
+                                      "metrics and energy curves into the views (or double-click the run)")
         self.reopen_button.clicked.connect(self.reopen)
         self.folder_button = QPushButton("Folder")
         self.folder_button.clicked.connect(self._on_folder_clicked)
@@ -60,6 +198,8 @@ class RunsDock(BaseDock):
         split.addWidget(bottom)
         self.setWidget(split)
         self.summaries: dict[str, object] = {}  # path → RunSummary of the last scan
+        self._numbers: dict[str, tuple] = {}    # path → (metrics.json mtime, its numbers): the scan's cache
+        self._shown_path: str | None = None
         self._scan_slot = LatestJobSlot(self)
         self._scan_slot.finished.connect(self._on_scanned)
         self._scan_slot.failed.connect(lambda m: session.log(f"cannot list the runs: {m}", "error"))
@@ -67,6 +207,7 @@ class RunsDock(BaseDock):
         self._details_slot.finished.connect(self._on_details)
         self._details_slot.failed.connect(lambda m: self.metrics.setPlainText(m))
         session.runs_changed.connect(self.refresh)
+        self._update_buttons()
         self.refresh()
 
     @property
@@ -74,60 +215,128 @@ class RunsDock(BaseDock):
         return self._scan_slot.busy or self._details_slot.busy
 
     def refresh(self) -> None:
-        """Scan the workspace on a worker; the list is replaced when the scan is in."""
-        from workbench.ui.compute import scan_runs_job
+        """Scan the workspace on a worker; the table is replaced when the scan is in."""
+        store, cache = self.session.store, dict(self._numbers)
+        self._scan_slot.request(lambda cancel: scan_table_job(store, cache, cancel))
 
-        store = self.session.store
-        self._scan_slot.request(lambda cancel: scan_runs_job(store, cancel))
-
-    def _on_scanned(self, rows) -> None:
+    def _on_scanned(self, scan) -> None:
+        rows, self._numbers = scan
         current = self.selected_path()
         self.summaries = {str(r.path): r for r in rows}
-        self.list.blockSignals(True)
-        self.list.clear()
+        self.table.selectionModel().blockSignals(True)
+        model = _table_model(self)  # filled, then swapped in: one sort instead of one per row
         for r in rows:
-            mark = STATUS_MARK.get(r.status, "?")
-            if r.readable:
-                label = f"{mark} {r.started[11:19]}  {r.kind} {r.config.get('layer', '')}"
-            else:
-                label = f"{mark} {r.path.name}  (unreadable)"
-            item = QListWidgetItem(label)
-            item.setData(Qt.ItemDataRole.UserRole, str(r.path))
-            tip = f"{r.path.name}\nstatus: {r.status}"
-            if r.error:
-                tip += f"\nerror: {r.error}"
-            item.setToolTip(tip)
-            self.list.addItem(item)
-            if str(r.path) == current:
-                self.list.setCurrentItem(item)
-        self.list.blockSignals(False)
-        self._on_current_changed(self.list.currentItem(), None)
+            items = []
+            for text, key in table_row(r, self._numbers.get(str(r.path), (None, {}))[1]):
+                item = QStandardItem(text)
+                item.setData(key, SORT_ROLE)
+                item.setData(str(r.path), PATH_ROLE)
+                items.append(item)
+            tip = f"{r.path.name}\nstatus: {r.status}" + (f"\nerror: {r.error}" if r.error else "")
+            for item in items:
+                item.setToolTip(tip)
+            model.appendRow(items)
+        old, self.model = self.model, model
+        self.proxy.setSourceModel(model)
+        old.deleteLater()
+        self.table.resizeColumnsToContents()
+        self.table.selectionModel().blockSignals(False)
+        if current is not None and current in self.summaries:
+            self.select_path(current, emit=False)
+        else:
+            self.table.selectionModel().clearCurrentIndex()
+            self.table.clearSelection()
+            self._show_details(None)
+        self._update_buttons()
         self.refreshed.emit()
 
+    def _on_filter_changed(self, *_args) -> None:
+        self.proxy.setFilterKeyColumn(int(self.filter_column.currentData()))
+        self.proxy.setFilterFixedString(self.filter_text.text())
+        if self.selected_path() is None:
+            self._show_details(None)
+        self._update_buttons()
+
+    def set_filter(self, text: str, column: str | None = None) -> None:
+        """Show only runs whose ``column`` (any column when None) holds ``text``."""
+        index = self.filter_column.findData(-1 if column is None else COLUMN[column])
+        self.filter_column.setCurrentIndex(index)
+        self.filter_text.setText(text)
+
+    # --- rows ------------------------------------------------------------------------------
+    def row_count(self) -> int:
+        """Rows shown (after the filter)."""
+        return self.proxy.rowCount()
+
+    def row_paths(self) -> list[str]:
+        """The shown runs' folders, in the table's order."""
+        return [self.proxy.index(i, 0).data(PATH_ROLE) for i in range(self.proxy.rowCount())]
+
+    def row_cells(self, path: str | Path) -> dict[str, str]:
+        """The texts of ``path``'s row, by column name."""
+        for i in range(self.proxy.rowCount()):
+            if self.proxy.index(i, 0).data(PATH_ROLE) == str(path):
+                return {name: self.proxy.index(i, c).data() for c, (name, _tip) in enumerate(COLUMNS)}
+        raise KeyError(str(path))
+
+    def sort_by(self, column: str, descending: bool = False) -> None:
+        order = Qt.SortOrder.DescendingOrder if descending else Qt.SortOrder.AscendingOrder
+        self.table.sortByColumn(COLUMN[column], order)
+
+    def select_path(self, path: str | Path | None, emit: bool = True) -> bool:
+        """Make ``path``'s row current (None: no row); False if it is not shown."""
+        selection = self.table.selectionModel()
+        if path is None:
+            selection.clearCurrentIndex()
+            self.table.clearSelection()
+            self._on_current_changed(None, None)
+            return True
+        for i in range(self.proxy.rowCount()):
+            index = self.proxy.index(i, 0)
+            if index.data(PATH_ROLE) == str(path):
+                if not emit:
+                    selection.blockSignals(True)
+                self.table.selectRow(i)
+                selection.setCurrentIndex(index, selection.SelectionFlag.NoUpdate)
+                if not emit:
+                    selection.blockSignals(False)
+                    self._update_buttons()
+                return True
+        return False
+
     def selected_path(self) -> str | None:
-        item = self.list.currentItem()
-        return item.data(Qt.ItemDataRole.UserRole) if item is not None else None
+        index = self.table.selectionModel().currentIndex()
+        if not index.isValid() or not self.table.selectionModel().isRowSelected(index.row(), index.parent()):
+            return None
+        return index.data(PATH_ROLE)
 
     def selected(self):
         """The RunSummary of the selected row, or None."""
         return self.summaries.get(self.selected_path() or "")
 
-    def _on_current_changed(self, item, _previous) -> None:
-        summary = self.selected() if item is not None else None
+    def _update_buttons(self) -> None:
+        summary = self.selected()
         self.reopen_button.setEnabled(summary is not None and summary.readable and bool(summary.config))
-        self.folder_button.setEnabled(item is not None)
-        if item is None:
+        self.folder_button.setEnabled(summary is not None)
+
+    def _on_current_changed(self, current, _previous) -> None:
+        path = current.data(PATH_ROLE) if current is not None and current.isValid() else None
+        self._show_details(path)
+        self._update_buttons()
+
+    def _show_details(self, path: str | None) -> None:
+        self._shown_path = path
+        if path is None:
             self.preview.clear()
             self.metrics.setPlainText("")
             return
         from workbench.ui.compute import run_details_job
 
-        path = item.data(Qt.ItemDataRole.UserRole)
         self.metrics.setPlainText("reading…")
         self._details_slot.request(lambda cancel: run_details_job(path, cancel))
 
     def _on_details(self, details: dict) -> None:
-        if details["path"] != self.selected_path():
+        if details["path"] != self._shown_path:
             return
         self.metrics.setPlainText("\n".join(details["lines"]))
         grid = details["grid"]
@@ -141,7 +350,8 @@ class RunsDock(BaseDock):
         self.details_shown.emit(details["path"])
 
     def reopen(self) -> bool:
-        """Restore the selected run's configuration (from the scan: no file is read here)."""
+        """Restore the selected run's configuration (from the scan: no file is read here); its
+        images, metrics and energies are read by the session on a worker."""
         summary = self.selected()
         if summary is None:
             return False
