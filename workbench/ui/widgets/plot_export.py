@@ -1,40 +1,302 @@
-"""Exporting a pyqtgraph plot to PNG or SVG, the same way from every dock."""
+"""Exporting a dock's plot, the same way from every dock: through the figure code of the CLI.
+
+A dock's plot is drawn for print by :mod:`workbench.export` (matplotlib), never grabbed from
+the screen: the Deformation and Smoothness docks' results go through the very functions the
+``deform`` and smoothness jobs use (:func:`~workbench.deformation.job.sensitivity_plot`,
+:func:`~workbench.deformation.job.smoothness_plot_of_runs`), the filter-GAN MDS through
+:func:`~workbench.filtergan.plots.mds_figure`; any other plot (the energies, the losses) is
+read from its pyqtgraph items — curves (in the colours shown, a light one darkened for paper),
+bands, levels, axis labels, layer ticks, log scale, the zoomed range — and drawn by :func:`~workbench.export.plots.line_figure`. So a figure is
+PDF/SVG with real text, or PNG at a chosen resolution, in print colours whatever the
+window's theme, at a paper column, a page width or a slide (the size remembered in the
+settings, chosen in the export dialogs).
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
+import numpy as np
+from PySide6.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QLabel, QMessageBox, QSpinBox, QWidget)
+
+from workbench.errors import UserError
+from workbench.export.style import MAX_DPI, SIZE_LABELS, SIZES, FigureStyle
+
+PLOT_FILTER = "PNG (*.png);;PDF (*.pdf);;SVG (*.svg)"
+_CHOSEN = "workbench_export_choice"  # the dynamic property: the path just chosen in the dialog
+
+
+# --- the remembered style -------------------------------------------------------------------
+
+def remembered_style(settings) -> FigureStyle:
+    """The figure size and PNG resolution last chosen in an export dialog (a page at 300 dpi at first)."""
+    size = str(settings.value("export/figure_size", "page")) if settings is not None else "page"
+    try:
+        dpi = int(settings.value("export/figure_dpi", 0) or 0) if settings is not None else 0
+    except (TypeError, ValueError):
+        dpi = 0
+    try:
+        return FigureStyle(size if size in SIZES else "page", dpi or None)
+    except UserError:
+        return FigureStyle(size if size in SIZES else "page")
+
+
+def remember_style(settings, style: FigureStyle) -> None:
+    if settings is not None:
+        settings.setValue("export/figure_size", style.size)
+        settings.setValue("export/figure_dpi", style.png_dpi)
+
+
+class FigureOptions(QWidget):
+    """The size (column, page, slide) and the PNG resolution of a figure: part of every export dialog."""
+
+    def __init__(self, style: FigureStyle, parent=None) -> None:
+        super().__init__(parent)
+        form = QFormLayout(self)
+        form.setContentsMargins(0, 0, 0, 0)
+        self.size = QComboBox()
+        for key in SIZES:
+            self.size.addItem(SIZE_LABELS[key], key)
+        self.size.setCurrentIndex(SIZES.index(style.size))
+        self.size.setToolTip("the width the figure is made for; fonts and lines are sized to read at that width")
+        self.dpi = QSpinBox()
+        self.dpi.setRange(20, MAX_DPI)
+        self.dpi.setValue(style.png_dpi)
+        self.dpi.setSuffix(" dpi")
+        self.dpi.setToolTip("resolution of a PNG (PDF and SVG are vector: text and lines scale without limit)")
+        form.addRow("Figure size", self.size)
+        form.addRow("PNG resolution", self.dpi)
+
+    def style(self) -> FigureStyle:
+        return FigureStyle(self.size.currentData(), self.dpi.value())
 
 
 def choose_plot_file(parent: QWidget, default_name: str, title: str = "Export plot") -> str | None:
-    """Ask for a PNG/SVG path (the dialog itself confirms overwriting)."""
-    path, _ = QFileDialog.getSaveFileName(parent, title, default_name, "PNG (*.png);;SVG (*.svg)")
-    return path or None
+    """Ask for a PNG/PDF/SVG path and the figure's size and resolution (remembered); the dialog
+    confirms overwriting. The next :func:`export_plot` of that path by ``parent`` uses the choice."""
+    settings = getattr(getattr(parent, "session", None), "settings", None)
+    dialog = QFileDialog(parent, title, default_name, PLOT_FILTER)
+    dialog.setAcceptMode(QFileDialog.AcceptMode.AcceptSave)
+    dialog.setOption(QFileDialog.Option.DontUseNativeDialog, True)  # a native dialog takes no extra fields
+    options = FigureOptions(remembered_style(settings))
+    layout = dialog.layout()
+    if layout is not None and hasattr(layout, "rowCount"):
+        layout.addWidget(QLabel("Figure:"), layout.rowCount(), 0)
+        layout.addWidget(options, layout.rowCount() - 1, 1, 1, -1)
+    if not dialog.exec() or not dialog.selectedFiles():
+        return None
+    path = dialog.selectedFiles()[0]
+    if not Path(path).suffix:
+        path += "." + dialog.selectedNameFilter().split("*.")[-1].rstrip(")")
+    remember_style(settings, options.style())
+    parent.setProperty(_CHOSEN, path)
+    return path
 
 
-def export_plot(parent: QWidget, plot, session, path: str | Path, width: int = 1600, overwrite: bool = False,
-                what: str = "plot") -> str | None:
-    """Save ``plot`` (a PlotWidget) as PNG ``width`` pixels wide or as SVG; asks before overwriting.
+# --- the figure of a plot -------------------------------------------------------------------
 
-    Returns the path written, or None (wrong suffix, or the user kept the existing file).
+def plot_figure(parent, plot, style: FigureStyle | None = None):
+    """The matplotlib Figure of ``plot`` (a PlotWidget of the dock ``parent``): the job's own figure
+    where the dock holds a job's results, else the plot read item by item."""
+    from workbench.ui.docks.deformation_dock import DeformationDock
+    from workbench.ui.docks.filtergan_dock import FilterGanDock
+    from workbench.ui.docks.smoothness_dock import SmoothnessDock
+
+    results = getattr(parent, "results", None)
+    if isinstance(parent, DeformationDock) and results:
+        from workbench.deformation.job import sensitivity_plot, sensitivity_title
+
+        return sensitivity_plot(list(results), sensitivity_title(list(results)), style=style)
+    if isinstance(parent, SmoothnessDock) and results:
+        from workbench.deformation.job import smoothness_plot_of_runs
+
+        return smoothness_plot_of_runs(list(results), style)
+    if isinstance(parent, FilterGanDock):
+        if plot is getattr(parent, "mds_plot", None) and getattr(parent, "mds", None) is not None:
+            return _mds_figure(parent, style)
+        history = getattr(parent, "history", None)
+        if plot is getattr(parent, "loss_plot", None) and history and history.get("step"):
+            from workbench.filtergan.plots import loss_figure
+
+            return loss_figure(history, style=style)
+    return figure_from_plot(plot, style)
+
+
+def _mds_figure(dock, style):
+    from workbench.export.figures import model_caption
+    from workbench.filtergan.plots import mds_figure, mds_title
+
+    data = dock.mds
+    layer, trained = "", None
+    if getattr(dock, "run_path", None):
+        try:
+            from workbench.runs import read_json
+
+            info = read_json(Path(dock.run_path) / "run.json")
+            layer = info.get("config", {}).get("layer", "")
+            trained = (info.get("model") or {}).get("trained")
+        except (UserError, AttributeError):
+            pass
+    is_real = np.asarray(data["is_real"], dtype=bool)
+    n_real = int(is_real.sum())
+    title = model_caption(mds_title(layer, n_real, int((~is_real).sum() // max(n_real, 1))), trained)
+    return mds_figure(data["coords"], data["real_index"], is_real, title=title, style=style)
+
+
+def _qcolor(qcolor) -> tuple[float, float, float] | str:
+    """A curve's colour for print: as drawn, unless it is a light colour meant for a dark background."""
+    from workbench.export.render import INK
+
+    r, g, b, _ = qcolor.getRgbF()
+    if 0.2126 * r + 0.7152 * g + 0.0722 * b > 0.78:
+        return INK
+    return (r, g, b)
+
+
+def _pen(item):
+    import pyqtgraph as pg
+
+    pen = item.opts.get("pen") if hasattr(item, "opts") else getattr(item, "pen", None)
+    if callable(pen):
+        pen = pen()
+    return pg.mkPen(pen) if pen is not None else None
+
+
+def figure_from_plot(plot, style: FigureStyle | None = None, title: str | None = None):
+    """A pyqtgraph PlotWidget drawn for print by :func:`~workbench.export.plots.line_figure`: its
+    visible curves (with their names, colours, dashes and markers), bands, horizontal and vertical
+    levels and scatters; its axis labels, named ticks and log scale; the range the user zoomed to."""
+    import pyqtgraph as pg
+    from PySide6.QtCore import Qt
+
+    from workbench.export.plots import Fill, HLine, Points, Series, line_figure
+
+    item = plot.getPlotItem()
+    view = item.getViewBox()
+    series, fills, lines, points = [], [], [], []
+    band_curves = set()
+    for child in item.items:
+        if isinstance(child, pg.FillBetweenItem) and child.isVisible() and child.curves:
+            a, b = child.curves
+            xa, ya = _curve_data(a)
+            xb, yb = _curve_data(b)
+            if xa is not None and xb is not None and len(xa) == len(xb):
+                fills.append(Fill(xa, np.minimum(ya, yb), np.maximum(ya, yb), _qcolor(child.brush().color()),
+                                  alpha=max(0.12, child.brush().color().alphaF() * 0.8)))
+            band_curves.update({id(a), id(b), id(getattr(a, "curve", None)), id(getattr(b, "curve", None))})
+    log_y = bool(item.getAxis("left").logMode)
+    for child in item.items:
+        if not child.isVisible() or id(child) in band_curves:
+            continue
+        if isinstance(child, pg.PlotDataItem):
+            x, y = _curve_data(child)
+            pen = _pen(child)
+            if x is None or len(x) == 0:
+                continue
+            if pen is None or pen.style() == Qt.PenStyle.NoPen:
+                if child.opts.get("symbol") is not None:
+                    points.append(Points(x, y, child.name() or ""))
+                continue
+            series.append(Series(child.name() or "", y, color=_qcolor(pen.color()), x=x,
+                                 dashed=pen.style() in (Qt.PenStyle.DashLine, Qt.PenStyle.DotLine,
+                                                        Qt.PenStyle.DashDotLine),
+                                 markers=child.opts.get("symbol") is not None))
+        elif isinstance(child, pg.InfiniteLine):
+            label = child.label.format if getattr(child, "label", None) is not None else ""
+            value = float(child.value())
+            vertical = abs(child.angle % 180 - 90) < 1e-6
+            lines.append(HLine(10 ** value if log_y and not vertical else value, str(label or ""),
+                               _qcolor(child.pen.color()), vertical=vertical))
+        elif isinstance(child, pg.ScatterPlotItem):
+            data = child.data
+            if len(data):
+                colors = [_qcolor(pg.mkBrush(b).color()) for b in data["brush"]]
+                points.append(Points(data["x"], data["y"], colors=colors, sizes=(np.asarray(data["size"], float) * 0.55) ** 2,
+                                     edge=True))
+    bottom = item.getAxis("bottom")
+    x_labels = None
+    levels = getattr(bottom, "_tickLevels", None)
+    if levels:
+        named = {int(round(v)): s for level in levels for v, s in level if s}
+        if named:
+            n = max(max(named) + 1, max((len(s.y) for s in series), default=0))
+            x_labels = [named.get(i, "") for i in range(n)]
+    auto = view.state.get("autoRange", [True, True])
+    (x0, x1), (y0, y1) = view.viewRange()
+    x_range = None if auto[0] else (x0, x1)
+    y_range = None if auto[1] else ((10 ** y0, 10 ** y1) if log_y else (y0, y1))
+    return line_figure(series, x_labels=x_labels, title=title if title is not None else _text(item.titleLabel.text),
+                       xlabel=_text(bottom.labelText), ylabel=_text(item.getAxis("left").labelText),
+                       hlines=lines, fills=fills, points=points, style=style, log_y=log_y,
+                       x_range=x_range, y_range=y_range)
+
+
+def _curve_data(curve):
+    """The data of a curve as given (not log-transformed for display)."""
+    x = getattr(curve, "xData", None)
+    y = getattr(curve, "yData", None)
+    if x is None or y is None:
+        x, y = curve.getData() if hasattr(curve, "getData") else (None, None)
+    if x is None or y is None:
+        return None, None
+    return np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+
+
+def _text(html: str | None) -> str:
+    import re
+
+    return re.sub(r"<[^>]+>", "", html or "").replace("&nbsp;", " ").strip()
+
+
+# --- exporting and copying ------------------------------------------------------------------
+
+def export_plot(parent: QWidget, plot, session, path: str | Path, width: int | None = 1600, overwrite: bool = False,
+                what: str = "plot", style: FigureStyle | None = None) -> str | None:
+    """Save ``plot`` (a PlotWidget of the dock ``parent``) as PNG, PDF or SVG; asks before overwriting.
+
+    The size is ``style``, else the one remembered from the export dialogs. A PNG is at that
+    style's resolution when the path was just chosen in :func:`choose_plot_file`; otherwise
+    (a call from code) it is ``width`` pixels wide. Returns the path written, or None (a bad
+    suffix, an unwritable folder, or the user kept the existing file).
     """
-    import pyqtgraph.exporters as exporters
+    from workbench.export.render import png_width_dpi, save
 
     target = Path(path)
     suffix = target.suffix.lower()
-    if suffix not in (".png", ".svg"):
-        session.log(f"cannot export a plot to '{suffix or target.name}': use .png or .svg", "error")
+    if suffix not in (".png", ".svg", ".pdf"):
+        session.log(f"cannot export a plot to '{suffix or target.name}': use .png, .pdf or .svg", "error")
         return None
+    chosen = parent.property(_CHOSEN) == str(path)
+    parent.setProperty(_CHOSEN, None)
     if target.exists() and not overwrite:
         answer = QMessageBox.question(parent, "Overwrite?", f"{target} exists. Overwrite it?")
         if answer != QMessageBox.StandardButton.Yes:
             return None
-    if suffix == ".png":
-        exporter = exporters.ImageExporter(plot.plotItem)
-        exporter.parameters()["width"] = width
-    else:
-        exporter = exporters.SVGExporter(plot.plotItem)
-    exporter.export(str(target))
+    style = style or remembered_style(getattr(session, "settings", None))
+    try:
+        fig = plot_figure(parent, plot, style)
+        dpi = None
+        if suffix == ".png" and width and not chosen:
+            dpi = png_width_dpi(style, width, fig.get_figwidth())
+        save(fig, target, style, overwrite=True, dpi=dpi)
+    except UserError as exc:
+        session.log(str(exc), "error")
+        return None
     session.log(f"{what} exported to {target}")
     return str(target)
+
+
+def copy_figure(fig, style: FigureStyle | None = None) -> None:
+    """Put ``fig`` on the clipboard as an image (PNG, for slides and documents) and as SVG (for
+    vector editors: Inkscape, LibreOffice, Illustrator paste it with editable text)."""
+    from PySide6.QtCore import QMimeData
+    from PySide6.QtGui import QGuiApplication, QImage
+
+    from workbench.export.render import png_bytes, svg_bytes
+
+    png = png_bytes(fig, style)
+    data = QMimeData()
+    data.setImageData(QImage.fromData(png, "PNG"))
+    data.setData("image/png", png)
+    data.setData("image/svg+xml", svg_bytes(fig, style))
+    QGuiApplication.clipboard().setMimeData(data)
