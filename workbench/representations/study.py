@@ -264,7 +264,7 @@ def _write_text(path: Path, text: str) -> None:
 
 
 def _figure(results: dict[str, dict[str, Any]], photos: Sequence[str], representations: Sequence[str], size: int):
-    """original | inverse HOG | inverse HOGb | inverse DSIFT for each photo (CVPR Fig. 4, IJCV Fig. 5)."""
+    """original | inverse HOG | inverse HOGb | inverse DSIFT for each photo (CVPR Fig. 3, IJCV Fig. 5)."""
     from workbench.export.grid import labelled_grid
 
     photos = [p for p in photos if any(p in results.get(rep, {}) for rep in representations)]
