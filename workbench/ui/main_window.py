@@ -27,8 +27,11 @@ from workbench.ui.docks.runs_dock import RunsDock
 from workbench.ui.docks.deformation_dock import DeformationDock
 from workbench.ui.docks.smoothness_dock import SmoothnessDock
 from workbench.ui.docks.filtergan_dock import FilterGanDock
+from workbench.ui.docks.sweeps_dock import SweepsDock
+from workbench.ui.docks.atlas_dock import AtlasDock
 from PySide6.QtCore import QDataStream, QEvent, QRect, QSize
 from PySide6.QtGui import QGuiApplication
+from PySide6.QtWidgets import QWidget
 
 from workbench.ui.widgets.elided_label import ElidedLabel
 from workbench.ui.widgets.fixed_label import FixedLabel
@@ -36,7 +39,7 @@ from workbench.ui.worker import JobRunner
 
 #: Every dock of the window, in creation order (the first of an area is on top).
 DOCKS = [ModelDock, LayersDock, MethodDock, FiltersDock, RunsDock, EnergiesDock, LogDock, DeformationDock,
-         SmoothnessDock, FilterGanDock]
+         SmoothnessDock, FilterGanDock, SweepsDock, AtlasDock]
 
 MODEL_SUFFIXES = {".safetensors", ".pt", ".pth", ".ckpt", ".bin", ".tar", ".onnx"}
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif"}
@@ -45,7 +48,8 @@ LAYOUT_VERSION = 2
 PRESENTATION_SCALE = 1.5
 
 #: Docks that open as a tab of another; a bottom-area dock not listed is tabbed with Energies.
-TAB_WITH = {"RunsDock": "FiltersDock", "LogDock": "FiltersDock"}
+TAB_WITH = {"RunsDock": "FiltersDock", "LogDock": "FiltersDock", "SweepsDock": "FiltersDock",
+            "AtlasDock": "FiltersDock"}
 
 
 class MainWindow(QMainWindow):
@@ -73,7 +77,7 @@ class MainWindow(QMainWindow):
         self.theme = str(self.settings.value("theme", "light"))
         self.presentation = False
         self._saved_state: QByteArray | None = None
-        self._saved_geometry: QByteArray | None = None
+        self._saved_geometry: QRect | None = None
         self._settle_pending = True   # the first show puts the whole frame on the screen
         self._job_started_at = 0.0
         self._status_shown_at = 0.0
@@ -320,7 +324,7 @@ class MainWindow(QMainWindow):
         app = QApplication.instance()
         if on and not self.presentation:
             self._saved_state = self.saveState(LAYOUT_VERSION)
-            self._saved_geometry = self.saveGeometry()
+            self._saved_geometry = QRect(self.geometry())  # restoreGeometry() lands a few pixels off
             self._saved_font = app.font()
             plot = self.presentation_plot()
             self.presentation = True
@@ -330,6 +334,8 @@ class MainWindow(QMainWindow):
                 dock.setVisible(dock in keep and not dock.configuration)
             if plot is not None:
                 plot.raise_()
+            for dock in keep:
+                dock.setTitleBarWidget(QWidget(dock))  # its tab names it; the title bar is chrome
             theme.set_font_scale(app, PRESENTATION_SCALE, self._saved_font)
             self.setProperty(theme.SCALE_PROPERTY, PRESENTATION_SCALE)
             theme.scale_plots(self, PRESENTATION_SCALE)
@@ -341,9 +347,12 @@ class MainWindow(QMainWindow):
             self.showFullScreen()
             self.setGeometry(screen)  # what full screen is where no window manager makes it so
             if plot is not None:
-                self.resizeDocks([plot], [int(0.4 * screen.height())], Qt.Orientation.Vertical)
+                self.resizeDocks([plot], [int(0.45 * screen.height())], Qt.Orientation.Vertical)
         elif not on and self.presentation:
             self.presentation = False
+            for dock in self.docks.values():
+                if dock.titleBarWidget() is not None:
+                    dock.setTitleBarWidget(None)
             theme.set_font_scale(app, 1.0, self._saved_font)
             self.setProperty(theme.SCALE_PROPERTY, 1.0)
             theme.scale_plots(self, 1.0)
@@ -353,7 +362,11 @@ class MainWindow(QMainWindow):
             self.statusBar().show()
             self.showNormal()
             if self._saved_geometry is not None:
-                self.restoreGeometry(self._saved_geometry)
+                self.setGeometry(self._saved_geometry)
+            for delay in (0, 300):  # a window manager puts its frame back a little later
+                QTimer.singleShot(delay, self.keep_on_screen)
+        for delay in (0, 300):  # re-tabbing leaves orphan tab bars behind
+            QTimer.singleShot(delay, self._hide_stray_tab_bars)
             if self._saved_state is not None:
                 self.restoreState(self._saved_state, LAYOUT_VERSION)
         self.presentation = on

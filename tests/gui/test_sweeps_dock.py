@@ -1,0 +1,86 @@
+"""The Sweeps and Atlas docks offscreen (issue 11): a tiny 1 × 2 grid on digits-vgg fills its
+table with done cells, reopening a cell sets the session's config; an atlas of two channels of
+a small layer fills two tiles, is cached in the workspace and shown again from the cache."""
+
+from __future__ import annotations
+
+import pytest
+from PySide6.QtCore import QSettings
+
+from tests.gui.conftest import wait_until
+
+
+@pytest.fixture
+def session(qapp, tmp_path):
+    from workbench.models import load_model
+    from workbench.ui.session import Session
+
+    s = Session(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat), workspace=tmp_path / "runs")
+    s.model = load_model("digits-vgg")
+    s.config.update(model="digits-vgg", layer="relu1", method="invert", image="digits:0", iters=5, restarts=1,
+                    seed=0, device="cpu")
+    yield s
+    s.shutdown()
+
+
+def test_sweep_grid_fills_in_and_a_cell_reopens(qapp, session):
+    from workbench.ui.docks.sweeps_dock import SweepsDock
+
+    dock = SweepsDock(session)
+    try:
+        dock.set_ticked(["relu1"])
+        dock.C.setText("1,20")
+        dock.seeds.setText("0")
+        dock.iters.setValue(5)
+        dock.executor.setCurrentText("local")
+        assert dock.start()
+        wait_until(qapp, lambda: not dock.runner.running, timeout=240)
+        assert dock.table.rowCount() == 2
+        assert [dock.table.item(i, 3).text() for i in range(2)] == ["done", "done"]
+        assert [dock.table.item(i, 1).text() for i in range(2)] == ["1", "20"]
+        assert all(dock.table.item(i, 4).text() for i in range(2))
+        assert (dock.out / "results.csv").is_file()
+        session.update_config(C=300.0, layer="relu2")
+        assert dock.open_cell(1)
+        assert session.config["C"] == 20.0 and session.config["layer"] == "relu1"
+        assert session.config["iters"] == 5
+        wait_until(qapp, lambda: not session.busy and not session._reopen_slot.busy, timeout=60)
+    finally:
+        assert dock.shutdown()
+
+
+def test_atlas_fills_two_tiles_and_is_cached(qapp, session, tmp_path):
+    from workbench.ui.docks.atlas_dock import AtlasDock, atlas_folder
+
+    dock = AtlasDock(session)
+    try:
+        wait_until(qapp, lambda: not dock.loader.running)
+        dock.layer.setCurrentText("relu1")
+        wait_until(qapp, lambda: not dock.loader.running)
+        dock.channels_edit.setText("0-1")
+        dock.iters.setValue(5)
+        dock.executor.setCurrentText("local")
+        filled = []
+        dock.tile_finished.connect(lambda *a: filled.append(a[0]))
+        assert dock.start()
+        wait_until(qapp, lambda: not dock.runner.running, timeout=240)
+        assert dock.channels == [0, 1] and dock.filled() == 2
+        assert sorted(filled) == [0, 1]
+        assert dock.grid.updates >= 2
+        folder = atlas_folder(tmp_path / "runs", "digits-vgg", "relu1")
+        assert (folder / "index.json").is_file() and (folder / "atlas.png").is_file()
+        session.update_config(channel=1, layer="relu1")
+        assert dock._highlight.isVisible()
+        assert dock.open_tile(1)
+        assert session.config["method"] == "maximize" and session.config["channel"] == 1
+        wait_until(qapp, lambda: not session.busy and not session._reopen_slot.busy, timeout=60)
+        # another dock over the same workspace shows the cached atlas without computing it
+        again = AtlasDock(session)
+        try:
+            again.layer.setCurrentText("relu1")
+            wait_until(qapp, lambda: again.filled() == 2 and not again.loader.running, timeout=60)
+            assert not again.runner.running and again.channels == [0, 1]
+        finally:
+            assert again.shutdown()
+    finally:
+        assert dock.shutdown()

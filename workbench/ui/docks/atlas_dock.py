@@ -1,0 +1,333 @@
+"""The Atlas dock (issue 11): a layer's atlas — every selected channel maximized through the
+sweep machinery (:mod:`workbench.sweep.atlas`) — as a grid of tiles that fills in while it is
+computed (wheel to zoom, Fit to see it all); clicking a tile opens its run.
+
+Atlases are cached per model and layer in the workspace, ``<workspace>/atlases/<model>-<layer>``
+(the atlas folder of ``workbench atlas``: index.json, atlas.png, cells/): choosing a layer shows
+its cached atlas, and computing one again reuses its finished channels (the sweep's resume).
+The channel chosen elsewhere (the feature maps' click: ``config["channel"]`` of this layer) is
+outlined on its tile.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (QComboBox, QGraphicsRectItem, QHBoxLayout, QLabel, QLineEdit, QPushButton,
+                               QSizePolicy, QSpinBox, QVBoxLayout, QWidget)
+
+from workbench.errors import UserError
+from workbench.ui.docks import BaseDock
+from workbench.ui.docks.sweeps_dock import SWEEP_ONLY, executors, outcome_row, parse_numbers, watched_sweep_job
+from workbench.ui.widgets.image_grid import ImageGridWidget
+from workbench.ui.worker import JobRunner
+
+HIGHLIGHT = "#ff7f0e"
+
+
+def atlas_folder(root: Path, model: str, layer: str) -> Path:
+    from workbench.sweep.grid import _slug
+
+    return Path(root) / "atlases" / f"{_slug(model)}-{_slug(layer)}"
+
+
+def read_tile(folder: Path) -> np.ndarray | None:
+    from workbench.sweep.atlas import _tile
+
+    try:
+        return _tile(Path(folder))
+    except Exception:  # a damaged image is a missing tile
+        return None
+
+
+def cached_atlas_job(folder: Path, cancel=None):
+    """The atlas cached in ``folder`` as {channel: (tile, activation, cell folder, config)}, or None."""
+    from workbench.runs import read_json
+
+    if False:
+        yield
+    index = folder / "index.json"
+    if not index.is_file():
+        return None
+    try:
+        channels = read_json(index).get("channels") or {}
+    except Exception:
+        return None
+    out: dict[int, tuple] = {}
+    for key, entry in channels.items():
+        if cancel is not None:
+            cancel.check()
+        if not isinstance(entry, dict) or entry.get("status") != "done":
+            continue
+        cell = folder / str(entry.get("cell"))
+        try:
+            config = read_json(cell / "run.json").get("config")
+        except Exception:
+            config = None
+        out[int(key)] = (read_tile(cell), entry.get("activation"), str(cell), config)
+    return out
+
+
+def atlas_sweep_job(config, cancel, on_grid, on_tile):
+    """:func:`~workbench.sweep.atlas.atlas_job` through the watched sweep: ``on_grid(channels,
+    configs, done)`` once the grid is expanded, ``on_tile(channel, tile, activation, folder)`` per
+    channel as it finishes (tiles read on the job thread)."""
+    from workbench.jobs import Artifact
+    from workbench.sweep.atlas import write_atlas
+
+    out = Path(config.out)
+    cells: list = []
+
+    def grid(expanded, done):
+        cells[:] = expanded
+        on_grid([c.columns["channel"] for c in expanded], [c.config for c in expanded],
+                {i: (read_tile(out / "cells" / expanded[i].name), s.get("activation"),
+                     str(out / "cells" / expanded[i].name)) for i, s in done.items()})
+
+    def cell(index, folder, outcome):
+        row = outcome_row(outcome)
+        on_tile(index, read_tile(Path(folder)) if row["status"] == "done" else None, row.get("activation"),
+                folder if row["status"] == "done" else "")
+
+    def after(result, run):
+        for p in write_atlas(Path(result.path), config, result.rows):
+            yield Artifact(p.name, str(p))
+
+    return (yield from watched_sweep_job(config.sweep(), cancel, grid, cell, after=after))
+
+
+class AtlasDock(BaseDock):
+    title = "Atlas"
+    area = Qt.DockWidgetArea.RightDockWidgetArea
+
+    grid_expanded = Signal(object, object, object)  # channels, configs, {index: (tile, activation, folder)}
+    tile_finished = Signal(int, object, object, str)         # index, tile, activation, folder
+
+    def __init__(self, session, parent=None) -> None:
+        super().__init__(session, parent)
+        self.runner = JobRunner(self, rate=5.0)
+        self.loader = JobRunner(self, rate=0)
+        self.channels: list[int] = []
+        self.tiles: list[np.ndarray | None] = []
+        self.activations: list[Any] = []
+        self.folders: list[str] = []
+        self.configs: list[dict | None] = []
+        self.folder: Path | None = None      # the atlas shown
+        self._columns = 1
+        body = QWidget()
+        layout = QVBoxLayout(body)
+        layout.setContentsMargins(4, 4, 4, 4)
+        top = QHBoxLayout()
+        self.layer = QComboBox()
+        self.layer.setMinimumContentsLength(6)
+        self.layer.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.layer.currentTextChanged.connect(self._on_layer_chosen)
+        self.channels_edit = QLineEdit("0-15")
+        self.channels_edit.setToolTip("channels to maximize, e.g. 0-15,20 (empty: every channel)")
+        self.channels_edit.setMinimumWidth(40)
+        self.iters = QSpinBox()
+        self.iters.setRange(1, 100_000)
+        self.iters.setValue(int(session.config.get("iters") or 300))
+        self.iters.setToolTip("iterations per channel")
+        for w in (self.layer, QLabel("ch"), self.channels_edit):
+            top.addWidget(w)
+        self.executor = QComboBox()
+        self.executor.addItems(executors())
+        mid = QHBoxLayout()
+        for w in (QLabel("iters"), self.iters, self.executor):
+            mid.addWidget(w)
+        row2 = QHBoxLayout()
+        self.compute_button = QPushButton("Compute")
+        self.compute_button.setToolTip("maximize every selected channel of the layer (finished ones are reused)")
+        self.compute_button.clicked.connect(self.start)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)
+        self.cancel_button.clicked.connect(self.runner.cancel)
+        fit = QPushButton("Fit")
+        fit.setToolTip("show the whole atlas (the wheel zooms)")
+        fit.clicked.connect(self.fit)
+        for w in (self.compute_button, self.cancel_button, fit):
+            row2.addWidget(w)
+        self.grid = ImageGridWidget()
+        self.grid.setMinimumSize(120, 100)
+        self.grid.tile_clicked.connect(self.open_tile)
+        self._highlight = QGraphicsRectItem()
+        self._highlight.setPen(pg.mkPen(HIGHLIGHT, width=2, cosmetic=True))
+        self._highlight.setZValue(10)
+        self._highlight.hide()
+        self.grid.view.addItem(self._highlight)
+        self.status = QLabel("")
+        self.status.setStyleSheet("color: gray")
+        self.status.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+        self.status.setMinimumHeight(self.status.fontMetrics().height() + 2)
+        layout.addLayout(top)
+        layout.addLayout(mid)
+        layout.addLayout(row2)
+        layout.addWidget(self.grid, 1)
+        layout.addWidget(self.status)
+        self.setWidget(body)
+        self.grid_expanded.connect(self._on_grid_expanded)
+        self.tile_finished.connect(self._on_tile_finished)
+        self.runner.progressed.connect(lambda p: self._set_status(f"{p.iteration} / {p.total} channels"))
+        self.runner.logged.connect(lambda level, message: session.log(message, level))
+        self.runner.finished.connect(lambda _r: self._set_status(f"atlas of {len(self.channels)} channel(s) in {self.folder}"))
+        self.runner.cancelled.connect(lambda: self._set_status("cancelled: the finished channels are kept"))
+        self.runner.failed.connect(self._on_failed)
+        self.runner.stopped.connect(self._on_stopped)
+        self.loader.finished.connect(self._on_cached)
+        session.model_changed.connect(self._on_model_changed)
+        session.config_changed.connect(lambda _c: self._place_highlight())
+        if session.model is not None:
+            self._on_model_changed(session.model)
+
+    # --- layer and cache ---------------------------------------------------------------------
+    def _on_model_changed(self, model) -> None:
+        self.layer.blockSignals(True)
+        self.layer.clear()
+        if model is not None:
+            self.layer.addItems([info.name for info in model.layers() if len(info.shape) == 3])
+            current = self.session.config.get("layer")
+            if current and self.layer.findText(current) >= 0:
+                self.layer.setCurrentText(current)
+        self.layer.blockSignals(False)
+        self._on_layer_chosen(self.layer.currentText())
+
+    def current_folder(self) -> Path | None:
+        model, layer = self.session.config.get("model"), self.layer.currentText()
+        return atlas_folder(self.session.store.root, model, layer) if model and layer else None
+
+    def _on_layer_chosen(self, _layer: str) -> None:
+        self._clear()
+        folder = self.current_folder()
+        if folder is None or self.runner.running or self.loader.running:
+            return
+        self.folder = folder
+        self.loader.start(lambda cancel: cached_atlas_job(folder, cancel))
+
+    def _on_cached(self, cached) -> None:
+        if not cached or self.runner.running:
+            return
+        self.channels = sorted(cached)
+        self.tiles = [cached[k][0] for k in self.channels]
+        self.activations = [cached[k][1] for k in self.channels]
+        self.folders = [cached[k][2] for k in self.channels]
+        self.configs = [cached[k][3] for k in self.channels]
+        self._show(fit=True)
+        self._set_status(f"cached atlas: {len(self.channels)} channel(s)")
+
+    # --- computing ---------------------------------------------------------------------------
+    def atlas_config(self):
+        from workbench.config.sweep import AtlasConfig
+
+        cfg, layer = self.session.config, self.layer.currentText()
+        if not layer:
+            raise UserError("open a model with a layer of feature maps first")
+        folder = self.current_folder()
+        config = AtlasConfig(model=str(cfg.get("model")), layer=layer,
+                             channels=parse_numbers(self.channels_edit.text(), int) or None,
+                             channel_mean=bool(cfg.get("channel_mean")), seed=int(cfg.get("seed") or 0),
+                             iters=self.iters.value(), device=str(cfg.get("device") or "auto"),
+                             executor=self.executor.currentText(), resume=True, out=str(folder))
+        config.sweep().validate()
+        return config
+
+    def start(self) -> bool:
+        if self.runner.running or self.loader.running:
+            return False
+        try:
+            config = self.atlas_config()
+        except UserError as exc:
+            self._set_status(str(exc))
+            return False
+        self.folder = Path(config.out)
+        self._clear()
+        self._set_status("expanding the channels…")
+        grid, tile = self.grid_expanded.emit, self.tile_finished.emit
+        started = self.runner.start(lambda cancel: atlas_sweep_job(config, cancel, grid, tile))
+        if started:
+            self.compute_button.setEnabled(False)
+            self.cancel_button.setEnabled(True)
+        return started
+
+    def _on_grid_expanded(self, channels, configs, done) -> None:
+        self.channels = list(channels)
+        self.configs = list(configs)
+        self.tiles = [None] * len(channels)
+        self.activations = [None] * len(channels)
+        self.folders = [""] * len(channels)
+        for i, (tile, activation, folder) in done.items():
+            self.tiles[i], self.activations[i], self.folders[i] = tile, activation, folder
+        self._show(fit=True)
+        self._set_status(f"{len(channels)} channel(s), {len(done)} cached")
+
+    def _on_tile_finished(self, index: int, tile, activation, folder: str) -> None:
+        if 0 <= index < len(self.tiles):
+            self.tiles[index], self.activations[index], self.folders[index] = tile, activation, folder
+            self._show()
+
+    def _on_failed(self, message: str) -> None:
+        self._set_status(message)
+        self.session.log(f"atlas: {message}", "error")
+
+    def _on_stopped(self) -> None:
+        self.compute_button.setEnabled(True)
+        self.cancel_button.setEnabled(False)
+
+    # --- the grid ------------------------------------------------------------------------------
+    def filled(self) -> int:
+        return sum(t is not None for t in self.tiles)
+
+    def _clear(self) -> None:
+        self.channels, self.tiles, self.activations, self.folders, self.configs = [], [], [], [], []
+        self.grid.clear_tiles()
+        self._highlight.hide()
+
+    def _show(self, fit: bool = False) -> None:
+        known = next((t for t in self.tiles if t is not None), None)
+        if known is None:
+            self.grid.clear_tiles()
+            return
+        blank = np.full(known.shape, 0.5, np.float32)
+        tiles = [t if t is not None and t.shape == known.shape else blank for t in self.tiles]
+        self._columns = max(1, math.ceil(math.sqrt(len(tiles))))
+        if fit:
+            self.grid._layout = None  # a new atlas: frame it whole
+        self.grid.set_tiles(tiles, labels=[str(k) for k in self.channels], columns=self._columns)
+        self._place_highlight()
+
+    def fit(self) -> None:
+        self.grid._layout = None
+        self._show()
+
+    def _place_highlight(self) -> None:
+        cfg = self.session.config
+        k = cfg.get("channel")
+        if (k is None or cfg.get("layer") != self.layer.currentText() or k not in self.channels
+                or self.filled() == 0):
+            self._highlight.hide()
+            return
+        h, w, columns, pad = self.grid._geometry
+        r, c = divmod(self.channels.index(k), columns)
+        self._highlight.setRect(c * (w + pad) - 0.5, r * (h + pad) - 0.5, w + 1, h + 1)
+        self._highlight.show()
+
+    def open_tile(self, index: int) -> bool:
+        """Open tile ``index``'s channel as a run (its configuration and its results)."""
+        if not 0 <= index < len(self.folders) or not self.folders[index] or not self.configs[index]:
+            self._set_status("that channel is not computed yet")
+            return False
+        config = {k: v for k, v in self.configs[index].items() if k not in SWEEP_ONLY}
+        self.session.apply_config(config, run=self.folders[index])
+        return True
+
+    def _set_status(self, text: str) -> None:
+        self.status.setText(text)
+        self.status.setToolTip(text)
+
+    def shutdown(self, timeout_ms: int | None = None) -> bool:
+        return self.runner.shutdown(timeout_ms) & self.loader.shutdown(timeout_ms)

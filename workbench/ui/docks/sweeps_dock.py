@@ -1,0 +1,337 @@
+"""The Sweeps dock (issue 11): a grid of ordinary pre-image runs made from the current method
+settings (the session's config: method, image, restarts, ...) over ticked layers × C values ×
+seeds, run on the chosen executor (local, process; ray when it is importable) into
+``<workspace>/sweeps/<stamp>/``. The cells fill a table as they finish; Open (or a double-click)
+reopens a finished cell as a run, like the Runs dock's Reopen.
+
+The grid is expanded and the sweep run on the dock's :class:`~workbench.ui.worker.JobRunner`;
+the executor is wrapped (:class:`WatchedExecutor`) so that every finished cell is reported from
+the job thread as a queued signal, without a hook in :mod:`workbench.sweep`.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import importlib.util
+import re
+from pathlib import Path
+from typing import Any, Callable
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QFormLayout, QHBoxLayout, QHeaderView, QLabel,
+                               QLineEdit, QListWidget, QListWidgetItem, QPushButton, QSizePolicy, QSpinBox,
+                               QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
+
+from workbench.errors import UserError
+from workbench.ui.docks import BaseDock
+from workbench.ui.worker import JobRunner
+
+#: Layer kinds a sweep leaves out of the ticks (their code is their input's).
+PASS_THROUGH = ("Flatten", "Dropout", "Identity")
+COLUMNS = ("layer", "C", "seed", "status", "error / activation")
+#: Config fields of a cell that are the sweep's bookkeeping, not the user's settings.
+SWEEP_ONLY = ("snapshot_every", "frame_every")
+
+
+def executors() -> list[str]:
+    """The executors this installation can run (ray only when it is importable)."""
+    return ["local", "process"] + (["ray"] if importlib.util.find_spec("ray") is not None else [])
+
+
+def parse_numbers(text: str, kind=float) -> tuple:
+    """``1,20,300`` (floats) or ``0,2-4`` (ints) into a tuple; UserError if not numbers."""
+    out: list = []
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        m = re.fullmatch(r"(\d+)\s*-\s*(\d+)", part) if kind is int else None
+        try:
+            out += list(range(int(m.group(1)), int(m.group(2)) + 1)) if m else [kind(part)]
+        except ValueError:
+            raise UserError(f"not a number: {part!r}") from None
+    return tuple(out)
+
+
+def cell_value(row: dict[str, Any]) -> str:
+    """The error (invert, caricature) or the activation (maximize) of a results row, or its error."""
+    if row.get("status") == "failed":
+        return str(row.get("error") or "failed")
+    for name in ("reconstruction_error_mean", "activation"):
+        if row.get(name) is not None:
+            return f"{row[name]:.4g}"
+    return ""
+
+
+class WatchedExecutor:
+    """An executor whose every finished cell is also passed to ``on_cell(index, folder, outcome)``
+    (on the job thread); it closes the executor it wraps."""
+
+    def __init__(self, inner, on_cell: Callable[[int, str, Any], None]) -> None:
+        self.inner, self.on_cell, self.name = inner, on_cell, getattr(inner, "name", "")
+
+    def run(self, tasks, cancel):
+        tasks = list(tasks)
+        folders = {index: folder for index, _config, folder in tasks}
+        for index, outcome in self.inner.run(tasks, cancel):
+            self.on_cell(index, folders[index], outcome)
+            yield index, outcome
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def watched_sweep_job(config, cancel, on_grid, on_cell, after=None):
+    """The sweep of ``config`` (a SweepConfig) with ``on_grid(cells, done)`` once the grid is
+    expanded (``done``: {index: summary} of cells finished before, reused) and ``on_cell(index,
+    folder, outcome)`` per cell as it finishes. Runs on a job thread."""
+    from workbench.sweep.cell import open_model, summary
+    from workbench.sweep.executors import make_executor
+    from workbench.sweep.grid import expand
+    from workbench.sweep.job import cell_state, sweep_job
+
+    config = config.resolved()
+    config.validate()
+    cells = expand(config, open_model=lambda name: open_model(name, "cpu"))
+    out = Path(config.out).expanduser()
+    done = {}
+    for i, cell in enumerate(cells):
+        state, metrics = cell_state(out / "cells" / cell.name)
+        if state == "done" and config.resume:
+            done[i] = summary(metrics)
+    on_grid(cells, done)
+    cancel.check()
+    executor = WatchedExecutor(make_executor(config.executor, threads=config.threads, workers=config.workers,
+                                             address=config.address, device=config.device), on_cell)
+    try:
+        return (yield from sweep_job(config, cancel=cancel, executor=executor, cells=cells, after=after))
+    finally:
+        executor.close()
+
+
+def outcome_row(outcome: Any) -> dict[str, Any]:
+    """A cell's outcome (a summary dict or the exception) as the row fields the table shows."""
+    if isinstance(outcome, BaseException):
+        from workbench.jobs import Cancelled
+
+        cancelled = isinstance(outcome, (Cancelled, KeyboardInterrupt))
+        return {"status": "cancelled" if cancelled else "failed", "error": str(outcome) or type(outcome).__name__}
+    return {"status": "done", **(outcome or {})}
+
+
+class SweepsDock(BaseDock):
+    title = "Sweeps"
+    area = Qt.DockWidgetArea.RightDockWidgetArea
+
+    grid_expanded = Signal(object, object)   # (cells, {index: summary}) — emitted on the job thread
+    cell_finished = Signal(int, str, object)  # (index, folder, outcome) — emitted on the job thread
+
+    def __init__(self, session, parent=None) -> None:
+        super().__init__(session, parent)
+        self.runner = JobRunner(self, rate=5.0)
+        self.cells: list = []            # the grid's cells (workbench.sweep.grid.Cell)
+        self.rows: list[dict[str, Any]] = []
+        self.out: Path | None = None     # the running or last sweep's folder
+        body = QWidget()
+        layout = QVBoxLayout(body)
+        layout.setContentsMargins(4, 4, 4, 4)
+        self.layers = QListWidget()
+        self.layers.setMinimumHeight(60)
+        self.layers.setMaximumHeight(120)
+        self.layers.setToolTip("the layers of the grid (tick them)")
+        form = QFormLayout()
+        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        self.C = QLineEdit("1,20,300")
+        self.C.setToolTip("data-term weights C, comma-separated (empty: the paper's per-layer preset)")
+        self.seeds = QLineEdit("0")
+        self.seeds.setToolTip("seeds, e.g. 0,1 or 0-3")
+        self.iters = QSpinBox()
+        self.iters.setRange(1, 100_000)
+        self.iters.setValue(int(session.config.get("iters") or 300))
+        self.executor = QComboBox()
+        self.executor.addItems(executors())
+        self.workers = QSpinBox()
+        self.workers.setRange(0, 4096)
+        self.workers.setSpecialValueText("auto")
+        self.workers.setToolTip("worker processes (process) or Ray CPUs (0: the cores)")
+        for label, widget in (("C", self.C), ("seeds", self.seeds), ("iterations", self.iters),
+                              ("executor", self.executor), ("workers", self.workers)):
+            form.addRow(label, widget)
+        buttons = QHBoxLayout()
+        self.run_button = QPushButton("Run sweep")
+        self.run_button.setToolTip("run every layer × C × seed cell with the current method settings")
+        self.run_button.clicked.connect(self.start)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)
+        self.cancel_button.clicked.connect(self.runner.cancel)
+        self.open_button = QPushButton("Open cell")
+        self.open_button.setToolTip("reopen the selected finished cell as a run (or double-click it)")
+        self.open_button.clicked.connect(lambda: self.open_cell())
+        for b in (self.run_button, self.cancel_button, self.open_button):
+            buttons.addWidget(b)
+        self.status = QLabel("")
+        self.status.setStyleSheet("color: gray")
+        self.status.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+        self.status.setMinimumHeight(self.status.fontMetrics().height() + 2)
+        self.table = QTableWidget(0, len(COLUMNS))
+        self.table.setHorizontalHeaderLabels(COLUMNS)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.verticalHeader().setVisible(False)
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.table.horizontalHeader().setStretchLastSection(True)
+        self.table.setMinimumSize(120, 80)
+        self.table.doubleClicked.connect(lambda index: self.open_cell(index.row()))
+        layout.addWidget(QLabel("layers"))
+        layout.addWidget(self.layers)
+        layout.addLayout(form)
+        layout.addLayout(buttons)
+        layout.addWidget(self.status)
+        layout.addWidget(self.table, 1)
+        self.setWidget(body)
+        self.grid_expanded.connect(self._on_grid_expanded)
+        self.cell_finished.connect(self._on_cell_finished)
+        self.runner.progressed.connect(self._on_progressed)
+        self.runner.logged.connect(lambda level, message: session.log(message, level))
+        self.runner.finished.connect(self._on_finished)
+        self.runner.cancelled.connect(lambda: self._set_status("cancelled: the finished cells are kept"))
+        self.runner.failed.connect(self._on_failed)
+        self.runner.stopped.connect(self._on_stopped)
+        session.model_changed.connect(self._on_model_changed)
+        if session.model is not None:
+            self._on_model_changed(session.model)
+
+    # --- the grid ------------------------------------------------------------------------------
+    def _on_model_changed(self, model) -> None:
+        self.layers.clear()
+        if model is None:
+            return
+        current = self.session.config.get("layer")
+        for info in model.layers():
+            if info.kind in PASS_THROUGH:
+                continue
+            item = QListWidgetItem(info.name)
+            item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
+            item.setCheckState(Qt.CheckState.Checked if info.name == current else Qt.CheckState.Unchecked)
+            self.layers.addItem(item)
+
+    def ticked_layers(self) -> list[str]:
+        return [self.layers.item(i).text() for i in range(self.layers.count())
+                if self.layers.item(i).checkState() == Qt.CheckState.Checked]
+
+    def set_ticked(self, names) -> None:
+        names = set(names)
+        for i in range(self.layers.count()):
+            item = self.layers.item(i)
+            item.setCheckState(Qt.CheckState.Checked if item.text() in names else Qt.CheckState.Unchecked)
+
+    def sweep_config(self, out: Path):
+        """The SweepConfig of the current settings (raises UserError when they make no grid)."""
+        from workbench.config.sweep import SweepConfig
+
+        cfg = self.session.config
+        method = cfg.get("method") or "invert"
+        layers = tuple(self.ticked_layers())
+        if not layers:
+            raise UserError("tick at least one layer")
+        channel = cfg.get("channel")
+        config = SweepConfig(
+            models=(str(cfg.get("model") or "digits-vgg"),), method=method, layers=layers,
+            channels=(int(channel),) if method == "maximize" and channel is not None else None,
+            channel_mean=bool(cfg.get("channel_mean")) if method == "maximize" else False,
+            C=parse_numbers(self.C.text(), float) or None, seeds=parse_numbers(self.seeds.text(), int),
+            images=(str(cfg["image"]),) if method != "maximize" and cfg.get("image") else (),
+            restarts=int(cfg.get("restarts") or 1), iters=self.iters.value(), tol=cfg.get("tol"),
+            device=str(cfg.get("device") or "auto"), executor=self.executor.currentText(),
+            workers=self.workers.value() or None, out=str(out))
+        config.validate()
+        return config
+
+    def start(self) -> bool:
+        """Run the grid of the current settings in a new folder under ``<workspace>/sweeps``."""
+        if self.runner.running:
+            return False
+        stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
+        out = self.session.store.root / "sweeps" / stamp
+        try:
+            config = self.sweep_config(out)
+        except UserError as exc:
+            self._set_status(str(exc))
+            return False
+        self.out = out
+        self.cells, self.rows = [], []
+        self.table.setRowCount(0)
+        self._set_status("expanding the grid…")
+        grid, cell = self.grid_expanded.emit, self.cell_finished.emit
+        started = self.runner.start(lambda cancel: watched_sweep_job(config, cancel, grid, cell))
+        if started:
+            self.run_button.setEnabled(False)
+            self.cancel_button.setEnabled(True)
+        return started
+
+    # --- the job's events (queued from its thread) -------------------------------------------
+    def _on_grid_expanded(self, cells, done) -> None:
+        self.cells = list(cells)
+        self.rows = [{**cell.columns, "status": "pending"} for cell in self.cells]
+        for i, result in done.items():
+            self.rows[i].update(outcome_row(result))
+        self.table.setRowCount(len(self.cells))
+        for i in range(len(self.cells)):
+            self._show_row(i)
+        self._set_status(f"{len(self.cells)} cell(s) on the {self.executor.currentText()} executor")
+
+    def _on_cell_finished(self, index: int, folder: str, outcome) -> None:
+        if 0 <= index < len(self.rows):
+            self.rows[index].update(outcome_row(outcome))
+            self._show_row(index)
+
+    def _show_row(self, i: int) -> None:
+        row = self.rows[i]
+        C = row.get("C")
+        values = (row.get("layer") or "", "preset" if C is None else f"{C:g}", str(row.get("seed", "")),
+                  row.get("status", ""), cell_value(row))
+        for c, text in enumerate(values):
+            item = QTableWidgetItem(str(text))
+            if c == 4 and row.get("error"):
+                item.setToolTip(str(row["error"]))
+            self.table.setItem(i, c, item)
+
+    def _on_progressed(self, progress) -> None:
+        eta = progress.values[-1][1].get("eta_s") if progress.values else None
+        text = f"{progress.iteration} / {progress.total} cells"
+        if eta is not None and eta == eta and progress.iteration < progress.total:
+            text += f", about {eta:.0f} s left"
+        self._set_status(text)
+
+    def _on_finished(self, result) -> None:
+        counts = getattr(result, "counts", {}) or {}
+        self._set_status(", ".join(f"{v} {k}" for k, v in counts.items() if v) + f" — {self.out}")
+        self.session.runs_changed.emit()
+
+    def _on_failed(self, message: str) -> None:
+        self._set_status(message)
+        self.session.log(f"sweep: {message}", "error")
+
+    def _on_stopped(self) -> None:
+        self.run_button.setEnabled(True)
+        self.cancel_button.setEnabled(False)
+
+    def _set_status(self, text: str) -> None:
+        self.status.setText(text)
+        self.status.setToolTip(text)
+
+    # --- cells as runs ---------------------------------------------------------------------------
+    def open_cell(self, row: int | None = None) -> bool:
+        """Reopen cell ``row`` (default: the selected one) as a run: its config and its results."""
+        if row is None:
+            row = self.table.currentRow()
+        if self.out is None or not 0 <= row < len(self.cells) or self.rows[row].get("status") != "done":
+            self._set_status("select a finished cell to open it")
+            return False
+        cell = self.cells[row]
+        config = {k: v for k, v in cell.config.items() if k not in SWEEP_ONLY}
+        self.session.apply_config(config, run=self.out / "cells" / cell.name)
+        return True
+
+    def shutdown(self, timeout_ms: int | None = None) -> bool:
+        return self.runner.shutdown(timeout_ms)
