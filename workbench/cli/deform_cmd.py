@@ -55,6 +55,13 @@ def register(sub) -> None:
     t.add_argument("--seeds", type=int, default=None, help="repeats (default: the study's size)")
     t.add_argument("--epochs", type=int, default=None, help="training epochs where the study trains")
     t.add_argument("--n", type=int, default=None, help="images for the sensitivity measurement")
+    t.add_argument("--executor", choices=("local", "process", "ray"), default="local",
+                   help="where the study's trainings and measurements run: local (one after another in this "
+                        "process), process (a pool of --workers processes) or ray (a local Ray, or the cluster at "
+                        "--address); the same seeds give the same numbers on every executor")
+    t.add_argument("--workers", type=int, default=None,
+                   help="worker processes (process) or CPUs of the embedded Ray (default: the cores)")
+    t.add_argument("--address", default=None, help="Ray cluster to join: auto or HOST:PORT (default: start a local Ray)")
     add_device_option(t)
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.set_defaults(func=_study)
@@ -113,7 +120,7 @@ def _study(args) -> int:
     overrides = {k: v for k, v in (("seeds", args.seeds), ("epochs", args.epochs), ("n", args.n)) if v is not None}
     out, store = output(args)
     summary = drive(run_study(args.name, out=out, runs_root=store.root, device=args.device, figure=figure_style(args),
-                              **overrides),
+                              executor=args.executor, workers=args.workers, address=args.address, **overrides),
                     f"study {args.name}", quiet=args.quiet)
     for line in STUDIES[args.name].describe(summary):
         print(line)

@@ -12,6 +12,13 @@
 
 Each study is a job writing one run folder: ``metrics.json`` (settings, sizes, seconds, the
 per-layer numbers) and ``images/*.png`` with a ``.pdf`` of each plot.
+
+The independent trainings and measurements (one per network seed and variant) are tasks run by
+:func:`study_task` on an executor of :mod:`workbench.sweep.executors` (``local``, ``process`` or
+``ray``): each a pure function of its config (study, variant, seed, sizes, device) returning
+numbers, on the study's fixed thread count, so every executor gives the numbers of the
+sequential loop. The study job collects them in their sequential order, yields a Step per task,
+honours cancel and writes the run folder.
 """
 
 from __future__ import annotations
@@ -39,25 +46,6 @@ POOLING_SIZE = {"seeds": 3, "epochs": 3, "n": 128}
 SMOOTHING_SIZE = {"seeds": 3, "n": 128, "sigmas": (0.0, 0.5, 1.0, 2.0, 4.0)}
 SYNTHETIC_SIZE = {"seeds": 3, "epochs": 8, "per_class": 64, "strengths": (1.0, 2.0, 3.0, 4.0),
                   "blocks": ((1, 16), (1, 32), (1, 64))}
-
-
-class _Progress:
-    """Maps the steps of nested jobs onto one overall counter."""
-
-    def __init__(self, total: int) -> None:
-        self.total, self.done = total, 0
-
-    def forward(self, job, stage: str) -> Generator[Event, None, Any]:
-        """Run ``job``; its Steps count as one unit when it finishes."""
-        while True:
-            try:
-                event = next(job)
-            except StopIteration as stop:
-                self.done += 1
-                yield Step(self.done, self.total, stage=stage)
-                return stop.value
-            if isinstance(event, Log):
-                yield event
 
 
 def _fresh(downsampling: str, init: str, seed: int, blocks=None) -> torch.nn.Module:
@@ -89,6 +77,134 @@ def _rows(r: SensitivityResult) -> list[dict]:
 STUDY_INPUT, STUDY_BATCH = (1, 32, 32), 64
 
 
+# --------------------------------------------------------------------------- tasks on an executor
+
+def _numbers(r: SensitivityResult) -> dict[str, Any]:
+    if not r.complete:
+        raise Cancelled()
+    return {"layers": list(r.layers), "seeds": list(r.seeds), "values": np.asarray(r.values),
+            "median_distance": np.asarray(r.median_distance)}
+
+
+def _result(d: dict[str, Any]) -> SensitivityResult:
+    return SensitivityResult(list(d["layers"]), list(d["seeds"]), np.array(d["values"]),
+                             np.array(d["median_distance"]))
+
+
+def _pooling_task(c: dict[str, Any], device, cancel) -> dict[str, Any]:
+    from workbench.jobs import run_job
+    from workbench.models.train import train_classifier
+
+    images = load_digits32("test")[0][:c["n"]]
+    module = _fresh(c["downsampling"], "truncnormal", c["seed"])
+    init = _numbers(run_job(_measure(module, images, c["seed"], 1, cancel, device)))
+    res = run_job(train_classifier(module, epochs=c["epochs"], seed=c["seed"], device=device, cancel=cancel))
+    module.eval()
+    trained = _numbers(run_job(_measure(module, images, c["seed"], 1, cancel, device)))
+    return {"init": init, "trained": trained, "test_accuracy": res["test_accuracy"]}
+
+
+def _smoothing_task(c: dict[str, Any], device, cancel) -> dict[str, Any]:
+    from workbench.deformation.smoothness import filter_smoothness
+    from workbench.jobs import run_job
+
+    images = load_digits32("test")[0][:c["n"]]
+    sigma = c["sigma"]
+    module = _fresh(c["architecture"], f"gaussian:{sigma}" if sigma > 0 else "truncnormal", c["seed"])
+    smooth = float(np.mean([x.ntv for x in filter_smoothness(module)]))
+    return {"sensitivity": _numbers(run_job(_measure(module, images, c["seed"], 1, cancel, device))), "ntv": smooth}
+
+
+def _synthetic_task(c: dict[str, Any], device, cancel) -> dict[str, Any]:
+    from workbench.deformation.smoothness import filter_smoothness
+    from workbench.jobs import run_job
+    from workbench.models.train import train_classifier
+
+    s, strength, per_class = c["seed"], c["strength"], c["per_class"]
+    module = _fresh(c["architecture"], "truncnormal", s, c["blocks"])
+    init_ntv = [x.ntv for x in filter_smoothness(module)]
+    train = synthetic_task(strength, per_class, seed=10_000 + s)
+    test = synthetic_task(strength, max(per_class // 4, 4), seed=20_000 + s)
+    res = run_job(train_classifier(module, epochs=c["epochs"], seed=s, train_data=train, test_data=test,
+                                   device=device, cancel=cancel))
+    layers = filter_smoothness(module.cpu())
+    return {"init_ntv": init_ntv, "layers": [x.layer for x in layers], "ntv": [x.ntv for x in layers],
+            "test_accuracy": res["test_accuracy"]}
+
+
+_TASKS = {"pooling": _pooling_task, "smoothing": _smoothing_task, "synthetic": _synthetic_task}
+
+
+def study_task(config: dict[str, Any], folder: str = "", threads: int = 1, cancel: CancelToken | None = None) -> dict:
+    """One training or measurement of a study (``config["study"]`` names which), on ``threads``
+    intra-op threads; returns its numbers. The signature of :func:`workbench.sweep.cell.run_cell`
+    (``folder`` unused: the study job writes the one run folder), so every executor runs it; a stop
+    signal to a process-pool worker cancels it as it does a cell."""
+    from workbench.device import resolve_device
+    from workbench.sweep import cell
+    from workbench.threads import torch_threads
+
+    cancel = cancel or CancelToken()
+    with cell.fixed_threads(threads), torch_threads(threads):
+        cell._CURRENT.append(cancel)
+        try:
+            return _TASKS[config["study"]](config, resolve_device(config["device"]), cancel)
+        finally:
+            cell._CURRENT.remove(cancel)
+
+
+#: The executor of a study when none is given: the sequential loop in this process.
+LOCAL = {"executor": "local"}
+
+
+def _run_tasks(configs: list[dict[str, Any]], executor: dict[str, Any], cancel: CancelToken, stage: Callable,
+               group: Callable, on_group: Callable) -> Generator[Event, None, tuple[dict[int, Any], str]]:
+    """Run ``configs`` on ``executor`` (make_executor's name and options); a Step per finished task,
+    ``on_group(key, outcomes)``'s events once every task of a ``group(config)`` has finished.
+    Returns (outcome by index, "done" or "cancelled"); a task's error is raised."""
+    from workbench.sweep.executors import make_executor
+
+    threads = job_threads(STUDY_INPUT, STUDY_BATCH)
+    options = dict(executor)
+    runner = make_executor(options.pop("executor", "local"), threads=threads, function=study_task, **options)
+    members: dict[Any, list[int]] = {}
+    for i, c in enumerate(configs):
+        members.setdefault(group(c), []).append(i)
+    outcomes: dict[int, Any] = {}
+    status = "done"
+    try:
+        stream = runner.run([(i, c, "") for i, c in enumerate(configs)], cancel)
+        try:
+            for index, outcome in stream:
+                if isinstance(outcome, (Cancelled, KeyboardInterrupt)):
+                    status = "cancelled"
+                    break
+                if isinstance(outcome, BaseException):
+                    raise outcome
+                outcomes[index] = outcome
+                yield Step(len(outcomes), len(configs), stage=stage(configs[index]))
+                key = group(configs[index])
+                if all(i in outcomes for i in members[key]):
+                    yield from on_group(key, [outcomes[i] for i in members[key]])
+        except (Cancelled, KeyboardInterrupt):
+            status = "cancelled"
+        finally:
+            stream.close()
+    finally:
+        runner.close()
+    if len(outcomes) < len(configs):
+        status = "cancelled"
+    return outcomes, status
+
+
+def _groups(configs: list[dict[str, Any]], outcomes: dict[int, Any], key: str) -> dict[Any, list[Any]]:
+    """Outcomes of the groups whose tasks all finished, in the sequential loop's order."""
+    out: dict[Any, list[Any]] = {}
+    for i, c in enumerate(configs):
+        out.setdefault(c[key], []).append(outcomes.get(i))
+    return {k: v for k, v in out.items() if all(x is not None for x in v)}
+
+
 def _start(name: str, config: dict, out, runs_root, device) -> Run:
     from workbench.device import describe
 
@@ -100,11 +216,10 @@ def _start(name: str, config: dict, out, runs_root, device) -> Run:
 
 def pooling_study(*, seeds: int = 3, epochs: int = 3, n: int = 128, out=None, runs_root=None,
                   device: str | torch.device = "cpu", cancel: CancelToken | None = None,
-                  figure=None) -> Generator[Event, None, dict]:
+                  figure=None, executor: dict | None = None) -> Generator[Event, None, dict]:
     from workbench.deformation.job import sensitivity_plot
     from workbench.export.render import save_run_figure
     from workbench.models.architectures import DOWNSAMPLINGS
-    from workbench.models.train import train_classifier
 
     cancel = cancel or CancelToken()
     device = torch.device(device)
@@ -114,29 +229,21 @@ def pooling_study(*, seeds: int = 3, epochs: int = 3, n: int = 128, out=None, ru
     yield Artifact("run", str(run.path))
 
     def body():
-        images = load_digits32("test")[0][:n]
-        progress = _Progress(len(DOWNSAMPLINGS) * seeds * 3)
         started = time.monotonic()
-        per: dict[str, dict[str, Any]] = {}
-        status = "done"
-        try:
-            for d in DOWNSAMPLINGS:
-                init_r, trained_r, acc = [], [], []
-                for s in range(seeds):
-                    module = _fresh(d, "truncnormal", s)
-                    init_r.append((yield from progress.forward(_measure(module, images, s, 1, cancel, device), f"{d} init")))
-                    res = yield from progress.forward(train_classifier(module, epochs=epochs, seed=s, device=device,
-                                                                       cancel=cancel), f"{d} train seed {s}")
-                    acc.append(res["test_accuracy"])
-                    module.eval()
-                    trained_r.append((yield from progress.forward(_measure(module, images, s, 1, cancel, device),
-                                                                  f"{d} trained")))
-                    if not (init_r[-1].complete and trained_r[-1].complete):
-                        raise Cancelled()
-                per[d] = {"init": _stack(init_r), "trained": _stack(trained_r), "test_accuracy": acc}
-                yield Log(f"{d}: test accuracy {np.mean(acc):.3f}")
-        except (Cancelled, KeyboardInterrupt):
-            status = "cancelled"
+        tasks = [{"study": "pooling", "downsampling": d, "seed": s, "epochs": epochs, "n": n, "device": str(device)}
+                 for d in DOWNSAMPLINGS for s in range(seeds)]
+
+        def logged(d, outs):
+            yield Log(f"{d}: test accuracy {np.mean([o['test_accuracy'] for o in outs]):.3f}")
+
+        outcomes, status = yield from _run_tasks(tasks, executor or LOCAL, cancel,
+                                                 lambda c: f"{c['downsampling']} seed {c['seed']}",
+                                                 lambda c: c["downsampling"], logged)
+        per: dict[str, dict[str, Any]] = {
+            d: {"init": _stack([_result(o["init"]) for o in outs]),
+                "trained": _stack([_result(o["trained"]) for o in outs]),
+                "test_accuracy": [o["test_accuracy"] for o in outs]}
+            for d, outs in _groups(tasks, outcomes, "downsampling").items()}
         seconds = time.monotonic() - started
         metrics: dict[str, Any] = {"config": config, "seconds": round(seconds, 1), "complete": status == "done",
                                    "variants": {}}
@@ -172,9 +279,8 @@ def _later_layer_comparison(results: dict[str, SensitivityResult]) -> dict[str, 
 
 def smoothing_study(*, seeds: int = 3, n: int = 128, sigmas=SMOOTHING_SIZE["sigmas"], architecture: str = "subsample",
                     out=None, runs_root=None, device: str | torch.device = "cpu",
-                    cancel: CancelToken | None = None, figure=None) -> Generator[Event, None, dict]:
-    from workbench.deformation.smoothness import filter_smoothness
-
+                    cancel: CancelToken | None = None, figure=None,
+                    executor: dict | None = None) -> Generator[Event, None, dict]:
     cancel = cancel or CancelToken()
     device = torch.device(device)
     config = {"study": "smoothing", "architecture": f"cifar-vgg-{architecture}", "seeds": seeds, "n": n,
@@ -183,26 +289,15 @@ def smoothing_study(*, seeds: int = 3, n: int = 128, sigmas=SMOOTHING_SIZE["sigm
     yield Artifact("run", str(run.path))
 
     def body():
-        images = load_digits32("test")[0][:n]
-        progress = _Progress(len(sigmas) * seeds)
         started = time.monotonic()
-        per: dict[float, SensitivityResult] = {}
-        ntv: dict[float, float] = {}
-        status = "done"
-        try:
-            for sigma in sigmas:
-                results, smooth = [], []
-                for s in range(seeds):
-                    module = _fresh(architecture, f"gaussian:{sigma}" if sigma > 0 else "truncnormal", s)
-                    smooth.append(np.mean([x.ntv for x in filter_smoothness(module)]))
-                    r = yield from progress.forward(_measure(module, images, s, 1, cancel, device), f"σ={sigma}")
-                    if not r.complete:
-                        raise Cancelled()
-                    results.append(r)
-                per[sigma] = _stack(results)
-                ntv[sigma] = float(np.mean(smooth))
-        except (Cancelled, KeyboardInterrupt):
-            status = "cancelled"
+        tasks = [{"study": "smoothing", "architecture": architecture, "sigma": sigma, "seed": s, "n": n,
+                  "device": str(device)} for sigma in sigmas for s in range(seeds)]
+        outcomes, status = yield from _run_tasks(tasks, executor or LOCAL, cancel, lambda c: f"σ={c['sigma']}",
+                                                 lambda c: c["sigma"], lambda key, outs: ())
+        groups = _groups(tasks, outcomes, "sigma")
+        per: dict[float, SensitivityResult] = {
+            sigma: _stack([_result(o["sensitivity"]) for o in outs]) for sigma, outs in groups.items()}
+        ntv: dict[float, float] = {sigma: float(np.mean([o["ntv"] for o in outs])) for sigma, outs in groups.items()}
         metrics: dict[str, Any] = {"config": config, "seconds": round(time.monotonic() - started, 1),
                                    "complete": status == "done", "sigmas": {}}
         for sigma, r in per.items():
@@ -257,12 +352,12 @@ def synthetic_prototypes() -> torch.Tensor:
 def synthetic_study(*, seeds: int = 3, epochs: int = 8, per_class: int = 64, strengths=SYNTHETIC_SIZE["strengths"],
                     architecture: str = "maxpool", blocks=SYNTHETIC_SIZE["blocks"], out=None, runs_root=None,
                     device: str | torch.device = "cpu",
-                    cancel: CancelToken | None = None, figure=None) -> Generator[Event, None, dict]:
+                    cancel: CancelToken | None = None, figure=None,
+                    executor: dict | None = None) -> Generator[Event, None, dict]:
     from workbench.export.figures import FigureGrid
     from workbench.export.plots import HLine, Series, line_figure
     from workbench.export.render import save_run_figure
-    from workbench.models.train import train_classifier
-    from workbench.deformation.smoothness import PAPER_INIT_NTV, filter_smoothness
+    from workbench.deformation.smoothness import PAPER_INIT_NTV
 
     cancel = cancel or CancelToken()
     device = torch.device(device)
@@ -278,36 +373,26 @@ def synthetic_study(*, seeds: int = 3, epochs: int = 8, per_class: int = 64, str
                     for j in range(2)]
         save_run_figure(run, "synthetic_examples", FigureGrid(
             examples, row_labels=[f"C = {c:g}" if j == 0 else "" for c in strengths for j in range(2)],
-            col_labels=[f"class {k}" for k in range(10)],
-            title="Synthetic deformation tasks: class k = deformations of the k-th prototype digit").figure(figure),
-            figure)
-        progress = _Progress(len(strengths) * seeds)
+            col_labels=[str(k) for k in range(10)],
+            title="Synthetic tasks: class k (column) = deformations of the k-th prototype digit, "
+                  "of strength C px (rows)").figure(figure), figure)
         started = time.monotonic()
-        per: dict[float, np.ndarray] = {}
-        layer_names: list[str] = []
-        accuracy: dict[float, list[float]] = {}
-        init_ntv: list[float] = []
-        status = "done"
-        try:
-            for c in strengths:
-                rows, acc = [], []
-                for s in range(seeds):
-                    module = _fresh(architecture, "truncnormal", s, blocks)
-                    init_ntv.extend(x.ntv for x in filter_smoothness(module))
-                    train = synthetic_task(c, per_class, seed=10_000 + s)
-                    test = synthetic_task(c, max(per_class // 4, 4), seed=20_000 + s)
-                    res = yield from progress.forward(train_classifier(
-                        module, epochs=epochs, seed=s, train_data=train, test_data=test, device=device, cancel=cancel),
-                        f"C={c:g} seed {s}")
-                    acc.append(res["test_accuracy"])
-                    layers = filter_smoothness(module.cpu())
-                    layer_names = [x.layer for x in layers]
-                    rows.append([x.ntv for x in layers])
-                per[c] = np.array(rows)
-                accuracy[c] = acc
-                yield Log(f"C={c:g}: mean NTV {per[c].mean():.4f}, test accuracy {np.mean(acc):.3f}")
-        except (Cancelled, KeyboardInterrupt):
-            status = "cancelled"
+        tasks = [{"study": "synthetic", "architecture": architecture, "blocks": [list(b) for b in blocks],
+                  "strength": c, "seed": s, "epochs": epochs, "per_class": per_class, "device": str(device)}
+                 for c in strengths for s in range(seeds)]
+
+        def logged(c, outs):
+            yield Log(f"C={c:g}: mean NTV {np.array([o['ntv'] for o in outs]).mean():.4f}, "
+                      f"test accuracy {np.mean([o['test_accuracy'] for o in outs]):.3f}")
+
+        outcomes, status = yield from _run_tasks(tasks, executor or LOCAL, cancel,
+                                                 lambda t: f"C={t['strength']:g} seed {t['seed']}",
+                                                 lambda t: t["strength"], logged)
+        groups = _groups(tasks, outcomes, "strength")
+        per: dict[float, np.ndarray] = {c: np.array([o["ntv"] for o in outs]) for c, outs in groups.items()}
+        accuracy: dict[float, list[float]] = {c: [o["test_accuracy"] for o in outs] for c, outs in groups.items()}
+        layer_names: list[str] = next((outs[0]["layers"] for outs in groups.values()), [])
+        init_ntv: list[float] = [v for c, outs in groups.items() for o in outs for v in o["init_ntv"]]
         metrics: dict[str, Any] = {"config": config, "seconds": round(time.monotonic() - started, 1),
                                    "complete": status == "done", "init_ntv": float(np.mean(init_ntv)) if init_ntv else None,
                                    "strengths": {}}
@@ -396,14 +481,25 @@ STUDY_LIMITS = {"seeds": 1000, "epochs": 1000, "n": 10_000}
 
 
 def run_study(name: str, *, out=None, runs_root=None, device: str = "auto", cancel: CancelToken | None = None,
-              figure=None, **size) -> Generator[Event, None, dict]:
+              figure=None, executor: str = "local", workers: int | None = None, address: str | None = None,
+              **size) -> Generator[Event, None, dict]:
     """Run the study ``name`` (``size``: seeds, epochs, n); ``figure`` is a
-    :class:`~workbench.export.style.FigureStyle` for its plots (default: a page width)."""
+    :class:`~workbench.export.style.FigureStyle` for its plots (default: a page width). Its tasks
+    run on ``executor`` (local, process with ``workers`` processes, or ray: an embedded Ray of
+    ``workers`` CPUs or the cluster at ``address``)."""
     from workbench import limits
+    from workbench.config.sweep import EXECUTORS, MAX_WORKERS
     from workbench.device import resolve_device
 
     if name not in STUDIES:
         raise UserError(f"unknown study '{name}': use one of {', '.join(STUDIES)}")
+    limits.choice("--executor", executor, EXECUTORS)
+    if workers is not None:
+        limits.integer("--workers", workers, 1, MAX_WORKERS)
+    if address is not None:
+        if executor != "ray":
+            raise UserError("--address is for --executor ray")
+        limits.text("--address", address)
     for key, value in size.items():
         if value is not None:
             limits.integer(f"--{key}", value, 2 if key == "n" else 1, STUDY_LIMITS[key])
@@ -411,5 +507,6 @@ def run_study(name: str, *, out=None, runs_root=None, device: str = "auto", canc
         size.pop("epochs", None)
     if name == "synthetic":
         size.pop("n", None)
+    options = {"executor": executor, "workers": workers, "address": address}
     return (yield from STUDIES[name].job(out=out, runs_root=runs_root, device=resolve_device(device), cancel=cancel,
-                                         figure=figure, **size))
+                                         figure=figure, executor=options, **size))

@@ -4,7 +4,8 @@ Each executor's :meth:`run` takes (index, config, folder) triples and yields (in
 exception) as cells finish, polling ``cancel`` between completions; closing the generator (Ctrl+C,
 a cancel) stops the cells still queued or running, whose folders their jobs mark ``cancelled``.
 Every cell runs :func:`workbench.sweep.cell.run_cell` with the same fixed thread count, so the
-same seeds give the same numbers on every executor.
+same seeds give the same numbers on every executor. ``function`` replaces ``run_cell`` by another
+module-level ``function(config, folder, threads, cancel=None)`` (the deformation studies' tasks).
 """
 
 from __future__ import annotations
@@ -30,17 +31,19 @@ class LocalExecutor:
 
     name = "local"
 
-    def __init__(self, threads: int = 1, **_: Any) -> None:
+    def __init__(self, threads: int = 1, function=None, **_: Any) -> None:
         self.threads = threads
+        self.function = function
 
     def run(self, tasks: Iterable[Task], cancel) -> Iterator[tuple[int, Any]]:
         from workbench.jobs import Cancelled
         from workbench.sweep.cell import run_cell
 
+        function = self.function or run_cell
         for index, config, folder in tasks:
             cancel.check()
             try:
-                outcome: Any = run_cell(config, folder, self.threads, cancel=cancel)
+                outcome: Any = function(config, folder, self.threads, cancel=cancel)
             except Cancelled:
                 raise
             except Exception as exc:  # one failed cell does not stop the sweep
@@ -56,13 +59,14 @@ class ProcessExecutor:
 
     name = "process"
 
-    def __init__(self, threads: int = 1, workers: int | None = None, **_: Any) -> None:
+    def __init__(self, threads: int = 1, workers: int | None = None, function=None, **_: Any) -> None:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
         from workbench.sweep.cell import worker_init
 
         self.threads = threads
+        self.function = function
         self.workers = workers or default_workers()
         self.pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"),
                                         initializer=worker_init)
@@ -72,7 +76,7 @@ class ProcessExecutor:
 
         from workbench.sweep.cell import run_cell
 
-        futures = {self.pool.submit(run_cell, config, folder, self.threads): index for index, config, folder in tasks}
+        futures = {self.pool.submit(self.function or run_cell, config, folder, self.threads): index for index, config, folder in tasks}
         pending = set(futures)
         try:
             while pending:
@@ -108,7 +112,7 @@ class RayExecutor:
     name = "ray"
 
     def __init__(self, threads: int = 1, workers: int | None = None, address: str | None = None,
-                 device: str = "auto", **_: Any) -> None:
+                 device: str = "auto", function=None, **_: Any) -> None:
         try:
             import ray
         except ImportError:
@@ -129,7 +133,7 @@ class RayExecutor:
             raise UserError(f"--device {device} but the Ray cluster has no GPUs: use --device cpu or auto")
         from workbench.sweep.cell import run_cell
 
-        self.task = ray.remote(num_cpus=threads, num_gpus=1 if wants_gpu else 0, max_retries=0)(run_cell)
+        self.task = ray.remote(num_cpus=threads, num_gpus=1 if wants_gpu else 0, max_retries=0)(function or run_cell)
 
     def run(self, tasks: Iterable[Task], cancel) -> Iterator[tuple[int, Any]]:
         ray = self.ray
