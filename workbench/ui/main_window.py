@@ -365,10 +365,10 @@ class MainWindow(QMainWindow):
                 self.setGeometry(self._saved_geometry)
             for delay in (0, 300):  # a window manager puts its frame back a little later
                 QTimer.singleShot(delay, self.keep_on_screen)
-        for delay in (0, 300):  # re-tabbing leaves orphan tab bars behind
-            QTimer.singleShot(delay, self._hide_stray_tab_bars)
             if self._saved_state is not None:
                 self.restoreState(self._saved_state, LAYOUT_VERSION)
+        for delay in (0, 300):  # re-tabbing leaves orphan tab bars behind
+            QTimer.singleShot(delay, self._hide_stray_tab_bars)
         self.presentation = on
         self.presentation_action.setChecked(on)
 

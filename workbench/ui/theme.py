@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pyqtgraph as pg
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QColor, QFont, QPalette
 from PySide6.QtWidgets import QApplication, QWidget
 
@@ -119,6 +119,10 @@ def scale_plot(plot: pg.PlotWidget, scale: float) -> None:
             legend.setLabelTextSize(f"{float(size[:-2]) * scale:g}pt")
             for _sample, label in legend.items:
                 label.setText(label.text)  # setLabelTextSize alone redraws nothing
+            # a legend laid out beside the plot takes its entries' new size, once they have it
+            legend.layout.activate()
+            legend.updateSize()
+            QTimer.singleShot(0, legend.updateSize)
     for data in item.listDataItems():
         if isinstance(data, pg.PlotDataItem):
             pen = data.opts.get("pen")

@@ -9,14 +9,14 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QImage, QPixmap
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QFrame, QGridLayout, QHBoxLayout,
-                               QLabel, QProgressBar, QPushButton, QScrollArea, QSizePolicy, QSpinBox, QVBoxLayout,
-                               QWidget)
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGridLayout, QHBoxLayout, QLabel,
+                               QProgressBar, QPushButton, QSizePolicy, QSpinBox, QVBoxLayout, QWidget)
 
 from workbench.config.deformation import DeformConfig
 from workbench.ui import theme
 from workbench.ui.docks import BaseDock
 from workbench.ui.widgets.plot_export import choose_plot_file, export_plot
+from workbench.ui.widgets.scroll_column import ScrollColumn
 from workbench.ui.worker import JobRunner, LatestJobSlot
 
 COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f")
@@ -102,13 +102,7 @@ class DeformationDock(BaseDock):
         self.progress = QProgressBar()
         self.progress.setTextVisible(True)
         left.addWidget(self.progress)
-        scroll = QScrollArea()
-        scroll.setWidgetResizable(True)
-        scroll.setFrameShape(QFrame.Shape.NoFrame)
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        scroll.setWidget(column)
-        scroll.setMinimumWidth(column.minimumSizeHint().width() + scroll.verticalScrollBar().sizeHint().width())
-        outer.addWidget(scroll, 0)
+        outer.addWidget(ScrollColumn(column), 0)
 
         self.plot = pg.PlotWidget()
         self.plot.showGrid(x=False, y=True, alpha=0.25)
@@ -279,6 +273,7 @@ class DeformationDock(BaseDock):
             return
         names = [row["layer"] for row in self.results[0][1]["layers"]]
         self.plot.getAxis("bottom").setTicks(layer_ticks(names))
+        self.plot.setXRange(-0.5, len(names) - 0.5, padding=0)  # room for the first and last names
         for k, (label, metrics) in enumerate(self.results):
             rows = metrics["layers"]
             x = np.arange(len(rows), dtype=float)

@@ -7,12 +7,12 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QCheckBox, QFrame, QHBoxLayout, QProgressBar, QPushButton, QScrollArea,
-                               QVBoxLayout, QWidget)
+from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QProgressBar, QPushButton, QVBoxLayout, QWidget
 
 from workbench.ui import theme
 from workbench.ui.docks import BaseDock
 from workbench.ui.widgets.elided_label import ElidedLabel
+from workbench.ui.widgets.scroll_column import ScrollColumn
 from workbench.ui.widgets.plot_export import choose_plot_file, export_plot
 from workbench.ui.docks.deformation_dock import COLORS, layer_ticks
 from workbench.ui.worker import JobRunner
@@ -32,8 +32,8 @@ class SmoothnessDock(BaseDock):
         outer.setContentsMargins(4, 4, 4, 4)
         self.plot = pg.PlotWidget()
         self.plot.showGrid(x=False, y=True, alpha=0.25)
-        self.plot.setLabel("bottom", "conv layer")
-        self.plot.setLabel("left", "normalized TV (lower = smoother)")
+        self.plot.setLabel("bottom", "conv layer (lower TV: smoother filters)")
+        self.plot.setLabel("left", "normalized TV")
         self.plot.getAxis("left").enableAutoSIPrefix(False)
         self.legend = self.plot.addLegend(offset=(10, 10))
         # the controls are a narrow column beside the plot (a row of them made the dock, and so
@@ -61,13 +61,7 @@ class SmoothnessDock(BaseDock):
         for w in (self.export_button, self.progress, self.status):
             layout.addWidget(w)
         layout.addStretch(1)
-        scroll = QScrollArea()
-        scroll.setWidgetResizable(True)
-        scroll.setFrameShape(QFrame.Shape.NoFrame)
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        scroll.setWidget(controls)
-        scroll.setMinimumWidth(controls.sizeHint().width() + scroll.verticalScrollBar().sizeHint().width())
-        outer.addWidget(scroll, 0)
+        outer.addWidget(ScrollColumn(controls), 0)
         outer.addWidget(self.plot, 1)
         self.setWidget(body)
 
@@ -139,6 +133,7 @@ class SmoothnessDock(BaseDock):
             return
         longest = max((m["layers"] for _, m in self.results), key=len)
         self.plot.getAxis("bottom").setTicks(layer_ticks([r["layer"] for r in longest]))
+        self.plot.setXRange(-0.5, len(longest) - 0.5, padding=0)  # room for the first and last names
         for k, (label, metrics) in enumerate(self.results):
             y = np.array([r["ntv"] for r in metrics["layers"]])
             color = pg.mkColor(COLORS[k % len(COLORS)])
@@ -150,7 +145,7 @@ class SmoothnessDock(BaseDock):
             ink = pg.getConfigOption("foreground")  # black on a light theme, light grey on a dark one
             line = pg.InfiniteLine(pos=level, angle=0, pen=pg.mkPen(ink, width=2, style=Qt.PenStyle.DotLine),
                                    label=f"initialization {level:.3f}",
-                                   labelOpts={"position": 0.85, "color": ink, "anchors": [(1, 1), (1, 1)]})
+                                   labelOpts={"position": 0.85, "color": ink, "anchors": [(1, 0), (1, 0)]})  # below: in view
             self.plot.addItem(line)
             self._items.append(line)
             self.status.setText(f"fresh truncated-normal init: {level:.3f}")
