@@ -142,6 +142,14 @@ def test_a_maximisation_stays_on_the_energy_plot_and_reopens(qtbot, qapp, digits
     assert f"→ {session.model.class_names[m['predictions'][1]]} {100 * m['probabilities'][1]:.0f} %" in live.captions[1]
     hh, ww, columns, pad = live.grid._geometry
     assert live.pixel_at(ww + pad + 3, 5) == f"restart 2 · x 3, y 5 · {result.images[1][5, 3, 0]:.3f}"
+    view = live.grid.view
+    assert view.state["mouseEnabled"] == [True, True]  # the wheel zooms, a drag pans
+    fitted = view.viewRange()
+    view.scaleBy((0.25, 0.25))
+    view.translateBy((3, 2))
+    assert view.viewRange()[0][1] - view.viewRange()[0][0] < 0.5 * (fitted[0][1] - fitted[0][0])
+    live.fit()
+    np.testing.assert_allclose(view.viewRange(), fitted, atol=0.5)
 
     # the run folder keeps the curves; Reopen brings back images, metrics and energies
     folder = result.run.path

@@ -477,7 +477,8 @@ class Session(QObject):
         if reopened.result is not None:
             self.last_result = reopened.result
             self.last_config = {**reopened.config, "model": reopened.config.get("model") or reopened.result.metrics.get("model")}
-        self.run_reopened.emit(reopened)
+        if reopened.result is not None or reopened.config.get("method") in PREIMAGE_METHODS:
+            self.run_reopened.emit(reopened)  # another kind of run (deform, ...) leaves the views as they are
 
     def _is_current(self, spec: ModelSpec) -> bool:
         model = self.model

@@ -60,6 +60,8 @@ class LiveView(QWidget):
         self.captions: list[str] = []          # under each tile (metrics of a finished run), or none
         self._caption_items: list[pg.TextItem] = []
         self._caption_key: tuple | None = None
+        self._with_reference = False
+        session.model_changed.connect(self._on_model_for_captions)
         self._metrics: dict | None = None      # the shown result's metrics
         self.frames_received = 0
         self.reference: np.ndarray | None = None
@@ -168,7 +170,8 @@ class LiveView(QWidget):
         else:
             self.grid.clear_tiles()
         self.tiles, self.tile_labels = tiles, labels
-        self._caption(with_reference and len(tiles) == 1 + (0 if images is None else len(images)))
+        self._with_reference = with_reference and len(tiles) == 1 + (0 if images is None else len(images))
+        self._caption(self._with_reference)
 
     # --- captions, zoom and the pixel readout --------------------------------------------------
     def restart_captions(self, with_reference: bool) -> list[str]:
@@ -206,6 +209,12 @@ class LiveView(QWidget):
                 lines.append(label)
             out.append("\n".join(lines))
         return out
+
+    def _on_model_for_captions(self, _model) -> None:
+        """A reopened run's classes get their names once its model is loaded."""
+        if self._metrics:
+            self._caption_key = None
+            self._caption(self._with_reference)
 
     def _class_names(self, metrics: dict):
         model = self.session.model
