@@ -224,8 +224,9 @@ class MethodDock(BaseDock):
         self.session.update_config(**{**DEFAULT_CONFIG, **keep})
 
     #: Config fields the dock leaves alone: the model and layer are picked in their own docks;
-    #: B+, V, the schedule and the snapshot rate keep their defaults (the CLI and API set them).
-    NOT_EDITED = ("model", "layer", "B_plus", "V", "schedule", "snapshot_every")
+    #: B+, V, the schedule, the snapshot rate and the --tol stopping rule keep their defaults (the
+    #: window runs the paper's fixed 300+50 schedule; the CLI, sweeps and the API set them).
+    NOT_EDITED = ("model", "layer", "B_plus", "V", "schedule", "snapshot_every", "tol", "tol_window", "min_iters")
 
     # --- session → widgets --------------------------------------------------------------------
     def _on_config_changed(self, config: dict) -> None:
