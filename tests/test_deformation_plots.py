@@ -74,3 +74,23 @@ def test_displacement_arrows_are_vector_paths_over_the_original(tmp_path):
     assert len(preview) == 1 and preview[0].dtype == np.uint8
     red = (preview[0][..., 0] > 180) & (preview[0][..., 1] < 90) & (preview[0][..., 2] < 90)
     assert red.sum() > 20  # the arrows, drawn over a black image
+
+
+def test_models_with_different_layers_share_a_depth_axis_and_say_which_is_untrained():
+    runs = [("digits-vgg", {"model": "digits-vgg", "trained": True, "init_ntv": 1.86,
+                            "layers": [{"layer": f"conv{k}", "ntv": 1.7} for k in range(1, 6)]}),
+            ("cifar-vgg-maxpool", {"model": "cifar-vgg-maxpool", "trained": False, "init_ntv": 1.86,
+                                   "layers": [{"layer": f"conv{k}_1", "ntv": 1.8} for k in range(1, 9)]})]
+    fig = smoothness_plot_of_runs(runs, LOW)
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == [str(k) for k in range(1, 9)]
+    assert "depth" in ax.get_xlabel()
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "cifar-vgg-maxpool · UNTRAINED weights" in legend and "digits-vgg" in legend
+
+
+def test_equivalent_layers_of_the_same_depth_keep_both_names():
+    rows = lambda names: {"layers": [{"layer": n, "mean": 0.1, "std": 0.0} for n in names]}  # noqa: E731
+    fig = sensitivity_plot([("maxpool", rows(["input", "down1"])), ("strided-relu", rows(["input", "down1_relu"]))],
+                           style=LOW)
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["input", "down1/down1_relu"]

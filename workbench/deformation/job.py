@@ -188,8 +188,18 @@ def sensitivity_plot(results: list[tuple[str, SensitivityResult | dict[str, Any]
 
     curves = [(label, *_curve(r)) for label, r in results]
     series = [Series(label, mean, 2 * std) for label, _, mean, std in curves]
-    return line_figure(series, x_labels=curves[0][1], title=title, xlabel="layer",
+    names, xlabel = _shared_layers([layers for _, layers, _, _ in curves], "layer")
+    return line_figure(series, x_labels=names, title=title, xlabel=xlabel,
                        ylabel="normalized cosine distance (mean ± 2 std)", style=style)
+
+
+def _shared_layers(lists: list[list[str]], what: str) -> tuple[list[str], str]:
+    """The x axis of curves over layers: their names when every curve has as many layers (where
+    the names differ, each name: ``down1/down1_relu``), else the depth (1 = the first), so no
+    curve is drawn over another model's layer names."""
+    if all(len(names) == len(lists[0]) for names in lists):
+        return ["/".join(dict.fromkeys(column)) for column in zip(*lists)], what
+    return [str(k + 1) for k in range(max(len(names) for names in lists))], f"{what} (depth; the models' layers differ)"
 
 
 def _curve(result: SensitivityResult | dict[str, Any]) -> tuple[list[str], np.ndarray, np.ndarray]:
@@ -203,11 +213,11 @@ def _curve(result: SensitivityResult | dict[str, Any]) -> tuple[list[str], np.nd
 def sensitivity_title(results: list[tuple[str, dict[str, Any]]]) -> str:
     """The title of a deformation plot of deform runs' metrics: the model (one) or the comparison,
     with the untrained mark where a model was never trained."""
-    untrained = any(untrained_mark(m.get("model", label), m.get("trained")) for label, m in results)
+    untrained = [m.get("model", label) for label, m in results if untrained_mark(m.get("model", label), m.get("trained"))]
     if len(results) == 1:
         label, m = results[0]
         return f"{m.get('model', label)}{untrained_mark(m.get('model', label), m.get('trained'))}: deformation sensitivity"
-    return "Deformation sensitivity" + (f" · {_mark()}" if untrained else "")
+    return "Deformation sensitivity" + (f" · {_mark()}: {', '.join(dict.fromkeys(untrained))}" if untrained else "")
 
 
 def _mark() -> str:
@@ -363,8 +373,8 @@ def smoothness_plot(models: list[tuple[str, list[dict[str, Any]]]], level: float
 
     series = [Series(name, [r["ntv"] for r in rows]) for name, rows in models]
     hlines = [HLine(level, f"initialization ({level:.3f})")] if level is not None and np.isfinite(level) else []
-    longest = max((rows for _, rows in models), key=len)
-    return line_figure(series, x_labels=[r["layer"] for r in longest], xlabel="conv layer",
+    names, xlabel = _shared_layers([[r["layer"] for r in rows] for _, rows in models], "conv layer")
+    return line_figure(series, x_labels=names, xlabel=xlabel,
                        ylabel="normalized total variation TV(W)/|W|1", hlines=hlines, style=style,
                        title="Filter smoothness (lower is smoother)" + (f" · {UNTRAINED_MARK}" if untrained else ""))
 
@@ -372,9 +382,13 @@ def smoothness_plot(models: list[tuple[str, list[dict[str, Any]]]], level: float
 def smoothness_plot_of_runs(results: list[tuple[str, dict[str, Any]]], style: FigureStyle | None = None):
     """:func:`smoothness_plot` of smoothness runs' metrics (as the window's Smoothness dock holds them)."""
     levels = [m["init_ntv"] for _, m in results if m.get("init_ntv") is not None]
-    untrained = any(untrained_mark(m.get("model", label), m.get("trained")) for label, m in results)
-    return smoothness_plot([(label, m["layers"]) for label, m in results],
-                           float(np.mean(levels)) if levels else None, untrained, style)
+    if len(results) == 1:
+        label, m = results[0]
+        return smoothness_plot([(label, m["layers"])], float(np.mean(levels)) if levels else None,
+                               bool(untrained_mark(m.get("model", label), m.get("trained"))), style)
+    # several models: each curve's name says whether its weights were trained
+    return smoothness_plot([(label + untrained_mark(m.get("model", label), m.get("trained")), m["layers"])
+                            for label, m in results], float(np.mean(levels)) if levels else None, False, style)
 
 
 def smoothness_job(handle: ModelHandle, *, out: str | Path | None = None, runs_root: str | Path | None = None,

@@ -374,8 +374,8 @@ def synthetic_study(*, seeds: int = 3, epochs: int = 8, per_class: int = 64, str
         save_run_figure(run, "synthetic_examples", FigureGrid(
             examples, row_labels=[f"C = {c:g}" if j == 0 else "" for c in strengths for j in range(2)],
             col_labels=[str(k) for k in range(10)],
-            title="Synthetic tasks: class k (column) = deformations of the k-th prototype digit, "
-                  "of strength C px (rows)").figure(figure), figure)
+            title="Synthetic tasks: class k (columns) is the k-th prototype digit, deformed by up to C px (rows)"
+            ).figure(figure), figure)
         started = time.monotonic()
         tasks = [{"study": "synthetic", "architecture": architecture, "blocks": [list(b) for b in blocks],
                   "strength": c, "seed": s, "epochs": epochs, "per_class": per_class, "device": str(device)}

@@ -20,7 +20,7 @@ import numpy as np
 
 from workbench.errors import UserError
 from workbench.export.plots import to_rgb8
-from workbench.export.render import FORMATS, INK, MUTED, print_context, text_width, wrap
+from workbench.export.render import FORMATS, INK, MUTED, elide, print_context, text_width, wrap
 from workbench.export.style import FigureStyle, style_or_default
 
 
@@ -96,30 +96,35 @@ def _draw_grid(grid: FigureGrid, style: FigureStyle, tile_in: float | None) -> G
     title = wrap(grid.title, width - 2 * margin, f * 1.1) if grid.title else ""
     title_h = (title.count("\n") + 1) * f * 1.1 * 1.3 / 72.0 + pad if title else 0.0
 
-    def label_block(t: float) -> tuple[list[str], float, float]:
-        labels = [wrap(s, t + 0.8 * pad, small) for s in grid.col_labels[:n_cols]]
-        lines = max((s.count("\n") + 1 for s in labels), default=0)
-        return labels, lines * small * 1.3 / 72.0, lines
+    def label_block(t: float):
+        """Column labels and captions fitted to tiles ``t`` inches wide, and the heights they take."""
+        labels = [fit_label(s, t + 0.3 * pad, small) for s in grid.col_labels[:n_cols]]
+        captions = [[fit_label(c, t + 0.3 * pad, small) for c in row] for row in grid.captions]
+        col_lines = max((s.count("\n") + 1 for s, _ in labels), default=0)
+        cap_h = [0.0] * n_rows                                     # each row's captions take what they need
+        for i, row in enumerate(captions[:n_rows]):
+            lines = max((c.count("\n") + 1 for c, _ in row if c), default=0)
+            cap_h[i] = lines * small * 1.25 / 72.0 + 0.3 * pad if lines else 0.0
+        return labels, col_lines * small * 1.3 / 72.0, captions, cap_h
 
-    col_labels, col_h, _ = label_block(tw)
-    caption_h = (small * 1.3 / 72.0 + 0.3 * pad) if any(any(c for c in r) for r in grid.captions) else 0.0
+    col_labels, col_h, captions, caption_h = label_block(tw)
     if tile_in is not None:
         th = tile_in
         tw = th * aspect
     else:
         th = tw / aspect
         if style.slide:  # fit the 16:9 page: tiles shrink until the rows fit its height too
-            room = style.height - 2 * margin - title_h - col_h - n_rows * caption_h - (n_rows - 1) * pad
+            room = style.height - 2 * margin - title_h - col_h - sum(caption_h) - (n_rows - 1) * pad
             if n_rows * th > room:
                 th = max(room / n_rows, 0.1)
                 tw = th * aspect
-                col_labels, col_h, _ = label_block(tw)
+                col_labels, col_h, captions, caption_h = label_block(tw)
     grid_w = left + n_cols * tw + (n_cols - 1) * pad
     if tile_in is not None:  # the figure fits its content: as wide as the grid or the title
         width = max(grid_w, min(text_width(grid.title, f * 1.1), style.width)) + 2 * margin
         title = wrap(grid.title, width - 2 * margin, f * 1.1) if grid.title else ""
         title_h = (title.count("\n") + 1) * f * 1.1 * 1.3 / 72.0 + pad if title else 0.0
-    height = 2 * margin + title_h + col_h + n_rows * (th + caption_h) + (n_rows - 1) * pad
+    height = 2 * margin + title_h + col_h + n_rows * th + sum(caption_h) + (n_rows - 1) * pad
     if style.slide:
         height = max(height, style.height)
     fig = new_figure(width, height)
@@ -127,7 +132,7 @@ def _draw_grid(grid: FigureGrid, style: FigureStyle, tile_in: float | None) -> G
     ax.set_xlim(0, width)
     ax.set_ylim(0, height)
     ax.set_axis_off()
-    content_h = title_h + col_h + n_rows * (th + caption_h) + (n_rows - 1) * pad
+    content_h = title_h + col_h + n_rows * th + sum(caption_h) + (n_rows - 1) * pad
     top = height - margin - max(0.0, (height - 2 * margin - content_h) / 2)   # a slide centres the grid
     x0 = (width - grid_w) / 2 if (style.slide or grid_w < width - 2 * margin - 1e-6) else margin
     title_text = None
@@ -137,13 +142,13 @@ def _draw_grid(grid: FigureGrid, style: FigureStyle, tile_in: float | None) -> G
         title_text = ax.text(tx, top, title, ha="center" if style.slide else "left", va="top", fontsize=f * 1.1,
                              color=INK)
     y = top - title_h
-    for j, label in enumerate(col_labels):
-        ax.text(x0 + left + j * (tw + pad) + tw / 2, y - col_h, label, ha="center", va="bottom", fontsize=small,
+    for j, (label, size) in enumerate(col_labels):
+        ax.text(x0 + left + j * (tw + pad) + tw / 2, y - col_h, label, ha="center", va="bottom", fontsize=size,
                 color=INK, linespacing=1.15)
     y -= col_h
     images, boxes = {}, {}
     for i, row in enumerate(cells):
-        ty = y - i * (th + caption_h + pad) - th
+        ty = y - i * (th + pad) - sum(caption_h[:i]) - th
         if i < len(row_labels) and row_labels[i]:
             ax.text(x0 + left - pad, ty + th / 2, row_labels[i], ha="right", va="center", fontsize=f, color=INK)
         for j, t in enumerate(row):
@@ -153,12 +158,32 @@ def _draw_grid(grid: FigureGrid, style: FigureStyle, tile_in: float | None) -> G
             images[(i, j)] = ax.imshow(t, extent=(tx, tx + tw, ty, ty + th), interpolation="none", aspect="auto",
                                        resample=False, zorder=1)
             boxes[(i, j)] = (tx, ty, tw, th)
-            caption = grid.captions[i][j] if i < len(grid.captions) and j < len(grid.captions[i]) else ""
+            caption, size = captions[i][j] if i < len(captions) and j < len(captions[i]) else ("", small)
             if caption:
-                ax.text(tx + tw / 2, ty - 0.3 * pad, caption, ha="center", va="top", fontsize=small, color=MUTED)
+                ax.text(tx + tw / 2, ty - 0.3 * pad, caption, ha="center", va="top", fontsize=size, color=MUTED,
+                        linespacing=1.1)
     ax.set_xlim(0, width)
     ax.set_ylim(0, height)
     return GridDrawing(fig, ax, images, boxes, title_text, th)
+
+
+def fit_label(text: str, width: float, size: float) -> tuple[str, float]:
+    """``text`` wrapped to ``width`` inches at ``size`` points, or at a smaller size (down to two
+    thirds) where a single word would not fit; returns the text and its size."""
+    if not text:
+        return "", size
+    for scale in (1.0, 0.9, 0.8, 0.7, 0.65):
+        lines = wrap(text, width, size * scale)
+        if all(text_width(line, size * scale) <= width for line in lines.split("\n")):
+            return lines, size * scale
+    size *= 0.65  # a word wider than the tile even so (a long layer name): cut in its middle
+    fitted = []
+    for line in wrap(text, width, size).split("\n"):
+        most = len(line)
+        while most > 4 and text_width(elide(line, most), size) > width:
+            most -= 1
+        fitted.append(elide(line, most))
+    return "\n".join(fitted), size
 
 
 def check_target(path: str | Path, overwrite: bool = False) -> tuple[Path, str]:

@@ -97,10 +97,10 @@ def wrap(text: str, width: float, size: float) -> str:
     if not text or text_width(text, size) <= width:
         return text
     chars = max(8, int(len(text) * width / text_width(text, size)))
-    lines = textwrap.wrap(text, chars, break_on_hyphens=False)
+    lines = textwrap.wrap(text, chars, break_on_hyphens=False, break_long_words=False)
     while chars > 8 and any(text_width(line, size) > width for line in lines):
         chars -= 1
-        lines = textwrap.wrap(text, chars, break_on_hyphens=False)
+        lines = textwrap.wrap(text, chars, break_on_hyphens=False, break_long_words=False)
     return "\n".join(lines)
 
 
