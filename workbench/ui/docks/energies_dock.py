@@ -181,7 +181,7 @@ class EnergiesDock(BaseDock):
         self.restart_view = QComboBox()
         self.restart_view.setToolTip("the mean of the restarts, one restart's terms, or every restart's energy")
         self.restart_view.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-        self.restart_view.setMinimumContentsLength(6)
+        self.restart_view.setMinimumContentsLength(16)  # "mean of restarts" whole
         self.restart_view.currentIndexChanged.connect(self._on_view_changed)
         self.note = QLabel("")
         self.note.setStyleSheet("color: gray")

@@ -187,7 +187,7 @@ class LiveView(QWidget):
             if not isinstance(index, int):
                 return ""
             name = names[index] if names and 0 <= index < len(names) else f"class {index}"
-            return f"→ {name}" + (f" {100 * prob:.0f} %" if isinstance(prob, (int, float)) else "")
+            return f"→ {name}" + (f" ({100 * prob:.0f} %)" if isinstance(prob, (int, float)) else "")
 
         def at(key, i):
             values = m.get(key)
