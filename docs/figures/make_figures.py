@@ -61,7 +61,7 @@ def main() -> int:
             for png, figure in images.items():
                 shutil.copyfile(out / "images" / f"{png}.png", HERE / f"{figure}-{size}.png")
         _smoothness(runs, size, dpi)
-    _animation(runs, "column")  # a slide's GIF (1280 x 720) is too large to keep in the repository
+    _animation(runs, "column")  # a page's style at 96-pixel tiles; a slide's GIF (1280 x 720) is too large to keep
     for name, seconds in report:
         print(f"{name}: {seconds} s")
     print(json.dumps({p.name: p.stat().st_size for p in sorted(HERE.glob("*.png"))}, indent=1))
@@ -79,8 +79,12 @@ def _smoothness(runs: Path, size: str, dpi: int) -> None:
     style = FigureStyle(size, dpi)
     results = []
     for name in ("digits-vgg", "cifar-vgg-maxpool"):
+        out = runs / f"smoothness-{name}-{size}"
+        if (out / "metrics.json").is_file():
+            results.append((name, json.loads((out / "metrics.json").read_text())))
+            continue
         handle = handle_from_loaded(load_model(name, device="cpu"))
-        results.append((name, run_job(smoothness_job(handle, out=runs / f"smoothness-{name}-{size}", figure=style))))
+        results.append((name, run_job(smoothness_job(handle, out=out, figure=style))))
     target = HERE / f"smoothness-{size}.png"
     target.unlink(missing_ok=True)
     save(smoothness_plot_of_runs(results, style), target, style)
@@ -102,9 +106,9 @@ def _animation(runs: Path, size: str) -> None:
         from workbench.preimage.presets import FINE_TUNE_ITERS as fine_tune
     steps = int(config["iters"]) + int(fine_tune)
     kept = [t + 1 for t in range(steps) if t % 10 == 0 or t == steps - 1][:len(frames)]
-    target = HERE / f"animation-{size}.gif"
+    target = HERE / "animation.gif"
     target.unlink(missing_ok=True)
-    save_animation(list(frames[::2]), target, fps=4, tile=64, iterations=kept[::2], style=FigureStyle(size),
+    save_animation(list(frames[::2]), target, fps=4, tile=96, iterations=kept[::2], style=FigureStyle("page"),
                    title=f"{metrics['model']} · {metrics['layer']} · inversion")
 
 

@@ -254,10 +254,10 @@ def pooling_study(*, seeds: int = 3, epochs: int = 3, n: int = 128, out=None, ru
             metrics["comparison"] = _later_layer_comparison({d: v["init"] for d, v in per.items()})
             metrics["comparison_trained"] = _later_layer_comparison({d: v["trained"] for d, v in per.items()})
             save_run_figure(run, "pooling_init", sensitivity_plot(
-                [(d, v["init"]) for d, v in per.items()], f"At initialization ({seeds} nets each, mean ± 2 std)",
+                [(d, v["init"]) for d, v in per.items()], f"At initialization ({_count(seeds, 'net')} each, mean ± 2 std)",
                 style=figure), figure)
             save_run_figure(run, "pooling_trained", sensitivity_plot(
-                [(d, v["trained"]) for d, v in per.items()], f"After {epochs} epochs on digits ({seeds} nets each)",
+                [(d, v["trained"]) for d, v in per.items()], f"After {_count(epochs, 'epoch')} on digits ({_count(seeds, 'net')} each)",
                 style=figure), figure)
         run.write_metrics(metrics)
         run.outcome = None if status == "done" else status
@@ -316,12 +316,17 @@ def smoothing_study(*, seeds: int = 3, n: int = 128, sigmas=SMOOTHING_SIZE["sigm
                 series, x_labels=next(iter(per.values())).layers, xlabel="layer",
                 ylabel="normalized cosine distance (mean ± 2 std)", style=figure,
                 title=f"cifar-vgg-{architecture} at init, filters smoothed with a Gaussian of std σ "
-                      f"({seeds} nets each)"), figure)
+                      f"({_count(seeds, 'net')} each)"), figure)
         run.write_metrics(metrics)
         run.outcome = None if status == "done" else status
         return metrics
 
     return (yield from finalise(run, body(), threads=job_threads(STUDY_INPUT, STUDY_BATCH)))
+
+
+def _count(n: int, what: str) -> str:
+    """``1 net``, ``3 nets``: a figure title's count."""
+    return f"{n} {what}" + ("" if n == 1 else "s")
 
 
 def _shades(k: int) -> list[tuple[int, int, int]]:
@@ -417,7 +422,7 @@ def synthetic_study(*, seeds: int = 3, epochs: int = 8, per_class: int = 64, str
             save_run_figure(run, "synthetic_smoothness", line_figure(
                 series, x_labels=layer_names, xlabel="conv layer", ylabel="normalized total variation (mean ± 2 std)",
                 hlines=[HLine(level, f"initialization ({level:.3f})")], style=figure,
-                title=f"Filter NTV after training on synthetic deformation tasks ({seeds} nets each)"), figure)
+                title=f"Filter NTV after training on synthetic deformation tasks ({_count(seeds, 'net')} each)"), figure)
             save_run_figure(run, "synthetic_by_strength", line_figure(
                 [Series("mean NTV over conv layers", overall,
                         [2 * float(np.std(r.mean(axis=1), ddof=1)) if len(r) > 1 else 0.0 for r in per.values()],
