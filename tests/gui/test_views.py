@@ -139,7 +139,7 @@ def test_a_maximisation_stays_on_the_energy_plot_and_reopens(qtbot, qapp, digits
     m = result.metrics
     assert len(m["probabilities"]) == 2 and all(0 < p <= 1 for p in m["probabilities"])
     assert live.captions[0].startswith(f"activation {m['activation'][0]:.3g}")
-    assert f"→ {session.model.class_names[m['predictions'][1]]} {100 * m['probabilities'][1]:.0f} %" in live.captions[1]
+    assert f"→ {session.model.class_names[m['predictions'][1]]} ({100 * m['probabilities'][1]:.0f} %)" in live.captions[1]
     hh, ww, columns, pad = live.grid._geometry
     assert live.pixel_at(ww + pad + 3, 5) == f"restart 2 · x 3, y 5 · {result.images[1][5, 3, 0]:.3f}"
     view = live.grid.view
