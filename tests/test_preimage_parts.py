@@ -25,10 +25,17 @@ def test_tv_beta_of_constant_is_zero_and_of_a_ramp_matches_the_formula():
     assert tv_beta(torch.full((1, 3, 8, 8), 42.0)).item() == 0.0
     H, W, s, V = 6, 9, 2.5, 10.0
     ramp = (torch.arange(W, dtype=torch.float32) * s).expand(1, 1, H, W).clone()
-    expected = (H - 1) * (W - 1) * s ** 2 / (H * W * V ** 2)
+    expected = H * (W - 1) * s ** 2 / (H * W * V ** 2)  # every row's W − 1 horizontal steps
     assert tv_beta(ramp, beta=2.0, V=V).item() == pytest.approx(expected, rel=1e-6)
     # β = 1 is the plain TV norm: |s| per difference.
-    assert tv_beta(ramp, beta=1.0, V=V).item() == pytest.approx((H - 1) * (W - 1) * s / (H * W * V), rel=1e-4)
+    assert tv_beta(ramp, beta=1.0, V=V).item() == pytest.approx(H * (W - 1) * s / (H * W * V), rel=1e-4)
+
+
+def test_every_pixel_is_in_the_tv_prior():
+    """The corner pixel (H−1, W−1) too: before, it was in no difference and drifted freely."""
+    x = torch.randn(1, 1, 5, 7, requires_grad=True)
+    tv_beta(x, beta=2.0, V=1.0).backward()
+    assert bool((x.grad != 0).all())
 
 
 def test_projection_bounds_every_pixel_vector_and_keeps_the_inside():

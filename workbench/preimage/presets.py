@@ -116,7 +116,7 @@ def preset_V(model, beta: float = BETA, B_value: float | None = None) -> float:
 
     The paper's V = B/6.5 is that value for ImageNet photos (sect. 3.3). For a model trained
     on a bundled dataset we measure it as B is measured: V = (mean over images of
-    Σ_uv (Δ_u² + Δ_v²)^(β/2) / HW)^(1/β). On the digits V = 26.0, where B/6.5 = 16.8 would
+    Σ_uv (Δ_u² + Δ_v²)^(β/2) / HW)^(1/β). On the digits V = 26.3, where B/6.5 = 16.8 would
     make R_TV^β = 2.38 on the test digits instead of 1.00 (tests/test_preimage_parts.py).
     """
     x = _data_in_paper_units(model)

@@ -20,8 +20,10 @@ def alpha_norm(x: torch.Tensor, alpha: float = 6.0, B: float = 80.0) -> torch.Te
 def tv_beta(x: torch.Tensor, beta: float = 2.0, V: float = 80.0 / 6.5) -> torch.Tensor:
     """Bounded variation R_TV^β (sect. 3.2.2): (1 / HWV^β) Σ_uvk (Δ_u² + Δ_v²)^(β/2)."""
     h, w = x.shape[-2:]
-    d_u = x[..., :-1, 1:] - x[..., :-1, :-1]
-    d_v = x[..., 1:, :-1] - x[..., :-1, :-1]
+    # Forward differences, zero past the last column / row, so every pixel is in some term; cropping
+    # both to (H−1)×(W−1) left the corner pixel (H−1, W−1) out of the prior, free to drift.
+    d_u = torch.nn.functional.pad(x[..., :, 1:] - x[..., :, :-1], (0, 1))
+    d_v = torch.nn.functional.pad(x[..., 1:, :] - x[..., :-1, :], (0, 0, 0, 1))
     grad_sq = d_u.pow(2) + d_v.pow(2)
     if beta != 2.0:  # (·)^(β/2) has an infinite slope at 0 for β < 2
         grad_sq = grad_sq + 1e-8
