@@ -1,4 +1,4 @@
-"""Small Qt-free jobs behind the views: the reference image, first-layer filters, feature maps,
+"""Small Qt-free jobs behind the views: the reference image, first-layer filters (feature maps: docks/filters_dock.layer_code),
 the Runs dock's scan and run details, the filter-GAN dock's MDS table and filters.
 
 They run on worker threads like every other job (the GUI thread imports no torch and reads no
@@ -52,32 +52,6 @@ def first_conv_filters(model) -> tuple[str, np.ndarray] | None:
 def filters_job(model, cancel: CancelToken):
     cancel.check()
     return first_conv_filters(model)
-    yield
-
-
-def feature_maps(model, layer: str, reference: np.ndarray, limit: int = 256) -> np.ndarray | None:
-    """Φ_layer(reference) as (C, H, W, 1) tiles, each channel scaled by its own range; None for vectors."""
-    import torch
-
-    with torch.no_grad():
-        x = torch.from_numpy(np.ascontiguousarray(reference)).permute(2, 0, 1)[None].float()
-        mean = torch.tensor(model.mean).view(1, -1, 1, 1)
-        std = torch.tensor(model.std).view(1, -1, 1, 1)
-        device = next(model.module.parameters(), torch.empty(0)).device
-        phi = model.truncate(layer)  # built once per layer by the model, under its own lock
-        code = phi.to(device)(((x - mean) / std).to(device))[0].cpu()
-    if code.ndim != 3:
-        return None
-    code = code[:limit]
-    lo = code.flatten(1).amin(1).view(-1, 1, 1)
-    hi = code.flatten(1).amax(1).view(-1, 1, 1)
-    maps = (code - lo) / (hi - lo).clamp_min(1e-12)
-    return np.ascontiguousarray(maps[..., None].numpy(), dtype=np.float32)
-
-
-def feature_maps_job(model, layer: str, reference: np.ndarray, cancel: CancelToken):
-    cancel.check()
-    return feature_maps(model, layer, reference)
     yield
 
 
