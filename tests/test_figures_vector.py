@@ -266,5 +266,12 @@ def test_export_plot_and_clipboard(dark_plot, qapp, tmp_path):
     assert "digits-vgg" in pdf_text(open(pdf, "rb").read())
     assert export_plot(parent, dark_plot, session, tmp_path / "p.jpg") is None and session.messages[-1][1] == "error"
     copy_figure(figure_from_plot(dark_plot, FigureStyle(dpi=LOW)), FigureStyle(dpi=LOW))
-    data = QGuiApplication.clipboard().mimeData()
-    assert data.hasImage() and b"<text" in bytes(data.data("image/svg+xml"))
+    clipboard = QGuiApplication.clipboard()
+    try:
+        data = clipboard.mimeData()
+        assert data.hasImage() and b"<text" in bytes(data.data("image/svg+xml"))
+    finally:
+        # the offscreen platform's clipboard still holding our data when the interpreter exits
+        # crashes Python's shutdown (exit code 139 after every test passed)
+        clipboard.clear()
+        parent.deleteLater()
