@@ -282,7 +282,7 @@ def test_inverting_hog_of_a_photo_reduces_the_error(tmp_path):
     ‖Φ(x*) − Φ(x0)‖ / N_Φ falls far below that of the noise it starts from (measured at 96²: from 91.7% to
     46.5% in 60 iterations)."""
     from workbench.config.preimage import PreimageConfig
-    from workbench.jobs import Step
+    from workbench.jobs import Step, run_job
     from workbench.preimage.solve import preimage_job
     from workbench.representations.study import _codes, _normaliser
     from workbench.runs import RunStore
@@ -293,16 +293,9 @@ def test_inverting_hog_of_a_photo_reduces_the_error(tmp_path):
     ref_norm = float(torch.linalg.norm(_codes(loaded, phi, ["astronaut"], "cpu")[0]))
     config = PreimageConfig(model="hog", layer="cells", method="invert", image="astronaut", restarts=1, iters=60,
                             fine_tune_iters=0, C=100.0, jitter=1, device="cpu", snapshot_every=0, frame_every=0)
-    job = preimage_job(config, runs=RunStore(tmp_path), out=tmp_path / "hog", model=loaded)
     losses = []
-    while True:
-        try:
-            event = next(job)
-        except StopIteration as stop:
-            result = stop.value
-            break
-        if isinstance(event, Step):
-            losses.append(event.values["loss"])
+    result = run_job(preimage_job(config, runs=RunStore(tmp_path), out=tmp_path / "hog", model=loaded),
+                     lambda event: losses.append(event.values["loss"]) if isinstance(event, Step) else None)
     initial = 100 * math.sqrt(losses[0]) * ref_norm / N
     final = 100 * math.sqrt(result.metrics["reconstruction_error"][0]) * ref_norm / N
     print(f"HOG astronaut 96x96: CVPR error {initial:.1f}% -> {final:.1f}%")

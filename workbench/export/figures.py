@@ -81,7 +81,6 @@ def _draw_grid(grid: FigureGrid, style: FigureStyle, tile_in: float | None) -> G
     n_rows, n_cols = len(cells), max(len(r) for r in cells)
     f = style.font
     small = f * 0.9
-    line = f * 1.3 / 72.0                                           # a text line, inches
     margin = 0.35 if style.slide else 0.04
     pad = max(0.03, 0.012 * style.width)                           # between tiles
     width = style.width

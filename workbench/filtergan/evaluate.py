@@ -56,7 +56,6 @@ filter as nearest real filter (clusters around each real filter).
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 

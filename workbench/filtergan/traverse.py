@@ -41,7 +41,7 @@ the pull of Ψ; ``centre_error`` measures that.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +53,6 @@ from workbench.config import to_dict
 from workbench.config.filtergan import TraversalConfig  # noqa: F401
 from workbench.errors import UserError
 from workbench.jobs import Artifact, CancelToken, Job, Log, Step
-from workbench.resources import shipped_filtergan_run
 from workbench.runs import RunStore, finalise
 from workbench.threads import job_threads
 

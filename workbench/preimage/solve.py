@@ -28,7 +28,6 @@ import numpy as np
 import torch
 
 from workbench.config import to_dict
-from workbench.export.figures import model_caption
 from workbench.config.preimage import (MAX_EXPONENT, MAX_ITERS, MAX_JITTER, MAX_RESTARTS, MAX_WEIGHT,  # noqa: F401
                                          METHODS, SCHEDULES, PreimageConfig)
 from workbench.errors import NonFiniteEnergy, UserError
@@ -486,14 +485,6 @@ def restart_spread(images: np.ndarray) -> dict[str, float]:
     flat = images.reshape(k, -1).astype(np.float64)
     rms = [float(np.sqrt(np.mean((flat[i] - flat[j]) ** 2))) for i in range(k) for j in range(i + 1, k)]
     return {"restart_rms_mean": float(np.mean(rms)), "restart_rms_max": float(np.max(rms))}
-
-
-def _maximized(channel: int, metrics: dict[str, Any]) -> str:
-    """What a maximisation maximized, for titles: a neuron (with its position) or a channel's mean."""
-    if metrics.get("component") == "channel mean":
-        return f"maximize channel {channel} (mean over positions)"
-    neuron = metrics.get("neuron")
-    return f"maximize channel {channel}" + (f", neuron ({neuron[0]}, {neuron[1]})" if neuron else "")
 
 
 def _save(run: Run, config, model, layer, images, reference, metrics, frames, figure=None):

@@ -13,7 +13,7 @@ from pathlib import Path
 from PySide6.QtCore import QByteArray, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (QApplication, QComboBox, QInputDialog, QTabBar, QDialog, QDialogButtonBox, QDoubleSpinBox, QFileDialog,
-                               QFormLayout, QLabel, QMainWindow, QMessageBox, QProgressBar, QPushButton, QSpinBox)
+                               QFormLayout, QMainWindow, QMessageBox, QProgressBar, QPushButton, QSpinBox)
 
 from workbench.ui import theme
 from workbench.ui.docks.energies_dock import EnergiesDock
