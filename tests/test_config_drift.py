@@ -116,11 +116,16 @@ def test_every_model_command_takes_the_whole_model_spec(command):
     (["--model-kwargs", "[1]"], "JSON object"),
     (["--std", "0,1,1"], "between 1e-6"),
 ])
-def test_bad_model_options_are_one_line(argv, message):
-    from workbench.cli.common import model_spec
+def test_bad_model_options_are_one_line(argv, message, capsys):
+    from workbench.cli import main
 
-    with pytest.raises(UserError, match=message):
-        model_spec(_parser("layers").parse_args(["--model", "timm:resnet18", *argv]))
+    try:
+        code = main(["layers", "--model", "timm:resnet18", *argv])
+    except SystemExit as exc:  # argparse's own error for a value it cannot parse
+        code = exc.code
+    assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0], err
 
 
 def test_run_json_records_the_config_and_the_model_spec(tmp_path):

@@ -170,15 +170,22 @@ def add_options(parser, cls: type, *, method: str | None = None, skip: tuple[str
 
 
 def _parser(kind: str, flag: str) -> Callable[[str], Any]:
+    """The text form's parser for argparse: a bad value is argparse's own one-line error (exit 2)."""
+    import argparse
+
     from workbench.config.model import parse_floats, parse_input_size
 
-    if kind == "input_size":
-        return parse_input_size
-    if kind == "names":
-        return lambda text: tuple(n for n in text.replace(",", " ").split() if n)
-    if kind == "ints":
-        return lambda text: parse_ints(flag, text)
-    return lambda text: parse_floats(flag, text)
+    parse = {"input_size": parse_input_size,
+             "names": lambda text: tuple(n for n in text.replace(",", " ").split() if n),
+             "ints": lambda text: parse_ints(flag, text)}.get(kind, lambda text: parse_floats(flag, text))
+
+    def checked(text: str) -> Any:
+        try:
+            return parse(text)
+        except UserError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return checked
 
 
 def parse_ints(flag: str, text: str) -> tuple[int, ...]:
