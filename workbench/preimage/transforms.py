@@ -1,0 +1,89 @@
+"""Transformation robustness: the image the network sees each iteration is a random transform of
+the one being optimised, so only patterns that survive small shifts, scalings and rotations
+are kept (Mahendran & Vedaldi, IJCV 2016, eq. 7: jitter; Olah et al. 2017, "Feature
+Visualization": padding, jitter, scaling and rotation, Lucid's ``standard_transforms``).
+
+Every draw comes from a :class:`torch.Generator`: the same seed gives the same numbers. All
+of a batch's geometric transforms are one affine resampling (``affine_grid`` +
+``grid_sample``), so the cost per iteration does not grow with the number of transforms.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+TRANSFORMS = ("jitter", "standard", "natural")
+
+
+@dataclass(frozen=True)
+class Transforms:
+    """Per-iteration random transforms of a batch of images (N, C, H, W) on the [0, 1] scale.
+
+    ``pad`` pixels of ``pad_value`` are added around the image (Lucid pads 12 px of grey), then
+    every image gets its own scale s ∈ [``scale_min``, ``scale_max``], rotation in
+    ±``degrees`` and shift in ±``jitter`` pixels; the result is resampled to ``out_size``
+    (the model's input). With ``scale_min`` below 1 the network also sees the image smaller,
+    as a photo of the object from further away — the half-resolution robustness of
+    :mod:`workbench.preimage.quality`.
+    """
+
+    jitter: int = 0
+    pad: int = 0
+    scale_min: float = 1.0
+    scale_max: float = 1.0
+    degrees: float = 0.0
+    pad_value: float = 0.5
+
+    def __call__(self, x: torch.Tensor, generator: torch.Generator, out_size: tuple[int, int]) -> torch.Tensor:
+        n = x.shape[0]
+        if self.pad > 0:
+            x = F.pad(x, (self.pad,) * 4, value=self.pad_value)
+        h, w = x.shape[-2:]
+        u = torch.rand((n, 4), generator=generator, dtype=torch.float64)
+        s = self.scale_min + (self.scale_max - self.scale_min) * u[:, 0]
+        a = math.radians(self.degrees) * (2.0 * u[:, 1] - 1.0)
+        tx = self.jitter * (2.0 * u[:, 2] - 1.0)
+        ty = self.jitter * (2.0 * u[:, 3] - 1.0)
+        oh, ow = out_size
+        # in pixels from the centre: input = R(a) · output / s + t; in the normalised coordinates of
+        # affine_grid ([-1, 1] across each side) the entries take the two sides' sizes.
+        cos, sin = torch.cos(a) / s, torch.sin(a) / s
+        theta = torch.zeros((n, 2, 3), dtype=torch.float64)
+        theta[:, 0, 0] = cos * ow / w
+        theta[:, 0, 1] = -sin * oh / w
+        theta[:, 1, 0] = sin * ow / h
+        theta[:, 1, 1] = cos * oh / h
+        theta[:, 0, 2] = 2.0 * tx / w
+        theta[:, 1, 2] = 2.0 * ty / h
+        grid = F.affine_grid(theta.to(x.dtype).to(x.device), [n, x.shape[1], oh, ow], align_corners=False)
+        # outside the image (a scale below 1) is the padding's grey, not a mirror image
+        return F.grid_sample(x - self.pad_value, grid, mode="bilinear", padding_mode="zeros",
+                             align_corners=False) + self.pad_value
+
+    @property
+    def identity(self) -> bool:
+        return self.jitter == 0 and self.pad == 0 and self.scale_min == self.scale_max == 1.0 and self.degrees == 0.0
+
+
+def make_transforms(name: str, stride_jitter: int) -> Transforms:
+    """The transforms called ``name`` (:data:`TRANSFORMS`):
+
+    - ``jitter``: the paper's, a shift of up to ``stride_jitter`` pixels (eq. 7; T = stride/4, sect. 5.2.1);
+    - ``standard``: Lucid's ``standard_transforms`` in one resampling — pad 12, jitter 8 (+4),
+      scale 0.9–1.1, rotation ±10° (Olah et al. 2017);
+    - ``natural``: ``standard`` with scales down to 0.5, so the pattern must also hold at half the
+      size (measured in docs/fidelity.md, "Feature visualisation").
+    """
+    if name == "jitter":
+        return Transforms(jitter=max(0, stride_jitter // 2))
+    if name == "standard":
+        return Transforms(jitter=12, pad=12, scale_min=0.9, scale_max=1.1, degrees=10.0)
+    if name == "natural":
+        return Transforms(jitter=12, pad=12, scale_min=0.5, scale_max=1.1, degrees=10.0)
+    from workbench.errors import UserError
+
+    raise UserError(f"unknown transforms '{name}': use one of {', '.join(TRANSFORMS)}")
