@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import re
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -21,37 +23,100 @@ SAMPLE_PHOTOS = ("astronaut", "coffee", "chelsea", "camera", "rocket", "coins", 
 MAX_IMAGE_PIXELS = 50_000_000
 
 
-def load_image(path: str | Path, max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:
-    """Read an image file with PIL into (H, W, C) float32 in [0, 1].
+#: The raster decoders an image file is ever opened with (Pillow format names) and the file name
+#: suffixes that stand for them. Pillow identifies a file by its content, not its name, and some of
+#: its decoders run programs: EPS/PostScript is rendered by Ghostscript (``gs``), so a PostScript
+#: "image" — named ``photo.png`` or not — would run the code in it. Every image the workbench reads
+#: goes through :func:`open_image`, which lets Pillow try these decoders and no other: each is a
+#: plain raster decoder in Pillow or its bundled C libraries (GIF: the first frame only).
+IMAGE_FORMATS: dict[str, tuple[str, ...]] = {
+    "PNG": (".png",), "JPEG": (".jpg", ".jpeg"), "BMP": (".bmp",), "TIFF": (".tif", ".tiff"),
+    "WEBP": (".webp",), "GIF": (".gif",), "PPM": (".ppm", ".pgm", ".pbm", ".pnm"),
+}
+#: File name suffixes of :data:`IMAGE_FORMATS` (what a folder of images is scanned for).
+IMAGE_SUFFIXES: tuple[str, ...] = tuple(s for suffixes in IMAGE_FORMATS.values() for s in suffixes)
+_READABLE = "PNG, JPEG, BMP, TIFF, WebP, GIF or PPM"
+#: Formats Pillow has no opener for but that are worth naming when refused (first bytes → name).
+_NAMED = ((b"%PDF", "PDF"), (b"<svg", "SVG"), (b"<?xml", "XML/SVG"))
 
-    The size is checked from the header before any pixel is decoded, so a decompression bomb
-    is refused with one line instead of filling the memory; PIL's own bomb warning is caught
-    here, for this call only.
+
+@contextmanager
+def open_image(path: str | Path, max_pixels: int = MAX_IMAGE_PIXELS) -> Iterator[Any]:
+    """The one way the workbench opens an image file: ``with open_image(path) as im`` gives a
+    loaded PIL image.
+
+    Only the raster decoders of :data:`IMAGE_FORMATS` are tried, whatever the file is called, so
+    a file that is PostScript/EPS, PDF or any other format — one Pillow would hand to Ghostscript
+    included — is refused in one line naming its format, and no program ever runs. The size is
+    checked from the header before any pixel is decoded, so a decompression bomb is refused with
+    one line instead of filling the memory (PIL's own bomb warning is caught here, for this call
+    only); a folder, a missing, empty or non-regular file (a FIFO would block the read) likewise.
+    A damaged file is one line whether it fails here or in the caller's block.
     """
     from PIL import Image, UnidentifiedImageError
 
     path = Path(path)
     if path.is_dir():
-        raise UserError(f"{path} is a folder, not an image: give a PNG or JPEG file")
-    if not path.is_file():
+        raise UserError(f"{path} is a folder, not an image: give a {_READABLE} file")
+    if not path.exists():
         raise UserError(f"image file not found: {path}")
+    if not path.is_file():
+        raise UserError(f"{path} is not a regular file: give a {_READABLE} file")
     if path.stat().st_size == 0:
-        raise UserError(f"image file {path} is empty: use a PNG or JPEG file")
+        raise UserError(f"image file {path} is empty: use a {_READABLE} file")
     limit = f"the limit is {max_pixels / 1e6:g} megapixels; scale it down first"
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as im:
-                w, h = im.size
+            warnings.simplefilter("ignore", UserWarning)  # damaged metadata: only the pixels are read
+            try:
+                image = Image.open(path, formats=list(IMAGE_FORMATS))
+            except UnidentifiedImageError:
+                raise UserError(f"cannot read image {path}: {_format_name(path)}; the workbench opens only "
+                                f"{_READABLE} images") from None
+            with image:
+                w, h = image.size
                 if w * h > max_pixels:
                     raise UserError(f"image {path} is {w}×{h} pixels: {limit}")
-                im.load()
-                arr = _as_float(im)
+                image.load()
+                yield image
     except Image.DecompressionBombError:
         raise UserError(f"image {path} is far too large: {limit}") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:  # PIL raises all of these for damaged files
         reason = " ".join(str(exc).split()) or type(exc).__name__
-        raise UserError(f"cannot read image {path}: {reason}; use a PNG or JPEG file") from None
+        raise UserError(f"cannot read image {path}: {reason}; use a {_READABLE} file") from None
+
+
+def _format_name(path: Path) -> str:
+    """What a refused file is, from its first bytes only: Pillow's identification tests (pure byte
+    comparisons; no decoder is opened) and a few formats Pillow has no opener for."""
+    from PIL import Image
+
+    try:
+        with open(path, "rb") as f:
+            head = f.read(64)
+    except OSError:
+        return "it cannot be read"
+    for magic, name in _NAMED:
+        if head.lstrip().startswith(magic):
+            return f"its format is {name}"
+    Image.init()
+    for name in Image.ID:
+        accept = Image.OPEN[name][1]
+        try:
+            if accept is not None and accept(head[:16]):
+                return f"its format is {name}" + (" (PostScript: opening it would run Ghostscript)"
+                                                  if name == "EPS" else "")
+        except Exception:  # an identification test that fails on these bytes names nothing
+            continue
+    return "its format is not one the workbench knows"
+
+
+def load_image(path: str | Path, max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:
+    """Read an image file (:func:`open_image`: allow-listed decoders, size checked from the header)
+    into (H, W, C) float32 in [0, 1]."""
+    with open_image(path, max_pixels) as image:
+        arr = _as_float(image)
     if arr.ndim == 2:
         arr = arr[:, :, None]
     if arr.shape[0] < 1 or arr.shape[1] < 1:

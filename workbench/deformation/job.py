@@ -22,6 +22,7 @@ import torch.nn as nn
 
 from workbench.config import to_dict
 from workbench.config.deformation import DeformConfig  # noqa: F401  (its home before the config package)
+from workbench.data.images import IMAGE_SUFFIXES
 from workbench.deformation.features import INPUT, default_layers
 from workbench.deformation.sensitivity import SensitivityResult, deformation_sensitivity
 from workbench.deformation.tps import control_points, random_deform
@@ -31,8 +32,6 @@ from workbench.export.style import FigureStyle
 from workbench.jobs import Artifact, CancelToken, Event, Log, Step
 from workbench.runs import Run, RunStore, finalise
 from workbench.threads import job_threads
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 
 @dataclass

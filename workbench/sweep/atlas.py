@@ -33,13 +33,14 @@ def atlas_job(config: AtlasConfig, *, cancel: CancelToken | None = None, executo
 
 
 def _tile(folder: Path) -> np.ndarray | None:
-    from PIL import Image
+    """A cell's first restart, read like any image (:func:`~workbench.data.images.open_image`)."""
+    from workbench.data.images import open_image
 
     path = folder / "images" / "restart_1.png"
     if not path.is_file():
         return None
-    arr = np.asarray(Image.open(path).convert("RGB"), dtype=np.float32) / 255.0
-    return arr
+    with open_image(path) as image:
+        return np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
 
 
 def write_atlas(out: Path, config: AtlasConfig, rows: list[dict[str, Any]]) -> list[Path]:

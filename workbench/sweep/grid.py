@@ -12,9 +12,9 @@ from typing import Any
 from workbench.config import to_dict
 from workbench.config.preimage import PreimageConfig
 from workbench.config.sweep import MAX_CELLS, SweepConfig
+from workbench.data.images import IMAGE_SUFFIXES
 from workbench.errors import UserError
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm")
 #: Layers whose code is their input's, left out of ``all``.
 PASS_THROUGH = ("Flatten", "Dropout", "Identity")
 

@@ -114,11 +114,11 @@ def run_details(path: str | Path) -> dict:
                 raise ValueError("not a PNG file")
             if size[0] * size[1] > PREVIEW_PIXELS:
                 raise ValueError(f"{size[0]}×{size[1]} pixels, more than the preview shows ({PREVIEW_PIXELS:,})")
-            from PIL import Image
+            from workbench.data.images import open_image
 
-            with Image.open(png) as image:
+            with open_image(png, PREVIEW_PIXELS) as image:
                 grid = np.ascontiguousarray(np.asarray(image.convert("RGB"), dtype=np.uint8))
-        except (OSError, ValueError, SyntaxError) as exc:  # PIL raises all three for damaged files
+        except (UserError, OSError, ValueError) as exc:
             note = f"images/grid.png cannot be shown: {' '.join(str(exc).split())[:160]}"
     else:
         note = "no images (yet)"

@@ -278,13 +278,14 @@ def _read_png(file: Path, notes: list[str]):
 
     if not file.is_file():
         return None
-    try:
-        from PIL import Image
+    from workbench.data.images import open_image
+    from workbench.errors import UserError
 
-        with Image.open(file) as image:
+    try:
+        with open_image(file) as image:
             array = np.asarray(image.convert("L" if image.mode in ("L", "I", "I;16", "1") else "RGB"), dtype=np.float32)
-    except (OSError, ValueError, SyntaxError) as exc:  # PIL raises all three for damaged files
-        notes.append(f"images/{file.name} cannot be read ({' '.join(str(exc).split())[:80]})")
+    except UserError as exc:
+        notes.append(f"images/{file.name} cannot be read ({' '.join(str(exc).split())[:160]})")
         return None
     array = array[:, :, None] if array.ndim == 2 else array
     return np.ascontiguousarray(array / 255.0, dtype=np.float32)
