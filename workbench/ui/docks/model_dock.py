@@ -125,7 +125,8 @@ class ModelDock(BaseDock):
 
     def _fill_zoo(self, entries) -> None:
         self.zoo.clear()
-        groups = {"bundled": "bundled", "torchvision": "torchvision", "architecture": "paper architecture"}
+        groups = {"bundled": "bundled", "package": "ImageNet, installed package", "torchvision": "torchvision",
+                  "architecture": "paper architecture"}
         for kind, label in groups.items():
             for entry in entries:
                 if entry.kind == kind:
