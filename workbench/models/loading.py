@@ -83,6 +83,28 @@ class NeedsTrust(UserError):
         self.kind = kind
 
 
+#: ``LoadedModel.classes_from`` for names given by :func:`imagenet_rule`.
+IMAGENET_RULE = "ImageNet-1k (a 1000-way head on an ImageNet-normalised net; torchvision's weights metadata)"
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One class of a prediction: its index, its name and its softmax probability."""
+
+    index: int
+    name: str
+    probability: float
+
+
+def _first_tensor(out: Any) -> torch.Tensor | None:
+    """The tensor a forward gives, or the first of a tuple, list or dict result."""
+    while isinstance(out, (tuple, list)) and out:
+        out = out[0]
+    if isinstance(out, dict) and out:
+        out = next(iter(out.values()))
+    return out if isinstance(out, torch.Tensor) else None
+
+
 @dataclass
 class LoadedModel:
     name: str
@@ -103,6 +125,9 @@ class LoadedModel:
     input_from: str | None = None
     #: what reopens the model (files made absolute); ``facts()`` records it in run.json
     spec: ModelSpec | None = None
+    #: where ``class_names`` came from: "the zoo", a sidecar's or --class-names file's name,
+    #: "class_names" (from_module), or IMAGENET_RULE (a 1000-way head on an ImageNet-normalised net)
+    classes_from: str | None = None
     _layers: list[LayerInfo] | None = field(default=None, repr=False, compare=False)
     _truncations: dict[str, nn.Module] = field(default_factory=dict, repr=False, compare=False)
     _lock: threading.RLock = field(default_factory=threading.RLock, repr=False, compare=False)
@@ -175,8 +200,32 @@ class LoadedModel:
         """What run.json records of the model: whether it is trained, where its weights came from,
         and the spec that opens it again (``from_dict(ModelSpec, facts["spec"])``)."""
         spec = self.spec if self.spec is not None else ModelSpec(model=self.name)
-        return {"name": self.name, "trained": bool(self.trained), "source": self.source, "notice": self.notice,
-                "spec": to_dict(spec)}
+        facts = {"name": self.name, "trained": bool(self.trained), "source": self.source, "notice": self.notice,
+                 "spec": to_dict(spec)}
+        if self.class_names is not None:
+            facts["classes"] = {"count": len(self.class_names), "from": self.classes_from}
+        return facts
+
+    def normalize(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Pixels (N, C, H, W) in [0, 1] -> the network's input, (p − mean) / std."""
+        mean = torch.tensor(self.mean, dtype=pixels.dtype, device=pixels.device).view(1, -1, 1, 1)
+        std = torch.tensor(self.std, dtype=pixels.dtype, device=pixels.device).view(1, -1, 1, 1)
+        return (pixels - mean) / std
+
+    def predict(self, pixels: torch.Tensor, k: int = 5) -> list[list[Prediction]]:
+        """The ``k`` most probable classes of each image of ``pixels`` (N, C, H, W) in [0, 1], most
+        probable first: softmax over the forward's output. A :class:`UserError` if the model has no
+        class names (a feature extractor)."""
+        if self.class_names is None:
+            raise UserError(f"{self.name} has no classes (a feature extractor): pass --class-names FILE if it classifies")
+        with torch.no_grad():
+            logits = _first_tensor(self.module(self.normalize(pixels.to(self.device))))
+        if logits is None or logits.dim() != 2 or logits.shape[1] != len(self.class_names):
+            raise UserError(f"{self.name}: its output is not one score per class ({len(self.class_names)} names)")
+        p = logits.float().softmax(1)
+        top = p.topk(min(int(k), p.shape[1]), dim=1)
+        return [[Prediction(int(i), self.class_names[int(i)], float(v)) for v, i in zip(values, indices)]
+                for values, indices in zip(top.values.cpu(), top.indices.cpu())]
 
     def to(self, device: str | torch.device) -> "LoadedModel":
         device = torch.device(device)
@@ -316,6 +365,8 @@ class _Input:
     notice: str | None
     #: the class-names file the user gave (its count is checked against the outputs)
     names_file: str | None = None
+    #: where the class names came from (LoadedModel.classes_from)
+    classes_from: str | None = None
 
 
 def _describe_input(label: str, spec: ModelSpec, module: nn.Module, *,
@@ -328,9 +379,11 @@ def _describe_input(label: str, spec: ModelSpec, module: nn.Module, *,
 
     given: set[str] = set()
     origin: str | None = None
+    classes_from: str | None = None
     if known is not None:
         size, mean, std, class_names = known
         given = {"input_size", "mean", "std"}
+        classes_from = "the architecture" if class_names is not None else None
     else:
         first = next((p for p in module.parameters() if p.dim() == 4), None)  # the first conv's weight
         grey = first is not None and first.shape[1] == 1
@@ -358,6 +411,7 @@ def _describe_input(label: str, spec: ModelSpec, module: nn.Module, *,
                                           and all(isinstance(n, (str, int)) and not isinstance(n, bool) for n in names)):
                 raise UserError(f"{side}: class_names must be a list of strings (or null), not {json.dumps(names)[:60]}")
             class_names = None if names is None else [str(n) for n in names]
+            classes_from = side if names is not None else None
     if spec.input_size is not None:
         size, origin = tuple(spec.input_size), "--input-size"
         from_spec.add("input_size")
@@ -370,6 +424,7 @@ def _describe_input(label: str, spec: ModelSpec, module: nn.Module, *,
     names_file = None
     if spec.class_names is not None:
         class_names, names_file = _read_class_names(spec.class_names), spec.class_names
+        classes_from = f"--class-names {Path(names_file).name}"
     given |= from_spec
     c = size[0]
     guess = {1: (tuple(DIGITS_MEAN), tuple(DIGITS_STD)), 3: (zoo.IMAGENET_MEAN, zoo.IMAGENET_STD)}.get(
@@ -411,7 +466,8 @@ def _describe_input(label: str, spec: ModelSpec, module: nn.Module, *,
             why = f"no sidecar {side} and no --arch" if side else "nothing describes its input"
         notice = (f"{label}: {why}, so {' and '.join(parts)} {'are' if len(parts) > 1 or ' and ' in parts[0] else 'is'} assumed; "
                   f"pass --input-size CxHxW, --mean and --std if that is wrong.")
-    return _Input(size, tuple(mean), tuple(std), class_names, origin, notice, names_file)
+    return _Input(size, tuple(mean), tuple(std), class_names, origin, notice, names_file,
+                  classes_from if class_names is not None else None)
 
 
 def _read_class_names(text: str) -> list[str]:
@@ -465,10 +521,7 @@ def _check_fits(module: nn.Module, name: str, input_size: tuple[int, int, int], 
         raise UserError(_misfit(name, input_size, origin, first_line(exc))) from None
     if names_file is None or names is None:
         return
-    while isinstance(out, (tuple, list)) and out:
-        out = out[0]
-    if isinstance(out, dict) and out:
-        out = next(iter(out.values()))
+    out = _first_tensor(out)
     if isinstance(out, torch.Tensor) and out.dim() == 2 and out.shape[1] != len(names):
         raise UserError(f"--class-names {Path(names_file).name} has {len(names)} name(s) but {name} gives "
                         f"{out.shape[1]} outputs: give one name per output")
@@ -481,9 +534,38 @@ def _finish(label: str, spec: ModelSpec, module: nn.Module, io: _Input, *, train
     module = _freeze(module, device)
     if io.origin is not None or io.names_file is not None:
         _check_fits(module, label, io.size, io.origin, device, io.class_names, io.names_file)
+    class_names, classes_from = io.class_names, io.classes_from
+    if class_names is None:
+        class_names = imagenet_rule(module, io.size, io.mean, io.std, device)
+        classes_from = IMAGENET_RULE if class_names is not None else None
     notice = " ".join(n for n in (*notices, io.notice) if n) or None
-    return LoadedModel(label, module, io.size, io.mean, io.std, io.class_names, trained, source, notice, dataset,
-                       meta, device, aliases, io.origin, _recorded(spec))
+    return LoadedModel(label, module, io.size, io.mean, io.std, class_names, trained, source, notice, dataset,
+                       meta, device, aliases, io.origin, _recorded(spec), classes_from)
+
+
+def imagenet_rule(module: nn.Module, input_size: tuple[int, ...], mean: Sequence[float], std: Sequence[float],
+                  device: torch.device) -> list[str] | None:
+    """The ImageNet-1k class names for a net that reads as an ImageNet classifier: ImageNet's mean
+    and std on three channels, and a forward whose output is one row of 1000 scores. None otherwise
+    (the forward pass is tried only when some Linear or Conv2d has 1000 outputs)."""
+    if len(mean) != 3 or not (_close(mean, zoo.IMAGENET_MEAN) and _close(std, zoo.IMAGENET_STD)):
+        return None
+    heads = [m for m in module.modules() if (isinstance(m, nn.Linear) and m.out_features == 1000)
+             or (isinstance(m, nn.Conv2d) and m.out_channels == 1000)]
+    if not heads:
+        return None
+    try:
+        with torch.no_grad():
+            out = _first_tensor(module(torch.zeros(1, *input_size, device=device)))
+    except Exception:  # noqa: BLE001 - the layer table reports a forward that fails; no names here
+        return None
+    if out is None or out.dim() != 2 or out.shape[1] != 1000:
+        return None
+    return zoo.imagenet_classes()
+
+
+def _close(a: Sequence[float], b: Sequence[float]) -> bool:
+    return len(a) == len(b) and all(abs(float(x) - float(y)) < 1e-3 for x, y in zip(a, b))
 
 
 # --- the zoo -------------------------------------------------------------------------------
@@ -746,7 +828,8 @@ def from_module(module: nn.Module, *, name: str | None = None, input_size: Seque
     device = resolve_device(device)
     spec = ModelSpec(model=label, input_size=size, mean=tuple(mean), std=tuple(std),
                      class_names=names_file)
-    io = _Input(size, tuple(mean), tuple(std), names, "input_size", notice, names_file)
+    io = _Input(size, tuple(mean), tuple(std), names, "input_size", notice, names_file,
+                "class_names" if names is not None else None)
     return _finish(label, spec, module, io, trained=True, source=f"in-memory {type(module).__name__} (from_module)",
                    notices=[], dataset=None, meta={}, device=device, aliases=None)
 
