@@ -26,3 +26,28 @@ def test_atlas_writes_contact_sheet_and_index(tmp_path):
         assert entry["status"] == "done" and entry["activation"] > 0.0
         metrics = json.loads((out / entry["cell"] / "metrics.json").read_text())
         assert metrics["channel"] == int(k) and metrics["component"] != "channel mean"
+
+
+def test_a_dead_channel_is_marked_dead_and_not_drawn(tmp_path):
+    """Issue 19: a channel whose activation is 0 in every restart is 'dead' in index.json and its
+    tile (the starting noise, here pure red) is not drawn on the sheet; a live one is."""
+    import numpy as np
+
+    from workbench.sweep.atlas import is_dead, write_atlas
+
+    out = tmp_path / "atlas"
+    rows = []
+    for channel, activation, colour in ((0, [0.0, 0.0], (255, 0, 0)), (1, [0.0, 2.5], (0, 0, 255))):
+        cell = f"c{channel}"
+        (out / "cells" / cell / "images").mkdir(parents=True)
+        Image.new("RGB", (16, 16), colour).save(out / "cells" / cell / "images" / "restart_1.png")
+        rows.append({"cell": cell, "channel": channel, "status": "done", "activation": sum(activation) / 2,
+                     "per_restart": {"activation": activation}})
+    assert is_dead(rows[0]) and not is_dead(rows[1])
+    write_atlas(out, AtlasConfig(model="m", layer="l", out=str(out)), rows)
+    index = json.loads((out / "index.json").read_text())
+    assert index["channels"]["0"]["dead"] is True and index["channels"]["1"]["dead"] is False
+    sheet = np.asarray(Image.open(out / "atlas.png").convert("RGB")).astype(int)
+    red = (sheet[..., 0] > 200) & (sheet[..., 1] < 60) & (sheet[..., 2] < 60)
+    blue = (sheet[..., 2] > 200) & (sheet[..., 0] < 60) & (sheet[..., 1] < 60)
+    assert not red.any() and blue.sum() > 100

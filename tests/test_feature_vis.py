@@ -95,3 +95,65 @@ def test_diversity_is_lowest_for_different_restarts():
     assert torch.allclose(Diversity()(same, None), torch.ones(3))
     assert torch.allclose(Diversity()(different, None), torch.zeros(3))
     assert torch.equal(Diversity()(same[:1], None), torch.zeros(1))
+
+
+# --- quality metrics on known images --------------------------------------------------------------
+
+def _photo(size=128):
+    import skimage.data
+
+    from workbench.data.images import prepare_image
+
+    return prepare_image(skimage.data.astronaut().astype(np.float32) / 255.0, 3, (size, size))
+
+
+def test_spectral_slope_is_near_zero_for_white_noise_and_steep_for_a_photo():
+    from workbench.preimage.quality import spectral_slope
+
+    noise = np.random.default_rng(0).random((128, 128, 3))
+    assert abs(spectral_slope(noise)) < 0.15
+    assert -3.5 < spectral_slope(_photo()) < -1.8
+    # a blur steepens the spectrum: fewer fine details
+    from workbench.preimage.quality import gaussian_blur
+
+    blurred = gaussian_blur(torch.from_numpy(noise).permute(2, 0, 1)[None].float(), 1.5)[0].permute(1, 2, 0).numpy()
+    assert spectral_slope(blurred) < -2.0
+
+
+def test_blur_and_half_resolution_keep_smooth_images_and_remove_a_checkerboard():
+    from workbench.preimage.quality import blur_sigma, gaussian_blur, half_resolution
+
+    assert blur_sigma((224, 224)) == pytest.approx(1.5)
+    assert blur_sigma((448, 300)) == pytest.approx(1.5 * 300 / 224)
+    flat = torch.full((1, 3, 16, 16), 0.3)
+    assert torch.allclose(gaussian_blur(flat, 1.5), flat, atol=1e-6)
+    assert torch.allclose(half_resolution(flat), flat, atol=1e-6)
+    checker = (torch.arange(16)[:, None] + torch.arange(16)[None, :]) % 2
+    checker = checker.float().expand(1, 3, 16, 16)
+    assert float(gaussian_blur(checker, 1.5)[..., 4:12, 4:12].std()) < 0.02
+    assert float(half_resolution(checker)[..., 2:14, 2:14].std()) < 0.02
+
+
+def test_a_blurred_digit_keeps_its_class_and_noise_has_none():
+    """The metrics on known images: a test digit is still its class after the blur and at half
+    resolution (its p stays high); the same check calls white noise what it is."""
+    from workbench.data.images import load_sample
+    from workbench.models import load_model
+    from workbench.preimage.quality import probabilities, quality_metrics
+
+    model = load_model("digits-vgg")
+    image, label = load_sample("digits:0")
+    mean = torch.tensor(model.mean).view(1, -1, 1, 1)
+    std = torch.tensor(model.std).view(1, -1, 1, 1)
+    forward = lambda p: model.module((p - mean) / std)  # noqa: E731
+    pixels = torch.from_numpy(image).permute(2, 0, 1)[None].float()
+    # σ = 1 px on a 32-pixel digit is a blur of 7 px at 224 (the default scales 1.5 px at 224 to 0.21 here)
+    q = quality_metrics(pixels, lambda p: probabilities(forward, p, label), kind="probability",
+                        judge=lambda p: probabilities(forward, p, label), sigma=1.0)
+    assert q["p_target"][0] > 0.95 and q["p_blur"][0] > 0.9 and q["p_half"][0] > 0.9
+    assert q["p_blur"][0] < q["p_target"][0]        # the blur did change the image
+    assert q["p_judge"] == q["p_target"] and q["blur_sigma"] == 1.0
+    # a hidden unit: the activation kept under the blur, as a fraction of the image's own
+    noise = torch.rand((1, 1, 32, 32), generator=torch.Generator().manual_seed(0))
+    qn = quality_metrics(noise, lambda p: forward(p)[:, label].exp(), kind="activation", sigma=1.0)
+    assert "p_target" not in qn and len(qn["blur_retention"]) == 1 and qn["blur_retention"][0] > 0

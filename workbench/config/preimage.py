@@ -23,6 +23,13 @@ FINE_TUNE_RATE = 0.1
 
 METHODS = ("invert", "maximize", "caricature")
 SCHEDULES = ("auto", "batched", "sequential")
+#: Presets (issue 19): ``paper`` is IJCV 2016 exactly; ``natural`` is feature visualisation as measured
+#: best on an ImageNet network (docs/fidelity.md, "Feature visualisation"); ``auto`` picks natural for
+#: activation maximisation on inputs of at least NATURAL_MIN_SIZE pixels, paper otherwise.
+PRESETS = ("auto", "paper", "natural")
+NATURAL_MIN_SIZE = 128
+PARAMETRISATIONS = ("pixels", "fourier", "maco")
+TRANSFORMS = ("jitter", "standard", "natural")
 
 #: Upper bounds beyond which an option is a typo rather than a setting.
 MAX_RESTARTS = 100_000
@@ -30,6 +37,16 @@ MAX_ITERS = 1_000_000
 MAX_JITTER = 1024
 MAX_EXPONENT = 100.0
 MAX_WEIGHT = 1e12
+
+
+def resolve_preset(config: "PreimageConfig", input_size: tuple[int, int, int]) -> str:
+    """The preset a run uses: ``config.preset``, or for ``auto`` natural when maximizing on an input
+    of at least :data:`NATURAL_MIN_SIZE` pixels a side (an ImageNet-resolution network; measured
+    in docs/fidelity.md), paper otherwise (inversion and caricature keep the paper's formulation)."""
+    if config.preset != "auto":
+        return config.preset
+    natural = config.method == "maximize" and min(input_size[1:]) >= NATURAL_MIN_SIZE
+    return "natural" if natural else "paper"
 
 
 def preset_jitter(stride: int) -> int:
@@ -83,6 +100,21 @@ class PreimageConfig:
                                  cli=False)
     frame_every: int = option(10, "keep a frame every N iterations for the animation (0: none)", flag="--frames",
                               metavar="N")
+    preset: str = option("auto", "paper: IJCV 2016 exactly (pixels, jitter, Algorithm 1); natural: MACO phase "
+                         "under a natural spectrum, pad/jitter/scale/rotation, Adam (issue 19); auto: natural "
+                         f"for maximize on inputs of {NATURAL_MIN_SIZE} px or more, paper otherwise", choices=PRESETS)
+    parametrisation: str | None = option(None, "what is optimised: pixels (IJCV sect. 3), fourier (decorrelated "
+                                         "colour, Olah et al. 2017) or maco (phase only, Fel et al. 2023); "
+                                         "default: the preset's", choices=PARAMETRISATIONS)
+    transforms: str | None = option(None, "robustness transforms: jitter (IJCV eq. 7), standard (Lucid's pad, "
+                                    "jitter, scale 0.9-1.1, rotation ±10°; Olah et al. 2017) or natural (standard "
+                                    "with scales down to 0.5); default: the preset's", choices=TRANSFORMS)
+    lr: float | None = option(None, "Adam's step size for a fourier or maco parametrisation (default: the "
+                              "preset's)")
+    diversity: float = option(0.0, "weight of the diversity term across restarts (Olah et al. 2017)",
+                              methods=("maximize",))
+    judge: str | None = option(None, "a second, independently trained model (zoo name or spec) that scores the "
+                               "target class in the quality metrics", methods=("maximize",))
 
     def validate(self, model=None, layer=None) -> None:
         """Every option in range; with the loaded ``model`` and its ``layer`` also the channel,
@@ -114,6 +146,16 @@ class PreimageConfig:
             limits.integer("--jitter", self.jitter, 1, MAX_JITTER)
         limits.integer("--frames", self.frame_every, 0, MAX_ITERS)
         limits.integer("snapshot_every", self.snapshot_every, 0, MAX_ITERS)
+        limits.choice("--preset", self.preset, PRESETS)
+        if self.parametrisation is not None:
+            limits.choice("--parametrisation", self.parametrisation, PARAMETRISATIONS)
+        if self.transforms is not None:
+            limits.choice("--transforms", self.transforms, TRANSFORMS)
+        if self.lr is not None:
+            limits.real("--lr", self.lr, high=MAX_WEIGHT, positive=True)
+        limits.real("--diversity", self.diversity, 0.0, MAX_WEIGHT)
+        if self.judge is not None:
+            limits.text("--judge", self.judge)
         if self.method in ("invert", "caricature") and not self.image:
             raise UserError(f"{self.method} needs a reference image: pass --image PATH or --sample NAME")
         if self.image is not None and self.method in ("invert", "caricature"):

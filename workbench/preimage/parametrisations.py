@@ -20,7 +20,7 @@ import math
 import numpy as np
 import torch
 
-PARAMETRISATIONS = ("pixels", "fourier", "maco")
+from workbench.config.preimage import PARAMETRISATIONS
 
 #: Lucid's colour correlation of ImageNet, the square root of its RGB covariance (Olah et al. 2017,
 #: lucid/optvis/param/color.py): a decorrelated colour vector c becomes RGB as M c, M = this / max column norm.

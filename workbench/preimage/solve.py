@@ -32,7 +32,7 @@ from workbench.config.preimage import (MAX_EXPONENT, MAX_ITERS, MAX_JITTER, MAX_
                                          METHODS, SCHEDULES, PreimageConfig)
 from workbench.errors import NonFiniteEnergy, UserError
 from workbench.jobs import Artifact, Cancelled, CancelToken, Job, Log, Step
-from workbench.preimage import presets
+from workbench.preimage import presets, quality, visualise
 from workbench.preimage.objectives import channel_mask, inner_product_loss, inversion_loss, spatial_window_mask
 from workbench.preimage.optimizer import PreimageOptimizer, initial_learning_rate
 from workbench.preimage.regularizers import alpha_norm, jitter, tv_beta
@@ -147,7 +147,6 @@ def build_problem(config: PreimageConfig, model, layer, device: torch.device,
     std = torch.tensor(model.std, dtype=torch.float32, device=device).view(1, -1, 1, 1)
     mean = torch.tensor(model.mean, dtype=torch.float32, device=device).view(1, -1, 1, 1)
     scale = 1.0 / (255.0 * std)
-    kinds = [l.kind for l in model.layers()]
     info: dict[str, Any] = {}
     x0 = None
     if reference is not None:
@@ -175,7 +174,8 @@ def build_problem(config: PreimageConfig, model, layer, device: torch.device,
                 if float((phi0 * mask).pow(2).sum()) == 0.0:
                     raise UserError("the masked reference code is all zero: choose other channels or a larger window")
             loss_kind = "inversion"
-            C = config.C if config.C is not None else presets.preset_C(kinds, layer.index, model, layer.name)
+            C = config.C if config.C is not None else presets.preset_C(model.layers(), layer.index, model, layer.name)
+            info["saturation"] = saturation_warning(model, layer, phi0)
         elif config.method == "caricature":
             phi0 = phi(x0 * scale).clamp_min(0.0)  # Φ0 = max{0, Φ(x0)}, sect. 7
             Z = float(phi0.pow(2).sum())           # Z = ‖Φ0‖²
@@ -217,21 +217,89 @@ def build_problem(config: PreimageConfig, model, layer, device: torch.device,
     return Problem(phi, scale, mean, phi0, mask, loss_kind, Z, C, T, (h, w), stretch=config.method == "maximize"), info
 
 
+#: A code with more than this fraction of its values at its floor or ceiling (a ReLU's zeros, a ReLU6's 0
+#: and 6) is "mostly zero or saturated". efficientnet-lite0's final ReLU6 (_swish_1) holds 0.85–0.94 on
+#: the sample photos and inverts to error 0.78–0.89 for every C from 1 to 1000; its ReLU6 inside the
+#: blocks hold 0.25–0.81 and invert.
+SATURATED = 0.9
+
+
+def saturated_fraction(code: torch.Tensor) -> float:
+    """The fraction of ``code``'s values at its smallest or largest value, each counted where more than
+    one value sits there (a clamp: ReLU's 0, ReLU6's 6, a saturated tanh's ±1); 1 for a constant code."""
+    flat = code.detach().flatten()
+    lo, hi = flat.min(), flat.max()
+    if bool(lo == hi):
+        return 1.0
+    at = [int((flat == v).sum()) for v in (lo, hi)]
+    return sum(n for n in at if n > 1) / flat.numel()
+
+
+def saturation_warning(model, layer, phi0: torch.Tensor) -> str | None:
+    """One line when the reference code of ``layer`` is mostly zero or saturated (:data:`SATURATED`): its
+    pre-image is then barely constrained and gets no gradient where the code is clamped. It names the
+    layer to invert instead: the row before it when that has the same shape, receptive field and stride
+    (the input of the activation: a norm or a conv)."""
+    frac = saturated_fraction(phi0)
+    if frac <= SATURATED:
+        return None
+    rows = model.layers()
+    before = rows[layer.index - 1] if layer.index > 0 else None
+    same = before is not None and ((tuple(before.shape), before.rf_size, before.stride)
+                                   == (tuple(layer.shape), layer.rf_size, layer.stride))
+    instead = before if same else None
+    hint = f": invert {instead.name}, the layer before its activation" if instead is not None else \
+        ": invert a layer before its activation"
+    return (f"{layer.name}'s code of this image is {100 * frac:.0f} % zero or saturated, so its inversion is "
+            f"barely constrained (expect a high error whatever C){hint}")
+
+
+#: A code with more than this fraction of its values at its floor or ceiling (a ReLU's zeros, a ReLU6's 0
+#: and 6) is "mostly zero or saturated". efficientnet-lite0's final ReLU6 (_swish_1) holds 0.85–0.94 on
+#: the sample photos and inverts to error 0.78–0.89 for every C from 1 to 1000; its ReLU6 inside the
+#: blocks hold 0.25–0.81 and invert.
+SATURATED = 0.9
+
+
+def saturated_fraction(code: torch.Tensor) -> float:
+    """The fraction of ``code``'s values at its smallest or largest value, each counted where more than
+    one value sits there (a clamp: ReLU's 0, ReLU6's 6, a saturated tanh's ±1); 1 for a constant code."""
+    flat = code.detach().flatten()
+    lo, hi = flat.min(), flat.max()
+    if bool(lo == hi):
+        return 1.0
+    at = [int((flat == v).sum()) for v in (lo, hi)]
+    return sum(n for n in at if n > 1) / flat.numel()
+
+
+def saturation_warning(model, layer, phi0: torch.Tensor) -> str | None:
+    """One line when the reference code of ``layer`` is mostly zero or saturated (:data:`SATURATED`): its
+    pre-image is then barely constrained and gets no gradient where the code is clamped. It names the
+    layer to invert instead: the row before it when that has the same shape, receptive field and stride
+    (the input of the activation: a norm or a conv)."""
+    frac = saturated_fraction(phi0)
+    if frac <= SATURATED:
+        return None
+    rows = model.layers()
+    before = rows[layer.index - 1] if layer.index > 0 else None
+    same = before is not None and ((tuple(before.shape), before.rf_size, before.stride)
+                                   == (tuple(layer.shape), layer.rf_size, layer.stride))
+    instead = before if same else None
+    hint = f": invert {instead.name}, the layer before its activation" if instead is not None else \
+        ": invert a layer before its activation"
+    return (f"{layer.name}'s code of this image is {100 * frac:.0f} % zero or saturated, so its inversion is "
+            f"barely constrained (expect a high error whatever C){hint}")
+
+
 @torch.no_grad()
 def _activation_range(model, phi, scale, mean, phi0, device) -> tuple[float, str]:
-    """M of eq. 9: the largest value the component reaches on the model's data (sect. 6.2)."""
-    if getattr(model, "dataset", None) == "digits":
-        from workbench.data.digits import load_digits32
-
-        images, _ = load_digits32("train")
-        source = "digits train split"
-    else:
-        from workbench.data.images import SAMPLE_PHOTOS, load_sample, prepare_image
-
-        c, h, w = model.input_size
-        images = torch.stack([torch.from_numpy(prepare_image(load_sample(n)[0], c, (h, w))).permute(2, 0, 1)
-                              for n in SAMPLE_PHOTOS])
-        source = "scikit-image sample photos"
+    """M of eq. 9: the largest value the component reaches on the model's data (sect. 6.2), the images
+    B and V are measured on (:func:`presets.calibration_images`: the paper's ILSVRC → the digits'
+    training split, or the natural photos the installed packages ship)."""
+    data = presets.calibration_images(model)
+    if data is None:
+        return 1.0, "no data (M = 1)"
+    images, source = data
     best = 0.0
     for i in range(0, len(images), 256):
         x = 255.0 * (images[i:i + 256].to(device) - mean)
@@ -272,6 +340,10 @@ def _solve(config: PreimageConfig, model, layer, device, cancel, run: Run, figur
         reference, label = load_reference(config.image, model.input_size)
         run.save_image("reference.png", reference)
     problem, info = build_problem(config, model, layer, device, reference)
+    if info.get("saturation"):
+        yield Log(info["saturation"], "warning")
+    if info.get("saturation"):
+        yield Log(info["saturation"], "warning")
     x0 = None
     if reference is not None:
         x0 = 255.0 * (torch.from_numpy(reference).permute(2, 0, 1)[None].to(device) - problem.mean)
@@ -283,9 +355,21 @@ def _solve(config: PreimageConfig, model, layer, device, cancel, run: Run, figur
         fine_tune = presets.FINE_TUNE_ITERS if config.method == "invert" else 0
     schedule = _schedule(config, device)
     K = config.restarts
+    # issue 19: the preset's (or the config's) parametrisation and transforms; pixels is the paper's path
+    preset, parametrisation, transforms_name, lr = visualise.choices(config, model.input_size)
+    info.update(preset=preset, parametrisation=parametrisation, transforms=transforms_name)
+    judge = quality.load_judge(config, model, layer, device) if config.method == "maximize" else None
+    natural = parametrisation != "pixels"
+    if natural:
+        from workbench.preimage.transforms import make_transforms
+
+        transforms = make_transforms(transforms_name, problem.T)
+        problem.T, problem.stretch = 1, False   # the transforms jitter; P(θ) is already in [0, 1]
+        info.update(lr=lr, T=transforms.jitter)
     yield Log(f"{config.method} {model.name}:{layer.name} (rf {layer.rf_size}, stride {layer.stride}), "
-              f"C={info['C']:g}, jitter T={problem.T}, {K} restart(s), {config.iters}+{fine_tune} iterations, "
-              f"{schedule} on {device.type}")
+              f"C={info['C']:g}, " + (f"{parametrisation} with {transforms_name} transforms (preset {preset}), "
+                                      if natural else f"jitter T={problem.T}, ")
+              + f"{K} restart(s), {config.iters}+{fine_tune} iterations, {schedule} on {device.type}")
 
     canvases, generators = zip(*(_init_canvas(config, problem, x0, k, device, B) for k in range(K)))
     if schedule == "batched":
@@ -294,8 +378,13 @@ def _solve(config: PreimageConfig, model, layer, device, cancel, run: Run, figur
     else:
         groups = [[k] for k in range(K)]
         xs = [c.clone().requires_grad_(True) for c in canvases]
-    eta0 = initial_learning_rate(B, config.alpha, area=xs[0].shape[-2] * xs[0].shape[-1])
-    optimizers = [PreimageOptimizer(x, eta0, B_plus) for x in xs]
+    if natural:
+        optimizers = visualise.setup(config, problem, parametrisation, lr, groups, generators, x0, device)
+        xs = [opt.x for opt in optimizers]
+        terms_sum = visualise.energy(problem, config.alpha, config.beta, B, V, config.diversity)
+    else:
+        eta0 = initial_learning_rate(B, config.alpha, area=xs[0].shape[-2] * xs[0].shape[-1])
+        optimizers = [PreimageOptimizer(x, eta0, B_plus) for x in xs]
 
     total = config.iters + fine_tune
     frames: list[np.ndarray] = []
@@ -315,12 +404,16 @@ def _solve(config: PreimageConfig, model, layer, device, cancel, run: Run, figur
                     opt.scale_learning_rate(presets.FINE_TUNE_RATE)
             terms = {"energy": 0.0, "loss": 0.0, "R_alpha": 0.0, "R_tv": 0.0}
             each: dict[str, float] = {}  # per restart, "<term>@<k>" (k from 1), for the energy plot
-            for group, x, opt in zip(groups, xs, optimizers):
-                if T > 1 and not tuning:
+            for i, (group, x, opt) in enumerate(zip(groups, xs, optimizers)):
+                if natural:
+                    step = opt.step(problem, terms_sum, transforms, transform=not tuning)
+                    xs[i] = opt.x
+                elif T > 1 and not tuning:
                     offsets = torch.stack([torch.randint(0, T, (2,), generator=generators[k]) for k in group])
+                    step = algorithm1_step(problem, x, opt, config.alpha, config.beta, B, V, offsets=offsets)
                 else:
                     offsets = torch.tensor([[lo, lo]] * len(group))
-                step = algorithm1_step(problem, x, opt, config.alpha, config.beta, B, V, offsets=offsets)
+                    step = algorithm1_step(problem, x, opt, config.alpha, config.beta, B, V, offsets=offsets)
                 energy, loss, r_alpha, r_tv = step["energy"], step["loss"], step["R_alpha"], step["R_tv"]
                 with torch.no_grad():
                     for name, v in (("energy", energy), ("data", problem.C * loss), ("R_alpha", r_alpha), ("R_tv", r_tv)):
@@ -360,6 +453,11 @@ def _solve(config: PreimageConfig, model, layer, device, cancel, run: Run, figur
     images = _pixels(problem, [x_final], crop=False)
     metrics = _metrics(config, model, problem, x_final, x0, info, layer)
     metrics.update(B=B, B_plus=B_plus, V=V, **restart_spread(images))
+    metrics.update({k: info[k] for k in ("preset", "parametrisation", "transforms") if k in info})
+    if natural:
+        metrics["lr"] = lr
+    if config.method == "maximize":
+        metrics.update(quality.run_quality(model, layer, problem, images, config.channel, judge))
     if config.method == "maximize" and max(metrics["activation"]) <= 0.0:
         yield Log(f"the {metrics['component']} of channel {config.channel} in {layer.name} stayed at "
                   f"{max(metrics['activation']):.3g} in every restart (an inactive unit after a ReLU gets no "

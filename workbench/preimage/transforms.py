@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-TRANSFORMS = ("jitter", "standard", "natural")
+from workbench.config.preimage import TRANSFORMS
 
 
 @dataclass(frozen=True)
@@ -38,12 +38,18 @@ class Transforms:
     degrees: float = 0.0
     pad_value: float = 0.5
 
-    def __call__(self, x: torch.Tensor, generator: torch.Generator, out_size: tuple[int, int]) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor, generator, out_size: tuple[int, int]) -> torch.Tensor:
+        """``x`` transformed and resampled to ``out_size``; ``generator`` is one :class:`torch.Generator`
+        for the batch or a list of one per image (restarts keep their own, so a batch of restarts
+        gets the same numbers as the restarts one at a time)."""
         n = x.shape[0]
         if self.pad > 0:
             x = F.pad(x, (self.pad,) * 4, value=self.pad_value)
         h, w = x.shape[-2:]
-        u = torch.rand((n, 4), generator=generator, dtype=torch.float64)
+        if isinstance(generator, (list, tuple)):
+            u = torch.cat([torch.rand((1, 4), generator=g, dtype=torch.float64) for g in generator])
+        else:
+            u = torch.rand((n, 4), generator=generator, dtype=torch.float64)
         s = self.scale_min + (self.scale_max - self.scale_min) * u[:, 0]
         a = math.radians(self.degrees) * (2.0 * u[:, 1] - 1.0)
         tx = self.jitter * (2.0 * u[:, 2] - 1.0)

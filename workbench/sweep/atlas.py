@@ -43,6 +43,15 @@ def _tile(folder: Path) -> np.ndarray | None:
         return np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
 
 
+def is_dead(row: dict[str, Any]) -> bool:
+    """A dead channel: its activation stayed at 0 (or below) in every restart — after a ReLU such a unit
+    gets no gradient, so its "result" is the starting noise (issue 19)."""
+    values = (row.get("per_restart") or {}).get("activation")
+    if not values:
+        values = [row["activation"]] if row.get("activation") is not None else []
+    return bool(values) and all(v is not None and v <= 0.0 for v in values)
+
+
 def write_atlas(out: Path, config: AtlasConfig, rows: list[dict[str, Any]]) -> list[Path]:
     import matplotlib
 
@@ -52,11 +61,14 @@ def write_atlas(out: Path, config: AtlasConfig, rows: list[dict[str, Any]]) -> l
     entries = []
     for row in rows:
         folder = out / "cells" / row["cell"]
+        dead = row["status"] == "done" and is_dead(row)
         entries.append({"channel": row["channel"], "cell": f"cells/{row['cell']}", "status": row["status"],
-                        "activation": row.get("activation"), "tile": _tile(folder) if row["status"] == "done" else None})
+                        "activation": row.get("activation"), "dead": dead,
+                        "tile": _tile(folder) if row["status"] == "done" and not dead else None})
     entries.sort(key=lambda e: e["channel"])
     write_json(out / "index.json", {"model": config.model, "layer": config.layer,
-                                    "channels": {str(e["channel"]): {k: e[k] for k in ("cell", "activation", "status")}
+                                    "channels": {str(e["channel"]): {k: e[k] for k in ("cell", "activation", "status",
+                                                                                       "dead")}
                                                  for e in entries}})
     n = len(entries)
     cols = max(1, math.ceil(math.sqrt(n)))
@@ -69,6 +81,8 @@ def write_atlas(out: Path, config: AtlasConfig, rows: list[dict[str, Any]]) -> l
     for ax, e in zip(axes.flat, entries):
         if e["tile"] is not None:
             ax.imshow(e["tile"], interpolation="nearest")
+        elif e["dead"]:   # the optimiser's starting noise is no result: say so instead of drawing it
+            ax.text(0.5, 0.5, "dead", ha="center", va="center", fontsize=7, color="0.45", transform=ax.transAxes)
         ax.set_title(str(e["channel"]), fontsize=7, pad=1.5)
     paths = [out / "atlas.png", out / "atlas.pdf"]
     for path in paths:

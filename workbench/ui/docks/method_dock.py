@@ -17,7 +17,7 @@ from PySide6.QtWidgets import QToolButton
 
 from workbench.ui.docks import BaseDock
 from workbench.config import options
-from workbench.config.preimage import PreimageConfig
+from workbench.config.preimage import PARAMETRISATIONS, PRESETS, TRANSFORMS, PreimageConfig
 from workbench.ui.session import DEFAULT_CONFIG
 
 METHODS = (("invert", "Inversion"), ("maximize", "Activation maximization"), ("caricature", "Caricature"))
@@ -100,6 +100,19 @@ class MethodDock(BaseDock):
         self.device.addItem("auto", "auto")
         self.device.addItem("cpu", "cpu")
         form.addRow("Device", self.device)
+        # issue 19: the preset, and what it chooses where left at "preset" (tooltips: the fields' help, with sources)
+        self.preset = QComboBox()
+        for key in PRESETS:
+            self.preset.addItem(key, key)
+        form.addRow("Preset", self.preset)
+        self.parametrisation = QComboBox()
+        self.transforms = QComboBox()
+        for box, keys in ((self.parametrisation, PARAMETRISATIONS), (self.transforms, TRANSFORMS)):
+            box.addItem("preset", None)
+            for key in keys:
+                box.addItem(key, key)
+        form.addRow("Parametrisation", self.parametrisation)
+        form.addRow("Transforms", self.transforms)
         self.preset_hint = QLabel("")
         self.preset_hint.setWordWrap(True)
         self.preset_hint.setStyleSheet("color: gray")
@@ -168,13 +181,15 @@ class MethodDock(BaseDock):
                        "C": self.C, "iters": self.iters, "restarts": self.restarts, "seed": self.seed,
                        "device": self.device, "alpha": self.alpha, "B": self.B, "beta": self.beta,
                        "jitter": self.jitter, "fine_tune_iters": self.fine_tune, "mask_window": self.mask_window,
-                       "mask_channels": self.mask_channels, "frame_every": self.frame_every}
+                       "mask_channels": self.mask_channels, "frame_every": self.frame_every, "preset": self.preset,
+                       "parametrisation": self.parametrisation, "transforms": self.transforms}
         helps = {f.name: meta["help"] for f, meta in options(PreimageConfig)}
         for name, widget in self.fields.items():
             widget.setToolTip(helps[name])
         self._widgets = (self.method, self.image, self.channel, self.neuron, self.neuron_y, self.neuron_x,
                          self.channel_mean, self.C, self.iters, self.restarts, self.seed, self.device, self.alpha, self.B, self.beta, self.jitter,
-                         self.fine_tune, self.mask_window, self.mask_channels, self.frame_every)
+                         self.fine_tune, self.mask_window, self.mask_channels, self.frame_every, self.preset,
+                         self.parametrisation, self.transforms)
         self._on_config_changed(session.config)
         for w in self._widgets:
             for name in ("currentIndexChanged", "valueChanged", "toggled", "editingFinished"):
@@ -204,7 +219,8 @@ class MethodDock(BaseDock):
             "B": self.B.value() or None, "beta": self.beta.value(), "jitter": self.jitter.value() or None,
             "fine_tune_iters": None if self.fine_tune.value() < 0 else self.fine_tune.value(),
             "mask_window": self.mask_window.value() or None, "mask_channels": mask_channels,
-            "frame_every": self.frame_every.value(),
+            "frame_every": self.frame_every.value(), "preset": self.preset.currentData(),
+            "parametrisation": self.parametrisation.currentData(), "transforms": self.transforms.currentData(),
         }
 
     def _on_widget_changed(self, *_args) -> None:
@@ -225,8 +241,10 @@ class MethodDock(BaseDock):
 
     #: Config fields the dock leaves alone: the model and layer are picked in their own docks;
     #: B+, V, the schedule, the snapshot rate and the --tol stopping rule keep their defaults (the
-    #: window runs the paper's fixed 300+50 schedule; the CLI, sweeps and the API set them).
-    NOT_EDITED = ("model", "layer", "B_plus", "V", "schedule", "snapshot_every", "tol", "tol_window", "min_iters")
+    #: window runs the paper's fixed 300+50 schedule; the CLI, sweeps and the API set them); so do
+    #: Adam's step (the preset's), the diversity weight and the --judge model (issue 19).
+    NOT_EDITED = ("model", "layer", "B_plus", "V", "schedule", "snapshot_every", "tol", "tol_window", "min_iters",
+                  "lr", "diversity", "judge")
 
     # --- session → widgets --------------------------------------------------------------------
     def _on_config_changed(self, config: dict) -> None:
@@ -258,6 +276,10 @@ class MethodDock(BaseDock):
             mc = config.get("mask_channels")
             self.mask_channels.setText(", ".join(str(c) for c in mc) if mc else "")
             self.frame_every.setValue(config.get("frame_every") or 0)
+            self.preset.setCurrentIndex(max(0, self.preset.findData(config.get("preset") or "auto")))
+            for box, key in ((self.parametrisation, "parametrisation"), (self.transforms, "transforms")):
+                index = box.findData(config.get(key)) if config.get(key) is not None else 0
+                box.setCurrentIndex(max(0, index))
         finally:
             for w in self._widgets:
                 w.blockSignals(False)
