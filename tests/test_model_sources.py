@@ -15,7 +15,8 @@ import torch.nn as nn
 from workbench.config import from_dict, to_dict
 from workbench.errors import UserError
 from workbench.models import ModelSpec, from_module, load_model, zoo
-from workbench.models.loading import NeedsTrust, _onnx_input_shape
+from workbench.models.loading import NeedsTrust
+from workbench.models.sources.onnx import _onnx_input_shape
 
 TESTS = Path(__file__).resolve().parent
 NETS = "fixtures_models.nets"

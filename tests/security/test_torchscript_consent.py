@@ -24,7 +24,8 @@ from workbench.resources import shipped_filtergan_run
 from workbench.cli import main
 from workbench.errors import UserError
 from workbench.models import load_model
-from workbench.models.loading import NeedsTrust, _is_torchscript
+from workbench.models.loading import NeedsTrust
+from workbench.models.sources.weights import _is_torchscript
 
 
 class Gadget(torch.nn.Module):

@@ -8,7 +8,7 @@ every addressable layer and ``truncate(name)`` computes the network up to one of
 
 from workbench.config.model import ModelSpec
 from workbench.models.graph import LayerInfo
-from workbench.models.loading import LoadedModel, NeedsTrust, from_module, load_model
+from workbench.models.sources import LoadedModel, NeedsTrust, from_module, load_model
 from workbench.models.zoo import ZooEntry, zoo_entries
 
 __all__ = ["LayerInfo", "LoadedModel", "ModelSpec", "NeedsTrust", "ZooEntry", "from_module", "load_model",

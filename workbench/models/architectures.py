@@ -20,8 +20,6 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from workbench.representations.stages import LEAVES as REPRESENTATION_LEAVES
-
 
 def digits_vgg(num_classes: int = 10, in_channels: int = 1) -> nn.Sequential:
     """conv(32)-conv(32)-pool-conv(64)-conv(64)-pool-conv(128)-pool-fc on 32×32 input."""
@@ -121,6 +119,6 @@ def cifar_vgg(downsampling: str = "maxpool", num_classes: int = 10, in_channels:
     return nn.Sequential(OrderedDict(layers))
 
 
-#: Leaf module types that are ours (FX must not trace into them).
-#: Modules the FX tracer keeps whole: each is one layer (the representations' stages too).
-CUSTOM_LEAVES = (Subsampling, PartialConv2d, *REPRESENTATION_LEAVES)
+#: Modules of these architectures the FX tracer keeps whole, each one layer (declared to the tracer
+#: by the zoo source: :func:`workbench.models.sources.leaf_modules`).
+CUSTOM_LEAVES = (Subsampling, PartialConv2d)

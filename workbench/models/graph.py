@@ -133,10 +133,11 @@ class _Tensor:
 
 
 def tracer_kwargs() -> dict[str, Any]:
-    """Leaf modules for the tracer: ours, plus torchvision's ops as create_feature_extractor adds them."""
-    from workbench.models.architectures import CUSTOM_LEAVES
+    """Leaf modules for the tracer: those the model sources declare
+    (:func:`workbench.models.sources.leaf_modules`)."""
+    from workbench.models.sources import leaf_modules
 
-    return {"leaf_modules": list(CUSTOM_LEAVES)}
+    return {"leaf_modules": list(leaf_modules())}
 
 
 def _full_tracer_kwargs() -> dict[str, Any]:

@@ -4,7 +4,7 @@ The network is traced with FX (:func:`workbench.models.graph.trace`, the names o
 table), layer ℓ's node becomes the graph's output and every node it does not depend on is
 removed, so nothing past ℓ runs — what torchvision's ``create_feature_extractor`` does, with one
 trace in eval mode instead of three, and a tracer that leaves other threads alone. Our own leaf
-modules (``architectures.CUSTOM_LEAVES``) are kept whole.
+modules (:func:`workbench.models.sources.leaf_modules`) are kept whole.
 
 The tensors of a forward's tuple, list or dict result are layers too (``output.0``, ``output.<key>``,
 see :mod:`workbench.models.graph`): the graph then returns that part of the result. A TorchScript

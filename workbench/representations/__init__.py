@@ -5,8 +5,8 @@ CVPR 2015 sect. 3; IJCV 2016 sect. 4.1). See docs/representations.md.
 :class:`~workbench.models.loading.LoadedModel` that every analysis takes (layer table, truncation,
 pre-images). A name may carry its cell size: ``hog@4``.
 
-Its stage modules (``stages.LEAVES``) are leaves of the workbench's FX tracer
-(``workbench.models.architectures.CUSTOM_LEAVES`` lists them), so each stage is one layer.
+Its stage modules (``stages.LEAVES``) are leaves of the workbench's FX tracer (the representations
+source declares them: ``workbench.models.sources.leaf_modules``), so each stage is one layer.
 """
 
 from __future__ import annotations
