@@ -293,7 +293,7 @@ def main(argv=None) -> None:
     ap.add_argument("--classes", default=",".join(map(str, CLASSES)))
     ap.add_argument("--layer", default="_blocks.8._bn2", help="the middle block whose channels are visualised")
     ap.add_argument("--channels", default="0-7", help="its channels ('' for none)")
-    ap.add_argument("--methods", default="paper,natural,natural:fourier,lucent,horama",
+    ap.add_argument("--methods", default="paper,natural,natural:maco,lucent,horama",
                     help="our presets (PRESET or PRESET:PARAMETRISATION), lucent, horama")
     ap.add_argument("--lucent-dir", default=None, help="where to pip-install torch-lucent (default: a temporary folder)")
     ap.add_argument("--out", default=None, help="a folder for results.json and each image as PNG")
@@ -392,15 +392,18 @@ def report(results: list[dict], methods: list[str], names) -> None:
                       f"{fmt(np.mean([r['slope'] for r in rs]), 2)} | {fmt(np.mean([r['s_per_iter'] for r in rs]))} |")
 
 
-def figure(results: list[dict], out: Path, path: Path, names) -> None:
-    """The classes as rows, paper | natural | Lucent as columns, the metrics under each tile."""
+LABELS = {"paper": "paper preset", "natural": "natural preset", "lucent": "Lucent", "horama": "horama"}
+
+
+def figure(results: list[dict], out: Path, path: Path, names, cols=("paper", "natural", "lucent")) -> None:
+    """The classes as rows, ``cols`` (paper | natural | Lucent) as columns, the metrics under each tile."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
     from matplotlib.figure import Figure
     from PIL import Image
 
-    cols = [m for m in ("paper", "natural", "lucent") if any(r["method"] == m for r in results)]
+    cols = [m for m in cols if any(r["method"] == m for r in results)]
     classes = [r["target"] for r in results if r["is_class"] and r["method"] == cols[0]]
     fig = Figure(figsize=(2.1 * len(cols), 2.55 * len(classes)), layout="constrained")
     axes = fig.subplots(len(classes), len(cols), squeeze=False)
@@ -410,9 +413,9 @@ def figure(results: list[dict], out: Path, path: Path, names) -> None:
             ax.set_xticks([])
             ax.set_yticks([])
             r = next(r for r in results if r["method"] == m and r["target"] == k and r["is_class"])
-            ax.imshow(np.asarray(Image.open(out / "images" / f"_fc-{k}-{m}.png")))
+            ax.imshow(np.asarray(Image.open(out / "images" / f"_fc-{k}-{m.replace(':', '-')}.png")))
             if i == 0:
-                ax.set_title({"paper": "paper preset", "natural": "natural preset", "lucent": "Lucent"}[m], fontsize=9)
+                ax.set_title(LABELS.get(m, m), fontsize=9)
             if j == 0:
                 ax.set_ylabel(f"{k} {names[k] if names else ''}", fontsize=9)
             ax.set_xlabel(f"p {r['p']:.2f} · blur {r['p_blur']:.2f} · half {r['p_half']:.2f}\n"

@@ -157,3 +157,62 @@ def test_a_blurred_digit_keeps_its_class_and_noise_has_none():
     noise = torch.rand((1, 1, 32, 32), generator=torch.Generator().manual_seed(0))
     qn = quality_metrics(noise, lambda p: forward(p)[:, label].exp(), kind="activation", sigma=1.0)
     assert "p_target" not in qn and len(qn["blur_retention"]) == 1 and qn["blur_retention"][0] > 0
+
+
+# --- the engine: presets, parametrised runs, quality in metrics.json ------------------------------
+
+def test_auto_preset_is_natural_only_for_maximize_at_imagenet_resolution():
+    from workbench.config.preimage import PreimageConfig, resolve_preset
+
+    big, small = (3, 224, 224), (1, 32, 32)
+    assert resolve_preset(PreimageConfig(method="maximize", channel=0), big) == "natural"
+    assert resolve_preset(PreimageConfig(method="maximize", channel=0), small) == "paper"
+    assert resolve_preset(PreimageConfig(method="invert"), big) == "paper"
+    assert resolve_preset(PreimageConfig(method="caricature"), big) == "paper"
+    assert resolve_preset(PreimageConfig(method="maximize", channel=0, preset="paper"), big) == "paper"
+    from workbench.preimage.visualise import choices
+
+    assert choices(PreimageConfig(method="maximize", channel=0), big)[1:] == ("fourier", "natural", 0.05)
+    assert choices(PreimageConfig(method="maximize", channel=0), small)[1:3] == ("pixels", "jitter")
+    assert choices(PreimageConfig(method="maximize", channel=0, parametrisation="fourier", lr=0.2), small)[1:] == \
+        ("fourier", "jitter", 0.2)
+
+
+def _maximize(tmp_path, name, **options):
+    from workbench.config.preimage import PreimageConfig
+    from workbench.jobs import run_job
+    from workbench.preimage.solve import preimage_job
+
+    config = PreimageConfig(model="digits-vgg", layer="fc", method="maximize", channel=3, restarts=2, iters=6,
+                            frame_every=0, device="cpu", **options)
+    return run_job(preimage_job(config, out=tmp_path / name))
+
+
+@pytest.mark.parametrize("parametrisation", ["fourier", "maco"])
+def test_a_parametrised_maximisation_is_seeded_and_the_schedules_agree(tmp_path, parametrisation):
+    a = _maximize(tmp_path, "a", parametrisation=parametrisation, transforms="natural", schedule="sequential")
+    b = _maximize(tmp_path, "b", parametrisation=parametrisation, transforms="natural", schedule="batched")
+    c = _maximize(tmp_path, "c", parametrisation=parametrisation, transforms="natural", schedule="sequential", seed=1)
+    assert np.allclose(a.images, b.images, atol=1e-4)
+    assert not np.allclose(a.images, c.images, atol=1e-2)
+    m = a.metrics
+    assert (m["parametrisation"], m["transforms"], m["preset"]) == (parametrisation, "natural", "paper")
+    assert len(m["p_target"]) == len(m["p_blur"]) == len(m["p_half"]) == len(m["spectral_slope"]) == 2
+    assert all(0.0 <= p <= 1.0 for p in m["p_target"] + m["p_blur"] + m["p_half"])
+    # the activation rose from the starting image's: the terms, transforms and Adam steps work together
+    assert min(m["activation"]) > 0.0
+
+
+def test_the_judge_scores_the_class_and_refuses_a_hidden_layer(tmp_path):
+    from workbench.errors import UserError
+
+    r = _maximize(tmp_path, "j", parametrisation="maco", judge="digits-lenet5")
+    assert len(r.metrics["p_judge"]) == 2 and all(0.0 <= p <= 1.0 for p in r.metrics["p_judge"])
+    from workbench.config.preimage import PreimageConfig
+    from workbench.jobs import run_job
+    from workbench.preimage.solve import preimage_job
+
+    with pytest.raises(UserError, match="--judge scores a class"):
+        run_job(preimage_job(PreimageConfig(model="digits-vgg", layer="relu3", method="maximize", channel=0,
+                                            iters=2, restarts=1, judge="digits-lenet5", device="cpu"),
+                             out=tmp_path / "k"))

@@ -74,7 +74,7 @@ def write_atlas(out: Path, config: AtlasConfig, rows: list[dict[str, Any]]) -> l
     cols = max(1, math.ceil(math.sqrt(n)))
     rows_n = math.ceil(n / cols)
     fig = Figure(figsize=(cols * 0.9 + 0.2, rows_n * 1.0 + 0.4), layout="constrained")
-    fig.suptitle(f"{config.model} {config.layer}: channels maximized", fontsize=9)
+    fig.suptitle(f"{config.model} {config.layer}: channels maximized", fontsize=9, wrap=True)  # fits a 3-wide sheet
     axes = fig.subplots(rows_n, cols, squeeze=False)
     for ax in axes.flat:
         ax.set_axis_off()
