@@ -1,4 +1,4 @@
-"""How many intra-op threads a job gets: one for small problems, all cores for large ones.
+"""How many intra-op threads a job gets: one for small problems, every core but one for large ones.
 
 With torch's default of one OpenMP thread per core, every operator of a small problem is a
 parallel region of a few microseconds whose barrier waits for each thread of the team. As
@@ -24,7 +24,12 @@ Two threads gain 1.2–1.9× on a quiet machine and lose 3–6× beside one busy
 beside another torch job on two threads); one thread keeps its speed while a core is free.
 Below :data:`LARGE_WORK` values per forward pass the geometric mean of quiet and loaded speed
 is higher on one thread; at 64 digits a batch the two tie; at a 224×224 image two threads win
-for vgg16 (and lose for the much cheaper alexnet, which input size alone cannot tell apart).
+for vgg16 on a quiet machine (and lose for the much cheaper alexnet, which input size alone cannot
+tell apart). A trained efficientnet-lite0 at 224² (issue 18) took 36.0 s for 20 iterations at its
+classifier on two threads beside one busy process and 2.97 s on one: 0.08 of its quiet speed. So a
+large job uses every core but one (:data:`SPARE_CORES`): beside one busy process its team still has a
+core per thread, on the 2-core VM that is one thread (quiet speed kept under load, the quiet 1.2–1.9×
+of a second thread given up), on 16 cores 15.
 
 The choice is fixed per job, never by the load seen at run time: the thread count changes
 the order of floating-point sums, so a load-dependent count would give the same seed
@@ -46,8 +51,15 @@ from typing import Iterator, Mapping, Sequence
 
 from workbench.errors import UserError
 
-#: Values (batch × channels × height × width) per forward pass from which a job uses all cores.
+#: Values (batch × channels × height × width) per forward pass from which a job uses several cores.
 LARGE_WORK = 100_000
+
+#: Cores a large job leaves to its neighbours: a team of OpenMP threads as large as the machine waits at
+#: every barrier for the thread the scheduler parked to run another busy process, so one busy neighbour
+#: costs it far more than its share (efficientnet-lite0 at 224², 20 iterations at _fc on the 2-core VM:
+#: 36.0 s on two threads beside a busy process against 2.97 s on one; benchmarks/bench_load.py --case
+#: lite0). With one core left free the team runs on while a neighbour is busy.
+SPARE_CORES = 1
 
 #: Environment variable that fixes the thread count of every job.
 ENV = "WORKBENCH_THREADS"
@@ -65,7 +77,7 @@ def intra_op_threads(work: int, *, cores: int | None = None, environ: Mapping[st
     """Threads for a job pushing ``work`` values through the network per forward pass.
 
     ``WORKBENCH_THREADS`` wins, then ``OMP_NUM_THREADS`` (torch already started with it);
-    otherwise 1 below :data:`LARGE_WORK` and all ``cores`` from it.
+    otherwise 1 below :data:`LARGE_WORK` and from it every core but one (:data:`SPARE_CORES`).
     """
     environ = os.environ if environ is None else environ
     chosen = _from_environment(environ)
@@ -73,7 +85,7 @@ def intra_op_threads(work: int, *, cores: int | None = None, environ: Mapping[st
         return chosen
     if work < LARGE_WORK:
         return 1
-    return max(1, available_cores() if cores is None else cores)
+    return max(1, (available_cores() if cores is None else cores) - SPARE_CORES)
 
 
 def job_threads(model_input_size: Sequence[int], batch: int = 1, **kwargs) -> int:
