@@ -241,6 +241,10 @@ def preimage_what(metrics: dict[str, Any]) -> str:
     channel = metrics.get("channel")
     if metrics.get("component") == "channel mean":
         return f"maximize channel {channel} (mean over positions)"
+    if metrics.get("target_name"):
+        p = [float(v) for v in metrics.get("target_probability") or []]
+        odds = "" if not p else f", p = {min(p):.2f}" if min(p) == max(p) else f", p = {min(p):.2f}–{max(p):.2f}"
+        return f"maximize class {channel} “{metrics['target_name']}”{odds}"
     neuron = metrics.get("neuron")
     return f"maximize channel {channel}" + (f", neuron ({neuron[0]}, {neuron[1]})" if neuron else "")
 
@@ -249,7 +253,28 @@ def preimage_figure(images: np.ndarray, reference: np.ndarray | None, metrics: d
     """The result grid of a pre-image run from its metrics: the run folder's ``grid.png``/``grid.pdf``
     and the window's export are this one figure."""
     title = f"{model_caption(metrics.get('model', ''), metrics.get('trained'))} · {preimage_what(metrics)}"
-    return result_figure(images, reference, layer=metrics.get("layer", ""), C=metrics.get("C"), title=title)
+    if metrics.get("view") == "stretched":
+        title += " · each image stretched to its range"
+    grid = result_figure(images, reference, layer=metrics.get("layer", ""), C=metrics.get("C"), title=title)
+    captions = prediction_captions(metrics, len(images), reference is not None)
+    if any(captions):
+        grid.captions = [captions]
+    return grid
+
+
+def prediction_captions(metrics: dict[str, Any], n_images: int, with_reference: bool) -> list[str]:
+    """Each tile's most probable class with its probability (metrics' ``top5``, named where the model
+    names its classes): the reference first when it is shown; "" where the run has no predictions."""
+    def top1(entries) -> str:
+        if not isinstance(entries, list) or not entries or not isinstance(entries[0], dict):
+            return ""
+        best = entries[0]
+        name = best.get("name") or f"class {best.get('class')}"
+        return f"{name} ({100 * float(best.get('probability', 0.0)):.0f} %)"
+
+    top5 = metrics.get("top5") if isinstance(metrics.get("top5"), list) else []
+    out = [top1(metrics.get("reference_top5"))] if with_reference else []
+    return out + [top1(top5[k]) if k < len(top5) else "" for k in range(n_images)]
 
 
 #: What a figure made from weights that were never trained says after the model's name.

@@ -11,6 +11,14 @@ _CONV_KINDS = ("Conv2d", "PartialConv2d", "Conv1d", "Conv3d")
 _PASS_THROUGH = ("ReLU", "ReLU6", "LeakyReLU", "Tanh", "Sigmoid", "GELU", "SiLU", "BatchNorm2d",
                  "LocalResponseNorm", "Dropout", "Identity")
 
+#: Sect. 5.2.1's C values by the fraction f of the input a unit sees (its receptive field over the input's
+#: side): f ≤ 1/2 → 300, f ≤ 2/3 → 100, then 20 to the end of the last conv block, and 1 after it.
+#: On the paper's nets (torchvision's tables, 224²): AlexNet relu3 sees 0.44, conv4 0.58, conv5 0.73;
+#: VGG-VD-16 pool4 0.45, conv5_1 0.59, conv5_2 0.73 — the paper's 300 / 100 / 20 boundaries fall between.
+RF_FRACTIONS = ((0.5, 300.0), (2.0 / 3.0, 100.0))
+C_LAST_BLOCK = 20.0
+C_AFTER = 1.0
+
 
 @dataclass(frozen=True)
 class LayerDepth:
@@ -20,14 +28,43 @@ class LayerDepth:
 
 
 def layer_depth(kinds: list[str], index: int) -> LayerDepth:
-    """Where layer ``index`` sits among the conv layers of a network with layer ``kinds``."""
-    total = sum(k in _CONV_KINDS for k in kinds)
-    upto = sum(k in _CONV_KINDS for k in kinds[: index + 1])
+    """Where layer ``index`` sits among the conv layers of a network with layer ``kinds`` (a bare list
+    of kinds has no receptive fields: :func:`preset_C` then reads depth from these counts)."""
+    total = sum(_is_conv(k) for k in kinds)
+    upto = sum(_is_conv(k) for k in kinds[: index + 1])
     after = False
     if upto == total and total > 0:
-        last_conv = max(i for i, k in enumerate(kinds) if k in _CONV_KINDS)
+        last_conv = max(i for i, k in enumerate(kinds) if _is_conv(k))
         after = any(k not in _PASS_THROUGH for k in kinds[last_conv + 1: index + 1])
     return LayerDepth(upto, total, after)
+
+
+def _is_conv(kind: str) -> bool:
+    """A convolution row, whatever its class: ``Conv2d``, a subclass (``Conv2dStaticSamePadding``,
+    timm's ``Conv2dSame``, a user's), a functional ``conv2d``."""
+    return kind in _CONV_KINDS or "conv" in str(kind).lower() and "transpose" not in str(kind).lower()
+
+
+def last_conv_block(layers) -> int | None:
+    """Index of the last row of the last conv block: the last convolution (or, in a table without one,
+    the last row with a spatial map larger than 1×1) and the element-wise rows right after it (norms, activations,
+    dropout: same shape, receptive field and stride). Rows past it (pooling, flatten, fully connected)
+    are what sect. 5.2.1 inverts with C = 1. None for a table without either."""
+    convs = [i for i, l in enumerate(layers) if _is_conv(l.kind)]
+    if convs:
+        end = convs[-1]
+    else:
+        maps = [i for i, l in enumerate(layers) if len(l.shape) == 3 and l.shape[1] * l.shape[2] > 1]
+        if not maps:
+            return None
+        end = maps[-1]
+    while end + 1 < len(layers) and _elementwise(layers[end], layers[end + 1]):
+        end += 1
+    return end
+
+
+def _elementwise(before, after) -> bool:
+    return (tuple(before.shape), before.rf_size, before.stride) == (tuple(after.shape), after.rf_size, after.stride)
 
 
 #: Per-model choices made as the paper made its own (sect. 5.2.2): C ∈ {1, 20, 100} swept on
@@ -39,23 +76,35 @@ MODEL_C: dict[str, dict[str, float]] = {
 }
 
 
-def preset_C(kinds: list[str], index: int, model=None, layer_name: str | None = None) -> float:
+def preset_C(layers, index: int, model=None, layer_name: str | None = None,
+             input_size: tuple[int, ...] | None = None) -> float:
     """The data-term weight C for inversion from layer ``index`` (sect. 5.2.1).
+
+    ``layers`` is the model's layer table (:class:`~workbench.models.graph.LayerInfo` rows). The paper
+    gives, for AlexNet/VGG-M, C = 300 up to relu3, 100 up to relu4, 20 up to relu5 and 1 after; for
+    VGG-VD-16, 300 up to conv4_3, 100 for conv5_1, 20 up to conv5_3 and 1 onwards. Read in terms every
+    network has, that is one rule (:data:`RF_FRACTIONS`): a unit that sees at most half of the input's
+    side gets 300, at most two thirds 100, a deeper one 20 up to the end of the last conv block
+    (:func:`last_conv_block`), and every layer past it (pooling, fully connected) 1. The receptive field
+    is the table's (Table 1), against ``input_size`` (default: ``model.input_size``).
+
+    Given only a list of kinds (no receptive fields), depth is the fraction f of the conv rows computed,
+    the same rule on the paper's nets: f ≤ 10/13 → 300, f ≤ 11/13 → 100, up to the last conv block
+    → 20, then 1.
 
     A model may carry its own per-layer choices in its metadata (``preimage_C``: layer → C),
     made as the paper made them for each of its networks: by sweeping C ∈ {1, 20, 100, 300}
     and keeping the most regularised value whose pre-images stay classification consistent.
-
-    The paper gives, for AlexNet/VGG-M, C = 300 up to relu3, 100 up to relu4, 20 up to
-    relu5 and 1 after; for VGG-VD-16, 300 up to conv4_3, 100 for conv5_1, 20 up to conv5_3
-    and 1 onwards. Both are the same rule in terms of the fraction f of conv layers
-    computed: f ≤ 10/13 → 300, f ≤ 11/13 → 100, up to the last conv block → 20, then 1.
     """
     metadata = getattr(model, "metadata", None) or {}
     overrides = {**MODEL_C.get(metadata.get("architecture", getattr(model, "name", "")), {}),
                  **metadata.get("preimage_C", {})}
     if layer_name is not None and layer_name in overrides:
         return float(overrides[layer_name])
+    size = input_size if input_size is not None else getattr(model, "input_size", None)
+    if layers and not isinstance(layers[0], str) and size is not None:
+        return _C_from_receptive_field(layers, index, max(size[-2:]))
+    kinds = [k if isinstance(k, str) else k.kind for k in layers]
     d = layer_depth(kinds, index)
     if d.convs_total == 0:
         return 1.0
@@ -67,6 +116,17 @@ def preset_C(kinds: list[str], index: int, model=None, layer_name: str | None = 
     if f <= 11 / 13 + 1e-9:
         return 100.0
     return 20.0
+
+
+def _C_from_receptive_field(layers, index: int, side: int) -> float:
+    end = last_conv_block(layers)
+    if end is None or index > end:
+        return C_AFTER
+    seen = layers[index].rf_size / side
+    for fraction, C in RF_FRACTIONS:
+        if seen <= fraction + 1e-9:
+            return C
+    return C_LAST_BLOCK
 
 
 #: Caricature (sect. 7) gives no C. With C = 1 the prior outweighs Z = ‖Φ0‖² and the image
@@ -97,10 +157,10 @@ def model_jitter(model, stride: int) -> int:
 def preset_B(model, alpha: float = ALPHA) -> float:
     """B of eq. 5, "the typical L2 norm of the pixel RGB vector, such that N_α(x) ≈ 1" (sect. 3.2.1).
 
-    The paper's 80 is that value for mean-subtracted ImageNet photos. For a model trained on
-    a bundled dataset we compute it the same way from its training images:
-    B = (mean over images of Σ_uv ‖x(v,u)‖^α / HW)^(1/α), so N_α ≈ 1 on the data (109 for
-    the digits, whose saturated strokes lie far above 80). A few milliseconds: not cached.
+    Measured as the paper means it, on the model's data (:func:`calibration_images`):
+    B = (mean over images of Σ_uv ‖x(v,u)‖^α / HW)^(1/α), so N_α ≈ 1 on the data. 109 on the digits,
+    whose saturated strokes lie far above 80; 152 on the natural photos with ImageNet's mean at 224²,
+    where the paper's 80 puts N_α at 47 on those photos (docs/fidelity.md). A model with neither keeps 80.
     """
     x = _data_in_paper_units(model)
     if x is None:
@@ -114,10 +174,11 @@ def preset_V(model, beta: float = BETA, B_value: float | None = None) -> float:
     """V of eq. 6, "the typical value of the norm of the gradient in the image" (sect. 3.2.2),
     so that R_TV^β ≈ 1 on the data.
 
-    The paper's V = B/6.5 is that value for ImageNet photos (sect. 3.3). For a model trained
-    on a bundled dataset we measure it as B is measured: V = (mean over images of
-    Σ_uv (Δ_u² + Δ_v²)^(β/2) / HW)^(1/β). On the digits V = 26.3, where B/6.5 = 16.8 would
-    make R_TV^β = 2.38 on the test digits instead of 1.00 (tests/test_preimage_parts.py).
+    The paper's V = B/6.5 is that value for its ILSVRC photos (sect. 3.3). We measure it as B is
+    measured: V = (mean over images of Σ_uv (Δ_u² + Δ_v²)^(β/2) / HW)^(1/β), at the model's input
+    size. On the digits V = 26.3, where B/6.5 = 16.8 would make R_TV^β = 2.38 on the test digits
+    instead of 1.00 (tests/test_preimage_parts.py); on the natural photos at 224² V = 43.9, where
+    80/6.5 = 12.3 makes R_TV^β 12.7. A model with no data keeps B/6.5.
     """
     x = _data_in_paper_units(model)
     if x is None:
@@ -127,15 +188,39 @@ def preset_V(model, beta: float = BETA, B_value: float | None = None) -> float:
     return round(float(tv_beta(x, beta, 1.0).mean() ** (1.0 / beta)), 1)
 
 
-def _data_in_paper_units(model):
-    """The model's bundled training images as x = 255 (p − mean) (sect. 3), or None."""
-    if getattr(model, "dataset", None) != "digits":
-        return None
+def calibration_images(model):
+    """The images B, V (sect. 3.3) and M (sect. 6.2) are measured on for ``model``, as an (N, C, H, W)
+    tensor of pixels in [0, 1] at its input size, and what they are; None for a model with no such data.
+
+    The paper uses ILSVRC photos for its ImageNet nets. A model trained on the bundled digits gets
+    their training split; any other model taking RGB gets the natural photos the installed packages
+    ship (:mod:`workbench.data.photos`: 8 photos); a model of another input (HOG's grey cells) none.
+    """
     import torch
 
-    from workbench.data.digits import load_digits32
+    if getattr(model, "dataset", None) == "digits":
+        from workbench.data.digits import load_digits32
 
-    images, _ = load_digits32("train")
+        images, _ = load_digits32("train")
+        return images, "digits train split"
+    size = getattr(model, "input_size", None)
+    if size is None or size[0] != 3:
+        return None
+    from workbench.data.photos import SOURCE, natural_photos
+
+    names, images = natural_photos(3, tuple(size[1:]))
+    if not names:
+        return None
+    return torch.from_numpy(images), f"{len(names)} {SOURCE}"
+
+
+def _data_in_paper_units(model):
+    """The model's calibration images as x = 255 (p − mean) (sect. 3), or None."""
+    import torch
+
+    data = calibration_images(model)
+    if data is None:
+        return None
+    images = data[0]
     mean = torch.tensor(model.mean, dtype=images.dtype).view(1, -1, 1, 1)
     return 255.0 * (images - mean)
-

@@ -50,6 +50,9 @@ class PreimageResult:
     reference: np.ndarray | None          # (H, W, C) in [0, 1]
     metrics: dict[str, Any]
     frames: list[np.ndarray] = field(default_factory=list)   # each (K, H, W, C)
+    #: (K, H, W, C) the optimised images, pixels in [0, 1], as tensors/preimages.safetensors stores them and
+    #: the metrics score them; ``images`` is their view (each stretched to [0, 1] for activation maximisation)
+    pixels: np.ndarray | None = None
 
 
 @dataclass
@@ -254,43 +257,6 @@ def saturation_warning(model, layer, phi0: torch.Tensor) -> str | None:
             f"barely constrained (expect a high error whatever C){hint}")
 
 
-#: A code with more than this fraction of its values at its floor or ceiling (a ReLU's zeros, a ReLU6's 0
-#: and 6) is "mostly zero or saturated". efficientnet-lite0's final ReLU6 (_swish_1) holds 0.85–0.94 on
-#: the sample photos and inverts to error 0.78–0.89 for every C from 1 to 1000; its ReLU6 inside the
-#: blocks hold 0.25–0.81 and invert.
-SATURATED = 0.9
-
-
-def saturated_fraction(code: torch.Tensor) -> float:
-    """The fraction of ``code``'s values at its smallest or largest value, each counted where more than
-    one value sits there (a clamp: ReLU's 0, ReLU6's 6, a saturated tanh's ±1); 1 for a constant code."""
-    flat = code.detach().flatten()
-    lo, hi = flat.min(), flat.max()
-    if bool(lo == hi):
-        return 1.0
-    at = [int((flat == v).sum()) for v in (lo, hi)]
-    return sum(n for n in at if n > 1) / flat.numel()
-
-
-def saturation_warning(model, layer, phi0: torch.Tensor) -> str | None:
-    """One line when the reference code of ``layer`` is mostly zero or saturated (:data:`SATURATED`): its
-    pre-image is then barely constrained and gets no gradient where the code is clamped. It names the
-    layer to invert instead: the row before it when that has the same shape, receptive field and stride
-    (the input of the activation: a norm or a conv)."""
-    frac = saturated_fraction(phi0)
-    if frac <= SATURATED:
-        return None
-    rows = model.layers()
-    before = rows[layer.index - 1] if layer.index > 0 else None
-    same = before is not None and ((tuple(before.shape), before.rf_size, before.stride)
-                                   == (tuple(layer.shape), layer.rf_size, layer.stride))
-    instead = before if same else None
-    hint = f": invert {instead.name}, the layer before its activation" if instead is not None else \
-        ": invert a layer before its activation"
-    return (f"{layer.name}'s code of this image is {100 * frac:.0f} % zero or saturated, so its inversion is "
-            f"barely constrained (expect a high error whatever C){hint}")
-
-
 @torch.no_grad()
 def _activation_range(model, phi, scale, mean, phi0, device) -> tuple[float, str]:
     """M of eq. 9: the largest value the component reaches on the model's data (sect. 6.2), the images
@@ -340,8 +306,6 @@ def _solve(config: PreimageConfig, model, layer, device, cancel, run: Run, figur
         reference, label = load_reference(config.image, model.input_size)
         run.save_image("reference.png", reference)
     problem, info = build_problem(config, model, layer, device, reference)
-    if info.get("saturation"):
-        yield Log(info["saturation"], "warning")
     if info.get("saturation"):
         yield Log(info["saturation"], "warning")
     x0 = None
@@ -450,7 +414,9 @@ def _solve(config: PreimageConfig, model, layer, device, cancel, run: Run, figur
 
     with torch.no_grad():
         x_final = torch.cat([_crop_centre(x.detach(), T) for x in xs])
+        x_final = 255.0 * (problem.to_pixels(x_final).clamp(0.0, 1.0) - problem.mean)  # a valid image, scored as stored
     images = _pixels(problem, [x_final], crop=False)
+    pixels = _pixels(problem, [x_final], crop=False, view=False)
     metrics = _metrics(config, model, problem, x_final, x0, info, layer)
     metrics.update(B=B, B_plus=B_plus, V=V, **restart_spread(images))
     metrics.update({k: info[k] for k in ("preset", "parametrisation", "transforms") if k in info})
@@ -467,8 +433,8 @@ def _solve(config: PreimageConfig, model, layer, device, cancel, run: Run, figur
     metrics["schedule"] = schedule
     if label is not None:
         metrics["reference_label"] = label
-    yield from _save(run, config, model, layer, images, reference, metrics, frames, figure)
-    return PreimageResult(run, images, reference, metrics, frames)
+    yield from _save(run, config, model, layer, images, reference, metrics, frames, figure, pixels=pixels)
+    return PreimageResult(run, images, reference, metrics, frames, pixels)
 
 
 def converged_phase(history: list[tuple[int, dict[str, float]]], config: PreimageConfig, tuning: bool) -> bool:
@@ -510,20 +476,21 @@ def _save_partial(run: Run, problem: Problem, xs: list[torch.Tensor], iterations
     images = _pixels(problem, xs)
     for k, image in enumerate(images):
         run.save_image(f"restart_{k + 1}.png", image)
-    run.save_tensors("preimages.safetensors", {"images": torch.from_numpy(images)})
-    run.write_metrics({"partial": True, "iterations_done": iterations})
+    run.save_tensors("preimages.safetensors", {"images": torch.from_numpy(_pixels(problem, xs, view=False))})
+    run.write_metrics({"partial": True, "iterations_done": iterations, "view": _view_name(problem)})
 
 
-def _pixels(problem: Problem, xs: list[torch.Tensor], crop: bool = True) -> np.ndarray:
+def _pixels(problem: Problem, xs: list[torch.Tensor], crop: bool = True, view: bool = True) -> np.ndarray:
     """Canvases → (K, H, W, C) float32 pixels in [0, 1], a detached CPU copy.
 
     Inversions and caricatures are shown in the model's own pixel values. Activation
     maximisation has no reference image, so each pre-image is stretched to [0, 1] for
-    display, as the paper's figures are (vl_imsc in the authors' code).
+    display, as the paper's figures are (vl_imsc in the authors' code): ``view=False`` gives the
+    image itself, clipped to [0, 1] (what tensors/preimages.safetensors keeps).
     """
     with torch.no_grad():
         x = torch.cat([_crop_centre(x.detach(), problem.T) if crop else x.detach() for x in xs])
-        if problem.stretch:
+        if problem.stretch and view:
             lo = x.amin(dim=(1, 2, 3), keepdim=True)
             hi = x.amax(dim=(1, 2, 3), keepdim=True)
             p = (x - lo) / (hi - lo).clamp_min(1e-6)
@@ -537,7 +504,8 @@ def _metrics(config, model, problem: Problem, x: torch.Tensor, x0, info, layer) 
     """Eq. 3 per restart (invert), the reached activation (maximize), classification consistency."""
     metrics: dict[str, Any] = {"model": model.name, "trained": bool(getattr(model, "trained", True)),
                                "layer": layer.name, "method": config.method,
-                               "C": info["C"], "jitter": info["T"], "rf_size": layer.rf_size, "stride": layer.stride}
+                               "C": info["C"], "jitter": info["T"], "rf_size": layer.rf_size, "stride": layer.stride,
+                               "view": _view_name(problem)}
     code = problem.code(x)
     if config.method == "invert":
         err = inversion_loss(code, problem.phi0, problem.mask).cpu().numpy()
@@ -566,11 +534,37 @@ def _metrics(config, model, problem: Problem, x: torch.Tensor, x0, info, layer) 
         metrics["predictions"] = [int(p) for p in pred[1:]]
         metrics["probabilities"] = [float(p) for p in prob[1:]]
         metrics["classification_consistency"] = float((pred[1:] == pred[0]).mean())
+        top = top_predictions(logits, model.class_names)
+        metrics["reference_top5"], metrics["top5"] = top[0], top[1:]
     elif model.has_classifier:
         logits = model.module(x * problem.scale)
         metrics["predictions"] = [int(p) for p in logits.argmax(1).cpu().numpy()]
         metrics["probabilities"] = [float(p) for p in logits.float().softmax(1).amax(1).cpu().numpy()]
+        metrics["top5"] = top_predictions(logits, model.class_names)
+        if config.method == "maximize" and _is_class_logit(model, layer):
+            c = config.channel
+            p = logits.float().softmax(1)[:, c]
+            metrics.update(target_class=c, target_name=str(model.class_names[c]),
+                           target_logit=[float(v) for v in logits[:, c].cpu()],
+                           target_probability=[float(v) for v in p.cpu()])
     return metrics
+
+
+def _is_class_logit(model, layer) -> bool:
+    """Whether ``layer`` is the classifier's output, one unit per named class (its channel is a class)."""
+    rows = model.layers()
+    names = model.class_names or []
+    return layer.index == rows[-1].index and math.prod(layer.shape) == len(names)
+
+
+def top_predictions(logits: torch.Tensor, names: list[str] | None, k: int = 5) -> list[list[dict[str, Any]]]:
+    """Each image's ``k`` most probable classes (softmax of ``logits``), most probable first, as
+    {"class", "name", "probability"}; the name is None where the model has no class names."""
+    probs = logits.float().softmax(1)
+    p, idx = probs.topk(min(k, probs.shape[1]), dim=1)
+    return [[{"class": int(c), "name": str(names[c]) if names and 0 <= c < len(names) else None,
+              "probability": float(q)} for c, q in zip(row_i.tolist(), row_p.tolist())]
+            for row_i, row_p in zip(idx.cpu(), p.cpu())]
 
 
 def restart_spread(images: np.ndarray) -> dict[str, float]:
@@ -585,7 +579,23 @@ def restart_spread(images: np.ndarray) -> dict[str, float]:
     return {"restart_rms_mean": float(np.mean(rms)), "restart_rms_max": float(np.max(rms))}
 
 
-def _save(run: Run, config, model, layer, images, reference, metrics, frames, figure=None):
+def _view_name(problem: Problem) -> str:
+    """How images/*.png show the stored pixels: "stretched" (each to [0, 1]) or "pixels" (as they are)."""
+    return "stretched" if problem.stretch else "pixels"
+
+
+def view_images(pixels: np.ndarray, view: str | None) -> np.ndarray:
+    """The view of stored pre-images (K, H, W, C): each stretched to [0, 1] when ``view`` is "stretched"
+    (metrics.json's ``view``; activation maximisation), else the pixels themselves."""
+    if view != "stretched":
+        return pixels
+    flat = pixels.reshape(len(pixels), -1)
+    lo, hi = flat.min(1), flat.max(1)
+    shape = (-1,) + (1,) * (pixels.ndim - 1)
+    return ((pixels - lo.reshape(shape)) / np.maximum(hi - lo, 1e-6).reshape(shape)).astype(np.float32)
+
+
+def _save(run: Run, config, model, layer, images, reference, metrics, frames, figure=None, pixels=None):
     from workbench.export.figures import preimage_figure
     from workbench.export.render import save_run_figure
 
@@ -594,7 +604,8 @@ def _save(run: Run, config, model, layer, images, reference, metrics, frames, fi
         run.save_image(f"restart_{k + 1}.png", image)
     # the window's Export draws this same figure from the same metrics (grid.png and grid.pdf)
     save_run_figure(run, "grid", preimage_figure(images, reference, metrics).figure(figure), figure)
-    run.save_tensors("preimages.safetensors", {"images": torch.from_numpy(images)})
+    # the optimised images themselves (pixels in [0, 1]); restart_*.png and grid.png show their view
+    run.save_tensors("preimages.safetensors", {"images": torch.from_numpy(images if pixels is None else pixels)})
     if frames:
         # 8-bit, as the animation shows them: a quarter of float32 (36 frames of 4 restarts at 224² is 22 MB)
         stack = np.clip(np.rint(np.stack(frames) * 255.0), 0, 255).astype(np.uint8)

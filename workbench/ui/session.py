@@ -236,7 +236,10 @@ def read_run(path: str | Path) -> ReopenedRun:
             frames = _read_array(path / "tensors" / "frames.safetensors", "frames", notes)
             frames = [] if frames is None or frames.ndim != 5 else [np.float32(1 / 255) * f for f in frames]
             metrics = {"method": method, "layer": config.get("layer"), "model": config.get("model"), **metrics}
-            result = PreimageResult(Run(path), np.clip(images.astype(np.float32), 0.0, 1.0), reference, metrics, frames)
+            from workbench.preimage.solve import view_images
+
+            pixels = np.clip(images.astype(np.float32), 0.0, 1.0)  # the optimised images; shown as the run showed them
+            result = PreimageResult(Run(path), view_images(pixels, metrics.get("view")), reference, metrics, frames, pixels)
         else:
             notes.append(f"{path.name} kept no images")
     history = None

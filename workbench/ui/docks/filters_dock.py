@@ -221,7 +221,8 @@ class FiltersDock(BaseDock):
         values, names = code["values"], code["names"]
         self.channels, self.class_names = len(values), names
         what = "classes" if names else "neurons"
-        self.maps_caption.setText(f"{layer}: {len(values)} {what} — double-click one to maximize it")
+        top = f" — top-5: {top5_text(values, names)}" if names else ""
+        self.maps_caption.setText(f"{layer}: {len(values)} {what}{top} — double-click one to maximize it")
         self.neurons.setSortingEnabled(False)
         self.neurons.clear()
         items = []
@@ -354,3 +355,12 @@ class FiltersDock(BaseDock):
 
     def shutdown(self, timeout_ms: int | None = None) -> bool:
         return self._filter_slot.shutdown(timeout_ms) & self._maps_slot.shutdown(timeout_ms)
+
+
+def top5_text(logits, names) -> str:
+    """The five most probable classes of a class layer's values (softmax), named, with their probabilities."""
+    v = np.asarray(logits, dtype=np.float64)
+    p = np.exp(v - v.max())
+    p /= p.sum()
+    best = np.argsort(-p, kind="stable")[:5]
+    return ", ".join(f"{names[k]} {100 * p[k]:.0f} %" for k in best)

@@ -181,7 +181,7 @@ class LiveView(QWidget):
         if not m or n == 0:
             return []
         k = n - (1 if with_reference else 0)
-        names = self._class_names(m)
+        names = self._class_names(m) or _names_in_metrics(m)
 
         def cls(index, prob) -> str:
             if not isinstance(index, int):
@@ -207,6 +207,9 @@ class LiveView(QWidget):
             label = cls(at("predictions", i), at("probabilities", i))
             if label:
                 lines.append(label)
+            others = runners_up(at("top5", i))
+            if others:
+                lines.append(others)
             out.append("\n".join(lines))
         return out
 
@@ -310,3 +313,23 @@ class LiveView(QWidget):
 
     def shutdown(self, timeout_ms: int | None = None) -> bool:
         return self._reference_slot.shutdown(timeout_ms)
+
+
+def _names_in_metrics(metrics: dict) -> list[str] | None:
+    """Class names from a run's named top-5 predictions (a reopened run before its model loads): a list
+    as long as the largest class seen, "class k" where the run names no class k."""
+    names: dict[int, str] = {}
+    for entries in [metrics.get("reference_top5")] + list(metrics.get("top5") or []):
+        for e in entries if isinstance(entries, list) else []:
+            if isinstance(e, dict) and isinstance(e.get("class"), int) and e["class"] >= 0 and e.get("name"):
+                names[e["class"]] = str(e["name"])
+    return [names.get(k, f"class {k}") for k in range(max(names) + 1)] if names else None
+
+
+def runners_up(entries, least: float = 0.01) -> str:
+    """The 2nd to 5th of a restart's top-5 predictions that hold at least ``least``, as one caption line."""
+    if not isinstance(entries, list):
+        return ""
+    parts = [f"{e.get('name') or 'class ' + str(e.get('class'))} {100 * float(e['probability']):.0f} %"
+             for e in entries[1:5] if isinstance(e, dict) and float(e.get("probability", 0.0)) >= least]
+    return " · ".join(parts)

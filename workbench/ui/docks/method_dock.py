@@ -309,8 +309,7 @@ class MethodDock(BaseDock):
             return
         from workbench.preimage import presets
 
-        kinds = [l.kind for l in model.layers()]
-        C = presets.preset_C(kinds, info.index, model, info.name)
+        C = presets.preset_C(model.layers(), info.index, model, info.name)
         T = presets.model_jitter(model, info.stride)
         channels = info.shape[0]
         self.channel.setMaximum(max(0, channels - 1))
