@@ -423,7 +423,7 @@ def _solve(config: PreimageConfig, model, layer, device, cancel, run: Run, figur
     if natural:
         metrics["lr"] = lr
     if config.method == "maximize":
-        metrics.update(quality.run_quality(model, layer, problem, images, config.channel, judge))
+        metrics.update(quality.run_quality(model, layer, problem, pixels, config.channel, judge))
     if config.method == "maximize" and max(metrics["activation"]) <= 0.0:
         yield Log(f"the {metrics['component']} of channel {config.channel} in {layer.name} stayed at "
                   f"{max(metrics['activation']):.3g} in every restart (an inactive unit after a ReLU gets no "
