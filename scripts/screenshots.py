@@ -36,6 +36,20 @@ SHOTS = {
     "presentation-1280x720-light": (1280, 720, 1, "light", True, "inversion"),
     "presentation-1280x720-dark": (1280, 720, 1, "dark", True, "inversion"),
     "presentation-1600x1000-light": (1600, 1000, 1, "light", True, "inversion"),
+    "1920x1080-light": (1920, 1080, 1, "light", False, "inversion"),
+    # the ImageNet net (EfficientNet-Lite0, trained): an inversion and an activation maximisation
+    "1280x720-imagenet-inversion": (1280, 720, 1, "light", False, "imagenet-inversion"),
+    "1920x1080-imagenet-inversion": (1920, 1080, 1, "light", False, "imagenet-inversion"),
+    "1280x720-imagenet-maximisation": (1280, 720, 1, "light", False, "imagenet-maximisation"),
+    "1920x1080-imagenet-maximisation": (1920, 1080, 1, "dark", False, "imagenet-maximisation"),
+    "presentation-1280x720-imagenet": (1280, 720, 1, "light", True, "imagenet-inversion"),
+    "presentation-1920x1080-imagenet": (1920, 1080, 1, "dark", True, "imagenet-maximisation"),
+}
+#: The ImageNet net of the imagenet scenes, and what each one runs (short: screenshots, not results).
+IMAGENET = "efficientnet-lite0"
+IMAGENET_SCENES = {
+    "imagenet-inversion": dict(layer="_blocks.9.add", method="invert", image="chelsea", iters=120, restarts=2),
+    "imagenet-maximisation": dict(layer="_fc", method="maximize", channel=285, iters=120, restarts=2),
 }
 
 
@@ -75,8 +89,8 @@ def take(name: str, out: Path) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         settings = QSettings(str(Path(tmp) / "settings.ini"), QSettings.Format.IniFormat)
         settings.setValue("theme", theme_name)
-        window = build_window(settings, workspace=Path(tmp) / "runs",
-                              model="resnet18" if scene == "resnet18" else None)
+        model = {"resnet18": "resnet18", **{k: IMAGENET for k in IMAGENET_SCENES}}.get(scene)
+        window = build_window(settings, workspace=Path(tmp) / "runs", model=model)
         window.show()
         session = window.session
         try:
@@ -84,7 +98,14 @@ def take(name: str, out: Path) -> int:
                     or session.model is None:
                 print(f"{name}: the model did not load: {session.load_error}", file=sys.stderr)
                 return 1
-            if scene == "resnet18":
+            if scene in IMAGENET_SCENES:
+                session.update_config(device="cpu", seed=0, frame_every=10, **IMAGENET_SCENES[scene])
+                window.run_action.trigger()
+                if not wait_for(app, lambda: session.last_result is not None and not session.busy, 900):
+                    print(f"{name}: the {scene} did not finish", file=sys.stderr)
+                    return 1
+                wait_for(app, lambda: window.docks["FiltersDock"].channels > 0, 120)
+            elif scene == "resnet18":
                 session.update_config(layer="layer2.0.relu", method="invert", image="astronaut", restarts=2)
                 wait_for(app, lambda: window.docks["FiltersDock"].channels > 0, 120)
             else:

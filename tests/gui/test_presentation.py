@@ -9,7 +9,7 @@ import pytest
 from PySide6.QtCore import QSettings, Qt
 from PySide6.QtGui import QFont
 from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QTabBar
 
 from tests.gui.conftest import running_job_threads, wait_until
 from workbench.ui.app import build_window
@@ -66,13 +66,19 @@ def test_f11_shows_the_live_view_and_one_plot_large_and_scaled(window, qapp):
     assert window.presentation and window.presentation_action.isChecked()
     qapp.processEvents()
     shown = [name for name, dock in window.docks.items() if dock.isVisible() and not dock.visibleRegion().isEmpty()]
-    assert shown == ["EnergiesDock"], shown  # the plot in front; the other plots are tabs behind it
+    assert shown == ["EnergiesDock"], shown  # the plot in front, alone: no tabs of the plots behind it
+    assert not any(bar.isVisible() and window.rect().intersects(bar.geometry())
+                   for bar in window.findChildren(QTabBar) if bar.parent() is window)
     assert not any(d.isVisible() for d in window.docks.values() if d.configuration)
     assert window.menuBar().isHidden() and window.statusBar().isHidden()
     screen = window.screen().geometry()
     assert window.geometry() == screen  # full screen, with or without a window manager
-    assert window.live_view.height() > 0.4 * screen.height()
-    assert window.docks["EnergiesDock"].height() > 0.3 * screen.height()
+    # the result fills the screen, one plot under it, no controls
+    assert window.live_view.height() > 0.6 * screen.height()
+    assert 0.15 * screen.height() < window.docks["EnergiesDock"].height() < 0.35 * screen.height()
+    energies = window.docks["EnergiesDock"]
+    for control in (window.live_view.fit_button, energies.log_scale, energies.export_button):
+        assert not control.isVisible(), control
     # everything scaled: fonts, the header, the tile labels, the plot's ticks and lines
     assert QApplication.font().pointSizeF() == pytest.approx(font * PRESENTATION_SCALE)
     assert window.live_view.header.sizeHint().height() > 1.3 * header
@@ -99,6 +105,8 @@ def test_ctrl_period_cancels_there_and_esc_leaves(window, qtbot, qapp):
     assert QApplication.font().pointSizeF() == pytest.approx(font / PRESENTATION_SCALE)
     assert not window.menuBar().isHidden() and not window.statusBar().isHidden()
     assert window.docks["MethodDock"].isVisible() and window.docks["LayersDock"].isVisible()
+    energies = window.docks["EnergiesDock"]
+    assert window.live_view.fit_button.isVisible() and energies.log_scale.isVisible()  # the controls are back
     assert window.geometry().width() <= window.available_geometry().width()
     curves = window.docks["EnergiesDock"].plot.getPlotItem().listDataItems()
     assert _curve_width(window) == pytest.approx(max(c._workbench_base_width for c in curves))

@@ -26,7 +26,9 @@ def _runs(args) -> int:
         return 0
     if not root.is_dir():
         raise UserError(f"{root} is not a folder: give the folder that holds the run folders")
-    rows = RunStore(root).scan()
+    from workbench.sweep.listing import scan_workspace
+
+    rows = scan_workspace(RunStore(root))
     if args.json:
         print(json.dumps([{"path": str(r.path), "kind": r.kind, "status": r.status, "started": r.started,
                            "error": r.error} for r in rows]))
@@ -34,8 +36,9 @@ def _runs(args) -> int:
     if not rows:
         print(f"no run folders in {root}")
         return 0
-    width = max(len(r.path.name) for r in rows)
+    names = {r.path: str(r.path.relative_to(root)) for r in rows}  # sweeps/… and atlases/… by their folder
+    width = max(len(name) for name in names.values())
     for r in rows:
         note = f"  {r.error}" if r.error and r.status in ("failed", "unreadable") else ""
-        print(f"{r.path.name:<{width}}  {r.kind:<18} {r.status:<11} {r.started}{note}")
+        print(f"{names[r.path]:<{width}}  {r.kind:<18} {r.status:<11} {r.started}{note}")
     return 0

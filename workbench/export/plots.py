@@ -62,10 +62,13 @@ def line_figure(series: Sequence[Series], *, x_labels: Sequence[str] | None = No
                 title: str = "", xlabel: str = "", ylabel: str = "", hlines: Sequence[HLine] = (),
                 style: FigureStyle | None = None, y_range: tuple[float, float] | None = None,
                 log_y: bool = False, height: float | None = None, fills: Sequence[Fill] = (),
-                points: Sequence[Points] = (), x_range: tuple[float, float] | None = None):
+                points: Sequence[Points] = (), x_range: tuple[float, float] | None = None,
+                symlog_y: float | None = None):
     """A line plot as a matplotlib Figure. x is categorical (``x_labels``) or numeric (``x``).
 
-    ``fills`` shade regions, ``points`` add scatters; ``x_range``/``y_range`` fix the view."""
+    ``fills`` shade regions, ``points`` add scatters; ``x_range``/``y_range`` fix the view.
+    ``log_y`` draws y on a log axis (values ≤ 0 left out), ``symlog_y`` (the linear threshold τ)
+    on a symmetric log axis, as the Energies dock shows values of both signs."""
     from workbench.export.render import INK, colour, fit_category_labels, new_figure, print_context, wrap
 
     style = style_or_default(style)
@@ -112,6 +115,8 @@ def line_figure(series: Sequence[Series], *, x_labels: Sequence[str] | None = No
                 handles.append(h)
         if log_y:
             ax.set_yscale("log")
+        elif symlog_y is not None:
+            ax.set_yscale("symlog", linthresh=float(symlog_y))
         ax.grid(True, axis="y")
         ax.set_axisbelow(True)
         if y_range is not None:

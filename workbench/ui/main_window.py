@@ -34,6 +34,7 @@ from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QWidget
 
 from workbench.ui.widgets.elided_label import ElidedLabel
+from workbench.ui.widgets.failure_banner import ERROR_COLOR
 from workbench.ui.widgets.fixed_label import FixedLabel
 from workbench.ui.worker import JobRunner
 
@@ -43,12 +44,18 @@ DOCKS = [ModelDock, LayersDock, MethodDock, FiltersDock, RunsDock, EnergiesDock,
 
 MODEL_SUFFIXES = {".safetensors", ".pt", ".pth", ".ckpt", ".bin", ".tar", ".onnx"}
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif"}
-LAYOUT_VERSION = 2
+LAYOUT_VERSION = 3  # 3: Runs and Log beside Layers (a layout saved before is not restored)
 #: Presentation mode (F11): fonts and plot lines this many times their size.
 PRESENTATION_SCALE = 1.5
+#: The least share of the window's height and width the live view keeps in a restored layout.
+LIVE_VIEW_SHARE = 0.4
+#: Presentation mode: the plot kept under the result takes this share of the screen's height.
+PRESENTATION_PLOT = 0.28
 
 #: Docks that open as a tab of another; a bottom-area dock not listed is tabbed with Energies.
-TAB_WITH = {"RunsDock": "FiltersDock", "LogDock": "FiltersDock", "SweepsDock": "FiltersDock",
+#: Three short tab groups, each of whose titles fits its column whole at 1280 × 720: Layers | Runs |
+#: Log on the left, Feature maps | Sweeps | Atlas on the right, the plots under the live view.
+TAB_WITH = {"RunsDock": "LayersDock", "LogDock": "LayersDock", "SweepsDock": "FiltersDock",
             "AtlasDock": "FiltersDock"}
 
 
@@ -93,6 +100,10 @@ class MainWindow(QMainWindow):
         session.job_cancelled.connect(self._on_job_cancelled)
         session.job_failed.connect(self._on_job_failed)
         session.job_stopped.connect(self._on_job_stopped)
+        session.failure_reported.connect(self.show_failure)
+        session.load_declined.connect(lambda: self.status_label.setText(
+            f"Kept {self.session.model.name}" if self.session.model is not None else "No model loaded"))
+        session.failure_dismissed.connect(lambda where: self.dismiss_failure(where, from_session=True))
         self.docks["MethodDock"].run_requested.connect(self.run)
         self.exporter = JobRunner(self, rate=0)
         self.exporter.finished.connect(self._on_exported)
@@ -122,7 +133,7 @@ class MainWindow(QMainWindow):
         """Model and Layers on the left, Method over feature maps/runs/log on the right, the
         plots under the live view; the side columns run the full height."""
         d = self.docks
-        for name in ("FiltersDock", "EnergiesDock"):
+        for name in ("LayersDock", "FiltersDock", "EnergiesDock"):
             if name in d:
                 d[name].raise_()
         self._sizes_pending = True
@@ -146,10 +157,21 @@ class MainWindow(QMainWindow):
                          Qt.Orientation.Vertical)
         self.resizeDocks([d["EnergiesDock"]], [share(h, 0.36, 180, 320)], Qt.Orientation.Vertical)
 
+    def _keep_live_view_room(self) -> None:
+        """A restored layout whose plots took the live view's room (a state saved with the docks
+        at other sizes came back with the live view ≈ 150 px tall) gets the default sizes."""
+        if self.presentation or not self.isVisible():
+            return
+        if self.live_view.height() < LIVE_VIEW_SHARE * self.height() or self.live_view.width() < LIVE_VIEW_SHARE * self.width():
+            self._apply_default_sizes()
+
     def showEvent(self, event) -> None:
         super().showEvent(event)
         if self._sizes_pending:
             QTimer.singleShot(0, self._apply_default_sizes)
+        else:  # a restored layout: the result keeps its room
+            for delay in (0, 300):
+                QTimer.singleShot(delay, self._keep_live_view_room)
         QTimer.singleShot(0, self._hide_stray_tab_bars)
         if self._settle_pending:
             self._settle_pending = False
@@ -202,12 +224,28 @@ class MainWindow(QMainWindow):
         handled = super().event(event)
         if event.type() in (QEvent.Type.LayoutRequest, QEvent.Type.Show):
             self.fit_minimum()  # the layout has just computed its minimum
+            self.tune_tab_bars()
         return handled
+
+    def tune_tab_bars(self) -> None:
+        """Dock tabs never abbreviate their titles: a tab is as wide as its title, and a group with
+        more tabs than room scrolls them (arrows) instead of cutting them to "R…", "At…"."""
+        for bar in self.findChildren(QTabBar, options=Qt.FindChildOption.FindDirectChildrenOnly):
+            if getattr(self, "presentation", False) and bar.isVisible():
+                bar.hide()  # presentation mode: one plot, no tabs (a layout pass shows them again)
+            if bar.elideMode() != Qt.TextElideMode.ElideNone:
+                bar.setElideMode(Qt.TextElideMode.ElideNone)
+                bar.setUsesScrollButtons(True)
+                bar.setExpanding(False)
 
     def _hide_stray_tab_bars(self) -> None:
         """Tabbing docks into the bottom area leaves an orphan QTabBar drawn over the window
         (seen with PySide6 6.10); a real one sits right under the dock of its current tab."""
         titles = {dock.windowTitle(): dock for dock in self.docks.values()}
+        if self.presentation:  # one plot, no tabs
+            for bar in self.findChildren(QTabBar, options=Qt.FindChildOption.FindDirectChildrenOnly):
+                bar.hide()
+            return
         for bar in self.findChildren(QTabBar):
             if bar.parent() is not self or not bar.isVisible() or bar.count() == 0:
                 continue
@@ -248,6 +286,11 @@ class MainWindow(QMainWindow):
         self.presentation_action = self._action("&Presentation mode", lambda: self.toggle_presentation(), "F11",
                                                 "the live view and the plot in front, large; Esc leaves")
         self.presentation_action.setCheckable(True)
+        self.presentation_plot_action = self._action("Presentation &shows the plot", self.toggle_presentation_plot, None,
+                                                     "in presentation mode, the plot in front under the result (off: the result alone)")
+        self.presentation_plot_action.setCheckable(True)
+        self.presentation_with_plot = str(self.settings.value("presentation/plot", "true")).lower() != "false"
+        self.presentation_plot_action.setChecked(self.presentation_with_plot)
         self.workspace_action = self._action("&Workspace…", self.choose_workspace, None,
                                              "choose the folder new runs are written to")
         self.quit_action = self._action("&Quit", self.close, QKeySequence.StandardKey.Quit)
@@ -264,6 +307,7 @@ class MainWindow(QMainWindow):
         m.addAction(self.cancel_action)
         m = bar.addMenu("&View")
         m.addAction(self.presentation_action)
+        m.addAction(self.presentation_plot_action)
         themes = m.addMenu("Theme")
         self.theme_actions = {}
         for name in theme.THEMES:
@@ -285,10 +329,21 @@ class MainWindow(QMainWindow):
         self.progress = QProgressBar()
         self.progress.setMaximumWidth(260)
         self.progress.setRange(0, 0)
-        self.timing = FixedLabel("00000 / 00000   0000.0 s   ETA 0000.0 s")
+        self.timing = FixedLabel("00000 / 00000 + 000   0000.0 s   ETA 0000.0 s")
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setEnabled(False)
         self.cancel_button.clicked.connect(self.cancel)
+        # a failure stays in view until dismissed: other messages go to status_label beside it
+        self.failure_label = ElidedLabel("")
+        self.failure_label.setStyleSheet(f"color: {ERROR_COLOR}; font-weight: 600")
+        self.failure_label.hide()
+        self.dismiss_failure_button = QPushButton("Dismiss")
+        self.dismiss_failure_button.setToolTip("hide the failure message")
+        self.dismiss_failure_button.hide()
+        self.dismiss_failure_button.clicked.connect(self.dismiss_failure)
+        self._failure_from = ""
+        bar.addWidget(self.failure_label, 2)
+        bar.addWidget(self.dismiss_failure_button)
         bar.addWidget(self.status_label, 1)
         bar.addPermanentWidget(self.timing)
         bar.addPermanentWidget(self.progress)
@@ -315,6 +370,28 @@ class MainWindow(QMainWindow):
                 return dock
         return self.docks.get("EnergiesDock") or (plots[0] if plots else None)
 
+    #: Whether presentation mode shows the plot in front under the result (View → Presentation plot).
+    presentation_with_plot = True
+
+    def presentation_controls(self, docks) -> list:
+        """What presentation mode hides besides the configuration docks: the buttons, boxes and
+        readouts of the live view and of the plot docks it keeps (a talk shows results, not controls)."""
+        from PySide6.QtWidgets import QAbstractButton, QAbstractSpinBox, QComboBox
+
+        out = [self.live_view.fit_button, self.live_view.readout, self.live_view.stage]
+        for dock in docks:
+            for kind in (QAbstractButton, QComboBox, QAbstractSpinBox):
+                out += dock.findChildren(kind)
+        return out
+
+    def toggle_presentation_plot(self, on: bool) -> None:
+        """Show the plot in front under the result in presentation mode, or the result alone."""
+        self.presentation_with_plot = bool(on)
+        self.settings.setValue("presentation/plot", self.presentation_with_plot)
+        if self.presentation:
+            self.toggle_presentation(False)
+            self.toggle_presentation(True)
+
     def toggle_presentation(self, on: bool | None = None) -> None:
         """F11: the live view and one plot (the one in front), everything scaled by
         :data:`PRESENTATION_SCALE` (fonts, the header, tile labels, plot text and lines), on the
@@ -326,12 +403,15 @@ class MainWindow(QMainWindow):
             self._saved_state = self.saveState(LAYOUT_VERSION)
             self._saved_geometry = QRect(self.geometry())  # restoreGeometry() lands a few pixels off
             self._saved_font = app.font()
-            plot = self.presentation_plot()
+            plot = self.presentation_plot() if self.presentation_with_plot else None
             self.presentation = True
-            # the plot in front stays, with the plots tabbed behind it (their tabs switch it)
-            keep = {plot, *self.tabifiedDockWidgets(plot)} if plot is not None else set()
+            # the result fills the screen; the plot in front stays under it (no tabs, no controls)
+            keep = {plot} if plot is not None else set()
             for dock in self.docks.values():
                 dock.setVisible(dock in keep and not dock.configuration)
+            self._hidden_controls = [w for w in self.presentation_controls(keep) if w.isVisible()]
+            for w in self._hidden_controls:
+                w.hide()
             if plot is not None:
                 plot.raise_()
             for dock in keep:
@@ -347,9 +427,16 @@ class MainWindow(QMainWindow):
             self.showFullScreen()
             self.setGeometry(screen)  # what full screen is where no window manager makes it so
             if plot is not None:
-                self.resizeDocks([plot], [int(0.45 * screen.height())], Qt.Orientation.Vertical)
+                self.resizeDocks([plot], [int(PRESENTATION_PLOT * screen.height())], Qt.Orientation.Vertical)
+            self.layout().activate()
+            self._hide_stray_tab_bars()
+            for delay in (0, 300):  # the tiles at the size the live view now has
+                QTimer.singleShot(delay, self.live_view.fit)
         elif not on and self.presentation:
             self.presentation = False
+            for w in getattr(self, "_hidden_controls", []):
+                w.show()
+            self._hidden_controls = []
             for dock in self.docks.values():
                 if dock.titleBarWidget() is not None:
                     dock.setTitleBarWidget(None)
@@ -367,6 +454,8 @@ class MainWindow(QMainWindow):
                 QTimer.singleShot(delay, self.keep_on_screen)
             if self._saved_state is not None:
                 self.restoreState(self._saved_state, LAYOUT_VERSION)
+            for delay in (0, 300):
+                QTimer.singleShot(delay, self.live_view.fit)
         for delay in (0, 300):  # re-tabbing leaves orphan tab bars behind
             QTimer.singleShot(delay, self._hide_stray_tab_bars)
         self.presentation = on
@@ -377,6 +466,14 @@ class MainWindow(QMainWindow):
         theme.apply_theme(QApplication.instance(), name)
         theme.style_plots(self, name)
         self.live_view.grid.set_label_color(theme.colors(name)["text"])
+        from PySide6.QtGui import QColor
+
+        from workbench.ui.widgets.image_grid import ImageGridWidget
+
+        for grid in self.findChildren(ImageGridWidget):
+            grid.set_label_backing(theme.colors(name)["base"])
+        # the result's gutters in the new window colour (the live view draws them in it)
+        self.live_view.grid.restyle(QColor(theme.colors(name)["window"]).valueF())
         for n, a in self.theme_actions.items():
             a.setChecked(n == name)
         self.settings.setValue("theme", name)
@@ -411,7 +508,7 @@ class MainWindow(QMainWindow):
         style = dialog.options.style()
         remember_style(self.settings, style)
         name = f"{self.session.config['method']}-{self.session.layer}.{fmt}"
-        path, _ = QFileDialog.getSaveFileName(self, "Export", str(Path.home() / name), f"{fmt.upper()} (*.{fmt})")
+        path, _ = QFileDialog.getSaveFileName(self, "Export", str(self.session.workspace / name), f"{fmt.upper()} (*.{fmt})")
         if not path:
             return
         if fmt in ("gif", "mp4"):
@@ -558,6 +655,28 @@ class MainWindow(QMainWindow):
                     "Please include that file when you report the problem.")
         box.show()
 
+    def show_failure(self, where: str, message: str) -> None:
+        """A job started from ``where`` failed: its reason stays in the status bar until dismissed."""
+        self._failure_from = where
+        self.failure_label.setText(f"{where} failed: {message}")
+        self.failure_label.setToolTip(f"{where} failed: {message}")
+        self.failure_label.show()
+        self.dismiss_failure_button.show()
+
+    @property
+    def failure_text(self) -> str:
+        return self.failure_label.text() if not self.failure_label.isHidden() else ""
+
+    def dismiss_failure(self, where: str | None = None, from_session: bool = False) -> None:
+        """Hide the failure (only ``where``'s, when given); the dock that reported it hides its own."""
+        if where and where != self._failure_from:
+            return
+        self.failure_label.hide()
+        self.dismiss_failure_button.hide()
+        if not from_session and self._failure_from:
+            gone, self._failure_from = self._failure_from, ""
+            self.session.dismiss_failure(gone)
+
     def _report(self, message: str, level: str = "info") -> None:
         self.status_label.setText(message)
         self.session.log(message, level)
@@ -579,12 +698,16 @@ class MainWindow(QMainWindow):
         from workbench.ui.docks.model_dock import display_name
 
         self._end_busy_indicator()
-        self.setWindowTitle(f"CNN Workbench — {display_name(model.name)}")
+        # Qt adds the application's display name ("— CNN Workbench") to a window's title itself
+        self.setWindowTitle(display_name(model.name))
         self.status_label.setText(f"Ready: {display_name(model.name)} loaded. Pick a layer and press Run (Ctrl+R).")
 
     def _on_model_failed(self, message: str) -> None:
         self._end_busy_indicator()
-        self.status_label.setText(f"Could not load the model: {message}")
+        if self.session.trust_kind:
+            self.status_label.setText("The model asks for your permission before it loads")
+        else:
+            self.status_label.setText(f"Could not load the model: {message}")
         spec = self.session.loading_spec
         kind = self.session.trust_kind
         if kind is None and "runs code from the file when loaded" in message:
@@ -619,6 +742,8 @@ class MainWindow(QMainWindow):
                 yes | no, no)
             if answer == yes:
                 self.session.load_model(spec, trust=self.session.loading_trust, imports=True)
+            else:
+                self.session.decline_load()
             return
         what = "a TorchScript archive" if kind == "TorchScript" else "a full Python pickle"
         name = Path(spec.weights).name if spec.weights and spec.kind != "name_or_file" else Path(spec.model).name
@@ -629,6 +754,8 @@ class MainWindow(QMainWindow):
             yes | no, no)
         if answer == yes:
             self.session.load_model(spec, trust=True, imports=self.session.loading_imports)
+        else:
+            self.session.decline_load()
 
     def _ask_architecture(self, spec) -> None:
         from workbench.models.zoo import architecture_names
@@ -641,6 +768,8 @@ class MainWindow(QMainWindow):
         if ok and name:
             self.session.load_model(spec, arch=name, trust=self.session.loading_trust,
                                     imports=self.session.loading_imports)
+        else:
+            self.session.decline_load()
 
     def _on_job_started(self, config: dict) -> None:
         self._job_started_at = time.monotonic()
@@ -650,6 +779,7 @@ class MainWindow(QMainWindow):
         self.progress.setValue(0)
         self.progress.show()
         self.timing.setText("")  # not the last job's counter
+        self.dismiss_failure("Method")
         self.cancel_button.setEnabled(True)
         self.cancel_action.setEnabled(True)
         self.status_label.setText(f"Running {config['method']} on {config['layer']}…")
@@ -664,7 +794,16 @@ class MainWindow(QMainWindow):
         self.progress.setValue(progress.iteration)
         elapsed = time.monotonic() - self._job_started_at
         eta = elapsed / max(progress.iteration, 1) * (progress.total - progress.iteration)
-        self.timing.setText(f"{progress.iteration} / {progress.total}   {elapsed:.1f} s   ETA {eta:.1f} s")
+        self.timing.setText(f"{progress.iteration} / {self.total_text(progress.total)}   {elapsed:.1f} s   ETA {eta:.1f} s")
+
+    def total_text(self, total: int) -> str:
+        """A job's iteration count as the Method dock's fields make it: "300 + 50" for 300
+        iterations and 50 of fine-tuning (the counter runs to 350), else the total."""
+        config = self.session.last_config or {}
+        iters = config.get("iters")
+        if isinstance(iters, int) and 0 < iters < total:
+            return f"{iters} + {total - iters}"
+        return str(total)
 
     def _on_job_finished(self, result) -> None:
         m = result.metrics
@@ -682,7 +821,7 @@ class MainWindow(QMainWindow):
         if p is not None:
             self.progress.setRange(0, max(p.total, 1))
             self.progress.setValue(p.iteration)
-            self.timing.setText(f"{p.iteration} / {p.total}   {elapsed:.1f} s   {how}")
+            self.timing.setText(f"{p.iteration} / {self.total_text(p.total)}   {elapsed:.1f} s   {how}")
             return f" at iteration {p.iteration} / {p.total}"
         self.timing.setText(f"{elapsed:.1f} s   {how}")
         return ""

@@ -29,6 +29,9 @@ from workbench.ui.worker import JobRunner, LatestJobSlot
 DEFAULT_CONFIG: dict[str, Any] = defaults(PreimageConfig)
 
 MAX_RECENT = 8
+#: Config fields that belong to the window, not to a model: every other field (layer, reference,
+#: method and its settings) is kept per model (:meth:`Session.model_config`).
+WINDOW_FIELDS = ("model", "device")
 
 
 def clean_config(config: Any) -> tuple[dict[str, Any], list[str]]:
@@ -208,10 +211,11 @@ def read_run(path: str | Path) -> ReopenedRun:
     import numpy as np
 
     from workbench.errors import UserError
-    from workbench.runs import Run, read_json, status_of
+    from workbench.runs import Run, check_contained, read_json, status_of
 
     path = Path(path)
     info = read_json(path / "run.json", f"{path.name}/run.json")
+    check_contained(path)  # a received folder: nothing is read through a link out of it, or from a FIFO
     if not isinstance(info, dict) or not isinstance(info.get("status"), str):
         raise UserError(f"{path.name}/run.json does not describe a run (no status): the folder is damaged")
     config = info.get("config") if isinstance(info.get("config"), dict) else {}
@@ -339,6 +343,10 @@ class Session(QObject):
     runs_changed = Signal()
     maximize_requested = Signal(int)
     run_reopened = Signal(object)               # a ReopenedRun: Runs → Reopen's images, metrics, energies
+    failure_reported = Signal(str, str)         # where (a dock's title), the one-line reason in the window's words
+    failure_dismissed = Signal(str)             # where: the user dismissed it, or started again there
+    load_declined = Signal()                    # the user said no to a load's question: the current model stays
+    collection_reopened = Signal(str, str)      # kind ("sweep" or "atlas"), folder: Runs → Reopen of a sweep or an atlas
 
     def __init__(self, settings: QSettings, workspace: str | Path | None = None, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -386,6 +394,8 @@ class Session(QObject):
         self._reopen_slot.finished.connect(self._on_run_read)
         self._reopen_slot.failed.connect(lambda message: self.log(f"cannot reopen the run's results: {message}", "warning"))
         self._reopening: Path | None = None          # the run whose results are being read
+        #: a reopened run's configuration, applied once its model is the current one (never to another)
+        self._run_config: dict[str, Any] | None = None
 
     # --- state -----------------------------------------------------------------------
     @property
@@ -413,6 +423,15 @@ class Session(QObject):
 
     def log(self, message: str, level: str = "info") -> None:
         self.message_logged.emit(level, message)
+
+    def report_failure(self, where: str, message: str) -> None:
+        """A job started from ``where`` (a dock's title) failed: the Log records it, and the status bar
+        shows it until dismissed (the dock shows it too, in its own banner)."""
+        self.log(f"{where}: {message}", "error")
+        self.failure_reported.emit(where, message)
+
+    def dismiss_failure(self, where: str) -> None:
+        self.failure_dismissed.emit(where)
 
     def set_layer(self, name: str) -> None:
         if name != self.config["layer"]:
@@ -453,7 +472,13 @@ class Session(QObject):
         known["neuron"] = known.get("neuron") or None
         known["mask_channels"] = known.get("mask_channels") or None
         spec = known.get("model")
-        self.update_config(**known)
+        if spec and self.model is not None and spec != self.model.name:
+            # another model's settings wait for that model: a refused or failed load leaves the
+            # current model with its own layer and settings
+            self._run_config = known
+        else:
+            self._run_config = None
+            self.update_config(**known)
         if run is not None:
             self.reopen_model(run, spec)
             self.reopen_results(run)
@@ -495,6 +520,33 @@ class Session(QObject):
 
     def _save_config(self) -> None:
         self.settings.setValue("last/config", json.dumps(self.config))
+        if self.model is not None and self.config.get("model") == self.model.name:
+            kept = {k: v for k, v in self.config.items() if k not in WINDOW_FIELDS}
+            self.settings.setValue(model_key(self.model.name), json.dumps(kept))
+
+    def model_config(self, model) -> dict[str, Any]:
+        """The settings ``model`` had when last used (layer, reference, method settings), else its
+        own defaults: the paper's method settings, a digit for a digits net and a photo for any
+        other, its middle ReLU. The device stays the window's."""
+        config = dict(DEFAULT_CONFIG, image=default_reference(model), layer=_default_layer(model))
+        saved = self.settings.value(model_key(model.name), "")
+        if saved:
+            try:
+                config.update({k: v for k, v in clean_config(json.loads(saved))[0].items() if k not in WINDOW_FIELDS})
+            except (TypeError, ValueError, RecursionError):
+                pass
+        config["device"] = self.config.get("device", DEFAULT_CONFIG["device"])
+        config["model"] = model.name
+        return config
+
+    def decline_load(self) -> None:
+        """The user said no to a load's question (trust a file, import code, an architecture): the
+        current model stays, with its own settings, and no error is left behind."""
+        self.load_error = None
+        self.trust_kind = None
+        self._run_config = None
+        self.log("kept the current model: the other one was not loaded")
+        self.load_declined.emit()
 
     # --- models ----------------------------------------------------------------------
     def recent_models(self) -> list[ModelSpec]:
@@ -573,6 +625,9 @@ class Session(QObject):
         if isinstance(result, RunModel):
             if not self._is_current(result.spec):
                 self._pending_model = _LoadRequest(spec=result.spec, label=result.spec.label())  # starts once stopped
+            elif self._run_config is not None:
+                config, self._run_config = self._run_config, None
+                self.update_config(**{k: v for k, v in config.items() if k != "model"})
             return
         if result is None:
             return  # a run that names no model: keep the current one
@@ -581,7 +636,13 @@ class Session(QObject):
             self._fail(result.message, result.kind)
             return
         model, self.model_facts = result
+        previous = self.config.get("model")
         self.model = model
+        run_config, self._run_config = self._run_config, None
+        if run_config is not None and run_config.get("model") == model.name:
+            self.config.update(run_config)            # a reopened run's settings, made for this model
+        elif previous != model.name:
+            self.config = self.model_config(model)    # this model's own settings, never another's
         self.config["model"] = model.name
         names = [l.name for l in model.layers()]
         aliases = {l.alias: l.name for l in model.layers() if l.alias}
@@ -678,7 +739,9 @@ class Session(QObject):
         self.runs_changed.emit()
 
     def _on_job_failed(self, message: str) -> None:
-        self.log(message, "error")
+        from workbench.ui.widgets.failure_banner import window_words
+
+        self.report_failure("Method", window_words(message))
         self.job_failed.emit(message)
         self.runs_changed.emit()
 
@@ -695,6 +758,24 @@ class Session(QObject):
         self._reopening = None
         return (self.runner.shutdown(timeout_ms) & self.loader.shutdown(timeout_ms)
                 & self._reopen_slot.shutdown(timeout_ms))
+
+
+def model_key(name: str) -> str:
+    """The settings key of a model's own settings (a name may hold any character)."""
+    import hashlib
+
+    slug = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:60]
+    return f"models/{slug}-{hashlib.sha1(name.encode()).hexdigest()[:8]}"
+
+
+def default_reference(model) -> str:
+    """A reference image that suits ``model``: the first test digit for a digits net (trained on
+    them, or a small grey input), else a photo."""
+    channels, height = (tuple(model.input_size) + (3, 224))[:2]
+    dataset = getattr(model, "dataset", None)
+    if dataset == "digits" or (dataset is None and channels == 1 and height <= 64):
+        return "digits:0"
+    return "chelsea"
 
 
 def _default_layer(model) -> str:

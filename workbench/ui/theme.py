@@ -61,6 +61,8 @@ def style_plots(root: QWidget, name: str) -> None:
         legend = plot.getPlotItem().legend
         if legend is not None:
             legend.setLabelTextColor(c["plot_fg"])
+            for _sample, label in legend.items:  # setLabelTextColor alone repaints no label
+                label.setText(label.text, color=c["plot_fg"])
 
 
 def set_font_scale(app: QApplication, scale: float, base: QFont) -> None:

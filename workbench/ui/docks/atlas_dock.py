@@ -28,6 +28,41 @@ from workbench.ui.widgets.image_grid import ImageGridWidget
 from workbench.ui.worker import JobRunner
 
 HIGHLIGHT = "#ff7f0e"
+#: A channel whose maximization reached this activation or less is dead: no input excites it.
+DEAD_ACTIVATION = 1e-12
+#: Colours of the tiles drawn for channels without a result.
+MARK_COLOR = {"dead": (0.18, 0.18, 0.2), "failed": (0.55, 0.12, 0.1)}
+
+
+def channel_state(status: Any, activation: Any, dead: Any = None) -> str:
+    """``done``, ``dead`` (its maximization reached activation 0: the channel never fires, the
+    tile is no result), ``failed`` or ``pending``. ``dead`` is the atlas job's own mark when it
+    records one; a done channel whose activation is 0 (or not finite) is dead all the same."""
+    if status in ("dead", "failed"):
+        return str(status)
+    if status != "done":
+        return "failed" if status in ("cancelled", "interrupted", "unreadable", "partial") else "pending"
+    if dead:
+        return "dead"
+    try:
+        value = float(activation)
+    except (TypeError, ValueError):
+        return "done"
+    return "dead" if not math.isfinite(value) or value <= DEAD_ACTIVATION else "done"
+
+
+def marked_tile(shape: tuple, state: str) -> np.ndarray:
+    """The tile drawn for a dead or failed channel: a flat colour crossed by a diagonal, so it
+    never reads as a result."""
+    h, w = shape[:2]
+    tile = np.empty((h, w, 3), np.float32)
+    tile[:] = MARK_COLOR.get(state, (0.5, 0.5, 0.5))
+    r = np.arange(h)
+    c = np.clip((r * (w - 1)) // max(h - 1, 1), 0, w - 1)
+    for d in (-1, 0, 1):
+        tile[r, np.clip(c + d, 0, w - 1)] = (0.85, 0.85, 0.85)
+        tile[r, np.clip(w - 1 - c + d, 0, w - 1)] = (0.85, 0.85, 0.85)
+    return tile
 
 
 def atlas_folder(root: Path, model: str, layer: str) -> Path:
@@ -46,7 +81,8 @@ def read_tile(folder: Path) -> np.ndarray | None:
 
 
 def cached_atlas_job(folder: Path, cancel=None):
-    """The atlas cached in ``folder`` as {channel: (tile, activation, cell folder, config)}, or None."""
+    """The atlas cached in ``folder`` as {channel: (tile, activation, cell folder, config, state)}, or None
+    (``state`` from :func:`channel_state`; dead and failed channels are listed with no tile)."""
     from workbench.runs import read_json
 
     if False:
@@ -62,14 +98,18 @@ def cached_atlas_job(folder: Path, cancel=None):
     for key, entry in channels.items():
         if cancel is not None:
             cancel.check()
-        if not isinstance(entry, dict) or entry.get("status") != "done":
+        if not isinstance(entry, dict):
+            continue
+        state = channel_state(entry.get("status"), entry.get("activation"), entry.get("dead"))
+        if state == "pending":
             continue
         cell = folder / str(entry.get("cell"))
         try:
             config = read_json(cell / "run.json").get("config")
         except Exception:
             config = None
-        out[int(key)] = (read_tile(cell), entry.get("activation"), str(cell), config)
+        tile = read_tile(cell) if state == "done" else None
+        out[int(key)] = (tile, entry.get("activation"), str(cell), config, state)
     return out
 
 
@@ -91,8 +131,9 @@ def atlas_sweep_job(config, cancel, on_grid, on_tile):
 
     def cell(index, folder, outcome):
         row = outcome_row(outcome)
-        on_tile(index, read_tile(Path(folder)) if row["status"] == "done" else None, row.get("activation"),
-                folder if row["status"] == "done" else "")
+        state = channel_state(row["status"], row.get("activation"), row.get("dead"))
+        on_tile(index, read_tile(Path(folder)) if state == "done" else None, row.get("activation"),
+                folder if row["status"] == "done" else "", state)
 
     def after(result, run):
         for p in write_atlas(Path(result.path), config, result.rows):
@@ -106,7 +147,7 @@ class AtlasDock(BaseDock):
     area = Qt.DockWidgetArea.RightDockWidgetArea
 
     grid_expanded = Signal(object, object, object)  # channels, configs, {index: (tile, activation, folder)}
-    tile_finished = Signal(int, object, object, str)         # index, tile, activation, folder
+    tile_finished = Signal(int, object, object, str, str)    # index, tile, activation, folder, state
 
     def __init__(self, session, parent=None) -> None:
         super().__init__(session, parent)
@@ -117,6 +158,7 @@ class AtlasDock(BaseDock):
         self.activations: list[Any] = []
         self.folders: list[str] = []
         self.configs: list[dict | None] = []
+        self.states: list[str] = []          # per channel: done, dead, failed or pending (channel_state)
         self.folder: Path | None = None      # the atlas shown
         self._columns = 1
         body = QWidget()
@@ -175,13 +217,15 @@ class AtlasDock(BaseDock):
         self.tile_finished.connect(self._on_tile_finished)
         self.runner.progressed.connect(lambda p: self._set_status(f"{p.iteration} / {p.total} channels"))
         self.runner.logged.connect(lambda level, message: session.log(message, level))
-        self.runner.finished.connect(lambda _r: self._set_status(f"atlas of {len(self.channels)} channel(s) in {self.folder}"))
+        self.runner.finished.connect(lambda _r: self._set_status(
+            f"atlas of {len(self.channels)} channel(s){self._marked_summary()} in {self.folder}"))
         self.runner.cancelled.connect(lambda: self._set_status("cancelled: the finished channels are kept"))
         self.runner.failed.connect(self._on_failed)
         self.runner.stopped.connect(self._on_stopped)
         self.loader.finished.connect(self._on_cached)
         session.model_changed.connect(self._on_model_changed)
         session.config_changed.connect(lambda _c: self._place_highlight())
+        session.collection_reopened.connect(self._on_collection_reopened)
         if session.model is not None:
             self._on_model_changed(session.model)
 
@@ -217,8 +261,25 @@ class AtlasDock(BaseDock):
         self.activations = [cached[k][1] for k in self.channels]
         self.folders = [cached[k][2] for k in self.channels]
         self.configs = [cached[k][3] for k in self.channels]
+        self.states = [cached[k][4] for k in self.channels]
         self._show(fit=True)
-        self._set_status(f"cached atlas: {len(self.channels)} channel(s)")
+        self._set_status(f"cached atlas: {len(self.channels)} channel(s){self._marked_summary()}")
+
+    def _on_collection_reopened(self, kind: str, path: str) -> None:
+        if kind == "atlas":
+            self.open_atlas(path)
+
+    def open_atlas(self, path: str | Path) -> bool:
+        """Show the atlas in the folder ``path`` (Runs → Reopen), whichever model is loaded."""
+        if self.runner.running or self.loader.running:
+            self._set_status("the atlas is busy: reopen it when it is done")
+            return False
+        self._clear()
+        folder = self.folder = Path(path)
+        self.loader.start(lambda cancel: cached_atlas_job(folder, cancel))
+        self.show()
+        self.raise_()
+        return True
 
     # --- computing ---------------------------------------------------------------------------
     def atlas_config(self):
@@ -260,15 +321,27 @@ class AtlasDock(BaseDock):
         self.tiles = [None] * len(channels)
         self.activations = [None] * len(channels)
         self.folders = [""] * len(channels)
+        self.states = ["pending"] * len(channels)
         for i, (tile, activation, folder) in done.items():
             self.tiles[i], self.activations[i], self.folders[i] = tile, activation, folder
+            self.states[i] = channel_state("done", activation)
         self._show(fit=True)
         self._set_status(f"{len(channels)} channel(s), {len(done)} cached")
 
-    def _on_tile_finished(self, index: int, tile, activation, folder: str) -> None:
+    def _on_tile_finished(self, index: int, tile, activation, folder: str, state: str = "done") -> None:
         if 0 <= index < len(self.tiles):
             self.tiles[index], self.activations[index], self.folders[index] = tile, activation, folder
+            self.states[index] = state
             self._show()
+
+    def marked(self, state: str) -> list[int]:
+        """The channels in ``state`` (``dead`` or ``failed``)."""
+        return [k for k, s in zip(self.channels, self.states) if s == state]
+
+    def _marked_summary(self) -> str:
+        parts = [f"{len(self.marked(s))} {s} ({', '.join(map(str, self.marked(s)[:8]))}"
+                 f"{'…' if len(self.marked(s)) > 8 else ''})" for s in ("dead", "failed") if self.marked(s)]
+        return f"; {'; '.join(parts)}" if parts else ""
 
     def _on_failed(self, message: str) -> None:
         self._set_status(message)
@@ -284,20 +357,26 @@ class AtlasDock(BaseDock):
 
     def _clear(self) -> None:
         self.channels, self.tiles, self.activations, self.folders, self.configs = [], [], [], [], []
+        self.states = []
         self.grid.clear_tiles()
         self._highlight.hide()
 
     def _show(self, fit: bool = False) -> None:
         known = next((t for t in self.tiles if t is not None), None)
-        if known is None:
+        marked = any(s in ("dead", "failed") for s in self.states)
+        if known is None and not marked:
             self.grid.clear_tiles()
             return
-        blank = np.full(known.shape, 0.5, np.float32)
-        tiles = [t if t is not None and t.shape == known.shape else blank for t in self.tiles]
+        shape = known.shape if known is not None else (64, 64, 3)
+        blank = np.full(shape, 0.5, np.float32)
+        states = self.states if len(self.states) == len(self.tiles) else ["done"] * len(self.tiles)
+        tiles = [marked_tile(shape, s) if s in ("dead", "failed")
+                 else t if t is not None and t.shape == shape else blank for t, s in zip(self.tiles, states)]
+        labels = [f"{k} {s}" if s in ("dead", "failed") else str(k) for k, s in zip(self.channels, states)]
         self._columns = max(1, math.ceil(math.sqrt(len(tiles))))
         if fit:
             self.grid._layout = None  # a new atlas: frame it whole
-        self.grid.set_tiles(tiles, labels=[str(k) for k in self.channels], columns=self._columns)
+        self.grid.set_tiles(tiles, labels=labels, columns=self._columns)
         self._place_highlight()
 
     def fit(self) -> None:
@@ -318,6 +397,11 @@ class AtlasDock(BaseDock):
 
     def open_tile(self, index: int) -> bool:
         """Open tile ``index``'s channel as a run (its configuration and its results)."""
+        if 0 <= index < len(self.states) and self.states[index] in ("dead", "failed"):
+            self._set_status(f"channel {self.channels[index]} is {self.states[index]}: "
+                             + ("its maximization reached activation 0 (no input makes it fire)"
+                                if self.states[index] == "dead" else "its maximization did not finish"))
+            return False
         if not 0 <= index < len(self.folders) or not self.folders[index] or not self.configs[index]:
             self._set_status("that channel is not computed yet")
             return False

@@ -15,12 +15,47 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout
 from workbench.config.deformation import DeformConfig
 from workbench.ui import theme
 from workbench.ui.docks import BaseDock
+from workbench.ui.widgets.failure_banner import FailureBanner, window_words
 from workbench.ui.widgets.plot_export import choose_plot_file, export_plot
 from workbench.ui.widgets.scroll_column import ScrollColumn
 from workbench.ui.worker import JobRunner, LatestJobSlot
 
 COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f")
 PRESETS = {"CIFAR (3×3, ±2 px)": (3, 2.0), "ImageNet (5×5, ±10 px)": (5, 10.0)}
+#: The dock's field names for DeformConfig's options (a job's message names them, not CLI flags).
+FIELDS = {"n": "images N", "grid": "control grid", "max_disp": "max displacement", "seeds": "repeats (seeds)",
+          "layers": "layers"}
+#: Layer strides the "layers" box offers: every layer, every 2nd, ...
+STRIDES = (1, 2, 4, 8, 16)
+
+
+def measured_layers(model, stride: int) -> list[str] | None:
+    """The layers a measurement with ``stride`` covers: None (the job's own choice: every layer)
+    for 1, else the input and every ``stride``-th layer of the model's table (the last one kept)."""
+    if stride <= 1:
+        return None
+    names = [info.name for info in model.layers()]
+    picked = names[stride - 1::stride]
+    if names and names[-1] not in picked:
+        picked.append(names[-1])
+    return ["input", *picked]
+
+
+def representation_bytes(model, n: int, layers: list[str] | None) -> int:
+    """What measuring ``n`` images holds: their unit-normalised representation at each layer
+    (float32), as :func:`workbench.deformation.sensitivity.deformation_sensitivity` keeps them."""
+    sizes = {info.name: int(np.prod(info.shape)) for info in model.layers() if info.shape}
+    sizes["input"] = int(np.prod(model.input_size))
+    names = layers if layers is not None else ["input", *(info.name for info in model.layers())]
+    return 4 * n * sum(sizes.get(name, 0) for name in names)
+
+
+def memory_limit() -> int:
+    """The most a measurement may hold: the job's own cap, and a share of the memory available."""
+    from workbench.deformation.sensitivity import MAX_REPRESENTATION_BYTES
+    from workbench.limits import MEMORY_SHARE, available_memory
+
+    return int(min(MAX_REPRESENTATION_BYTES, MEMORY_SHARE * available_memory()[0]))
 
 
 def to_pixmap(rgb: np.ndarray) -> QPixmap:
@@ -72,6 +107,10 @@ class DeformationDock(BaseDock):
         self.seeds = QSpinBox()
         self.seeds.setRange(1, 20)
         self.seeds.setValue(DeformConfig.seeds)
+        self.layer_stride = QComboBox()
+        self.layer_stride.setToolTip("which layers to measure: every one, or every k-th (less memory)")
+        for k in STRIDES:
+            self.layer_stride.addItem("every layer" if k == 1 else f"every {k}th layer" if k > 3 else "every 2nd layer", k)
         self.with_init = QCheckBox("also at initialization")
         self.with_init.setToolTip("measure a fresh truncated-normal initialization of the same architecture too")
         form.addRow("preset", self.preset)
@@ -79,8 +118,8 @@ class DeformationDock(BaseDock):
         form.addRow("max displacement", self.max_disp)
         form.addRow("images N", self.n_images)
         form.addRow("repeats (seeds)", self.seeds)
+        form.addRow("layers", self.layer_stride)
         form.addRow("", self.with_init)
-        left.addLayout(form)
         self.preview = QLabel("load a model to see a deformation")
         self.preview.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.preview.setWordWrap(True)
@@ -98,7 +137,13 @@ class DeformationDock(BaseDock):
         self.export_button = QPushButton("Export plot…")
         for k, b in enumerate((self.run_button, self.cancel_button, self.clear_button, self.export_button)):
             buttons.addWidget(b, k // 2, k % 2)
-        left.addLayout(buttons)
+        # the primary buttons first: in view however short the dock is (the settings scroll under them)
+        left.insertLayout(0, buttons)
+        left.insertLayout(1, form)
+        self.failure = FailureBanner()
+        self.failure.dismissed.connect(lambda: session.dismiss_failure(self.title))
+        session.failure_dismissed.connect(lambda where: self.failure.clear() if where == self.title else None)
+        left.addWidget(self.failure)
         self.progress = QProgressBar()
         self.progress.setTextVisible(True)
         left.addWidget(self.progress)
@@ -155,8 +200,39 @@ class DeformationDock(BaseDock):
         self.request_preview()
 
     def settings(self) -> dict:
+        model = self.session.model
+        layers = measured_layers(model, int(self.layer_stride.currentData() or 1)) if model is not None else None
         return {"grid": self.grid.value(), "max_disp": self.max_disp.value(), "n": self.n_images.value(),
-                "seeds": self.seeds.value()}
+                "seeds": self.seeds.value(), "layers": tuple(layers) if layers else None}
+
+    def memory_check(self) -> tuple[str, tuple | None] | None:
+        """None if the measurement fits in memory, else (the refusal with the estimate, the fix):
+        the fewer images that fit, else the fewer layers."""
+        from workbench.limits import gib
+
+        model = self.session.model
+        n, stride = self.n_images.value(), int(self.layer_stride.currentData() or 1)
+        need, limit = representation_bytes(model, n, measured_layers(model, stride)), memory_limit()
+        if need <= limit:
+            return None
+        what = "every layer" if stride == 1 else self.layer_stride.currentText()
+        message = (f"{n} images at {what} would hold ~{gib(need)} GiB of representations "
+                   f"(limit {gib(limit)} GiB): lower images N or measure fewer layers")
+        per_image = representation_bytes(model, 1, measured_layers(model, stride))
+        fits = int(limit // max(per_image, 1))
+        if fits >= max(8, self.n_images.minimum()):
+            return message, (f"Use N = {fits}", lambda: self.n_images.setValue(fits))
+        for k in STRIDES:
+            if k > stride and representation_bytes(model, n, measured_layers(model, k)) <= limit:
+                index = self.layer_stride.findData(k)
+                return message, (f"Measure {self.layer_stride.itemText(index)}", lambda: self.layer_stride.setCurrentIndex(index))
+        return message, None
+
+    def show_failure(self, message: str, fix=None) -> None:
+        """The reason in this dock (and the status bar, until dismissed), in the dock's words."""
+        message = window_words(message, FIELDS)
+        self.failure.show_failure(message, fix)
+        self.session.report_failure(self.title, message)
 
     # --- preview -----------------------------------------------------------------------------
     def request_preview(self) -> None:
@@ -201,6 +277,12 @@ class DeformationDock(BaseDock):
         """Measure the session's model with the current settings; False if none is loaded or one runs."""
         model = self.session.model
         if model is None or self.runner.running:
+            return False
+        self.failure.clear()
+        self.session.dismiss_failure(self.title)
+        refused = self.memory_check()
+        if refused is not None:
+            self.show_failure(*refused)
             return False
         settings = self.settings()
         with_init = self.with_init.isChecked()
@@ -247,7 +329,7 @@ class DeformationDock(BaseDock):
         self.session.runs_changed.emit()
 
     def _on_failed(self, message: str) -> None:
-        self.session.log(message, "error")
+        self.show_failure(message)
 
     def _on_stopped(self) -> None:
         self.run_button.setEnabled(True)

@@ -78,6 +78,8 @@ class SymlogAxis(pg.AxisItem):
     def __init__(self, orientation: str = "left", **kwargs) -> None:
         super().__init__(orientation, **kwargs)
         self.tau: float | None = None
+        self.log10 = False  # the view holds log10 of positive values: decades, no 0
+        self._labelled: set[float] = set()
         self.enableAutoSIPrefix(False)
 
     def set_tau(self, tau: float | None) -> None:
@@ -86,7 +88,34 @@ class SymlogAxis(pg.AxisItem):
             self.picture = None
             self.update()
 
+    def set_log10(self, on: bool) -> None:
+        if on != self.log10:
+            self.log10 = on
+            self.picture = None
+            self.update()
+
+    def _decade_ticks(self, minVal: float, maxVal: float, size: float):
+        """Every decade inside the view is a tick; labelled ones at least 22 px apart, the others
+        unlabelled, so the labels never jump over a decade without a mark."""
+        per_unit = size / (maxVal - minVal)
+        step = max(1, math.ceil(22.0 / max(per_unit, 1e-9)))
+        decades = list(range(math.ceil(minVal - 1e-9), math.floor(maxVal + 1e-9) + 1))
+        if len(decades) < 2:  # zoomed in under a decade: linear ticks of the real values
+            levels = pg.AxisItem.tickValues(self, 10.0 ** minVal, 10.0 ** maxVal, size)
+            values = [(spacing, [math.log10(v) for v in vals if v > 0]) for spacing, vals in levels]
+            self._labelled = {round(v, 9) for _spacing, vals in values for v in vals}
+            return values
+        majors = [float(k) for k in decades if k % step == 0]
+        minors = [float(k) for k in decades if k % step]
+        if per_unit >= 60:
+            minors += [k + math.log10(m) for k in range(decades[0] - 1, decades[-1] + 1) for m in (2.0, 5.0)
+                       if minVal <= k + math.log10(m) <= maxVal]
+        self._labelled = {round(v, 9) for v in majors}
+        return [(1.0, majors), (0.5, sorted(minors))]
+
     def tickValues(self, minVal: float, maxVal: float, size: float):
+        if self.log10 and math.isfinite(minVal) and math.isfinite(maxVal) and maxVal > minVal:
+            return self._decade_ticks(minVal, maxVal, size)
         tau = self.tau
         if tau is None or not (math.isfinite(minVal) and math.isfinite(maxVal)) or maxVal <= minVal:
             return super().tickValues(minVal, maxVal, size)
@@ -116,6 +145,8 @@ class SymlogAxis(pg.AxisItem):
         return [(1.0, majors), (0.5, sorted(minors))]
 
     def tickStrings(self, values, scale, spacing):
+        if self.log10:
+            return [_number(10.0 ** v) if round(v, 9) in self._labelled else "" for v in values]
         if self.tau is None:
             return super().tickStrings(values, scale, spacing)
         return [_number(float(symexp(v, self.tau))) for v in values]
@@ -198,7 +229,8 @@ class EnergiesDock(BaseDock):
         self.history: dict[str, list[float]] = {}
         self.iterations: list[int] = []
         self.restarts = 0           # restarts with their own values in the history
-        self.tau: float | None = None  # the symlog threshold in use (None: linear)
+        self.tau: float | None = None  # the symlog threshold in use (None: linear, or log10)
+        self.log10 = False             # the log scale of positive values: the view holds log10(y)
         self._total = 0
         self._following = False   # the view tracks the data in coarse steps while a job runs
         self._view_range: tuple | None = None
@@ -354,21 +386,48 @@ class EnergiesDock(BaseDock):
         self._dirty = False
         x = np.asarray(self.iterations, dtype=np.float64)
         raw = {key: np.asarray(self.history.get(key, ()), dtype=np.float64) for key in self.curves}
+        log10 = False
         if self.log_scale.isChecked():
             shown = [v for v in raw.values() if v.size]
-            tau = symlog_threshold(np.concatenate(shown)) if shown else 1.0
+            values = np.concatenate(shown) if shown else np.zeros(0)
+            values = values[np.isfinite(values)]
+            # positive energies (inversion) on a true log axis (decades, no 0); values of both
+            # signs (maximisation's −⟨Φ, e⟩) on the symmetric log
+            log10 = bool(values.size) and bool((values > 0).all())
+            tau = None if log10 else (symlog_threshold(values) if values.size else 1.0)
         else:
             tau = None
-        self.tau = tau
+        self.tau, self.log10 = tau, log10
         self.axis.set_tau(tau)
+        self.axis.set_log10(log10)
         for key, curve in self.curves.items():
             y = raw[key]
             if y.size != x.size:
                 curve.setData([], [])
                 continue
-            curve.setData(x, symlog(y, tau) if tau is not None else y, connect="finite")
+            curve.setData(x, self.to_axis(y), connect="finite")
         if self._following:
             self._follow_data()
+
+    def to_axis(self, y: np.ndarray) -> np.ndarray:
+        """Values as the view holds them: log10 (log scale, positive values), symlog, or as they are."""
+        y = np.asarray(y, dtype=np.float64)
+        if self.log10:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                return np.where(y > 0, np.log10(np.where(y > 0, y, 1.0)), np.nan)
+        return symlog(y, self.tau) if self.tau is not None else y
+
+    def from_axis(self, t) -> np.ndarray:
+        """The inverse of :meth:`to_axis`: the real values of view coordinates."""
+        t = np.asarray(t, dtype=np.float64)
+        if self.log10:
+            return 10.0 ** t
+        return symexp(t, self.tau) if self.tau is not None else t
+
+    @property
+    def scale(self) -> str:
+        """"log", "symlog" or "linear": what the value axis shows."""
+        return "log" if self.log10 else "symlog" if self.tau is not None else "linear"
 
     def _follow_data(self) -> None:
         """While a job runs: x spans all its iterations, y the data rounded out to half decades
@@ -381,13 +440,13 @@ class EnergiesDock(BaseDock):
         ys = ys[np.isfinite(ys)]
         if ys.size == 0:
             return
-        log = self.tau is not None
+        log = self.scale != "linear"
         lo, hi = float(ys.min()), float(ys.max())
         step = 0.5 if log else 0.5 * 10 ** math.floor(math.log10(max(hi - lo, abs(hi), abs(lo), 1e-12)))
         lo, hi = math.floor(lo / step) * step, math.ceil(hi / step) * step
         if hi <= lo:
             hi = lo + step
-        view = (max(self._total, self.iterations[-1] if self.iterations else 1), lo, hi, self.tau)
+        view = (max(self._total, self.iterations[-1] if self.iterations else 1), lo, hi, self.tau, self.log10)
         if view != self._view_range:
             self._view_range = view
             self.plot.setRange(xRange=(0, view[0]), yRange=(lo, hi), padding=0.02)
@@ -403,7 +462,7 @@ class EnergiesDock(BaseDock):
         The figure code reads the curves' data as values: while the symlog scale is on, the
         curves hold the real values (and the view their range) for the export, so the figure
         shows real energies on a linear axis, and the plot is drawn as before afterwards."""
-        if self.tau is None:
+        if self.scale == "linear":
             return export_plot(self, self.plot, self.session, path, width, overwrite)
         view = self.plot.getViewBox()
         state = view.getState(copy=True)
@@ -415,7 +474,7 @@ class EnergiesDock(BaseDock):
             if y.size == x.size:
                 curve.setData(x, y, connect="finite")
         if manual:
-            view.setYRange(float(symexp(y0, self.tau)), float(symexp(y1, self.tau)), padding=0)
+            view.setYRange(float(self.from_axis(y0)), float(self.from_axis(y1)), padding=0)
         try:
             return export_plot(self, self.plot, self.session, path, width, overwrite)
         finally:

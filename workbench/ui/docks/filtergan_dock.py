@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLa
 
 from workbench.resources import shipped_filtergan_run
 from workbench.config.filtergan import FilterGanConfig, TraversalConfig
+from workbench.ui.widgets.failure_banner import FailureBanner, window_words
 from workbench.ui.docks import BaseDock
 from workbench.ui.widgets.plot_export import export_plot
 from workbench.ui.worker import JobRunner, LatestJobSlot
@@ -30,6 +31,9 @@ EVAL_ROWS = (("accuracy_real_retrained", "accuracy_real", "real filters"),
              ("accuracy_noise", "accuracy_noise_frozen", "control: real + noise of equal norm"),
              ("accuracy_permuted", "accuracy_permuted_frozen", "control: entries permuted"))
 
+
+#: The dock's field names for FilterGanConfig's options (messages name them, not CLI flags).
+FIELDS = {"layer": "conv layer", "steps": "steps", "latent_dim": "latent dim", "seed": "seed"}
 
 def evaluation_text(m: dict) -> str:
     """Sect. 5.2 (i) as a small rich-text table: test accuracy with the following layers re-trained
@@ -107,6 +111,10 @@ class FilterGanDock(BaseDock):
         outer.addLayout(top)
         self.tabs = QTabWidget()
         outer.addWidget(self.tabs, 1)
+        self.failure = FailureBanner()
+        self.failure.dismissed.connect(lambda: session.dismiss_failure(self.title))
+        session.failure_dismissed.connect(lambda where: self.failure.clear() if where == self.title else None)
+        outer.addWidget(self.failure)
         self.progress = QProgressBar()
         outer.addWidget(self.progress)
         self.setWidget(body)
@@ -128,7 +136,7 @@ class FilterGanDock(BaseDock):
         self.runner.progressed.connect(self._on_progressed)
         self.runner.logged.connect(lambda level, m: session.log(m, level))
         self.runner.finished.connect(self._on_finished)
-        self.runner.failed.connect(lambda m: session.log(m, "error"))
+        self.runner.failed.connect(self.show_failure)
         self.runner.cancelled.connect(lambda: session.log("filter-GAN job cancelled", "warning"))
         self.runner.stopped.connect(self._on_stopped)
         self._mds_slot = LatestJobSlot(self)
@@ -232,6 +240,9 @@ class FilterGanDock(BaseDock):
         row.addLayout(left, 0)
         self.mds_plot = pg.PlotWidget()
         self.mds_plot.setAspectLocked(True)
+        # the wheel scrolls the dock, not the scatter (which zoomed under a passing wheel): the
+        # view fits its points, and they are hovered and clicked
+        self.mds_plot.setMouseEnabled(x=False, y=False)
         self.mds_plot.setLabel("bottom", "MDS 1")
         self.mds_plot.setLabel("left", "MDS 2")
         self.scatter = pg.ScatterPlotItem(hoverable=True, hoverSize=12, tip=None)
@@ -312,14 +323,39 @@ class FilterGanDock(BaseDock):
         model = self.session.model
         return model if model is not None and getattr(model, "dataset", None) == "digits" else None
 
+    def show_failure(self, message: str) -> None:
+        """The reason in this dock (and the status bar, until dismissed), in the dock's words."""
+        message = window_words(message, FIELDS)
+        self.failure.show_failure(message)
+        self.session.report_failure(self.title, message)
+
+    def refusal(self) -> str | None:
+        """Why Train cannot start with the session's model (None if it can). The dock trains on the
+        model loaded, never on another one: a filter-GAN learns the filters of a digits net (sect. 5)."""
+        from workbench.ui.docks.model_dock import display_name
+
+        model = self.session.model
+        if model is None:
+            return "no model is loaded: open a digits model (digits-vgg or digits-lenet5) in the Model dock first"
+        if self._model() is None:
+            return (f"{display_name(model.name)} is not a digits model: a filter-GAN learns the filters of a net "
+                    "trained on the digits (sect. 5); open digits-vgg or digits-lenet5 in the Model dock")
+        return None
+
     # --- training ----------------------------------------------------------------------------
     def train(self) -> bool:
         if self.runner.running:
             return False
+        self.failure.clear()
+        self.session.dismiss_failure(self.title)
+        refused = self.refusal()
+        if refused is not None:
+            self.show_failure(refused)
+            return False
         model = self._model()
-        fields = dict(model=model.name if model is not None else "digits-vgg", layer=self.layer_edit.text().strip(),
+        fields = dict(model=model.name, layer=self.layer_edit.text().strip(),
                       steps=self.steps.value(), latent_dim=self.latent.value(), seed=self.seed.value(),
-                      device=str(model.device) if model is not None else "auto", **self.train_overrides)
+                      device=str(model.device), **self.train_overrides)
         store = self.session.store
         self.history = {k: [] for k in self.history}
 
@@ -334,6 +370,8 @@ class FilterGanDock(BaseDock):
     def evaluate(self) -> bool:
         if self.runner.running or not self.run_path:
             return False
+        self.failure.clear()
+        self.session.dismiss_failure(self.title)
         model = self._model()
         fields = dict(device=str(model.device) if model is not None else "auto", **self.eval_overrides)
         path = self.run_path

@@ -77,6 +77,7 @@ class ModelDock(BaseDock):
         session.model_loading.connect(self._on_model_loading)
         session.model_changed.connect(self._on_model_changed)
         session.model_failed.connect(self._on_model_failed)
+        session.load_declined.connect(self._on_load_declined)
         session.recent_changed.connect(self._on_recent_changed)
 
     def choose_file(self) -> None:
@@ -153,8 +154,17 @@ class ModelDock(BaseDock):
         self.open_button.setEnabled(True)
         self.open_model_button.setEnabled(True)
         current = self.session.model
-        text = f"<p style='color:#c0392b'><b>Could not load the model.</b><br>{_breakable(message)}</p>"
+        if self.session.trust_kind:  # a question for the user follows: no error yet
+            text = "<p><b>This model asks for your permission before it loads.</b></p>"
+        else:
+            text = f"<p style='color:#c0392b'><b>Could not load the model.</b><br>{_breakable(message)}</p>"
         self.card.setText(text + (model_card(current, self.session.model_facts) if current is not None else ""))
+
+
+    def _on_load_declined(self) -> None:
+        """The user said no: the card shows the current model again, without an error."""
+        current = self.session.model
+        self.card.setText(model_card(current, self.session.model_facts) if current is not None else "")
 
 
 def spec_label(spec) -> str:

@@ -14,7 +14,7 @@ import math
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QSortFilterProxyModel, Qt, QUrl, Signal
+from PySide6.QtCore import QFileSystemWatcher, QSortFilterProxyModel, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import QDesktopServices, QImage, QPixmap, QStandardItem, QStandardItemModel
 from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QHBoxLayout, QHeaderView, QLabel, QLineEdit,
                                QPlainTextEdit, QPushButton, QSplitter, QTableView, QVBoxLayout, QWidget)
@@ -33,6 +33,10 @@ COLUMNS = (("kind", "the job: invert, maximize, caricature, deform, ..."),
            ("status", "done, cancelled, failed, running, interrupted (its process is gone) or unreadable"),
            ("date", "when it started"))
 COLUMN = {name: i for i, (name, _tip) in enumerate(COLUMNS)}
+#: Run kinds that hold runs of their own, reopened in their dock (Sweeps, Atlas).
+COLLECTIONS = ("sweep", "atlas")
+#: While a listed run is running, the table is scanned again this often (ms): runs update as they end.
+POLL_MS = 1500
 PATH_ROLE = Qt.ItemDataRole.UserRole
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
 
@@ -44,7 +48,9 @@ def scan_table(store, cache: dict) -> tuple[list, dict]:
     from workbench.errors import UserError
     from workbench.runs import read_json
 
-    rows = store.scan()
+    from workbench.sweep.listing import scan_workspace
+
+    rows = scan_workspace(store)
     numbers: dict[str, tuple] = {}
     for r in rows:
         if not r.readable:
@@ -77,6 +83,61 @@ def scan_table_job(store, cache: dict, cancel):
     yield
 
 
+#: What a run shows when it has no pre-image grid, first found first: an atlas's contact sheet,
+#: a sweep's figure, a measurement's plot.
+PREVIEWS = ("atlas.png", "fig6.png", "images/sensitivity.png", "images/smoothness.png")
+#: A run stopped before its grid was drawn shows its restarts side by side, at most this many.
+MAX_RESTART_PREVIEWS = 8
+
+
+def run_details(path: str | Path) -> dict:
+    """:func:`workbench.ui.compute.run_details`, and for a run without a pre-image grid the
+    first of :data:`PREVIEWS`, else its restarts side by side (a cancelled run keeps them)."""
+    from workbench.data.images import open_image
+    from workbench.errors import UserError
+    from workbench.ui.compute import PREVIEW_PIXELS, run_details as details
+
+    found = details(path)
+    if found["grid"] is not None or (Path(path) / "images" / "grid.png").exists():
+        return found
+    folder = Path(path)
+    files = [folder / name for name in PREVIEWS if (folder / name).is_file()][:1]
+    if not files:
+        for k in range(1, MAX_RESTART_PREVIEWS + 1):
+            if not (folder / "images" / f"restart_{k}.png").is_file():
+                break
+            files.append(folder / "images" / f"restart_{k}.png")
+    parts = []
+    try:
+        for file in files:
+            if file.is_symlink():
+                raise UserError("it is a link")
+            with open_image(file, PREVIEW_PIXELS) as image:
+                parts.append(np.ascontiguousarray(np.asarray(image.convert("RGB"), dtype=np.uint8)))
+    except (UserError, OSError, ValueError) as exc:
+        return {**found, "note": f"{files[len(parts)].relative_to(folder)} cannot be shown: {' '.join(str(exc).split())[:160]}"}
+    if parts:
+        found = {**found, "grid": side_by_side(parts), "note": ""}
+    return found
+
+
+def details_job(path, cancel):
+    cancel.check()
+    return run_details(path)
+    yield
+
+
+def side_by_side(parts: list[np.ndarray], gap: int = 4) -> np.ndarray:
+    """RGB images next to each other on white, at the first one's height (others cropped or padded)."""
+    h = parts[0].shape[0]
+    out = []
+    for p in parts:
+        q = np.full((h, p.shape[1], 3), 255, np.uint8)
+        q[:min(h, p.shape[0])] = p[:h]
+        out += [q, np.full((h, gap, 3), 255, np.uint8)]
+    return np.ascontiguousarray(np.concatenate(out[:-1], axis=1))
+
+
 def _number(value) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) else None
 
@@ -99,7 +160,10 @@ def table_row(summary, numbers: dict) -> list[tuple[str, object]]:
     C_text = f"{C:g}" if C is not None else ("preset" if "C" in config else "")
     error = _number(numbers.get("error"))
     kind = summary.kind if summary.kind not in ("?", "preimage") else str(config.get("method") or summary.kind)
-    layer = str(config.get("layer") or "")
+    layer = config.get("layer") or config.get("layers") or ""
+    layer = ", ".join(map(str, layer)) if isinstance(layer, (list, tuple)) else str(layer)
+    if not model and isinstance(config.get("models"), (list, tuple)):  # a sweep's models
+        model = ", ".join(display_name(str(m)) for m in config["models"])
     return [(kind, kind), (model, model.lower()), (layer, layer), (C_text, C), (f"{error:.4g}" if error is not None else "", error),
             (f"{mark} {summary.status}", summary.status), (date, summary.started)]
 
@@ -126,7 +190,7 @@ class RunsProxy(QSortFilterProxyModel):
 
 class RunsDock(BaseDock):
     title = "Runs"
-    area = Qt.DockWidgetArea.RightDockWidgetArea
+    area = Qt.DockWidgetArea.LeftDockWidgetArea
 
     refreshed = Signal()         # the table shows the latest scan
     details_shown = Signal(str)  # the path whose metrics and preview are shown
@@ -207,12 +271,35 @@ class RunsDock(BaseDock):
         self._details_slot.finished.connect(self._on_details)
         self._details_slot.failed.connect(lambda m: self.metrics.setPlainText(m))
         session.runs_changed.connect(self.refresh)
+        for signal in (session.job_finished, session.job_cancelled, session.job_failed):
+            signal.connect(lambda *_: self.refresh())
+        # a run that ends in another dock, another window or the CLI: watch the workspace, and scan
+        # again while a listed run is running, so its new status shows without Refresh
+        self._poll = QTimer(self)
+        self._poll.setSingleShot(True)
+        self._poll.setInterval(POLL_MS)
+        self._poll.timeout.connect(self.refresh)
+        self._watcher = QFileSystemWatcher(self)
+        self._watcher.directoryChanged.connect(lambda _path: self._poll.start())
         self._update_buttons()
         self.refresh()
 
     @property
     def busy(self) -> bool:
         return self._scan_slot.busy or self._details_slot.busy
+
+    def _watch(self) -> None:
+        """Watch the workspace and its sweeps/atlases folders for new and removed runs."""
+        from workbench.sweep.listing import GROUPS
+
+        root = self.session.store.root
+        wanted = [str(p) for p in (root, *(root / g for g in GROUPS)) if p.is_dir()]
+        old = set(self._watcher.directories())
+        if old != set(wanted):
+            if old:
+                self._watcher.removePaths(list(old))
+            if wanted:
+                self._watcher.addPaths(wanted)
 
     def refresh(self) -> None:
         """Scan the workspace on a worker; the table is replaced when the scan is in."""
@@ -248,6 +335,9 @@ class RunsDock(BaseDock):
             self.table.clearSelection()
             self._show_details(None)
         self._update_buttons()
+        self._watch()
+        if any(r.status == "running" for r in rows):
+            self._poll.start()
         self.refreshed.emit()
 
     def _on_filter_changed(self, *_args) -> None:
@@ -300,7 +390,9 @@ class RunsDock(BaseDock):
                 selection.setCurrentIndex(index, selection.SelectionFlag.NoUpdate)
                 if not emit:
                     selection.blockSignals(False)
-                    self._update_buttons()
+                elif self._shown_path != str(path):  # already current: Qt says nothing
+                    self._show_details(str(path))
+                self._update_buttons()  # Reopen and Folder follow the row, whichever way it was chosen
                 return True
         return False
 
@@ -316,7 +408,8 @@ class RunsDock(BaseDock):
 
     def _update_buttons(self) -> None:
         summary = self.selected()
-        self.reopen_button.setEnabled(summary is not None and summary.readable and bool(summary.config))
+        self.reopen_button.setEnabled(summary is not None and summary.readable
+                                      and (bool(summary.config) or summary.kind in COLLECTIONS))
         self.folder_button.setEnabled(summary is not None)
 
     def _on_current_changed(self, current, _previous) -> None:
@@ -330,10 +423,8 @@ class RunsDock(BaseDock):
             self.preview.clear()
             self.metrics.setPlainText("")
             return
-        from workbench.ui.compute import run_details_job
-
         self.metrics.setPlainText("reading…")
-        self._details_slot.request(lambda cancel: run_details_job(path, cancel))
+        self._details_slot.request(lambda cancel: details_job(path, cancel))
 
     def _on_details(self, details: dict) -> None:
         if details["path"] != self._shown_path:
@@ -355,6 +446,10 @@ class RunsDock(BaseDock):
         summary = self.selected()
         if summary is None:
             return False
+        if summary.readable and summary.kind in COLLECTIONS:  # shown by the Sweeps or the Atlas dock
+            self.session.collection_reopened.emit(summary.kind, str(summary.path))
+            self.session.log(f"{summary.kind} reopened: {summary.path.name}")
+            return True
         if not summary.readable or not summary.config:
             self.session.log(f"cannot reopen {summary.path.name}: {summary.error or 'it records no configuration'}", "error")
             return False

@@ -17,14 +17,19 @@ import re
 from pathlib import Path
 from typing import Any, Callable
 
+from types import SimpleNamespace
+
+import numpy as np
 from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QImage, QPixmap
 from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QFormLayout, QHBoxLayout, QHeaderView, QLabel,
                                QLineEdit, QListWidget, QListWidgetItem, QPushButton, QSizePolicy, QSpinBox,
-                               QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
+                               QTableWidget, QTableWidgetItem, QTabWidget, QVBoxLayout, QWidget)
 
 from workbench.errors import UserError
 from workbench.ui.docks import BaseDock
-from workbench.ui.worker import JobRunner
+from workbench.ui.widgets.failure_banner import FailureBanner, window_words
+from workbench.ui.worker import JobRunner, LatestJobSlot
 
 #: Layer kinds a sweep leaves out of the ticks (their code is their input's).
 PASS_THROUGH = ("Flatten", "Dropout", "Identity")
@@ -118,10 +123,62 @@ def outcome_row(outcome: Any) -> dict[str, Any]:
     return {"status": "done", **(outcome or {})}
 
 
+def sweep_figure(out: Path, rows: list[dict[str, Any]]) -> np.ndarray | None:
+    """The sweep's figure in the paper's Fig. 6 layout (error and consistency over layers, one
+    line per C; :func:`workbench.sweep.tables.write_fig6`), written into ``out`` when missing, as
+    an RGB array; None when the sweep has no finished inversion to draw. Runs on a worker."""
+    from workbench.data.images import open_image
+    from workbench.sweep.tables import write_fig6
+
+    png = Path(out) / "fig6.png"
+    inversions = [r for r in rows if r.get("status") == "done" and r.get("method", "invert") != "maximize"
+                  and r.get("reconstruction_error_mean") is not None]
+    if not png.is_file():
+        if not inversions:
+            return None
+        write_fig6(Path(out), rows)
+    if not png.is_file():
+        return None
+    with open_image(png) as image:
+        return np.ascontiguousarray(np.asarray(image.convert("RGB"), dtype=np.uint8))
+
+
+def read_sweep_job(out: Path, cancel=None):
+    """A sweep folder as ``(out, cells, rows, figure)``: its results.json rows, each cell's name,
+    columns and configuration (from the cell's run.json), and :func:`sweep_figure`."""
+    from workbench.runs import read_json
+
+    if False:
+        yield
+    try:
+        rows = read_json(Path(out) / "results.json", "results.json")
+    except UserError:
+        rows = []
+    rows = [r for r in rows if isinstance(r, dict)] if isinstance(rows, list) else []
+    cells = []
+    for row in rows:
+        if cancel is not None:
+            cancel.check()
+        try:
+            config = read_json(Path(out) / "cells" / str(row.get("cell")) / "run.json").get("config") or {}
+        except (UserError, AttributeError):
+            config = {}
+        cells.append(SimpleNamespace(name=str(row.get("cell")), config=config, columns=row))
+    figure = sweep_figure(out, rows) if rows else None
+    return Path(out), cells, rows, figure
+
+
+def figure_job(out: Path, rows, cancel=None):
+    if False:
+        yield
+    return sweep_figure(out, rows)
+
+
 class SweepsDock(BaseDock):
     title = "Sweeps"
     area = Qt.DockWidgetArea.RightDockWidgetArea
 
+    opened = Signal()                         # a sweep folder reopened from the Runs dock is shown
     grid_expanded = Signal(object, object)   # (cells, {index: summary}) — emitted on the job thread
     cell_finished = Signal(int, str, object)  # (index, folder, outcome) — emitted on the job thread
 
@@ -187,8 +244,27 @@ class SweepsDock(BaseDock):
         layout.addLayout(form)
         layout.addLayout(buttons)
         layout.addWidget(self.status)
-        layout.addWidget(self.table, 1)
+        self.failure = FailureBanner()
+        self.failure.dismissed.connect(lambda: session.dismiss_failure(self.title))
+        session.failure_dismissed.connect(lambda where: self.failure.clear() if where == self.title else None)
+        layout.addWidget(self.failure)
+        self.views = QTabWidget()
+        self.views.addTab(self.table, "Cells")
+        self.figure = QLabel("the figure (layers × C, as the paper's Fig. 6) appears when an inversion sweep is done")
+        self.figure.setWordWrap(True)
+        self.figure.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.figure.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Ignored)
+        self.figure.setMinimumSize(120, 80)
+        self._figure: QPixmap | None = None
+        self.views.addTab(self.figure, "Figure")
+        layout.addWidget(self.views, 1)
         self.setWidget(body)
+        self._reader = LatestJobSlot(self)
+        self._reader.finished.connect(self._on_sweep_read)
+        self._reader.failed.connect(lambda message: self._set_status(message))
+        self._figure_slot = LatestJobSlot(self)
+        self._figure_slot.finished.connect(self.show_figure)
+        session.collection_reopened.connect(self._on_collection_reopened)
         self.grid_expanded.connect(self._on_grid_expanded)
         self.cell_finished.connect(self._on_cell_finished)
         self.runner.progressed.connect(self._on_progressed)
@@ -259,6 +335,7 @@ class SweepsDock(BaseDock):
             self._set_status(str(exc))
             return False
         self.out = out
+        self.failure.clear()
         self.cells, self.rows = [], []
         self.table.setRowCount(0)
         self._set_status("expanding the grid…")
@@ -307,10 +384,64 @@ class SweepsDock(BaseDock):
         counts = getattr(result, "counts", {}) or {}
         self._set_status(", ".join(f"{v} {k}" for k, v in counts.items() if v) + f" — {self.out}")
         self.session.runs_changed.emit()
+        out, rows = Path(result.path), list(getattr(result, "rows", []) or [])
+        self._figure_slot.request(lambda cancel: figure_job(out, rows, cancel))
 
     def _on_failed(self, message: str) -> None:
+        message = window_words(message, {"layers": "layers", "C": "C", "seeds": "seeds", "iters": "iterations"})
         self._set_status(message)
-        self.session.log(f"sweep: {message}", "error")
+        self.failure.show_failure(message)
+        self.session.report_failure(self.title, message)
+        self.session.runs_changed.emit()
+
+    # --- a sweep reopened from the Runs dock ---------------------------------------------------
+    def _on_collection_reopened(self, kind: str, path: str) -> None:
+        if kind == "sweep":
+            self.open_sweep(path)
+
+    def open_sweep(self, path: str | Path) -> bool:
+        """Show the sweep in ``path``: its cells (Open reopens them) and its figure; False while one runs."""
+        if self.runner.running:
+            self._set_status("a sweep is running: open the other one when it ends")
+            return False
+        out = Path(path)
+        self._set_status(f"reading {out.name}…")
+        self._reader.request(lambda cancel: read_sweep_job(out, cancel))
+        self.show()
+        self.raise_()
+        return True
+
+    def _on_sweep_read(self, result) -> None:
+        self.out, cells, rows, figure = result
+        self.cells = cells
+        self.rows = [dict(r) for r in rows]
+        self.table.setRowCount(len(self.rows))
+        for i in range(len(self.rows)):
+            self._show_row(i)
+        self.show_figure(figure)
+        self._set_status(f"{len(rows)} cell(s)")
+        self.opened.emit()
+
+    def show_figure(self, rgb) -> None:
+        """The sweep's Fig. 6 layout in the Figure tab (fitted to the tab, aspect kept)."""
+        if rgb is None:
+            self._figure = None
+            self.figure.setPixmap(QPixmap())
+            self.figure.setText("no figure: the layers × C figure needs finished inversions")
+            return
+        arr = np.ascontiguousarray(rgb, dtype=np.uint8)
+        h, w = arr.shape[:2]
+        self._figure = QPixmap.fromImage(QImage(arr.data, w, h, 3 * w, QImage.Format.Format_RGB888).copy())
+        self._fit_figure()
+
+    def _fit_figure(self) -> None:
+        if self._figure is not None and self.figure.width() > 10 and self.figure.height() > 10:
+            self.figure.setPixmap(self._figure.scaled(self.figure.size(), Qt.AspectRatioMode.KeepAspectRatio,
+                                                      Qt.TransformationMode.SmoothTransformation))
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._fit_figure()
 
     def _on_stopped(self) -> None:
         self.run_button.setEnabled(True)
@@ -334,4 +465,5 @@ class SweepsDock(BaseDock):
         return True
 
     def shutdown(self, timeout_ms: int | None = None) -> bool:
-        return self.runner.shutdown(timeout_ms)
+        return (self.runner.shutdown(timeout_ms) & self._reader.shutdown(timeout_ms)
+                & self._figure_slot.shutdown(timeout_ms))

@@ -53,17 +53,78 @@ class ImageGridWidget(pg.GraphicsLayoutWidget):
         self._label_color = label_color
         self._geometry = (1, 1, 1, 0)  # h, w, columns, pad
         self.updates = 0
+        self.labels_mode = "above"  # "above" the tiles, "inside" their top edge, or "hidden" (_place_labels)
         self.item.mouseClickEvent = self._on_item_clicked
+        self.view.sigTransformChanged.connect(lambda *_: self._place_labels())
 
     def set_label_color(self, color: str) -> None:
         self._label_color = color
         for label in self._labels:
             label.setColor(QColor(color))
+        self._place_labels()
+
+    def _place_labels(self) -> None:
+        """Keep every caption off the tile above it, at any zoom: above its tile while the gap
+        between rows holds it, else inside the tile's top edge on a backing, else (tiles smaller
+        than their captions) hidden."""
+        if not getattr(self, "_labels", None):
+            return
+        h, w, columns, pad = self._geometry
+        px_w, px_h = self.view.viewPixelSize()
+        if not (px_w > 0 and px_h > 0):
+            return
+        text_h = max(l.textItem.boundingRect().height() for l in self._labels)
+        text_w = max(l.textItem.boundingRect().width() for l in self._labels)
+        gap_px, tile_h_px, tile_w_px = pad / px_h, h / px_h, (w + pad) / px_w
+        if text_w > tile_w_px or text_h > 0.45 * tile_h_px:
+            mode = "hidden"
+        elif text_h <= gap_px:
+            mode = "above"
+        else:
+            mode = "inside"
+        if mode == self.labels_mode and getattr(self, "_placed", None) == self._layout:
+            return
+        self.labels_mode, self._placed = mode, self._layout
+        backing = QColor(self._background_color)
+        backing.setAlpha(200)
+        for i, label in enumerate(self._labels):
+            r, c = divmod(i, columns)
+            label.setVisible(mode != "hidden")
+            if mode == "above":
+                label.setAnchor((0.5, 1.0))
+                label.fill = pg.mkBrush(None)
+                label.setPos(c * (w + pad) + w / 2, r * (h + pad) - 0.5)
+            else:
+                label.setAnchor((0.5, 0.0))
+                label.fill = pg.mkBrush(backing)
+                label.setPos(c * (w + pad) + w / 2, r * (h + pad))
+            label.update()
+
+    _background_color = "#ffffff"
+
+    def set_label_backing(self, color: str) -> None:
+        """The colour behind captions drawn inside their tiles (the theme's base colour)."""
+        self._background_color = color
+        self._placed = None
+        self._place_labels()
 
     def set_background_value(self, value: float) -> None:
         self._background = value
 
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._place_labels()
+
+    def restyle(self, background: float) -> None:
+        """Draw the tiles shown again on a new ``background`` (the theme changed: no white gutters
+        between tiles in the dark theme)."""
+        last = getattr(self, "_last", None)
+        if last is not None and self.item.image is not None:
+            tiles, labels, columns = last
+            self.set_tiles(tiles, labels, columns, background)
+
     def clear_tiles(self) -> None:
+        self._last = None
         self.item.clear()
         for label in self._labels:
             self.view.removeItem(label)
@@ -75,6 +136,7 @@ class ImageGridWidget(pg.GraphicsLayoutWidget):
         if len(tiles) == 0:
             self.clear_tiles()
             return
+        self._last = (tiles, labels, columns)
         h, w = tiles[0].shape[:2]
         columns = columns or len(tiles)
         pad = max(1, int(round(self._pad_fraction * h)))
@@ -97,7 +159,9 @@ class ImageGridWidget(pg.GraphicsLayoutWidget):
                 self._labels.append(item)
             rows = math.ceil(len(tiles) / columns)
             top = -0.35 * h if labels else 0
+            self._placed = None
             self.view.setRange(xRange=(0, columns * (w + pad) - pad), yRange=(top, rows * (h + pad) - pad), padding=0.02)
+            self._place_labels()
         self.updates += 1
 
     def tile_at(self, x: float, y: float) -> int | None:

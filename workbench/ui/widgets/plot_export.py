@@ -74,8 +74,12 @@ class FigureOptions(QWidget):
 def choose_plot_file(parent: QWidget, default_name: str, title: str = "Export plot") -> str | None:
     """Ask for a PNG/PDF/SVG path and the figure's size and resolution (remembered); the dialog
     confirms overwriting. The next :func:`export_plot` of that path by ``parent`` uses the choice."""
-    settings = getattr(getattr(parent, "session", None), "settings", None)
-    dialog = QFileDialog(parent, title, default_name, PLOT_FILTER)
+    session = getattr(parent, "session", None)
+    settings = getattr(session, "settings", None)
+    workspace = getattr(session, "workspace", None)  # the dialog opens in the workspace, not the cwd or home
+    start = str(Path(workspace) / default_name) if workspace is not None and not Path(default_name).is_absolute() \
+        else default_name
+    dialog = QFileDialog(parent, title, start, PLOT_FILTER)
     dialog.setAcceptMode(QFileDialog.AcceptMode.AcceptSave)
     dialog.setOption(QFileDialog.Option.DontUseNativeDialog, True)  # a native dialog takes no extra fields
     options = FigureOptions(remembered_style(settings))
@@ -185,6 +189,11 @@ def figure_from_plot(plot, style: FigureStyle | None = None, title: str | None =
                                   alpha=max(0.12, child.brush().color().alphaF() * 0.8)))
             band_curves.update({id(a), id(b), id(getattr(a, "curve", None)), id(getattr(b, "curve", None))})
     log_y = bool(item.getAxis("left").logMode)
+    # an axis that labels real values of a transformed view (the Energies dock's log scale): the
+    # figure draws the real values on the same kind of axis (the caller hands it the real values)
+    axis = item.getAxis("left")
+    real_log = bool(getattr(axis, "log10", False))
+    symlog_y = getattr(axis, "tau", None) if not real_log else None
     for child in item.items:
         if not child.isVisible() or id(child) in band_curves:
             continue
@@ -227,8 +236,8 @@ def figure_from_plot(plot, style: FigureStyle | None = None, title: str | None =
     y_range = None if auto[1] else ((10 ** y0, 10 ** y1) if log_y else (y0, y1))
     return line_figure(series, x_labels=x_labels, title=title if title is not None else _text(item.titleLabel.text),
                        xlabel=_text(bottom.labelText), ylabel=_text(item.getAxis("left").labelText),
-                       hlines=lines, fills=fills, points=points, style=style, log_y=log_y,
-                       x_range=x_range, y_range=y_range)
+                       hlines=lines, fills=fills, points=points, style=style, log_y=log_y or real_log,
+                       x_range=x_range, y_range=y_range, symlog_y=symlog_y)
 
 
 def _curve_data(curve):
