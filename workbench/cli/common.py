@@ -150,14 +150,24 @@ def add_device_option(parser) -> None:
     parser.add_argument("--device", default="auto", help="auto (default: cuda, then mps, then cpu), cpu, cuda or mps")
 
 
-def add_model_options(parser) -> None:
-    """``--model SPEC`` and the options of :class:`~workbench.config.model.ModelSpec`, plus ``--trust``."""
+#: ``--trust``'s help: what it allows, on every command that opens a model.
+TRUST_HELP = ("allow what runs code: a full pickle or a TorchScript file, and a package.module:callable named by "
+              "a file (a run folder, a sweep or atlas folder) rather than typed here; only for files you trust")
+
+
+def add_model_options(parser, default: str | None = None) -> None:
+    """``--model SPEC`` and the options of :class:`~workbench.config.model.ModelSpec`, plus ``--trust``
+    (the one model option group of every command). ``default`` makes ``--model`` optional."""
     from workbench.config import add_options
     from workbench.config.model import ModelSpec
 
-    add_options(parser, ModelSpec)
-    parser.add_argument("--trust", action="store_true",
-                        help="allow a full pickle or a TorchScript file (both run code from the file when loaded: only for files you trust)")
+    if default is None:
+        add_options(parser, ModelSpec)
+    else:
+        parser.add_argument("--model", default=default, help=f"the model (default {default}): a zoo name, a model "
+                            f"file, package.module:callable or timm:NAME")
+        add_options(parser, ModelSpec, skip=("model",))
+    parser.add_argument("--trust", action="store_true", help=TRUST_HELP)
 
 
 def model_spec(args):

@@ -24,7 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         p.set_defaults(func=_run, method=method)
 
     d = sub.add_parser("demo", help="a short showcase on the bundled model, written as one labelled figure")
-    d.add_argument("--model", default="digits-vgg")
+    add_model_options(d, default="digits-vgg")
     d.add_argument("--iters", type=int, default=200)
     add_device_option(d)
     add_output_options(d, "run folder for the figure and its pre-image runs")
@@ -59,7 +59,8 @@ def _demo(args: argparse.Namespace) -> int:
     from workbench.preimage.demo import demo_job
 
     out, store = output(args)
+    model = open_model(args)  # the same model option group and consent rule as every command
     path = drive(demo_job(args.model, out, iters=args.iters, device=args.device, runs=store,
-                          figure=figure_style(args)), "demo")
+                          figure=figure_style(args), model=model), "demo")
     print(path)
     return 0

@@ -7,7 +7,8 @@ window's model box and Open dialog, the Python API and run folders (``run.json["
 - a file: ``.safetensors``, a ``.pt``/``.pth`` state_dict, an ``.onnx`` graph, or (trusted) a
   TorchScript archive or a full pickle;
 - a Python callable ``package.module:callable`` (a class or a factory returning an ``nn.Module``),
-  called with ``model_kwargs``; the current directory is importable, as with ``python -m``;
+  called with ``model_kwargs``; imported from ``path`` (``--path DIR``) first, then the installed
+  packages, then the current directory (which never shadows an installed package);
 - a timm architecture ``timm:NAME``;
 - a hand-crafted representation built as a network: ``hog``, ``hogb`` or ``dsift`` (``cell_size``).
 
@@ -59,6 +60,9 @@ class ModelSpec:
                                      metavar="FILE")
     cell_size: int | None = option(None, "cell size in pixels of hog, hogb or dsift (default 8, as in the papers)",
                                    metavar="PIXELS")
+    path: str | None = option(None, "a folder to import package.module:callable from, searched before the "
+                              "installed packages (without it the current folder is searched only after them)",
+                              metavar="DIR")
 
     @property
     def kind(self) -> str:
@@ -82,6 +86,8 @@ class ModelSpec:
         self.kwargs()
         if self.model_kwargs is not None and self.kind not in ("callable", "timm"):
             raise UserError(f"--model-kwargs applies to a package.module:callable or timm:NAME model, not '{self.model}'")
+        if self.path is not None and self.kind != "callable":
+            raise UserError(f"--path applies to a package.module:callable model, not '{self.model}'")
         if self.cell_size is not None and self.model.partition("@")[0].strip().lower() not in REPRESENTATIONS:
             raise UserError(f"--cell-size applies to {', '.join(REPRESENTATIONS)}, not '{self.model}'")
         if self.input_size is not None:

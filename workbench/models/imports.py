@@ -1,10 +1,11 @@
 """Importing Python code a model needs, without letting the current directory shadow installed packages.
 
 ``python -m`` puts the current directory first on ``sys.path``, so a ``timm/`` folder in it would
-replace the installed timm. Every import the model sources make goes through :func:`import_module`:
-the current directory (and ``''``) are left out of the search for the import, and only the folders
-the user names (``--path DIR``) are searched before the installed packages. ``sys.path`` is put
-back afterwards.
+replace the installed timm (and the loader used to put it first itself). Every import the model
+sources make goes through :func:`search_path`: the folders the user names (``--path DIR``) come
+first, then the installed packages, and the current directory — where a callable the user typed
+may live, as with ``python -m`` — only last (``cwd=False``: not at all, for the zoo's packages), so
+a folder there never replaces an installed package. ``sys.path`` is put back afterwards.
 """
 
 from __future__ import annotations
@@ -18,14 +19,15 @@ from typing import Iterator, Sequence
 
 
 @contextlib.contextmanager
-def search_path(paths: Sequence[str] = ()) -> Iterator[None]:
-    """``sys.path`` without the current directory, ``paths`` first, for the duration of an import."""
-    cwd = os.getcwd()
+def search_path(paths: Sequence[str] = (), cwd: bool = False) -> Iterator[None]:
+    """``sys.path`` for the duration of an import: ``paths`` first, then the installed packages,
+    then the current directory if ``cwd`` (never before them)."""
+    here = os.getcwd()
     given = [os.path.abspath(os.path.expanduser(p)) for p in paths]
     saved = list(sys.path)
     try:
-        sys.path[:] = given + [p for p in saved if p not in ("", ".", cwd) and os.path.abspath(p) != cwd
-                               and p not in given]
+        rest = [p for p in saved if p not in ("", ".") and os.path.abspath(p) != here and p not in given]
+        sys.path[:] = given + rest + ([here] if cwd and here not in given else [])
         importlib.invalidate_caches()
         yield
     finally:

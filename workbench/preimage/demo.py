@@ -11,12 +11,14 @@ from workbench.threads import job_threads
 
 def demo_job(model_name: str = "digits-vgg", out: str | Path | None = None, iters: int = 200, device: str = "auto",
              sample: str = "digits:0", cancel: CancelToken | None = None, runs: RunStore | None = None,
-             figure=None) -> Job:
+             figure=None, model=None) -> Job:
     """Inversion from four depths, maximisation of four channels, caricatures from two layers.
 
     Each piece is an ordinary pre-image run under ``out/runs/``; ``out/images/grid.png`` and
     ``grid.pdf`` put them in one labelled figure (at the size ``figure``, a
     :class:`~workbench.export.style.FigureStyle`; default a page width). Returns the PNG's path.
+    ``model`` is the opened model (a LoadedModel); without it ``model_name`` is opened, importing
+    no Python code (a callable needs the model opened by the caller, with the user's consent).
     """
     from workbench.device import resolve_device
     from workbench.models import load_model
@@ -26,7 +28,7 @@ def demo_job(model_name: str = "digits-vgg", out: str | Path | None = None, iter
     PreimageConfig(model=model_name, iters=iters, device=str(device), image=sample, restarts=1).validate()
     cancel = cancel or CancelToken()
     device = resolve_device(device)
-    model = load_model(model_name, device=device)
+    model = model if model is not None else load_model(model_name, device=device, imports=False)
     spatial = [l for l in model.layers() if len(l.shape) == 3]
     activations = [l for l in spatial if l.kind in ("ReLU", "Tanh")] or spatial
     depths = [activations[0], activations[len(activations) // 2], activations[-1], spatial[-1]]

@@ -1,13 +1,30 @@
 """The callable source: ``package.module:callable`` — a class or a function that returns an
 ``nn.Module`` — called with ``model_kwargs`` under the zoo's init seed; ``weights`` then loads
-into what it built."""
+into what it built.
+
+Consent (README, Security). Typing the spec on your own command line, or passing it to the Python
+API, is consent to import that module and call that callable (``imports=True``); a spec read from a
+file — a run folder, a sweep or atlas folder, the window's settings — is not, and needs ``trust``
+each time (:class:`~workbench.models.sources.loaded.NeedsTrust`). Even with consent, before
+anything is called:
+
+- a module of the standard library is refused before it is imported (``os:system``,
+  ``subprocess:run``, ``builtins:exec`` build no network);
+- the object must be an ``nn.Module`` class, an ``nn.Module`` object, or a Python function (or a
+  class's classmethod/staticmethod) defined in the package named before the colon: never a
+  built-in, a ``functools.partial`` or another callable object, and never a function the package
+  merely re-exports from elsewhere;
+- what it returns must be an ``nn.Module``.
+
+The module is imported with the folders of ``--path`` first, then the installed packages, then
+the current directory (:mod:`workbench.models.imports`): the current directory never shadows an
+installed package."""
 
 from __future__ import annotations
 
 import difflib
 import inspect
 import json
-import os
 import sys
 from typing import Any
 
@@ -29,7 +46,7 @@ def _load_callable(spec: ModelSpec, trust: bool, imports: bool, device: torch.de
     if spec.arch is not None:
         raise UserError(f"--arch applies to model files; {text} builds its own module: drop --arch "
                         f"(pass --weights FILE to load weights into it)")
-    factory = _import_callable(text)
+    factory = _import_callable(text, spec.path)
     module = _call_factory(text, factory, spec.kwargs())
     sidecar = side = None
     meta: dict[str, Any] = {}
@@ -50,23 +67,24 @@ def _load_callable(spec: ModelSpec, trust: bool, imports: bool, device: torch.de
                    meta=meta, device=device, aliases=None)
 
 
-def _import_callable(text: str) -> Any:
-    """``package.module:attr`` imported with the current directory on ``sys.path`` (for the import only)."""
+def _import_callable(text: str, path: str | None = None) -> Any:
+    """``package.module:attr``, imported with ``path`` first and the current directory last
+    (:func:`workbench.models.imports.search_path`), and checked before it is called (:func:`_check_factory`)."""
     import importlib
 
+    from workbench.models.imports import search_path
+
     module_name, _, attr_path = text.partition(":")
-    saved = list(sys.path)
-    try:
-        cwd = os.getcwd()
-        if cwd not in sys.path and "" not in sys.path:
-            sys.path.insert(0, cwd)
-        importlib.invalidate_caches()
+    top = module_name.split(".")[0]
+    if top in sys.stdlib_module_names:
+        raise UserError(f"{text} names the standard library's {top}, which builds no nn.Module: refused "
+                        f"(a model is an nn.Module class or a function that returns one)")
+    with search_path([path] if path else (), cwd=True):
         try:
             mod = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:
             missing = exc.name or module_name
             if module_name == missing or module_name.startswith(missing + "."):
-                top = module_name.split(".")[0]
                 raise UserError(f"cannot import {module_name} for {text} ({_first_line(exc)}): "
                                 f"run from the folder that holds {top}, or install it") from None
             raise UserError(f"cannot import {module_name} for {text} ({_first_line(exc)}): "
@@ -77,8 +95,6 @@ def _import_callable(text: str) -> Any:
         except (Exception, SystemExit) as exc:
             raise UserError(f"importing {module_name} for {text} raised {type(exc).__name__}: {_first_line(exc)}; "
                             f"fix the module") from None
-    finally:
-        sys.path[:] = saved
     obj: Any = mod
     where = module_name
     for part in attr_path.split("."):
@@ -93,7 +109,31 @@ def _import_callable(text: str) -> Any:
         except Exception as exc:
             raise UserError(f"reading {part} of {where} for {text} raised {one_line(exc)}") from None
         where = f"{where}.{part}"
+    _check_factory(text, obj, top)
     return obj
+
+
+def _check_factory(text: str, obj: Any, package: str) -> None:
+    """Refuse, before calling it, an object that cannot be a model's class or factory defined in
+    ``package`` (see the module docstring). Objects that are not callable at all are left to
+    :func:`_call_factory`, which says what they are."""
+    if isinstance(obj, nn.Module) or not callable(obj):
+        return
+    if inspect.isclass(obj):
+        if not issubclass(obj, nn.Module):
+            raise UserError(f"{text} is the class {obj.__name__}, not an nn.Module class: refused "
+                            f"(a model is an nn.Module class or a function that returns one)")
+        return
+    function = getattr(obj, "__func__", obj)  # a classmethod or method: its function
+    if not inspect.isfunction(function):
+        what = "a built-in function" if inspect.isbuiltin(obj) or inspect.isbuiltin(function) else \
+            f"a {type(obj).__name__} object"
+        raise UserError(f"{text} is {what}, not a Python function or nn.Module class: refused "
+                        f"(a model is an nn.Module class or a function that returns one)")
+    defined = str(getattr(function, "__module__", "") or "")
+    if defined.split(".")[0] != package:
+        raise UserError(f"{text} is defined in {defined or 'no module'}, not in {package}: refused (name a "
+                        f"function or class where it is defined, in the package you mean)")
 
 
 def _call_factory(text: str, factory: Any, kwargs: dict[str, Any]) -> nn.Module:

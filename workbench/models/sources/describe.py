@@ -50,7 +50,8 @@ def _recorded(spec: ModelSpec) -> ModelSpec:
     model = spec.model
     if spec.kind == "name_or_file" and zoo.zoo_entry(model) is None and not model.startswith(IN_MEMORY):
         model = _absolute(model)
-    return replace(spec, model=model, weights=_absolute(spec.weights), class_names=_absolute(spec.class_names))
+    return replace(spec, model=model, weights=_absolute(spec.weights), class_names=_absolute(spec.class_names),
+                   path=_absolute(spec.path))
 
 
 @dataclass
@@ -174,7 +175,8 @@ def _read_class_names(text: str) -> list[str]:
     """A class-names file: one name per line, or a JSON list of names."""
     path = Path(text).expanduser()
     if not path.is_file():
-        what = "is a folder" if path.is_dir() else "does not exist"
+        what = ("is a folder" if path.is_dir() else "is not a regular file (a FIFO or a device)" if path.exists()
+                else "does not exist")
         raise UserError(f"--class-names {path} {what}: give a text file with one class name per line, or a JSON list")
     try:
         if path.stat().st_size > MAX_SIDECAR_BYTES:

@@ -20,7 +20,7 @@ from workbench.models.sources.describe import _describe_input, _finish, _read_si
 from workbench.models.sources.loaded import LoadedModel, NeedsTrust, _or_list
 from workbench.models.sources.onnx import _load_onnx
 from workbench.models.sources.weights import (
-    _is_torchscript, _jit_load, _load_state, _read_safetensors, _torch_load_weights, _unwrap_state_dict)
+    _is_torchscript, _jit_load, _load_state, _read_safetensors, _torch_load_weights, _unwrap_state_dict, regular_file)
 from workbench.models.sources.zoo import _architecture, _build_fitting
 
 
@@ -96,6 +96,7 @@ def open(spec: ModelSpec, *, trust: bool, imports: bool, device: torch.device) -
                         f"package.module:callable or timm:NAME")
     if path.is_dir():
         raise UserError(f"{path} is a folder: give a model file (.safetensors, .pt, .pth, .onnx or TorchScript)")
+    regular_file(path, "model file")
     if spec.weights is not None:
         raise UserError(f"--weights applies to a zoo architecture, a package.module:callable or timm:NAME; "
                         f"{path.name} is a model file itself: pass --model ARCH --weights {path.name}, or --arch ARCH")

@@ -59,7 +59,7 @@ def _prepare(model, path: Path, onnx: Any):
     """
     scopes = {node.output[0]: _scope(node) for node in model.graph.node if node.output}
     _fold_constants(model, onnx)
-    _fold_small(model)
+    _fold_small(model, path)
     _reduce_mean_to_pool(model, _value_info(model, onnx), scopes)
     _reshape_allowzero(model)
     missing = _unsupported(model)
@@ -147,11 +147,20 @@ _FOLDABLE = {"Add", "Sub", "Mul", "Div", "Neg", "Floor", "Ceil", "Min", "Max", "
 
 
 _FOLD_MAX = 4096
+#: The most values a node of constant inputs may make (16 Mi: 128 MiB of int64). A tiny file can
+#: ask for far more — Range(0, 10**9), ConstantOfShape([10**9]), Tile by 10**9 — which folding, or
+#: the forward pass that checks the converted module, would allocate: such a graph is refused from
+#: the node's inputs alone, before anything is computed.
+MAX_CONSTANT_VALUES = 1 << 24
+#: Element-wise operators of _FOLDABLE: their result has the broadcast shape of their inputs.
+_BROADCAST = {"Add", "Sub", "Mul", "Div", "Min", "Max", "Equal", "Where"}
 
 
-def _fold_small(model) -> None:
+def _fold_small(model, path: Path) -> None:
     """Replace nodes of :data:`_FOLDABLE` whose inputs are all initializers of at most 4096 values
-    by initializers holding their results (evaluated with onnx's reference implementation)."""
+    by initializers holding their results (evaluated with onnx's reference implementation), when
+    :func:`_folded_size` says the result has at most 4096 values; a result over
+    :data:`MAX_CONSTANT_VALUES` is a :class:`UserError` before anything is evaluated."""
     import numpy as np
     from onnx import numpy_helper
     from onnx.reference import ReferenceEvaluator
@@ -175,6 +184,18 @@ def _fold_small(model) -> None:
             for i in ins:
                 if i not in values:
                     values[i] = numpy_helper.to_array(inits[i])
+        except Exception:
+            kept.append(node)
+            continue
+        size = _folded_size(node, [values[i] for i in ins])
+        if size is not None and size > MAX_CONSTANT_VALUES:
+            raise UserError(f"{path.name}: node '{node.name or node.op_type}' ({node.op_type}) would make a tensor "
+                            f"of {size:,} values from constants, over the limit of {MAX_CONSTANT_VALUES:,}: "
+                            f"refused (a graph that grows its own constants)")
+        if size is None or size > _FOLD_MAX:  # left to the converted module (bounded above)
+            kept.append(node)
+            continue
+        try:
             results = ReferenceEvaluator(node, opsets={"": opsets.get("", 17)}).run(None, {i: values[i] for i in ins})
         except Exception:
             kept.append(node)
@@ -190,6 +211,38 @@ def _fold_small(model) -> None:
     if len(kept) != len(graph.node):
         del graph.node[:]
         graph.node.extend(kept)
+
+
+def _folded_size(node, inputs: list) -> int | None:
+    """How many values ``node`` makes from the constant arrays ``inputs``, computed from their values
+    and shapes without running it; None when it cannot be told (the node is then not folded)."""
+    import numpy as np
+
+    op = node.op_type
+    try:
+        if op == "Range":
+            start, limit, delta = (float(np.asarray(v).reshape(-1)[0]) for v in inputs[:3])
+            return max(math.ceil((limit - start) / delta), 0) if delta != 0 else None
+        if op == "ConstantOfShape":
+            dims = [int(d) for d in np.asarray(inputs[0]).reshape(-1)]
+            return math.prod(dims) if all(d >= 0 for d in dims) else None
+        if op == "Tile":
+            repeats = [int(r) for r in np.asarray(inputs[1]).reshape(-1)]
+            return inputs[0].size * math.prod(repeats) if all(r >= 0 for r in repeats) else None
+        if op == "Expand":
+            shape = tuple(int(d) for d in np.asarray(inputs[1]).reshape(-1))
+            if any(d < 0 for d in shape):
+                return None
+            return math.prod(np.broadcast_shapes(inputs[0].shape, shape))
+        if op in _BROADCAST:
+            return math.prod(np.broadcast_shapes(*(np.asarray(v).shape for v in inputs)))
+        if op == "Concat":
+            return sum(np.asarray(v).size for v in inputs)
+        if op == "Gather":
+            return np.asarray(inputs[0]).size * max(np.asarray(inputs[1]).size, 1)
+        return max(np.asarray(v).size for v in inputs)  # element-wise on one input, reshapes, slices, casts
+    except (ValueError, TypeError, OverflowError, IndexError, ZeroDivisionError):
+        return None
 
 
 def _constant_tensor(node, onnx: Any):

@@ -43,13 +43,40 @@ def _jit_load(path: Path) -> torch.jit.ScriptModule:
         raise UserError(f"{path.name} is not a readable TorchScript file ({_first_line(exc)})") from None
 
 
+def regular_file(path: Path, what: str) -> Path:
+    """``path`` if it is a regular file (a symlink to one counts) whose bytes fit in memory; else a
+    :class:`UserError` at once, before a byte is read: ``/dev/zero`` would be read until memory runs
+    out, and a FIFO would block forever."""
+    import stat
+
+    from workbench.limits import require_memory
+
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        raise UserError(f"{what} {path} does not exist: check the path") from None
+    except OSError as exc:
+        raise UserError(f"{what} {path} cannot be read ({_first_line(exc)})") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise UserError(f"{what} {path} is a folder: give a file")
+    if not stat.S_ISREG(info.st_mode):
+        kind = ("a FIFO" if stat.S_ISFIFO(info.st_mode) else "a socket" if stat.S_ISSOCK(info.st_mode)
+                else "a device" if stat.S_ISCHR(info.st_mode) or stat.S_ISBLK(info.st_mode) else "not a file")
+        raise UserError(f"{what} {path} is {kind}, not a regular file: refused (give a model file)")
+    require_memory(info.st_size, f"reading {what} {path.name} ({info.st_size:,} bytes)",
+                   "free memory or use a smaller file")
+    return path
+
+
 def _read_weights(text: str, trust: bool) -> tuple[Path, dict[str, torch.Tensor], str]:
     """``--weights``: a safetensors file or a state_dict (``weights_only``); TorchScript and full
     pickles only with ``trust``. The path, the tensors and what kind of file it was."""
     path = Path(text).expanduser()
     if not path.is_file():
-        what = "is a folder: give a weights file" if path.is_dir() else "does not exist: check the path"
-        raise UserError(f"--weights {path} {what} (.safetensors or a .pt state_dict)")
+        if path.is_dir() or not path.exists():
+            what = "is a folder: give a weights file" if path.is_dir() else "does not exist: check the path"
+            raise UserError(f"--weights {path} {what} (.safetensors or a .pt state_dict)")
+    regular_file(path, "--weights")
     if path.suffix.lower() == ".onnx":
         raise UserError(f"--weights {path.name} is an ONNX graph, not weights: open it as --model {path.name}")
     if path.suffix == ".json":
