@@ -358,6 +358,7 @@ class RunStore:
         path = Path(path)
         if not (path / "run.json").is_file():
             raise UserError(f"{path} is not a run folder (no run.json): pick a folder made by a workbench job")
+        check_contained(path)  # a received folder: no link out of it, nothing that blocks a read
         run = Run(path)
         run.info  # a damaged run.json is reported here, in one line
         return run
@@ -483,6 +484,173 @@ def read_only_reason(path: str | Path) -> str | None:
     return None
 
 
+# --- a received folder cannot reach outside itself -----------------------------------------
+
+#: Most entries :func:`check_contained` walks before it refuses a folder as too large to be a run.
+MAX_RUN_ENTRIES = 1_000_000
+
+
+def check_contained(root: str | Path) -> Path:
+    """Refuse the run folder ``root`` if anything in it is a symbolic link or not a plain file or folder.
+
+    Run folders are sent between people, so each is hostile input: a link in one (``cells`` → the
+    user's thesis folder, ``images`` → their photos, a file → a secret) would make a resume delete
+    or overwrite what it points at and a copy carry it away, and a FIFO would block a reader. The
+    workbench never makes links in a run folder, so any link is refused, wherever it points.
+    ``root`` itself may be a link the user typed; it is resolved. Returns the resolved folder.
+    """
+    root = Path(root)
+    real = root.resolve()
+    count = 0
+    stack = [real]
+    while stack:
+        folder = stack.pop()
+        try:
+            with os.scandir(folder) as entries:
+                listed = list(entries)
+        except OSError as exc:
+            raise UserError(f"cannot read the run folder {root}: {_reason(exc)}") from None
+        for entry in listed:
+            count += 1
+            if count > MAX_RUN_ENTRIES:
+                raise UserError(f"{root} holds more than {MAX_RUN_ENTRIES:,} files: it is not a run folder")
+            rel = Path(entry.path).relative_to(real)
+            if entry.is_symlink():
+                raise UserError(f"{root} holds a symbolic link ({rel}): a run folder made by the workbench has none, "
+                                f"and nothing is done through one; remove the link or use the original folder")
+            if entry.is_dir(follow_symlinks=False):
+                stack.append(Path(entry.path))
+            elif not entry.is_file(follow_symlinks=False):
+                raise UserError(f"{root} holds {rel}, which is not a regular file (a FIFO, socket or device): "
+                                f"remove it or use the original folder")
+    return real
+
+
+def safe_child(root: str | Path, relative: str | Path) -> Path:
+    """``root / relative``, refused (one line) if any part of it below ``root`` is a symbolic link
+    or it resolves outside ``root`` (``..``, an absolute path). The path need not exist."""
+    root = Path(root).resolve()
+    relative = Path(relative)
+    path = root
+    for part in relative.parts:
+        if part in ("", ".", "..") or Path(part).is_absolute():
+            raise UserError(f"'{relative}' is not a plain path inside the run folder {root}")
+        path = path / part
+        if path.is_symlink():
+            raise UserError(f"{root} holds a symbolic link ({path.relative_to(root)}): a run folder made by the "
+                            f"workbench has none, and nothing is done through one; remove the link")
+    if root != path.resolve() and root not in path.resolve().parents:  # pragma: no cover - the parts are plain
+        raise UserError(f"{relative} leads outside the run folder {root}")
+    return path
+
+
+def remove_tree(root: str | Path, relative: str | Path) -> None:
+    """Delete ``root / relative`` (a file or a folder), never through a symbolic link: a link on
+    the way is refused (:func:`safe_child`), a link inside the folder is removed, not followed."""
+    import shutil
+
+    path = safe_child(root, relative)
+    if not path.exists():
+        return
+    try:
+        if path.is_dir():
+            shutil.rmtree(path)  # unlinks links inside it rather than following them
+        else:
+            path.unlink()
+    except OSError as exc:
+        raise UserError(f"cannot remove {path}: {_reason(exc)}") from None
+
+
+# --- a folder owned by a live process is read-only to every other command ---------------------
+
+class RunClaim:
+    """One process's hold on an existing run folder, for as long as a command writes (or reads) it.
+
+    Taken by :func:`claim_run`; released by :meth:`release`, by leaving the ``with`` block, or
+    by the process ending (the kernel drops the lock: a killed process leaves no stale claim).
+    """
+
+    def __init__(self, path: Path, fd: int | None) -> None:
+        self.path = path
+        self._fd = fd
+
+    def release(self) -> None:
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+    def __enter__(self) -> "RunClaim":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.release()
+
+    def __del__(self) -> None:
+        self.release()
+
+
+def live_owner(info: dict[str, Any]) -> str | None:
+    """Who is still writing a run whose run.json is ``info`` (``process N on HOST``), or None."""
+    if not isinstance(info, dict) or info.get("status") != "running" or not owner_alive(info):
+        return None
+    pid, host = info.get("pid"), info.get("host")
+    return f"process {pid if isinstance(pid, int) else '?'} on {host if isinstance(host, str) else 'another host'}"
+
+
+def claim_run(path: str | Path, doing: str, write: bool = True) -> RunClaim:
+    """Claim the existing run folder ``path`` before ``doing`` something to it (resuming it,
+    evaluating into it, copying it): exclusively to write, shared to read.
+
+    A folder whose run.json says ``running`` while its owner lives (:func:`owner_alive`: the
+    process on this host, or a fresh heartbeat from another) is refused, and so is one that
+    another command holds: two ``--resume`` of one run, an evaluation during a resume. The hold
+    is an advisory lock on the folder (``flock``; where the system has none, the run.json owner
+    check alone), taken before run.json is read, so two claimants cannot both pass the check.
+    The folder is checked by :func:`check_contained` first. Refusals are one line.
+    """
+    path = Path(path)
+    if not (path / "run.json").is_file():
+        raise UserError(f"{path} is not a run folder (no run.json): pick a folder made by a workbench job")
+    check_contained(path)
+    fd = _lock_folder(path, write, doing)
+    claim = RunClaim(path, fd)
+    try:
+        info = read_json(path / "run.json", f"{path.name}/run.json")
+    except UserError:
+        claim.release()
+        raise
+    owner = live_owner(info)
+    if owner is not None:
+        claim.release()
+        raise UserError(f"cannot {doing} {path}: it is still being written by {owner}; wait for it to finish or stop it")
+    return claim
+
+
+def _lock_folder(path: Path, write: bool, doing: str) -> int | None:
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows: the run.json owner check alone
+        return None
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError as exc:
+        raise UserError(f"cannot {doing} {path}: {_reason(exc)}") from None
+    try:
+        fcntl.flock(fd, (fcntl.LOCK_EX if write else fcntl.LOCK_SH) | fcntl.LOCK_NB)
+    except OSError as exc:
+        os.close(fd)
+        if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+            raise UserError(f"cannot {doing} {path}: another workbench command is using it right now; "
+                            f"wait for it to finish") from None
+        if exc.errno in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EINVAL):
+            return None  # a file system without locks: the run.json owner check alone
+        raise UserError(f"cannot {doing} {path}: {_reason(exc)}") from None
+    return fd
+
+
 def copy_run(source: Run, store: RunStore, folder: str | Path | None = None) -> Run:
     """A new run folder holding a copy of ``source`` and saying where it came from.
 
@@ -491,6 +659,7 @@ def copy_run(source: Run, store: RunStore, folder: str | Path | None = None) -> 
     """
     import shutil
 
+    hold = claim_run(source.path, "copy", write=False)  # contained, and nobody is writing it
     info = dict(source.info)
     info.update(derived_from=str(source.path), copied=_now(), **owner_fields())
     text = _dumps(info)
@@ -500,11 +669,13 @@ def copy_run(source: Run, store: RunStore, folder: str | Path | None = None) -> 
         stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
         path = claim_folder(store.root / f"{stamp}-{info.get('kind', 'run')}-{secrets.token_hex(2)}", text)
     try:
-        shutil.copytree(source.path, path, dirs_exist_ok=True, ignore=lambda d, names: (
+        shutil.copytree(source.path, path, symlinks=True, dirs_exist_ok=True, ignore=lambda d, names: (
             ["run.json"] if Path(d) == source.path else []) + [n for n in names if n.endswith(".part")])
     except OSError as exc:
         shutil.rmtree(path, ignore_errors=True)
         raise UserError(f"cannot copy {source.path} to {path}: {_reason(exc)}: free some space") from None
+    finally:
+        hold.release()
     return Run(path)
 
 
@@ -519,7 +690,7 @@ class RunBackup:
     def __init__(self, path: Path) -> None:
         import shutil
 
-        self.path = Path(path)
+        self.path = check_contained(path)
         self.copy = self.path.parent / f".{self.path.name}.resume-{secrets.token_hex(3)}"
         try:
             shutil.copytree(self.path, self.copy, symlinks=True)
@@ -528,22 +699,40 @@ class RunBackup:
             raise UserError(f"cannot back up {self.path} before resuming: {_reason(exc)}: free some space") from None
 
     def restore(self) -> None:
+        """Put every file back as it was; a link found in the run (none should be) is removed,
+        never followed. A restore that fails keeps the backup and says where it is."""
         import shutil
 
-        for p in sorted(self.path.rglob("*"), reverse=True):
-            rel = p.relative_to(self.path)
-            if not (self.copy / rel).exists():
-                p.unlink() if not p.is_dir() else shutil.rmtree(p, ignore_errors=True)
-        for q in self.copy.rglob("*"):
-            if q.is_file():
+        try:
+            for p in sorted(self.path.rglob("*"), reverse=True):  # rglob does not descend into links
+                rel = p.relative_to(self.path)
+                kept = self.copy / rel
+                if p.is_symlink() or (not p.is_dir() and kept.is_dir()):
+                    p.unlink()
+                elif not (kept.exists() or kept.is_symlink()):
+                    p.unlink() if not p.is_dir() else shutil.rmtree(p)
+            for q in sorted(self.copy.rglob("*")):
                 target = self.path / q.relative_to(self.copy)
+                if q.is_symlink() or not q.is_file():
+                    continue
+                if target.is_symlink() or target.is_file():
+                    target.unlink()  # a new file, never a write into whatever the old name points at
+                elif target.is_dir():
+                    shutil.rmtree(target)
                 target.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(q, target)
+                shutil.copy2(q, target, follow_symlinks=False)
+        except OSError as exc:
+            self.keep = True
+            raise UserError(f"cannot put {self.path} back as it was ({_reason(exc)}): its files are kept in "
+                            f"{self.copy}") from None
+
+    keep = False  # set when a restore failed: the copy is then the only whole version
 
     def drop(self) -> None:
         import shutil
 
-        shutil.rmtree(self.copy, ignore_errors=True)
+        if not self.keep:
+            shutil.rmtree(self.copy, ignore_errors=True)
 
     def restoring(self, job, run: "Run"):
         """Drive ``job`` (a :func:`finalise` of ``run``); a run it leaves ``failed`` is restored."""

@@ -31,3 +31,24 @@ def copy_of(folder: Path, where: Path) -> Path:
     target = where / folder.name
     shutil.copytree(folder, target)
     return target
+
+
+def victim(where: Path) -> Path:
+    """A user's folder that a hostile run folder points at: a thesis, a photo, a sub-folder."""
+    folder = where / "users-folder"
+    (folder / "chapters").mkdir(parents=True)
+    (folder / "thesis.tex").write_text("\\documentclass{book} years of work\n")
+    (folder / "chapters" / "one.tex").write_text("chapter one\n")
+    (folder / "mds.png").write_bytes(b"\x89PNG not really")
+    (folder / "secret.txt").write_text("password=hunter2\n")
+    return folder
+
+
+def snapshot(folder: Path) -> dict[str, bytes | None]:
+    """Every path under ``folder`` (links not followed) and each file's bytes: compare before and after."""
+    out: dict[str, bytes | None] = {}
+    for p in sorted(folder.rglob("*")):
+        rel = str(p.relative_to(folder))
+        out[rel] = p.read_bytes() if p.is_file() and not p.is_symlink() else ("link:" + str(p.readlink())).encode() \
+            if p.is_symlink() else None
+    return out

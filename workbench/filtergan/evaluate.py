@@ -83,15 +83,22 @@ def evaluate_filter_gan(run_dir: str | Path, config: FilterGanEvalConfig | None 
     and the evaluation is written there. Returns the metrics it added, with ``run``: the
     folder that holds them.
     """
-    from workbench.runs import check_new_folder, read_only_reason
+    from workbench.runs import check_new_folder, claim_run, read_only_reason
 
     reason = None if out is not None else read_only_reason(run_dir)
     if reason is not None and runs is None:
         raise UserError(f"{run_dir} is read-only ({reason}): pass --out DIR to evaluate it into a new run folder")
     if out is not None:
         check_new_folder(out)
-    return (yield from _evaluate(run_dir, config, cancel, model, fgan, out, runs if reason or out else None, trust,
-                                 figure))
+    copying = bool(reason or out)
+    # a run another process still writes (training, a resume) is evaluated by nobody; evaluating in
+    # place holds it exclusively, copying it holds it against writers only
+    claim = claim_run(fgan.run.path if fgan is not None else run_dir, "evaluate", write=not copying)
+    try:
+        return (yield from _evaluate(run_dir, config, cancel, model, fgan, out, runs if copying else None, trust,
+                                     figure))
+    finally:
+        claim.release()
 
 
 def _evaluate(run_dir, config, cancel, model, fgan, out, runs, trust: bool = False, figure=None) -> Job:

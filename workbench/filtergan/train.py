@@ -35,7 +35,8 @@ from workbench.config.filtergan import FilterGanConfig  # noqa: F401  (its home 
 from workbench.errors import UserError
 from workbench.jobs import Artifact, CancelToken, Job, Log, Step
 from workbench.threads import job_threads
-from workbench.runs import Run, RunBackup, RunStore, atomic_path, finalise, owner_fields, read_json, write_json
+from workbench.runs import (Run, RunBackup, RunStore, atomic_path, claim_run, finalise, owner_fields, read_json,
+                            write_json)
 
 KIND = "filtergan"
 CHECKPOINT = "checkpoint.safetensors"
@@ -116,21 +117,28 @@ def train_filter_gan(config: FilterGanConfig, *, cancel: CancelToken | None = No
         mismatched = [k for k, v in to_dict(saved).items() if k not in ("steps", "device") and to_dict(config)[k] != v]
         if mismatched:
             raise UserError(f"cannot resume {out}: its run used different {', '.join(mismatched)}; use the same options")
-        if run.status == "running":
-            raise UserError(f"cannot resume {out}: another process is still training it")
-        state = _read_checkpoint_state(run.path)
-        backup = RunBackup(run.path)
+        claim = claim_run(run.path, "resume")  # exclusive: no other process trains, resumes or evaluates it
+        try:
+            state = _read_checkpoint_state(run.path)
+            backup = RunBackup(run.path)
+        except BaseException:
+            claim.release()
+            raise
         run._update(status="running", finished=None, error=None, config=to_dict(config), **owner_fields())
     else:
         store = runs or RunStore(Path(out).parent if out is not None else None)
         run = store.create(KIND, to_dict(config), device=describe(device), folder=out,
                          model=model.facts() if hasattr(model, "facts") else None)
-    yield Artifact("run", str(run.path))
-    job = finalise(run, _train(config, model, split, run, state, device, cancel, figure), on_stop=_record_stop(run),
-                   threads=threads)
-    if backup is None:
-        return (yield from job)
-    return (yield from backup.restoring(job, run))
+    try:
+        yield Artifact("run", str(run.path))
+        job = finalise(run, _train(config, model, split, run, state, device, cancel, figure),
+                       on_stop=_record_stop(run), threads=threads)
+        if backup is None:
+            return (yield from job)
+        return (yield from backup.restoring(job, run))
+    finally:
+        if backup is not None:
+            claim.release()
 
 
 def _record_stop(run: Run):

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import csv
 import io
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +28,8 @@ from workbench.config import to_dict
 from workbench.config.sweep import SweepConfig
 from workbench.errors import UserError
 from workbench.jobs import Artifact, Cancelled, CancelToken, Job, Log, Step, Throttle
-from workbench.runs import Run, RunStore, atomic_path, finalise, owner_fields, read_json, status_of, write_json
+from workbench.runs import (Run, RunStore, atomic_path, claim_run, finalise, owner_fields, read_json, remove_tree,
+                            status_of, write_json)
 from workbench.sweep.cell import ROW_METRICS, summary
 from workbench.sweep.grid import Cell, expand
 
@@ -101,17 +101,21 @@ def sweep_job(config: SweepConfig, *, cancel: CancelToken | None = None, executo
     cancel = cancel or CancelToken()
     cells = expand(config) if cells is None else cells
     out = Path(config.out).expanduser()
+    claim = None
     if config.resume and (out / "run.json").is_file():
-        run = RunStore(out.parent).open(out)
+        run = RunStore(out.parent).open(out)  # a received folder: no links (runs.check_contained)
         if run.info.get("kind") != "sweep":
             raise UserError(f"{out} is a {run.info.get('kind')} run, not a sweep: --resume continues a sweep folder")
-        if run.status == "running":
-            raise UserError(f"{out} is still being run by another process (pid {run.info.get('pid')}): wait or stop it")
+        claim = claim_run(out, "resume")  # exclusive: no other process resumes or writes it meanwhile
         run._update(status="running", finished=None, error=None, resumed=True, **owner_fields())
     else:
         run = RunStore(out.parent).create("sweep", to_dict(config), device=config.device, folder=out)
-    yield Artifact("run", str(out))
-    return (yield from finalise(run, _sweep(config, cells, run, cancel, executor, after)))
+    try:
+        yield Artifact("run", str(out))
+        return (yield from finalise(run, _sweep(config, cells, run, cancel, executor, after)))
+    finally:
+        if claim is not None:
+            claim.release()
 
 
 def _sweep(config: SweepConfig, cells: list[Cell], run: Run, cancel: CancelToken, executor, after):
@@ -127,8 +131,8 @@ def _sweep(config: SweepConfig, cells: list[Cell], run: Run, cancel: CancelToken
         if state == "done":
             rows.append(make_row(cell, summary(metrics), "done"))
             continue
-        if folder.exists():
-            shutil.rmtree(folder)  # failed, cancelled, interrupted or partial: run it again from scratch
+        if folder.exists() or folder.is_symlink():  # failed, cancelled, interrupted or partial: run it again
+            remove_tree(out, Path("cells") / cell.name)  # from scratch; never through a link
         rows.append(make_row(cell, None, "pending"))
         todo.append((i, cell.config, str(folder)))
     skipped = len(cells) - len(todo)

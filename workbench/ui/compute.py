@@ -83,7 +83,7 @@ def run_details(path: str | Path) -> dict:
     preview as (H, W, 3) uint8 (or None) and ``note`` when something could not be read.
     Never raises: a damaged file is named in the lines."""
     from workbench.errors import UserError
-    from workbench.runs import read_json, summarise
+    from workbench.runs import read_json, safe_child, summarise
 
     path = Path(path)
     summary = summarise(path)
@@ -97,16 +97,19 @@ def run_details(path: str | Path) -> dict:
             lines.append(f"error: {summary.error}")
     else:
         lines = [f"unreadable: {summary.error}"]
-    if (path / "metrics.json").is_file():
+    try:  # a received folder: nothing is read through a link out of it
+        metrics_file, png = safe_child(path, "metrics.json"), safe_child(path, "images/grid.png")
+    except UserError as exc:
+        return {"path": str(path), "lines": lines + [str(exc)], "grid": None, "note": "nothing is shown through a link"}
+    if metrics_file.is_file():
         try:
-            metrics = read_json(path / "metrics.json", "metrics.json")
+            metrics = read_json(metrics_file, "metrics.json")
             if not isinstance(metrics, dict):
                 raise UserError("metrics.json does not hold a table of metrics")
             lines += [f"{k}: {_short(v)}" for k, v in metrics.items()]
         except UserError as exc:
             lines.append(f"cannot read the metrics: {exc}")
     grid, note = None, ""
-    png = path / "images" / "grid.png"
     if png.is_file():
         try:
             size = _png_size(png)
