@@ -279,3 +279,19 @@ def test_readers_share_a_run_and_a_killed_claimant_leaves_no_claim(tmp_path, tin
         holder.wait()
     assert main(["atlas", *ATLAS, "--resume", "--out", str(run)]) == 0
     assert json.loads((run / "run.json").read_text())["status"] == "done"
+
+
+@pytest.mark.parametrize("make_hostile", [_link_cells, _link_cell, _link_tile], ids=["cells", "cell", "tile"])
+def test_the_atlas_dock_reads_no_tile_through_a_link(tmp_path, tiny_atlas, make_hostile):
+    """The window's Atlas dock reads an atlas folder's tiles through sweep.atlas._tile."""
+    from workbench.sweep.atlas import _tile
+
+    run, user = copy_of(tiny_atlas, tmp_path), victim(tmp_path)
+    name = _cell(run).name
+    tile = (run / "cells" / name / "images" / "restart_1.png").read_bytes()
+    make_hostile(run, user)
+    if make_hostile is _link_cells:  # the user's folder holds what a tile would be
+        (user / name / "images").mkdir()
+        (user / name / "images" / "restart_1.png").write_bytes(tile)
+    with pytest.raises(UserError, match="symbolic link"):
+        _tile(run / "cells" / name)

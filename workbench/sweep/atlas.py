@@ -33,10 +33,15 @@ def atlas_job(config: AtlasConfig, *, cancel: CancelToken | None = None, executo
 
 
 def _tile(folder: Path) -> np.ndarray | None:
-    """A cell's first restart, read like any image (:func:`~workbench.data.images.open_image`)."""
+    """A cell's first restart, read like any image (:func:`~workbench.data.images.open_image`) and
+    never through a symbolic link (the cell, ``cells/`` or a file in the cell being one)."""
     from workbench.data.images import open_image
+    from workbench.errors import UserError
+    from workbench.runs import safe_child
 
-    path = folder / "images" / "restart_1.png"
+    if folder.is_symlink() or folder.parent.is_symlink():
+        raise UserError(f"{folder} is a symbolic link: a run folder made by the workbench has none")
+    path = safe_child(folder, "images/restart_1.png")
     if not path.is_file():
         return None
     with open_image(path) as image:
