@@ -1,4 +1,9 @@
-"""SIGINT and SIGTERM end every kind of job as cancelled, with what it had; kill -9 is interrupted."""
+"""SIGINT and SIGTERM end every kind of job as cancelled, with what it had; kill -9 is interrupted.
+
+Sweeps, atlases and studies on the process and Ray executors (issue 17): the first signal ends them
+``cancelled`` within seconds, finished cells kept, one line on stderr and no process of theirs left
+(every process the command started carries a marker in its environment, found in /proc); a second
+signal ends them at once."""
 
 from __future__ import annotations
 
@@ -9,6 +14,8 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
+from pathlib import Path
 
 import pytest
 
@@ -89,3 +96,110 @@ def test_a_killed_run_is_listed_as_interrupted(tmp_path, capsys):
     assert main(["runs", str(runs), "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert [(r["path"], r["status"]) for r in rows] == [(str(out), "interrupted")]
+
+
+# --- executors ---------------------------------------------------------------------------------
+
+CELLS = ["--model", "digits-vgg", "--restarts", "1", "--device", "cpu", "--workers", "2", "--quiet"]
+EXECUTOR_JOBS = {
+    "sweep": ["sweep", *CELLS, "--layers", "relu1", "--seeds", "0-199", "--iters", "400", "--fine-tune", "0"],
+    "atlas": ["atlas", *CELLS, "--layer", "relu3", "--iters", "400"],
+    "study": ["study", "smoothing", "--seeds", "4", "--epochs", "50", "--device", "cpu", "--workers", "2", "--quiet"],
+}
+
+
+def _marked(mark: str) -> list[int]:
+    """The processes whose environment carries ``mark``: the command and everything it started."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if mark.encode() in (entry / "environ").read_bytes():
+                    pids.append(int(entry.name))
+            except OSError:
+                pass
+    return pids
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")[:200]
+    except OSError:
+        return "?"
+
+
+def _done_cells(out: Path) -> int:
+    n = 0
+    for f in out.glob("cells/*/run.json"):
+        try:
+            n += json.loads(f.read_text())["status"] == "done"
+        except (OSError, ValueError, KeyError):
+            pass
+    return n
+
+
+def _started(out: Path, kind: str, mark: str) -> bool:
+    if kind == "study":  # its tasks write no folders: the workers are up and have had time to start
+        return len(_marked(mark)) >= 3
+    return _done_cells(out) >= 1
+
+
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="finds the command's processes in /proc")
+@pytest.mark.parametrize("kind, executor, sig, again", [
+    ("sweep", "process", signal.SIGINT, False), ("sweep", "process", signal.SIGTERM, False),
+    ("sweep", "ray", signal.SIGINT, False), ("sweep", "ray", signal.SIGTERM, False),
+    ("atlas", "process", signal.SIGTERM, False), ("atlas", "ray", signal.SIGINT, False),
+    ("study", "process", signal.SIGINT, False), ("study", "ray", signal.SIGTERM, False),
+    ("sweep", "process", signal.SIGINT, True), ("sweep", "ray", signal.SIGTERM, True),
+], ids=lambda v: v.name if isinstance(v, signal.Signals) else ("twice" if v is True else "" if v is False else v))
+def test_a_stop_signal_ends_every_executor_cancelled_and_leaves_no_process(tmp_path, kind, executor, sig, again):
+    if executor == "ray":
+        pytest.importorskip("ray")
+    out = tmp_path / "run"
+    mark = uuid.uuid4().hex
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "WORKBENCH_TEST_MARK": mark}
+    proc = subprocess.Popen([sys.executable, "-m", "workbench", *EXECUTOR_JOBS[kind], "--executor", executor,
+                             "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        deadline = time.monotonic() + 240
+        while not _started(out, kind, mark):
+            assert proc.poll() is None, f"{kind} ended early: {proc.stderr.read()}"
+            assert time.monotonic() < deadline, f"{kind} on {executor} did not start"
+            time.sleep(0.3)
+        time.sleep(0.5 if kind != "study" else 3.0 if executor == "process" else 12.0)  # Ray starts slowly
+        kept = _done_cells(out)
+        proc.send_signal(sig)
+        t0 = time.monotonic()
+        if again:
+            time.sleep(0.3)
+            proc.send_signal(sig)
+        _, err = proc.communicate(timeout=120)
+        seconds = time.monotonic() - t0
+        time.sleep(1.0)  # a worker that outlived the command would still be here now
+        left = _marked(mark)
+    finally:
+        proc.kill()
+        for pid in _marked(mark):
+            os.kill(pid, signal.SIGKILL)
+    assert left == [], f"{len(left)} process(es) of the {kind} outlived it: {[_cmdline(p) for p in left]}"
+    lines = err.splitlines()
+    assert len(lines) == 1, (proc.returncode, err)
+    if again:
+        assert proc.returncode == 130 and lines[0] == f"workbench: stopped at once by a second {sig.name}", err
+    elif kind == "study":  # the study returns what it finished, as on a cancel (or stops while Ray starts)
+        assert (lines[0] == "workbench: study smoothing cancelled: its run folder keeps what it finished"
+                or lines[0].startswith(f"workbench: stopped by {sig.name}")), err
+        assert proc.returncode == 1, err
+    else:
+        assert lines[0].startswith(f"workbench: stopped by {sig.name}"), err
+        assert proc.returncode == 1, err
+    assert seconds < 60, seconds
+    info = json.loads((out / "run.json").read_text())
+    assert info["status"] == "cancelled", info
+    if kind != "study":
+        assert _done_cells(out) >= kept >= 1  # finished cells are kept
+        statuses = [json.loads(f.read_text())["status"] for f in out.glob("cells/*/run.json")]
+        assert "running" not in statuses, statuses
+        assert statuses.count("cancelled") >= 1
+    assert not [p for p in out.rglob("*.part*")], "a half-written file was left"

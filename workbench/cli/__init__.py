@@ -59,8 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run one command; SIGINT and SIGTERM stop it like a cancel (exit 1, partial results kept)."""
-    from workbench.cli.common import stop_signals_cancel
     from workbench.jobs import Cancelled
+    from workbench.signals import Forced, stop_signals_cancel
 
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -77,6 +77,9 @@ def main(argv: list[str] | None = None) -> int:
         kept = f"; the run folder {out} is kept and marked cancelled" if out and Path(out, "run.json").is_file() else ""
         print(f"workbench: {exc or 'cancelled'}{kept}", file=sys.stderr)
         return 1
+    except Forced as exc:  # a second signal: the job did not get to mark its folder
+        print(f"workbench: {exc}", file=sys.stderr)
+        return 130
     except KeyboardInterrupt:
         print("workbench: interrupted", file=sys.stderr)
         return 130

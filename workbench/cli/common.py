@@ -2,47 +2,11 @@
 
 from __future__ import annotations
 
-import signal
 import sys
-import threading
 import time
-from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
-from workbench.jobs import Artifact, Cancelled, Event, Job, Log, Step, run_job
-
-#: The signals that stop a command like a cancel.
-STOP_SIGNALS = tuple(s for s in (getattr(signal, "SIGINT", None), getattr(signal, "SIGTERM", None)) if s is not None)
-
-
-@contextmanager
-def stop_signals_cancel() -> Iterator[None]:
-    """While the block runs, SIGINT and SIGTERM raise :class:`Cancelled` (once).
-
-    Raised inside a job, :func:`workbench.runs.finalise` marks its run ``cancelled`` and keeps
-    what it had; a second signal gets the previous handler (Ctrl+C twice forces the way out).
-    A signal the process was started ignoring (``nohup``, a background job) stays ignored.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = {s: signal.getsignal(s) for s in STOP_SIGNALS}
-
-    def restore() -> None:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
-
-    def stop(signum: int, frame: Any) -> None:
-        restore()
-        raise Cancelled(f"stopped by {signal.Signals(signum).name}")
-
-    for s, handler in previous.items():
-        if handler is not signal.SIG_IGN:
-            signal.signal(s, stop)
-    try:
-        yield
-    finally:
-        restore()
+from workbench.jobs import Artifact, Event, Job, Log, Step, run_job
 
 
 class ProgressBar:
@@ -83,7 +47,7 @@ class ProgressBar:
 
 def drive(job: Job, label: str, quiet: bool = False) -> Any:
     """Run ``job`` with a progress bar; logs go to stderr. Ctrl+C and SIGTERM cancel it (see
-    :func:`stop_signals_cancel`, installed by ``workbench.cli.main``)."""
+    :func:`workbench.signals.stop_signals_cancel`, installed by ``workbench.cli.main``)."""
     bar = ProgressBar(label)
 
     def on_event(event: Event) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from workbench.cli.common import (add_device_option, add_model_options, add_output_options, drive, figure_style,
                                   open_model, output)
@@ -124,7 +125,10 @@ def _study(args) -> int:
                     f"study {args.name}", quiet=args.quiet)
     for line in STUDIES[args.name].describe(summary):
         print(line)
-    return 0 if summary.get("complete", True) else 1
+    if not summary.get("complete", True):  # stopped (a cancel, a stop signal): say so, like every job
+        print(f"workbench: study {args.name} cancelled: its run folder keeps what it finished", file=sys.stderr)
+        return 1
+    return 0
 
 
 def _representations_study(args) -> int:

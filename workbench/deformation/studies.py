@@ -141,16 +141,13 @@ def study_task(config: dict[str, Any], folder: str = "", threads: int = 1, cance
     (``folder`` unused: the study job writes the one run folder), so every executor runs it; a stop
     signal to a process-pool worker cancels it as it does a cell."""
     from workbench.device import resolve_device
+    from workbench.signals import stop_signals_set
     from workbench.sweep import cell
     from workbench.threads import torch_threads
 
     cancel = cancel or CancelToken()
-    with cell.fixed_threads(threads), torch_threads(threads):
-        cell._CURRENT.append(cancel)
-        try:
-            return _TASKS[config["study"]](config, resolve_device(config["device"]), cancel)
-        finally:
-            cell._CURRENT.remove(cancel)
+    with cell.fixed_threads(threads), torch_threads(threads), stop_signals_set(cancel):
+        return _TASKS[config["study"]](config, resolve_device(config["device"]), cancel)
 
 
 #: The executor of a study when none is given: the sequential loop in this process.

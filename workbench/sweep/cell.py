@@ -4,7 +4,6 @@ cell's run folder, with a fixed intra-op thread count so that every executor giv
 from __future__ import annotations
 
 import os
-import signal
 import threading
 from contextlib import contextmanager
 from typing import Any, Iterator
@@ -12,8 +11,6 @@ from typing import Any, Iterator
 #: Models opened in this process, by (spec, device): a worker that runs many cells opens each once.
 _MODELS: dict[tuple[str, str], Any] = {}
 _LOCK = threading.Lock()
-#: The token of the cell this worker process is running (a stop signal cancels it).
-_CURRENT: list[Any] = []
 
 #: Metrics a results row carries (the mean of a per-restart list where the metric is one).
 ROW_METRICS = ("reconstruction_error_mean", "reconstruction_error_std", "classification_consistency",
@@ -71,27 +68,20 @@ def run_cell(config: dict[str, Any], folder: str, threads: int = 1, cancel=None)
     from workbench.config.preimage import PreimageConfig
     from workbench.jobs import CancelToken, run_job
     from workbench.preimage.solve import preimage_job
+    from workbench.signals import stop_signals_set
 
     cfg = from_dict(PreimageConfig, config)
     cancel = cancel or CancelToken()
     with fixed_threads(threads):
         model = open_model(cfg.model, cfg.device)
-        _CURRENT.append(cancel)
-        try:
+        with stop_signals_set(cancel):  # in a pool worker: a stop signal cancels this cell
             result = run_job(preimage_job(cfg, cancel=cancel, out=folder, model=model))
-        finally:
-            _CURRENT.remove(cancel)
     return summary(result.metrics)
 
 
 def worker_init() -> None:
-    """A pool worker: SIGINT and SIGTERM cancel the running cell (its folder marked cancelled); idle, exit."""
-    def stop(signum, frame):
-        if _CURRENT:
-            for token in _CURRENT:
-                token.cancel()
-        else:
-            os._exit(0)
+    """A pool worker: a stop signal while a cell runs cancels it (its folder marked cancelled, see
+    :func:`run_cell`); between cells it ends the worker."""
+    from workbench.signals import exit_when_idle
 
-    for s in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(s, stop)
+    exit_when_idle()

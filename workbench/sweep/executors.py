@@ -12,12 +12,16 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
+from contextlib import contextmanager
 from typing import Any, Iterable, Iterator
 
 from workbench.errors import UserError
 
 Task = tuple[int, dict[str, Any], str]
 POLL_SECONDS = 0.2
+#: Seconds a stopped executor waits for its running cells to mark their folders before killing them.
+STOP_GRACE = 10.0
 
 
 def default_workers() -> int:
@@ -68,6 +72,7 @@ class ProcessExecutor:
         self.threads = threads
         self.function = function
         self.workers = workers or default_workers()
+        self._busy = False
         self.pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"),
                                         initializer=worker_init)
 
@@ -76,31 +81,72 @@ class ProcessExecutor:
 
         from workbench.sweep.cell import run_cell
 
-        futures = {self.pool.submit(self.function or run_cell, config, folder, self.threads): index for index, config, folder in tasks}
-        pending = set(futures)
+        self._busy = True
+        queue = iter(tasks)
+        futures: dict[Any, int] = {}
+
+        def submit() -> None:  # at most one cell per worker in flight: a stop leaves none queued
+            for index, config, folder in queue:
+                futures[self.pool.submit(self.function or run_cell, config, folder, self.threads)] = index
+                return
+
         try:
-            while pending:
+            for _ in range(self.workers):
+                submit()
+            while futures:
                 cancel.check()
-                done, pending = wait(pending, timeout=POLL_SECONDS, return_when=FIRST_COMPLETED)
+                done, _ = wait(set(futures), timeout=POLL_SECONDS, return_when=FIRST_COMPLETED)
                 for f in done:
+                    index = futures.pop(f)
+                    submit()
                     exc = f.exception()
-                    yield futures[f], exc if exc is not None else f.result()
+                    yield index, exc if exc is not None else f.result()
+            self._busy = False
         finally:
-            if pending:
+            if self._busy:
                 self._stop()
 
     def _stop(self) -> None:
-        """Drop queued cells, ask running ones to cancel (SIGTERM → their token), wait for them."""
+        """Drop queued cells, ask running ones to cancel (SIGTERM sets their token: their folders are
+        marked ``cancelled``), wait up to STOP_GRACE seconds, then kill what is left. A second stop
+        signal while waiting (:class:`~workbench.signals.Forced`) kills the workers at once."""
+        import time
+
+        self._busy = False
+        # the pool forgets its processes on shutdown: take them first
+        processes = list((getattr(self.pool, "_processes", None) or {}).values())
         self.pool.shutdown(wait=False, cancel_futures=True)
-        for process in list(getattr(self.pool, "_processes", {}).values()):
-            try:
-                os.kill(process.pid, signal.SIGTERM)
-            except (ProcessLookupError, OSError):
-                pass
-        self.pool.shutdown(wait=True)
+        for process in processes:
+            _signal(process.pid, signal.SIGTERM)
+        try:
+            deadline = time.monotonic() + STOP_GRACE
+            for process in processes:
+                process.join(max(0.0, deadline - time.monotonic()))
+        except BaseException:  # a second stop signal: a second one to every cell stops it now
+            for process in processes:
+                _signal(process.pid, signal.SIGTERM)
+            for process in processes:
+                process.join(2.0)
+            raise
+        finally:  # no worker outlives the sweep
+            for process in processes:
+                if process.is_alive():
+                    _signal(process.pid, signal.SIGKILL)
+                    process.join(5.0)
+            self.pool.shutdown(wait=True)
 
     def close(self) -> None:
-        self.pool.shutdown(wait=True, cancel_futures=True)
+        if self._busy:
+            self._stop()
+        else:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _signal(pid: int, signum: int) -> None:
+    try:
+        os.kill(pid, signum)
+    except OSError:  # gone already
+        pass
 
 
 class RayExecutor:
@@ -113,6 +159,9 @@ class RayExecutor:
 
     def __init__(self, threads: int = 1, workers: int | None = None, address: str | None = None,
                  device: str = "auto", function=None, **_: Any) -> None:
+        # Ray's C++ crash handler takes SIGTERM (a stack dump on stderr) and leaves it at its default
+        # (death, the run still "running") while ray.shutdown runs: the sweep's own handler must stay.
+        os.environ.setdefault("RAY_DISABLE_FAILURE_SIGNAL_HANDLER", "1")
         try:
             import ray
         except ImportError:
@@ -122,10 +171,17 @@ class RayExecutor:
         self.started = False
         if not ray.is_initialized():
             kwargs: dict[str, Any] = dict(include_dashboard=False, logging_level="ERROR", log_to_driver=False)
-            if address:
-                ray.init(address=address, **kwargs)
-            else:
-                ray.init(num_cpus=workers or default_workers(), num_gpus=0 if device == "cpu" else None, **kwargs)
+            try:
+                with _keep_stop_handlers():  # ray.init makes SIGTERM a SystemExit: the sweep's handler stays
+                    if address:
+                        ray.init(address=address, **kwargs)
+                    else:
+                        ray.init(num_cpus=workers or default_workers(), num_gpus=0 if device == "cpu" else None,
+                                 **kwargs)
+            except BaseException as exc:  # a stop signal while Ray starts: leave no Ray process behind
+                with _keep_stop_handlers():
+                    ray.shutdown()
+                raise _unwrapped(exc) from None
             self.started = True
         gpus = ray.cluster_resources().get("GPU", 0)
         wants_gpu = device.startswith("cuda") or (device == "auto" and gpus > 0)
@@ -142,28 +198,80 @@ class RayExecutor:
         try:
             while pending:
                 cancel.check()
-                done, pending = ray.wait(pending, num_returns=1, timeout=POLL_SECONDS)
+                done, pending = _ray_call(ray.wait, pending, num_returns=1, timeout=POLL_SECONDS)
                 for ref in done:
                     try:
-                        outcome: Any = ray.get(ref)
+                        outcome: Any = _ray_call(ray.get, ref)
                     except Exception as exc:  # RayTaskError wraps the cell's exception
                         outcome = getattr(exc, "cause", None) or exc
                     yield refs[ref], outcome
         finally:
-            for ref in pending:
-                try:
-                    ray.cancel(ref)  # KeyboardInterrupt in a running cell: its folder is marked cancelled
-                except Exception:
-                    pass
             if pending:
+                self._stop(pending)
+
+    def _stop(self, pending) -> None:
+        """Cancel the queued and running cells (KeyboardInterrupt in a running one: its folder is
+        marked cancelled), wait up to STOP_GRACE seconds, then force; a second stop signal forces at once."""
+        ray = self.ray
+        for ref in pending:
+            try:
+                ray.cancel(ref)
+            except Exception:
+                pass
+        try:
+            _ray_call(ray.wait, pending, num_returns=len(pending), timeout=STOP_GRACE)
+        except Exception:
+            pass
+        finally:  # also on Forced: kill the workers of the cells still running
+            try:
+                left = ray.wait(pending, num_returns=len(pending), timeout=0)[1]
+            except Exception:
+                left = pending
+            for ref in left:
                 try:
-                    ray.wait(pending, num_returns=len(pending), timeout=30)
+                    ray.cancel(ref, force=True)
                 except Exception:
                     pass
 
     def close(self) -> None:
         if self.started:
-            self.ray.shutdown()
+            with _keep_stop_handlers():  # ray.shutdown puts back the handlers it found before ours
+                self.ray.shutdown()
+
+
+def _unwrapped(exc: BaseException) -> BaseException:
+    """What a stop signal raised inside Ray: its compiled code wraps our handler's exception in a
+    SystemError, and while ``ray.init`` runs, Ray's own SIGTERM handler raises ``SystemExit(15)``."""
+    from workbench.jobs import Cancelled
+    from workbench.signals import STOP_SIGNALS, signal_name
+
+    inner = exc.__cause__ or exc.__context__
+    if isinstance(exc, SystemError) and isinstance(inner, (Cancelled, KeyboardInterrupt)):
+        return inner
+    if isinstance(exc, SystemExit) and exc.code in STOP_SIGNALS:  # ray.init's own SIGTERM handler
+        return Cancelled(f"stopped by {signal_name(exc.code)}")
+    return exc
+
+
+def _ray_call(function, *args, **kwargs):
+    try:
+        return function(*args, **kwargs)
+    except SystemError as exc:
+        raise _unwrapped(exc) from None
+
+
+@contextmanager
+def _keep_stop_handlers() -> Iterator[None]:
+    from workbench.signals import STOP_SIGNALS
+
+    handlers = {s: signal.getsignal(s) for s in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        if threading.current_thread() is threading.main_thread():
+            for s, handler in handlers.items():
+                if handler is not None:
+                    signal.signal(s, handler)
 
 
 def make_executor(name: str, **kwargs: Any):

@@ -298,24 +298,19 @@ def _signals_close(window):
     Qt's event loop does not return to Python on its own, so a timer lets the interpreter run
     its signal handlers a few times a second.
     """
-    import signal
-
     from PySide6.QtCore import QTimer
 
-    def close(signum, frame) -> None:
-        window.session.log(f"{signal.Signals(signum).name}: closing the window")
+    from workbench.signals import on_stop_signals, signal_name
+
+    def close(signum) -> None:
+        window.session.log(f"{signal_name(signum)}: closing the window")
         QTimer.singleShot(0, window.close)
 
-    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-    for s, handler in previous.items():
-        if handler is not signal.SIG_IGN:
-            signal.signal(s, close)
     tick = QTimer()
     tick.timeout.connect(lambda: None)
     tick.start(200)
     try:
-        yield
+        with on_stop_signals(close, again=None):  # closing joins the jobs: a second signal waits too
+            yield
     finally:
         tick.stop()
-        for s, handler in previous.items():
-            signal.signal(s, handler)
