@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import sys
-import types
 from pathlib import Path
 
 import pytest
@@ -396,7 +395,7 @@ def test_from_module_wraps_the_callers_module_in_place():
         from_module("resnet18")
 
 
-# --- ONNX and timm (their readers live in workbench.models.external; faked here) -----------------
+# --- ONNX and timm (their readers live in workbench.models.sources.onnx and .timm; faked here) ---
 
 def _onnx_file(path, dims):
     import onnx
@@ -425,9 +424,8 @@ def fake_external(monkeypatch):
         module.add_module("head", head)
         return module, False, "timm (random init)", f"timm:{name} is UNTRAINED", (3, 64, 64), (0.5,) * 3, (0.5,) * 3
 
-    fake = types.ModuleType("workbench.models.external")
-    fake.read_onnx, fake.timm_model = read_onnx, timm_model
-    monkeypatch.setitem(sys.modules, "workbench.models.external", fake)
+    monkeypatch.setattr("workbench.models.sources.onnx.read_onnx", read_onnx)  # where the sources call them
+    monkeypatch.setattr("workbench.models.sources.timm.timm_model", timm_model)
     return calls
 
 
@@ -493,7 +491,7 @@ def test_timm_specs_go_through_external_with_weights_and_a_new_head(tmp_path, fa
 
 
 def fake_external_module(calls, classes):
-    module = sys.modules["workbench.models.external"].timm_model("x", {"num_classes": classes})[0]
+    module = sys.modules["workbench.models.sources.timm"].timm_model("x", {"num_classes": classes})[0]
     calls.pop()
     with torch.no_grad():
         for p in module.parameters():

@@ -135,7 +135,7 @@ class _Tensor:
 def tracer_kwargs() -> dict[str, Any]:
     """Leaf modules for the tracer: those the model sources declare
     (:func:`workbench.models.sources.leaf_modules`)."""
-    from workbench.models.sources import leaf_modules
+    from workbench.models.sources.registry import leaf_modules
 
     return {"leaf_modules": list(leaf_modules())}
 

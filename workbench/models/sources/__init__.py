@@ -29,10 +29,8 @@ normalisation and class names; the finished model), :mod:`.weights` (reading wei
 
 from __future__ import annotations
 
-import importlib
 import os
 from dataclasses import replace
-from types import ModuleType
 
 import torch
 
@@ -40,17 +38,7 @@ from workbench.config.model import ModelSpec
 from workbench.errors import UserError
 from workbench.models.sources.loaded import IMAGENET_RULE, IN_MEMORY, LoadedModel, NeedsTrust, Prediction
 from workbench.models.sources.memory import from_module
-
-#: The sources, in the order they are asked (files last: it claims every remaining name).
-SOURCES = ("callable", "timm", "memory", "zoo", "representations", "files")
-
-
-def source(name: str) -> ModuleType:
-    """The source module ``name`` (one of :data:`SOURCES`)."""
-    if name not in SOURCES:
-        raise KeyError(name)
-    return importlib.import_module(f"{__name__}.{name}")
-
+from workbench.models.sources.registry import SOURCES, leaf_modules, source
 
 def load_model(spec: str | ModelSpec, *, arch: str | None = None, trust: bool = False,
                device: str | torch.device = "cpu", imports: bool = True) -> LoadedModel:
@@ -73,16 +61,6 @@ def load_model(spec: str | ModelSpec, *, arch: str | None = None, trust: bool = 
 
 #: The registry's one entry point under the name the Python API uses.
 open_model = load_model
-
-
-def leaf_modules() -> tuple[type, ...]:
-    """Every module type a source declares a leaf of the trace (its own layers, kept whole)."""
-    found: list[type] = []
-    for name in SOURCES:
-        leaves = getattr(source(name), "leaves", None)
-        if leaves is not None:
-            found += [t for t in leaves() if t not in found]
-    return tuple(found)
 
 
 def _as_spec(spec: str | ModelSpec, arch: str | None) -> ModelSpec:

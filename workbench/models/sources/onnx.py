@@ -72,8 +72,6 @@ _PROTOBUF_LIMIT = 2**31 - 1
 
 
 def _load_onnx(path: Path, spec: ModelSpec, sidecar: dict | None, device: torch.device) -> LoadedModel:
-    from workbench.models.external import read_onnx
-
     if spec.arch is not None:
         raise UserError(f"--arch applies to weight files; {path.name} is an ONNX graph, its own architecture: drop --arch")
     module = read_onnx(path)

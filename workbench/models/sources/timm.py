@@ -23,8 +23,6 @@ from workbench.models.sources.weights import _head_classes, _load_state, _read_w
 
 
 def _load_timm(spec: ModelSpec, trust: bool, device: torch.device) -> LoadedModel:
-    from workbench.models.external import timm_model
-
     text, name, kwargs = spec.model, spec.model[len("timm:"):].strip(), spec.kwargs()
     if spec.arch is not None:
         raise UserError(f"--arch applies to model files; {text} is its own architecture: drop --arch")
