@@ -6,7 +6,7 @@ called. The control proves the payload does create its marker when Pillow picks 
 from __future__ import annotations
 
 import json
-import shutil
+import os
 
 import numpy as np
 import pytest
@@ -176,3 +176,18 @@ def test_atlas_resume_reading_a_tile(tiny_atlas, tmp_path, marker, capsys):
     _one_line_refusal(capsys, code)
     assert not marker.exists()
     assert (atlas / "atlas.png").read_bytes() == before
+
+
+def test_a_fifo_posing_as_an_image_is_refused_not_read(tmp_path):
+    """Reading a FIFO blocks until someone writes to it: it is refused from its type instead."""
+    fifo = tmp_path / "photo.png"
+    os.mkfifo(fifo)
+    with pytest.raises(UserError, match="not a regular file"):
+        load_image(fifo)
+
+
+def test_an_animated_gif_gives_its_first_frame(tmp_path):
+    frames = [Image.fromarray(np.full((4, 4), value, np.uint8)) for value in (10, 200)]
+    frames[0].save(tmp_path / "anim.gif", save_all=True, append_images=frames[1:], duration=50, loop=0)
+    arr = load_image(tmp_path / "anim.gif")
+    assert np.allclose(arr[:, :, :3], 10 / 255, atol=1 / 255)  # frame 0, not frame 1 (200)
