@@ -18,6 +18,10 @@ from workbench.errors import UserError
 SEED_MAX = 2**32 - 1
 #: The share of the available memory one job may plan to use.
 MEMORY_SHARE = 0.8
+#: The most a JSON file of a run folder (run.json, metrics.json, results.json, ...) may hold.
+MAX_JSON_BYTES = 128 * 2**20
+#: The most numbers one list option may name (``--seeds 0-99999``): a range is counted, not expanded.
+MAX_LIST = 100_000
 
 
 def integer(name: str, value: Any, low: int | None = None, high: int | None = None) -> int:
@@ -72,6 +76,44 @@ def _show(value: float) -> str:
     return f"{value:g}"
 
 
+def read_regular(path, limit: int, what: str) -> bytes:
+    """The bytes of ``path``, a regular file of at most ``limit`` bytes, checked before reading: a
+    FIFO, a device (``/dev/zero``), a folder or a file over the limit is a one-line UserError.
+    FileNotFoundError goes on (the caller says what is missing)."""
+    import stat
+
+    st = os.stat(path)
+    if not stat.S_ISREG(st.st_mode):
+        raise UserError(f"{what} is not a regular file ({_file_kind(st.st_mode)}): give a file")
+    if st.st_size > limit:
+        raise UserError(f"{what} holds {size(st.st_size)}, over the limit of {size(limit)} for this file: "
+                        f"it is not one the workbench wrote")
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))  # swapped for a FIFO since the check: no wait
+    with os.fdopen(fd, "rb") as f:
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise UserError(f"{what} grew past the limit of {size(limit)} while it was read")
+    return data
+
+
+def _file_kind(mode: int) -> str:
+    import stat
+
+    for test, name in ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return name
+    return "not a file"
+
+
+def count_range(flag: str, lo: int, hi: int, most: int = MAX_LIST) -> int:
+    """How many numbers ``lo-hi`` names, refused over ``most`` before anything is expanded."""
+    n = hi - lo + 1
+    if n > most:
+        raise UserError(f"{flag}{'' if flag.endswith(':') else ' '}{lo}-{hi} names {n:,} numbers; the limit is {most:,} per list: narrow the range")
+    return n
+
+
 def available_memory(device: Any = None) -> tuple[int, str]:
     """Bytes a job may still allocate on ``device`` (free GPU memory, or the system's available RAM)."""
     kind = getattr(device, "type", str(device or "cpu")).split(":")[0]
@@ -98,6 +140,11 @@ def gib(nbytes: float) -> str:
     if value >= 10_000:
         return f"{value:.3g}"
     return f"{value:.1f}" if value >= 0.1 else f"{value:.2g}"
+
+
+def size(nbytes: float) -> str:
+    """``12 MiB``, ``2.0 GiB``: a file's size in a message."""
+    return f"{gib(nbytes)} GiB" if nbytes >= 2**30 else f"{nbytes / 2**20:.3g} MiB"
 
 
 def require_memory(nbytes: float, what: str, hint: str, device: Any = None) -> None:

@@ -49,6 +49,8 @@ WORKSPACE_ENV = "WORKBENCH_WORKSPACE"
 HEARTBEAT_SECONDS = 10.0
 #: A running run whose owner cannot be asked (another host) is interrupted after this silence.
 STALE_SECONDS = 120.0
+#: The most a run.json may hold (its config, owner and facts: a few kB in practice).
+RUN_JSON_BYTES = 16 * 2**20
 
 
 def versions() -> dict[str, str]:
@@ -113,15 +115,22 @@ def write_json(path: Path, data: Any) -> None:
         tmp.write_text(text)
 
 
-def read_json(path: Path, what: str = "") -> Any:
-    """``json.loads`` of a file; unreadable or invalid JSON is a one-line :class:`UserError`."""
+def read_json(path: Path, what: str = "", limit: int | None = None) -> Any:
+    """``json.loads`` of a file; unreadable or invalid JSON is a one-line :class:`UserError`.
+
+    The file must be a regular file (a FIFO or a device would block or never end) of at most
+    ``limit`` bytes (:data:`workbench.limits.MAX_JSON_BYTES`): its size is checked before it is read."""
+    from workbench.limits import MAX_JSON_BYTES, read_regular
+
     path = Path(path)
     try:
-        return json.loads(path.read_text())
+        data = read_regular(path, MAX_JSON_BYTES if limit is None else limit, what or str(path))
+        return json.loads(data.decode())
     except FileNotFoundError:
         raise UserError(f"{what or path} is missing ({path})") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        detail = "empty" if isinstance(exc, json.JSONDecodeError) and not exc.doc.strip() else str(exc).splitlines()[0][:120]
+    except (OSError, ValueError, RecursionError) as exc:  # ValueError: bad JSON, text or a 5000-digit number
+        detail = ("empty" if isinstance(exc, json.JSONDecodeError) and not exc.doc.strip()
+                  else (str(exc).splitlines() or [type(exc).__name__])[0][:120])
         raise UserError(f"{what or path} is not valid JSON ({detail}): the file is damaged") from None
 
 
@@ -163,14 +172,22 @@ def _process_start(pid: int) -> str | None:
     return stat.rsplit(")", 1)[-1].split()[19]
 
 
-def _pid_alive(pid: int, start: str | None) -> bool:
+#: The largest process id any kernel hands out (Linux's pid_max is at most 2**22).
+PID_MAX = 2**22
+
+
+def _pid_alive(pid: Any, start: Any) -> bool:
+    """Whether process ``pid`` runs and started at ``start``; a pid that is not a process id
+    (0 or -1 would ask about a whole process group, 2**70 does not fit) is a dead owner."""
+    if isinstance(pid, bool) or not isinstance(pid, int) or not 1 <= pid <= PID_MAX:
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         pass
-    except OSError:
+    except (OSError, OverflowError, ValueError):
         return False
     if start is not None:
         now = _process_start(pid)
@@ -185,25 +202,54 @@ def owner_fields() -> dict[str, Any]:
 
 
 def status_of(info: dict[str, Any]) -> str:
-    """A run.json's status, read as ``interrupted`` when it says running but its owner is gone."""
-    if info["status"] == "running" and not owner_alive(info):
+    """A run.json's status, read as ``interrupted`` when it says running but its owner is gone.
+    A status that is not one of :data:`STATUSES` is a UserError (the folder is damaged)."""
+    status = info.get("status") if isinstance(info, dict) else None
+    if not isinstance(status, str) or status not in STATUSES:
+        raise UserError(f"run.json has no valid status ({clean_text(repr(status), 40)}): the folder is damaged")
+    if status == "running" and not owner_alive(info):
         return "interrupted"
-    return info["status"]
+    return status
 
 
 def owner_alive(info: dict[str, Any]) -> bool:
-    """Whether the process that wrote a ``running`` run.json can still be running it."""
+    """Whether the process that wrote a ``running`` run.json can still be running it: its pid on
+    this host, else a heartbeat younger than :data:`STALE_SECONDS` (with or without a time zone)."""
     pid = info.get("pid")
-    if isinstance(pid, int) and info.get("host") == _host():
+    if isinstance(pid, int) and not isinstance(pid, bool) and info.get("host") == _host():
         return _pid_alive(pid, info.get("pid_start"))
     beat = info.get("heartbeat")
-    if not isinstance(beat, str):
+    if not isinstance(beat, str) or len(beat) > 64:
         return False
     try:
-        age = (_dt.datetime.now() - _dt.datetime.fromisoformat(beat)).total_seconds()
-    except ValueError:
+        when = _dt.datetime.fromisoformat(beat)
+        now = _dt.datetime.now(when.tzinfo) if when.tzinfo is not None else _dt.datetime.now()
+        age = (now - when).total_seconds()
+    except (ValueError, TypeError, OverflowError):
         return False
-    return age < STALE_SECONDS
+    return -STALE_SECONDS < age < STALE_SECONDS
+
+
+def clean_text(text: Any, most: int = 200) -> str:
+    """``text`` safe to print on a terminal: control characters (ANSI and OSC escapes, newlines,
+    carriage returns, bells) become spaces or are dropped, and it is cut to ``most`` characters."""
+    import re
+    import unicodedata
+
+    text = re.sub(r"(\x1b\[|\x9b)[0-?]*[ -/]*[@-~]"            # CSI: colours, cursor moves, clear screen
+                  r"|(\x1b\]|\x9d)[^\x07\x1b\x9c]*(\x07|\x1b\\|\x9c)?"  # OSC: window title, hyperlinks
+                  r"|\x1b[@-Z\\-_]", "", str(text)[: most * 4])  # other escapes
+    out = []
+    for ch in text:
+        cat = unicodedata.category(ch)
+        if ch in "\t\n\r\v\f":
+            out.append(" ")
+        elif cat in ("Cc", "Cf", "Cs", "Co", "Zl", "Zp"):
+            continue
+        else:
+            out.append(ch)
+    cleaned = " ".join("".join(out).split())
+    return cleaned if len(cleaned) <= most else cleaned[: most - 1] + "…"
 
 
 class Run:
@@ -217,7 +263,7 @@ class Run:
 
     @property
     def info(self) -> dict[str, Any]:
-        info = read_json(self.path / "run.json", f"{self.path.name}/run.json")
+        info = read_json(self.path / "run.json", f"{self.path.name}/run.json", limit=RUN_JSON_BYTES)
         if not isinstance(info, dict) or not isinstance(info.get("status"), str):
             raise UserError(f"{self.path.name}/run.json does not describe a run (no status): the folder is damaged")
         return info
@@ -273,7 +319,33 @@ class Run:
         fields: dict[str, Any] = {"status": status, "finished": _now()}
         if error is not None:
             fields["error"] = error
-        self._update(**fields)
+        try:
+            self._update(**fields)
+        except UserError:  # a full disk: no room for a new file, but run.json can still say how it ended
+            with self._lock:
+                info = self.info
+                info.update(fields)
+                if not _rewrite_in_place(self.path / "run.json", info):
+                    raise
+
+
+def _rewrite_in_place(path: Path, info: dict[str, Any]) -> bool:
+    """Overwrite ``path`` with ``info`` as compact JSON, in place: the last resort of a run ending
+    on a full disk, where no temporary file can be made. Only when the compact text is no longer
+    than the file (so no new block is needed); a crash meanwhile leaves a damaged run.json, which
+    listing shows as unreadable rather than forever running."""
+    text = json.dumps(info, separators=(",", ":"), default=_json_default).encode()
+    try:
+        if len(text) > path.stat().st_size:
+            return False
+        with open(path, "r+b") as f:
+            f.write(text)
+            f.truncate()
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError:
+        return False
+    return True
 
 
 def _now() -> str:
@@ -365,21 +437,22 @@ class RunStore:
 
 
 def summarise(path: Path) -> RunSummary:
-    """A :class:`RunSummary` of one folder; never raises."""
+    """A :class:`RunSummary` of one folder; never raises, whatever the folder holds. Its kind,
+    start and error are :func:`clean_text` (safe to print: they come from a file)."""
     run = Run(path)
     try:
         info = run.info
         status = status_of(info)
-    except UserError as exc:
+    except Exception as exc:  # noqa: BLE001 - one hostile folder is listed, never hides the others
         try:
             started = _dt.datetime.fromtimestamp((path / "run.json").stat().st_mtime).isoformat(timespec="seconds")
-        except OSError:
+        except (OSError, ValueError, OverflowError):
             started = ""
-        return RunSummary(path, "unreadable", started=started, error=str(exc))
+        return RunSummary(path, "unreadable", started=started, error=clean_text(describe_error(exc)))
     config = info.get("config") if isinstance(info.get("config"), dict) else {}
-    started = info.get("started") if isinstance(info.get("started"), str) else ""
-    error = info.get("error") if isinstance(info.get("error"), str) else None
-    return RunSummary(path, status, str(info.get("kind", "?")), started, config, error)
+    started = clean_text(info["started"], 40) if isinstance(info.get("started"), str) else ""
+    error = clean_text(info["error"]) if isinstance(info.get("error"), str) else None
+    return RunSummary(path, status, clean_text(info.get("kind", "?"), 40) or "?", started, config, error)
 
 
 class FolderTaken(UserError):

@@ -18,7 +18,7 @@ def register(sub) -> None:
 
 def _runs(args) -> int:
     from workbench.errors import UserError
-    from workbench.runs import RunStore
+    from workbench.runs import RunStore, clean_text
 
     root = RunStore(args.folder).root
     if args.folder is None and not root.exists():

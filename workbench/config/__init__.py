@@ -188,19 +188,34 @@ def _parser(kind: str, flag: str) -> Callable[[str], Any]:
     return checked
 
 
-def parse_ints(flag: str, text: str) -> tuple[int, ...]:
-    """``0-7,9`` as (0, 1, ..., 7, 9): whole numbers and inclusive ranges, comma-separated."""
-    out: list[int] = []
+def parse_ints(flag: str, text: str, most: int | None = None) -> tuple[int, ...]:
+    """``0-7,9`` as (0, 1, ..., 7, 9): whole numbers and inclusive ranges, comma-separated. The one
+    parser of integer lists (``--seeds``, ``--channels``, ``digits:0-9``); the numbers are counted
+    before any range is expanded, and more than ``most`` (:data:`workbench.limits.MAX_LIST`) are refused."""
+    from workbench.limits import MAX_LIST, count_range
+
+    most = MAX_LIST if most is None else most
+    bounds: list[tuple[int, int]] = []
+    total = 0
     for part in (p.strip() for p in str(text).replace(" ", ",").split(",")):
         if not part:
             continue
         lo, sep, hi = part.partition("-")
-        if not (lo.isdecimal() and (not sep or hi.isdecimal())) or (sep and int(hi) < int(lo)):
-            raise UserError(f"{flag} takes whole numbers and ranges such as 0-7,9, not '{text}'")
-        out.extend(range(int(lo), int(hi) + 1) if sep else [int(lo)])
-    if not out:
+        if not (lo.isdecimal() and (not sep or hi.isdecimal())):
+            raise UserError(f"{flag} takes whole numbers and ranges such as 0-7,9, not '{str(text)[:80]}'")
+        if max(len(lo), len(hi)) > 30:
+            raise UserError(f"{flag}: {part[:24]}... is far too large a number")
+        if sep and int(hi) < int(lo):
+            raise UserError(f"{flag}: the range {part} ends before it starts: write it low-high, e.g. 0-7")
+        a, b = int(lo), int(hi) if sep else int(lo)
+        total += count_range(flag, a, b, most)
+        if total > most:
+            raise UserError(f"{flag} names more than {most:,} numbers in all; the limit is {most:,} per list: "
+                            f"narrow it")
+        bounds.append((a, b))
+    if not bounds:
         raise UserError(f"{flag} needs at least one number, e.g. 0-7")
-    return tuple(out)
+    return tuple(k for a, b in bounds for k in range(a, b + 1))
 
 
 def from_args(cls: type[T], args: Any, **given: Any) -> T:

@@ -47,17 +47,42 @@ def open_model(spec: str, device: str = "cpu"):
         return _MODELS[key]
 
 
+def _number(value: Any) -> float | None:
+    """A finite metric as a float; anything else (a string, a 400-digit integer, NaN) is None."""
+    import math
+
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        value = float(value)
+    except OverflowError:
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _value(value: Any) -> int | float | None:
+    """An integer metric as it is (while a float holds it exactly), any other as :func:`_number`."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) < 2**53:
+        return value
+    return _number(value)
+
+
 def summary(metrics: dict[str, Any]) -> dict[str, Any]:
-    """What a results row and results.json keep of a cell's metrics.json."""
+    """What a results row and results.json keep of a cell's metrics.json. The file may come from
+    anywhere (a received sweep, --resume): a value that is not a finite number is left out (None)."""
     out: dict[str, Any] = {}
     for name in ROW_METRICS:
         value = metrics.get(name)
         if isinstance(value, list):
-            value = float(sum(value) / len(value)) if value else None
-        out[name] = value
-    out["C_used"] = metrics.get("C")
-    out["reference_prediction"] = metrics.get("reference_prediction")
-    out["per_restart"] = {k: metrics[k] for k in PER_RESTART if isinstance(metrics.get(k), list)}
+            numbers = [_number(v) for v in value[:100_000]]
+            value = sum(numbers) / len(numbers) if numbers and None not in numbers else None
+        out[name] = _value(value)
+    out["C_used"] = _value(metrics.get("C"))
+    reference = metrics.get("reference_prediction")
+    out["reference_prediction"] = reference if isinstance(reference, (int, str, type(None))) and len(str(reference)) < 200 else None
+    out["per_restart"] = {k: [v if _number(v) is not None else None for v in metrics[k]]
+                          if k != "predictions" else metrics[k]
+                          for k in PER_RESTART if isinstance(metrics.get(k), list) and len(metrics[k]) <= 100_000}
     return out
 
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from workbench.config import to_dict
+from workbench.config import parse_ints, to_dict
 from workbench.config.preimage import PreimageConfig
 from workbench.config.sweep import MAX_CELLS, SweepConfig
 from workbench.data.images import IMAGE_SUFFIXES
@@ -80,10 +80,10 @@ def expand_images(items: tuple[str, ...]) -> list[str]:
     """Image sources: ``digits:A-B`` ranges, folders (their image files, sorted), the rest as given."""
     out: list[str] = []
     for item in items:
-        m = re.fullmatch(r"digits:(\d+)-(\d+)", item)
+        m = re.fullmatch(r"digits:(\d+-\d+)", item)
         path = Path(item).expanduser()
-        if m:
-            out += [f"digits:{k}" for k in range(int(m.group(1)), int(m.group(2)) + 1)]
+        if m:  # counted before it is expanded (a range of 10 billion is refused at once)
+            out += [f"digits:{k}" for k in parse_ints("--images digits:", m.group(1))]
         elif path.is_dir():
             files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
             if not files:
@@ -101,6 +101,11 @@ def expand(config: SweepConfig, open_model=None) -> list[Cell]:
     config = config.resolved()
     config.validate()
     images = expand_images(config.images) if config.method != "maximize" else [None]
+    lower = (len(config.models) * len(config.seeds) * len(images) * (len(config.C) if config.C else 1)
+             * (len(config.channels) if config.channels else 1))
+    if lower > MAX_CELLS:  # before any model is opened or any cell made
+        raise UserError(f"the grid has at least {lower:,} cells (models × C × seeds × images × channels); "
+                        f"the limit is {MAX_CELLS:,}: narrow it")
     cells: list[Cell] = []
     for model_name in config.models:
         model = open_model(model_name) if open_model is not None else load_model(model_name, device="cpu",
