@@ -36,7 +36,9 @@ def _runs(args) -> int:
     if not rows:
         print(f"no run folders in {root}")
         return 0
-    names = {r.path: str(r.path.relative_to(root)) for r in rows}  # sweeps/… and atlases/… by their folder
+    # sweeps/… and atlases/… by their folder; a folder's name is a file's text too (kind, start and
+    # error are cleaned by runs.summarise)
+    names = {r.path: clean_text(r.path.relative_to(root), 120) for r in rows}
     width = max(len(name) for name in names.values())
     for r in rows:
         note = f"  {r.error}" if r.error and r.status in ("failed", "unreadable") else ""
