@@ -178,7 +178,7 @@ class Ours:
         from workbench.preimage.solve import _pixels
 
         x = self.x if self.parametrisation == "pixels" else self.step_.x
-        return torch.from_numpy(_pixels(self.problem, [x])).permute(0, 3, 1, 2)
+        return torch.from_numpy(_pixels(self.problem, [x], view=False)).permute(0, 3, 1, 2)   # as metrics.json scores it
 
 
 class Lucent:
@@ -195,6 +195,11 @@ class Lucent:
         self.hook = render.hook_model(net, self.image_f)
         name = layer.replace(".", "_")
         self.objective = objectives.as_objective(f"{name}:{target}" if is_class else objectives.channel(name, target))
+
+    def close(self) -> None:
+        """render_vis leaves a forward hook on every module; ours share those modules (truncate)."""
+        for module in self.net.modules():
+            module._forward_hooks.clear()
 
     def step(self) -> None:
         self.opt.zero_grad()
@@ -223,10 +228,15 @@ class Horama:
         phi = net if is_class else None
         self.net, self.layer, self.target, self.is_class = net, layer, target, is_class
         self.features = {}
+        self.hook = None
         if not is_class:
             module = dict(net.named_modules())[layer]
-            module.register_forward_hook(lambda m, i, o: self.features.__setitem__("out", o))
+            self.hook = module.register_forward_hook(lambda m, i, o: self.features.__setitem__("out", o))
         self.phi = phi
+
+    def close(self) -> None:
+        if self.hook is not None:
+            self.hook.remove()
 
     def objective(self, x: torch.Tensor) -> torch.Tensor:
         out = self.net(x)
@@ -266,6 +276,8 @@ def run_one(method, scorer: Scorer, seconds: float, eval_every: int = 8) -> dict
             if c["p_blur"] >= 0.9:
                 first = spent
     image = method.image()
+    if hasattr(method, "close"):
+        method.close()
     out = scorer.checks(image, final=True)
     out.update(iters=iters, seconds=spent, s_per_iter=spent / iters, t_blur_09=first)
     return out, image
