@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import os
 from pathlib import Path
 from typing import Any, Callable
 
@@ -48,11 +49,14 @@ def open_model(model: Any, *, input_size: tuple[int, int, int] | None = None, me
     from workbench.models import LoadedModel, load_model
     from workbench.models.loading import from_module
 
+    _check_class_names(class_names)
     if isinstance(model, LoadedModel):
         return model if device is None else model.to(resolve_device(device))
     if isinstance(model, nn.Module):
-        return from_module(model, name=name, input_size=input_size, mean=mean, std=std, class_names=class_names,
-                           device=None if device is None else resolve_device(device))
+        check_module(model, name or type(model).__name__)
+        loaded = from_module(model, name=name, input_size=input_size, mean=mean, std=std, class_names=class_names,
+                             device=None if device is None else resolve_device(device))
+        return loaded
     device = resolve_device("auto" if device is None else device)
     if isinstance(model, (str, Path)):
         model = ModelSpec(str(model))
@@ -65,7 +69,39 @@ def open_model(model: Any, *, input_size: tuple[int, int, int] | None = None, me
                                ("class_names", class_names)) if v is not None}
     spec = dataclasses.replace(model, **{k: tuple(v) if isinstance(v, list) else v for k, v in given.items()})
     spec.validate()
-    return load_model(spec, trust=trust, device=device)
+    loaded = load_model(spec, trust=trust, device=device)
+    check_module(loaded.module, loaded.name)
+    return loaded
+
+
+def _check_class_names(class_names: Any) -> None:
+    if class_names is None or isinstance(class_names, (str, os.PathLike)):
+        return
+    if not isinstance(class_names, (list, tuple)) or not all(isinstance(n, str) for n in class_names):
+        raise UserError(f"class_names must be a list of names (strings) or a file of names, "
+                        f"not {type(class_names).__name__}" + (" of " + ", ".join(sorted({type(n).__name__ for n in class_names}))
+                                                               if isinstance(class_names, (list, tuple)) else ""))
+
+
+def check_module(module: Any, name: str) -> None:
+    """Refuse a module the workbench cannot compute with, before any folder exists: parameters not
+    yet created (a ``LazyConv2d`` before its first call), on the ``meta`` device (no data), or
+    holding NaN or infinite weights (every result would be NaN: an ntv of 0.0, a ``done`` run of
+    null means)."""
+    import torch
+    from torch.nn.parameter import is_lazy
+
+    for pname, tensor in [*module.named_parameters(), *module.named_buffers()]:
+        if is_lazy(tensor):
+            raise UserError(f"{name}: {pname} is not initialised yet (a lazy layer): run the module once on an "
+                            f"input, then pass it")
+        if tensor.is_meta:
+            raise UserError(f"{name}: {pname} is on the meta device (it has no values): load its weights, e.g. "
+                            f"module.to_empty(device='cpu') and load_state_dict")
+        if tensor.is_floating_point() or tensor.is_complex():
+            if not bool(torch.isfinite(tensor.detach()).all()):
+                raise UserError(f"{name}: {pname} holds NaN or infinite values: its results would be NaN; "
+                                f"check the weights")
 
 
 def invert(model: Any, layer: str, image: Any, *, out: str | Path | None = None, workspace: str | Path | None = None,

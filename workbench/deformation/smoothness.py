@@ -61,6 +61,9 @@ def filter_smoothness(module: nn.Module) -> list[LayerSmoothness]:
         mask = getattr(conv, "connection", None)
         if isinstance(mask, torch.Tensor):
             w = w * mask
+        if not bool(torch.isfinite(w.detach()).all()):  # its NTV would read as a (perfectly smooth) number
+            raise UserError(f"layer {name} holds NaN or infinite weights: its smoothness is not defined; "
+                            f"check the weights")
         out.append(LayerSmoothness(name, normalized_tv(w), tuple(w.shape)))
     return out
 
@@ -100,6 +103,8 @@ def smooth_filters(weight: torch.Tensor, sigma: float) -> torch.Tensor:
 
 def parse_init(spec: str) -> tuple[str, float]:
     """``truncnormal`` | ``default`` | ``gaussian:SIGMA`` → (scheme, sigma)."""
+    if not isinstance(spec, str):
+        raise UserError(f"init must be truncnormal, default or gaussian:SIGMA (a text), not {spec!r:.40}")
     if spec in ("truncnormal", "default"):
         return spec, 0.0
     if spec.startswith("gaussian:"):

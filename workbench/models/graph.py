@@ -394,6 +394,9 @@ def _propagate_shapes(gm: fx.GraphModule, x: torch.Tensor) -> Any:
             return interpreter.run(x)
     except (RuntimeError, ValueError, IndexError) as exc:
         raise InputMismatch(first_line(exc)) from exc
+    except (TypeError, KeyError, AttributeError, NotImplementedError, AssertionError, ArithmeticError) as exc:
+        # the model's own forward code failed (a callable's module may raise anything): one line
+        raise InputMismatch(f"{type(exc).__name__}: {first_line(exc)}") from exc
 
 
 def first_line(exc: BaseException, limit: int = 160) -> str:

@@ -219,8 +219,10 @@ def _check_fits(module: nn.Module, name: str, input_size: tuple[int, int, int], 
     try:
         with torch.no_grad():
             out = module(torch.zeros(1, *input_size, device=device))
-    except (RuntimeError, ValueError, IndexError) as exc:
-        raise UserError(_misfit(name, input_size, origin, first_line(exc))) from None
+    except UserError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the model's own code (a callable's forward may raise anything)
+        raise UserError(_misfit(name, input_size, origin, f"{type(exc).__name__}: {first_line(exc)}")) from None
     if names_file is None or names is None:
         return
     out = _first_tensor(out)

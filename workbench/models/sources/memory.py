@@ -48,7 +48,7 @@ def from_module(module: nn.Module, *, name: str | None = None, input_size: Seque
         size = tuple(operator.index(v) for v in input_size)
         mean = None if mean is None else tuple(float(v) for v in mean)
         std = None if std is None else tuple(float(v) for v in std)
-    except TypeError as exc:
+    except (TypeError, ValueError) as exc:
         raise UserError(f"{label}: from_module takes input_size=(C, H, W) as whole numbers and mean/std as "
                         f"sequences of numbers ({exc})") from None
     names_file = None
