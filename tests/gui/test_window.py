@@ -117,7 +117,8 @@ def test_export_grid_and_gif(window, qtbot, tmp_path, monkeypatch):
     assert window.status_label.text() == f"Exported {gif}"
     image = Image.open(png)
     assert image.width > 2 * 96 and image.height > 96
-    assert ">restart 1</text>" in svg.read_text() and ">relu1  C=300</text>" in svg.read_text()
+    assert ">restart 1</text>" in svg.read_text() and ">C = 300</text>" in svg.read_text()
+    assert ">digits-vgg · relu1 · inversion</text>" in svg.read_text()  # model, layer, method
     assert pdf.read_bytes()[:5] == b"%PDF-"
     with Image.open(gif) as im:
         assert im.n_frames == 5 and im.info["duration"] == 250

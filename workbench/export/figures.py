@@ -48,10 +48,17 @@ class FigureGrid:
         return self.draw(style).fig
 
     def draw(self, style: FigureStyle | None = None, *, tile: float | None = None) -> GridDrawing:
-        """Lay the grid out; ``tile`` (inches) fixes the tile height instead of fitting the width."""
+        """Lay the grid out; ``tile`` (inches) fixes the tile height instead of fitting the width.
+        The style's ``title`` replaces the grid's ("" drops it) and ``no_captions`` drops the captions
+        (the export dialog's and the CLI's ``--figure-title`` / ``--figure-no-captions``)."""
         style = style_or_default(style)
+        grid = self
+        if style.title is not None or style.no_captions:
+            grid = FigureGrid(self.rows, self.row_labels, self.col_labels,
+                              self.title if style.title is None else style.title,
+                              [] if style.no_captions else self.captions)
         with print_context(style):
-            return _draw_grid(self, style, tile)
+            return _draw_grid(grid, style, tile)
 
     def render(self, tile: int | None = None, font_size: int | None = None,
                style: FigureStyle | None = None) -> np.ndarray:
@@ -119,6 +126,9 @@ def _draw_grid(grid: FigureGrid, style: FigureStyle, tile_in: float | None) -> G
                 tw = th * aspect
                 col_labels, col_h, captions, caption_h = label_block(tw)
     grid_w = left + n_cols * tw + (n_cols - 1) * pad
+    if tile_in is None and not style.slide and grid_w < width - 2 * margin - 1e-6:
+        # a grid narrower than the page (one tile, two): the figure as wide as it or its title, no margin
+        tile_in = th
     if tile_in is not None:  # the figure fits its content: as wide as the grid or the title
         width = max(grid_w, min(text_width(grid.title, f * 1.1), style.width)) + 2 * margin
         title = wrap(grid.title, width - 2 * margin, f * 1.1) if grid.title else ""
@@ -171,6 +181,10 @@ def fit_label(text: str, width: float, size: float) -> tuple[str, float]:
     thirds) where a single word would not fit; returns the text and its size."""
     if not text:
         return "", size
+    if "\n" in text:  # lines of their own (a metric, then a class): each fitted, all at the smallest size
+        parts = [fit_label(line, width, size) for line in text.split("\n")]
+        smallest = min(p[1] for p in parts)
+        return "\n".join(fit_label(line, width, smallest)[0] for line in text.split("\n")), smallest
     for scale in (1.0, 0.9, 0.8, 0.7, 0.65):
         lines = wrap(text, width, size * scale)
         if all(text_width(line, size * scale) <= width for line in lines.split("\n")):
@@ -221,13 +235,50 @@ def save_figure(figure, path: str | Path, *, style: FigureStyle | None = None, t
     return save(fig, path, style, overwrite=overwrite, dpi=dpi)
 
 
+_SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
+def human_number(x: float | int | None, digits: int = 2) -> str:
+    """A number for people: 300, 0.05, 1.1 × 10⁶ (never 1.08785e+06); "" for None."""
+    if x is None:
+        return ""
+    x = float(x)
+    if x == 0 or 1e-3 <= abs(x) < 1e4:
+        return f"{x:.{max(digits, 3)}g}"
+    exponent = int(np.floor(np.log10(abs(x))))
+    mantissa = x / 10.0 ** exponent
+    if round(mantissa, digits - 1) >= 10:
+        mantissa, exponent = mantissa / 10, exponent + 1
+    head = f"{mantissa:.{digits - 1}f}".rstrip("0").rstrip(".")
+    return f"10{str(exponent).translate(_SUPERSCRIPT)}" if head == "1" else f"{head} × 10{str(exponent).translate(_SUPERSCRIPT)}"
+
+
+def model_name(name: str) -> str:
+    """A model's name for a title: a file's name without its folder, a callable's object without its
+    module (``efficientnet_lite_pytorch:EfficientNet.from_name`` → ``EfficientNet``), ``timm:NAME`` →
+    ``NAME``, an in-memory module as ``Net (in memory)``."""
+    name = str(name or "")
+    if name.startswith("<in-memory ") and name.endswith(">"):
+        return f"{name[len('<in-memory '):-1]} (in memory)"
+    if name.startswith("timm:"):
+        return name[len("timm:"):]
+    if ":" in name and "/" not in name and "\\" not in name:
+        target = name.split(":", 1)[1]
+        parts = target.split(".")
+        while len(parts) > 1 and (parts[-1].startswith("from_") or parts[-1] in ("build", "create", "make")):
+            parts.pop()
+        return ".".join(parts)
+    return Path(name).name or name
+
+
 def result_figure(images: np.ndarray, reference: np.ndarray | None, *, layer: str, C: float | None,
                   title: str = "") -> FigureGrid:
-    """The pre-image grid of one run: reference, then restart 1..K, labelled (layer, C, restart)."""
+    """The pre-image grid of one run: reference, then restart 1..K; the row says C (the title
+    names the layer), the columns which image."""
     tiles = ([reference] if reference is not None else []) + list(images)
     labels = (["reference"] if reference is not None else []) + [f"restart {k + 1}" for k in range(len(images))]
-    row = layer if C is None else f"{layer}  C={C:g}"
-    return FigureGrid([tiles], row_labels=[row], col_labels=labels, title=title)
+    row = "" if C is None else f"C = {human_number(C)}"
+    return FigureGrid([tiles], row_labels=[row] if row else [], col_labels=labels, title=title)
 
 
 def preimage_what(metrics: dict[str, Any]) -> str:
@@ -243,7 +294,7 @@ def preimage_what(metrics: dict[str, Any]) -> str:
         return f"maximize channel {channel} (mean over positions)"
     if metrics.get("target_name"):
         p = [float(v) for v in metrics.get("target_probability") or []]
-        odds = "" if not p else f", p = {min(p):.2f}" if min(p) == max(p) else f", p = {min(p):.2f}–{max(p):.2f}"
+        odds = "" if not p else f", p = {min(p):.3g}" if min(p) == max(p) else f", p = {min(p):.3g}–{max(p):.3g}"
         return f"maximize class {channel} “{metrics['target_name']}”{odds}"
     neuron = metrics.get("neuron")
     return f"maximize channel {channel}" + (f", neuron ({neuron[0]}, {neuron[1]})" if neuron else "")
@@ -252,14 +303,66 @@ def preimage_what(metrics: dict[str, Any]) -> str:
 def preimage_figure(images: np.ndarray, reference: np.ndarray | None, metrics: dict[str, Any]) -> FigureGrid:
     """The result grid of a pre-image run from its metrics: the run folder's ``grid.png``/``grid.pdf``
     and the window's export are this one figure."""
-    title = f"{model_caption(metrics.get('model', ''), metrics.get('trained'))} · {preimage_what(metrics)}"
-    if metrics.get("view") == "stretched":
-        title += " · each image stretched to its range"
-    grid = result_figure(images, reference, layer=metrics.get("layer", ""), C=metrics.get("C"), title=title)
-    captions = prediction_captions(metrics, len(images), reference is not None)
+    grid = result_figure(images, reference, layer=metrics.get("layer", ""), C=metrics.get("C"),
+                         title=preimage_title(metrics))
+    classes = prediction_captions(metrics, len(images), reference is not None)
+    values = metric_captions(metrics, len(images), reference is not None)
+    captions = ["\n".join(part for part in (v, c) if part) for v, c in zip(values, classes)]
     if any(captions):
         grid.captions = [captions]
     return grid
+
+
+def preimage_title(metrics: dict[str, Any]) -> str:
+    """A pre-image figure's title: the model's short name, the layer, what was computed
+    ("EfficientNet-Lite0 · _blocks.9.add · inversion"); untrained weights and a stretched view say so."""
+    parts = [model_caption(model_name(metrics.get("model", "")), metrics.get("trained"))]
+    if metrics.get("layer"):
+        parts.append(str(metrics["layer"]))
+    parts.append(preimage_what(metrics))
+    title = " · ".join(p for p in parts if p)
+    if metrics.get("view") == "stretched":
+        title += " · each image stretched to its range"
+    return title
+
+
+def metric_captions(metrics: dict[str, Any], n_images: int, with_reference: bool) -> list[str]:
+    """Each restart's number under its tile: its reconstruction error (eq. 3) or the activation it
+    reached; "" for the reference and where the run has none."""
+    def at(key, k):
+        values = metrics.get(key)
+        return values[k] if isinstance(values, list) and k < len(values) else None
+
+    out = [""] if with_reference else []
+    for k in range(n_images):
+        error, activation = at("reconstruction_error", k), at("activation", k)
+        if isinstance(error, (int, float)):
+            out.append(f"error {human_number(error)}")
+        elif isinstance(activation, (int, float)):
+            out.append(f"activation {human_number(activation, 3)}" + quality_caption(metrics, k))
+        else:
+            out.append("")
+    return out
+
+
+def quality_caption(metrics: dict[str, Any], k: int) -> str:
+    """Restart k's quality checks (workbench.preimage.quality, issue 19) as caption lines: the target's
+    probability after the blur and at half resolution (or the activation kept), the judge's, the slope."""
+    def at(key):
+        values = metrics.get(key)
+        v = values[k] if isinstance(values, list) and k < len(values) else None
+        return v if isinstance(v, (int, float)) else None
+
+    blur, half, what = at("p_blur"), at("p_half"), "p"
+    if blur is None:
+        blur, half, what = at("blur_retention"), at("half_retention"), "kept"
+    parts = [] if blur is None else [f"{what} blurred {blur:.2f}", f"half-res {half:.2f}" if half is not None else ""]
+    if at("p_judge") is not None:
+        parts.append(f"judge {at('p_judge'):.2f}")
+    if at("spectral_slope") is not None:
+        parts.append(f"slope {at('spectral_slope'):.1f}")
+    parts = [p for p in parts if p]
+    return "\n" + " · ".join(parts) if parts else ""
 
 
 def prediction_captions(metrics: dict[str, Any], n_images: int, with_reference: bool) -> list[str]:

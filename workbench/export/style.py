@@ -40,6 +40,10 @@ class FigureStyle:
                        metavar="{column,page,slide}")
     dpi: int | None = option(None, "resolution of the PNG figures in dots per inch (default 300; 144 for a "
                              "slide, 1920 x 1080 pixels)", flag="--figure-dpi", metavar="DPI")
+    title: str | None = option(None, "the title of the result grid (default: the model's name · layer · method; "
+                               "an empty string leaves it out)", flag="--figure-title", metavar="TEXT")
+    no_captions: bool = option(False, "leave out the captions under the tiles (class and metric)",
+                               flag="--figure-no-captions")
 
     def __post_init__(self) -> None:
         if self.size not in SIZES:

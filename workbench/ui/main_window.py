@@ -12,8 +12,9 @@ from pathlib import Path
 
 from PySide6.QtCore import QByteArray, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import (QApplication, QComboBox, QInputDialog, QTabBar, QDialog, QDialogButtonBox, QDoubleSpinBox, QFileDialog,
-                               QFormLayout, QMainWindow, QMessageBox, QProgressBar, QPushButton, QSpinBox)
+from PySide6.QtWidgets import (QApplication, QCheckBox, QComboBox, QInputDialog, QTabBar, QDialog, QDialogButtonBox, QDoubleSpinBox,
+                               QFileDialog, QFormLayout, QLineEdit, QMainWindow, QMessageBox, QProgressBar, QPushButton,
+                               QSpinBox)
 
 from workbench.ui import theme
 from workbench.ui.docks.energies_dock import EnergiesDock
@@ -501,18 +502,23 @@ class MainWindow(QMainWindow):
             return
         from workbench.ui.widgets.plot_export import remember_style, remembered_style
 
-        dialog = ExportDialog(self, has_frames=bool(result.frames), style=remembered_style(self.settings))
+        from workbench.export.figures import preimage_title
+
+        dialog = ExportDialog(self, has_frames=bool(result.frames), style=remembered_style(self.settings),
+                              title=preimage_title(result.metrics))
         if dialog.exec() != QDialog.DialogCode.Accepted:
             return
         fmt = dialog.format.currentData()
         style = dialog.options.style()
         remember_style(self.settings, style)
+        style = dialog.figure_style(style)
         name = f"{self.session.config['method']}-{self.session.layer}.{fmt}"
         path, _ = QFileDialog.getSaveFileName(self, "Export", str(self.session.workspace / name), f"{fmt.upper()} (*.{fmt})")
         if not path:
             return
         if fmt in ("gif", "mp4"):
-            self.export_gif(path, fps=dialog.fps.value(), tile=dialog.tile.value(), overwrite=True, style=style)
+            self.export_gif(path, fps=dialog.fps.value() or None, tile=dialog.tile.value() or None, overwrite=True,
+                            style=style)
         else:
             self.export_grid(path, overwrite=True, style=style)
 
@@ -548,10 +554,12 @@ class MainWindow(QMainWindow):
 
         return self.exporter.start(factory)
 
-    def export_gif(self, path: str | Path, fps: float = 10.0, tile: int = 128, overwrite: bool = False,
+    def export_gif(self, path: str | Path, fps: float | None = None, tile: int | None = None, overwrite: bool = False,
                    style=None) -> bool:
         """Write the last result's optimization as an animated GIF or MP4 (by the suffix) on a worker,
-        each frame labelled with its iteration (see :meth:`export_grid`)."""
+        each frame labelled with its iteration, the reference beside the restarts, tiles at their
+        native resolution (``tile`` pixels at least), timed for a talk unless ``fps`` is given
+        (:func:`workbench.export.animation.talk_timing`; see :meth:`export_grid`)."""
         result = self.session.last_result
         if not self._may_export(result, Path(path), overwrite):
             return False
@@ -559,11 +567,11 @@ class MainWindow(QMainWindow):
 
         style = style or remembered_style(self.settings)
         config = dict(self.session.last_config or {})
-        frames, m = result.frames, result.metrics
+        frames, m, reference = result.frames, result.metrics, result.reference
 
         def factory(cancel):
             from workbench.export.animation import save_animation
-            from workbench.export.figures import model_caption, preimage_what
+            from workbench.export.figures import preimage_title
             from workbench.preimage.presets import FINE_TUNE_ITERS
 
             every = int(config.get("frame_every") or 0)
@@ -576,9 +584,9 @@ class MainWindow(QMainWindow):
                 kept = [t + 1 for t in range(steps) if t % every == 0 or t == steps - 1]
                 iterations = kept if len(kept) == len(frames) else None
             cancel.check()
-            title = f"{model_caption(m.get('model', ''), m.get('trained'))} · {m.get('layer', '')} · {preimage_what(m)}"
+            title = preimage_title(m) if style is None or style.title is None else style.title
             return save_animation(frames, path, fps=fps, tile=tile, iterations=iterations, title=title, style=style,
-                                  overwrite=True)
+                                  overwrite=True, reference=reference)
             yield
 
         return self.exporter.start(factory)
@@ -938,7 +946,7 @@ class ExportDialog(QDialog):
     """What to export (the result grid as PNG, SVG or PDF; the optimization as GIF or MP4) and at
     which size: a paper column, a page width or a slide, with a PNG resolution."""
 
-    def __init__(self, parent, has_frames: bool, style=None) -> None:
+    def __init__(self, parent, has_frames: bool, style=None, title: str = "") -> None:
         from workbench.export.style import FigureStyle
         from workbench.ui.widgets.plot_export import FigureOptions
 
@@ -957,16 +965,26 @@ class ExportDialog(QDialog):
                                         Qt.ItemDataRole.ToolTipRole)
         self.options = FigureOptions(style or FigureStyle())
         self.dpi = self.options.dpi
+        self.title = QLineEdit(title)
+        self.title.setToolTip("the figure's title: edit it, or empty it to leave the title out")
+        self.captions = QCheckBox("class and metric under each tile")
+        self.captions.setChecked(True)
         self.tile = QSpinBox()
-        self.tile.setRange(16, 2048)
-        self.tile.setValue(128)
+        self.tile.setRange(0, 2048)
+        self.tile.setSpecialValueText("native")
+        self.tile.setValue(0)
         self.tile.setSuffix(" px per tile")
-        self.tile.setToolTip("an animation's tiles, in pixels (a slide fits them into 1280 × 720)")
+        self.tile.setToolTip("an animation's tiles, in pixels (native: the images' own size, never shrunk; a slide "
+                             "fits them into 1280 × 720)")
         self.fps = QDoubleSpinBox()
-        self.fps.setRange(0.5, 60)
-        self.fps.setValue(10)
+        self.fps.setRange(0.0, 60)
+        self.fps.setSpecialValueText("for a talk")
+        self.fps.setValue(0.0)
         self.fps.setSuffix(" frames/s")
+        self.fps.setToolTip("for a talk: at least 6 s long, the result held 2 s at the end")
         form.addRow("What", self.format)
+        form.addRow("Title", self.title)
+        form.addRow("Captions", self.captions)
         form.addRow(self.options)
         form.addRow("Animation tiles", self.tile)
         form.addRow("Animation speed", self.fps)
@@ -976,6 +994,12 @@ class ExportDialog(QDialog):
         form.addRow(buttons)
         self.format.currentIndexChanged.connect(self._follow_format)
         self._follow_format()
+
+    def figure_style(self, style):
+        """``style`` with the dialog's title (empty: none) and captions."""
+        import dataclasses
+
+        return dataclasses.replace(style, title=self.title.text().strip(), no_captions=not self.captions.isChecked())
 
     def _follow_format(self) -> None:
         animation = self.format.currentData() in ("gif", "mp4")
