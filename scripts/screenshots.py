@@ -48,8 +48,9 @@ SHOTS = {
 #: The ImageNet net of the imagenet scenes, and what each one runs (short: screenshots, not results).
 IMAGENET = "efficientnet-lite0"
 IMAGENET_SCENES = {
-    "imagenet-inversion": dict(layer="_blocks.9.add", method="invert", image="chelsea", iters=120, restarts=2),
-    "imagenet-maximisation": dict(layer="_fc", method="maximize", channel=285, iters=120, restarts=2),
+    "imagenet-inversion": dict(layer="_blocks.9.add", method="invert", image="chelsea", iters=40, restarts=2,
+                               fine_tune_iters=0),
+    "imagenet-maximisation": dict(layer="_fc", method="maximize", channel=285, iters=40, restarts=2),
 }
 
 

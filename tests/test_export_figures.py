@@ -159,8 +159,8 @@ IMAGENET_METRICS = {
 def test_numbers_and_names_read_as_people_write_them():
     from workbench.export.figures import human_number, model_name
 
-    assert human_number(1.08785e6) == "1.1 × 10⁶" and human_number(300) == "300" and human_number(0.05) == "0.05"
-    assert human_number(2.8e-4) == "2.8 × 10⁻⁴" and human_number(1e6) == "10⁶" and human_number(None) == ""
+    assert human_number(1.08785e6) == "1.1\u00a0×\u00a010⁶" and human_number(300) == "300" and human_number(0.05) == "0.05"
+    assert human_number(2.8e-4).replace("\u00a0", " ") == "2.8 × 10⁻⁴" and human_number(1e6) == "10⁶" and human_number(None) == ""
     assert model_name("efficientnet_lite_pytorch:EfficientNet.from_name") == "EfficientNet"
     assert model_name("/home/me/nets/mine.safetensors") == "mine.safetensors"
     assert model_name("timm:resnet18") == "resnet18" and model_name("efficientnet-lite0") == "efficientnet-lite0"
@@ -172,7 +172,7 @@ def test_a_preimage_figure_has_a_short_title_and_class_and_metric_captions(tmp_p
     reference = rng.random((24, 24, 3)).astype(np.float32)
     grid = preimage_figure(images, reference, IMAGENET_METRICS)
     assert grid.title == "EfficientNet · _fc · caricature"
-    assert grid.row_labels == ["C = 1.1 × 10⁶"]
+    assert grid.row_labels == ["C = 1.1\u00a0×\u00a010⁶"]
     assert grid.captions == [["Egyptian cat (87 %)", "error 0.282\nEgyptian cat (61 %)", "error 0.304\ntabby (40 %)"]]
     text = save_figure(grid, tmp_path / "grid.svg", style=FigureStyle(dpi=LOW)).read_text()
     assert ">EfficientNet · _fc · caricature</text>" in text and "1.08785e+06" not in text

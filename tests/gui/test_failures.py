@@ -193,3 +193,29 @@ def assert_labels_apart(grid) -> None:
     for a in range(len(rects)):
         for b in range(a + 1, len(rects)):
             assert not rects[a].intersected(rects[b]).isValid() or rects[a].intersected(rects[b]).isEmpty()
+
+
+def test_hundreds_of_feature_maps_open_zoomed_on_readable_tiles(qapp, session):
+    """480 or 1152 maps in one view are specks: the dock opens on the first 64, the wheel zooms out."""
+    from workbench.ui.docks.filters_dock import ZOOMED_SIDE, FiltersDock
+
+    dock = FiltersDock(session)
+    try:
+        dock.resize(320, 420)
+        dock.show()
+        wait_until(qapp, lambda: not dock._maps_slot.busy and not dock._filter_slot.busy)
+        maps = np.random.default_rng(0).random((480, 14, 14)).astype(np.float32)
+        dock._on_maps_ready(("_blocks.8._bn1", {"kind": "maps", "maps": maps}))
+        qapp.processEvents()
+        h, w, columns, pad = dock.maps._geometry
+        (x0, x1), _ = dock.maps.view.viewRange()
+        shown_columns = (x1 - x0) / (w + pad)
+        assert columns == 22 and shown_columns <= ZOOMED_SIDE + 1  # 8 maps across, not 22
+        assert "first 64" in dock.maps_caption.text() and "480 channels" in dock.maps_caption.text()
+        few = np.random.default_rng(1).random((64, 14, 14)).astype(np.float32)
+        dock._on_maps_ready(("relu3", {"kind": "maps", "maps": few}))
+        qapp.processEvents()
+        (x0, x1), _ = dock.maps.view.viewRange()
+        assert (x1 - x0) / (w + pad) >= 7.5  # 64 maps: all of them
+    finally:
+        assert dock.shutdown()

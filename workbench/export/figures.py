@@ -239,7 +239,7 @@ _SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
 
 
 def human_number(x: float | int | None, digits: int = 2) -> str:
-    """A number for people: 300, 0.05, 1.1 × 10⁶ (never 1.08785e+06); "" for None."""
+    """A number for people: 300, 0.05, 1.1 × 10⁶ (never 1.08785e+06; the spaces do not break); "" for None."""
     if x is None:
         return ""
     x = float(x)
@@ -250,7 +250,8 @@ def human_number(x: float | int | None, digits: int = 2) -> str:
     if round(mantissa, digits - 1) >= 10:
         mantissa, exponent = mantissa / 10, exponent + 1
     head = f"{mantissa:.{digits - 1}f}".rstrip("0").rstrip(".")
-    return f"10{str(exponent).translate(_SUPERSCRIPT)}" if head == "1" else f"{head} × 10{str(exponent).translate(_SUPERSCRIPT)}"
+    power = f"10{str(exponent).translate(_SUPERSCRIPT)}"
+    return power if head == "1" else f"{head}\u00a0×\u00a0{power}"  # no-break spaces: never wrapped apart
 
 
 def model_name(name: str) -> str:

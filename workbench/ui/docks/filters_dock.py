@@ -87,6 +87,12 @@ class _NeuronItem(QTreeWidgetItem):
         return self.text(column) < other.text(column)
 
 
+#: Layers with more channels than this open zoomed on their first ZOOMED_SIDE² maps (480, 1152
+#: maps in one view are specks; the wheel zooms out to all of them).
+ZOOMED_OVER = 256
+ZOOMED_SIDE = 8
+
+
 class FiltersDock(BaseDock):
     title = "Feature maps and filters"
     area = Qt.DockWidgetArea.RightDockWidgetArea
@@ -214,6 +220,14 @@ class FiltersDock(BaseDock):
         self._columns = math.ceil(math.sqrt(len(maps)))
         self.stack.setCurrentWidget(self.maps)
         self.maps.set_tiles(list(maps), columns=self._columns, background=0.35)
+        if len(maps) > ZOOMED_OVER:
+            # hundreds of maps would be a mosaic of specks: open zoomed on the first ones, readable
+            gh, gw, _columns, pad = self.maps._geometry
+            k = ZOOMED_SIDE
+            self.maps.view.setRange(xRange=(0, k * (gw + pad) - pad), yRange=(0, k * (gh + pad) - pad), padding=0.02)
+            self.maps_caption.setText(f"{layer}: {len(maps)} channels of {h}×{w}, each scaled to its own range — "
+                                      f"showing the first {k * k}: the wheel zooms out to all, a drag pans; "
+                                      "click one to maximize it")
         self._place_highlight()
         self._place_numbers()
 
