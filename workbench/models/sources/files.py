@@ -26,7 +26,7 @@ from workbench.models.sources.zoo import _architecture, _build_fitting
 
 def _load_file(path: Path, spec: ModelSpec, trust: bool, device: torch.device) -> LoadedModel:
     arch = spec.arch
-    if path.suffix == ".json":
+    if path.suffix.lower() == ".json":
         raise UserError(f"{path.name} is metadata, not weights: give the .safetensors or .pt file beside it")
     sidecar = _read_sidecar(path)
     side = path.with_suffix(".json").name
@@ -34,7 +34,7 @@ def _load_file(path: Path, spec: ModelSpec, trust: bool, device: torch.device) -
         return _load_onnx(path, spec, sidecar, device)
     notices: list[str] = []
     classes = None
-    if path.suffix == ".safetensors":
+    if path.suffix.lower() == ".safetensors":
         tensors, file_meta = _read_safetensors(path)
         arch = _architecture(path, arch, file_meta.get("arch") or (sidecar or {}).get("architecture"))
         module, classes = _build_fitting(arch, tensors)

@@ -216,7 +216,7 @@ def _looked_for(cfg: Any) -> str:
 def _read_cached(found: Path, spec: str) -> dict[str, torch.Tensor]:
     """Weights found in the Hugging Face cache: safetensors, or a state_dict read ``weights_only``."""
     path = found
-    if path.suffix == ".safetensors":
+    if path.suffix.lower() == ".safetensors":
         try:
             from safetensors.torch import load_file
 

@@ -79,9 +79,9 @@ def _read_weights(text: str, trust: bool) -> tuple[Path, dict[str, torch.Tensor]
     regular_file(path, "--weights")
     if path.suffix.lower() == ".onnx":
         raise UserError(f"--weights {path.name} is an ONNX graph, not weights: open it as --model {path.name}")
-    if path.suffix == ".json":
+    if path.suffix.lower() == ".json":
         raise UserError(f"--weights {path.name} is metadata, not weights: give the .safetensors or .pt file beside it")
-    if path.suffix == ".safetensors":
+    if path.suffix.lower() == ".safetensors":
         return path, _read_safetensors(path)[0], "safetensors"
     if _is_torchscript(path):
         if not trust:
@@ -160,6 +160,8 @@ def _torch_load_weights(path: Path, *, trust: bool, what: str) -> Any:
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="'torch.load' received a zip file that looks like a TorchScript")
+            # a sparse tensor in the file: torch checks it, and says so; a bad one is still refused below
+            warnings.filterwarnings("ignore", message="Validating sparse tensor invariants")
             return torch.load(str(path), map_location="cpu", weights_only=True)
     except RuntimeError as exc:
         if "TorchScript" in str(exc):  # torch refuses TorchScript under weights_only before reading it
