@@ -112,7 +112,8 @@ class PreimageConfig:
                                     "with scales down to 0.5); default: the preset's", choices=TRANSFORMS)
     lr: float | None = option(None, "Adam's step size for a fourier or maco parametrisation (default: the "
                               "preset's)")
-    diversity: float = option(0.0, "weight of the diversity term across restarts (Olah et al. 2017)",
+    diversity: float = option(0.0, "weight of the diversity term across restarts (Olah et al. 2017); it acts "
+                              "among the restarts of one batch: use it with --schedule batched",
                               methods=("maximize",))
     judge: str | None = option(None, "a second, independently trained model (zoo name or spec) that scores the "
                                "target class in the quality metrics", methods=("maximize",))
