@@ -136,7 +136,7 @@ class Ours:
     """A preset through the engine's own pieces, as preimage_job runs one restart."""
 
     def __init__(self, preset: str, model, layer: str, target: int, channel_mean: bool, seed: int = 0,
-                 parametrisation: str | None = None) -> None:
+                 parametrisation: str | None = None, transforms: str | None = None, lr: float | None = None) -> None:
         from workbench.config.preimage import PreimageConfig
         from workbench.preimage import presets, visualise
         from workbench.preimage.optimizer import PreimageOptimizer, initial_learning_rate
@@ -145,7 +145,8 @@ class Ours:
 
         self.config = config = PreimageConfig(model=model.name, layer=layer, method="maximize", channel=target,
                                               channel_mean=channel_mean, restarts=1, seed=seed, preset=preset,
-                                              parametrisation=parametrisation, device="cpu")
+                                              parametrisation=parametrisation, transforms=transforms, lr=lr,
+                                              device="cpu")
         info_layer = model.layer(layer)
         self.problem, _ = build_problem(config, model, info_layer, torch.device("cpu"), None)
         _, self.parametrisation, transforms, lr = visualise.choices(config, model.input_size)
@@ -306,7 +307,7 @@ def main(argv=None) -> None:
     ap.add_argument("--layer", default="_blocks.8._bn2", help="the middle block whose channels are visualised")
     ap.add_argument("--channels", default="0-7", help="its channels ('' for none)")
     ap.add_argument("--methods", default="paper,natural,natural:maco,lucent,horama",
-                    help="our presets (PRESET or PRESET:PARAMETRISATION), lucent, horama")
+                    help="our presets (PRESET[:PARAMETRISATION[:TRANSFORMS[:LR]]], e.g. natural:maco), lucent, horama")
     ap.add_argument("--lucent-dir", default=None, help="where to pip-install torch-lucent (default: a temporary folder)")
     ap.add_argument("--out", default=None, help="a folder for results.json and each image as PNG")
     ap.add_argument("--figure", default=None, help="draw the classes, paper | natural | lucent, into this PNG")
@@ -341,10 +342,11 @@ def main(argv=None) -> None:
         scorer = Scorer(model, layer, target, is_class, judge)
         order = methods[i % len(methods):] + methods[:i % len(methods)]   # alternate who goes first
         for name in order:
-            if name.split(":")[0] in ("paper", "natural"):   # natural:fourier = the preset with another parametrisation
-                preset, _, parametrisation = name.partition(":")
-                method = Ours(preset, model, layer, target, channel_mean=not is_class,
-                              parametrisation=parametrisation or None)
+            if name.split(":")[0] in ("paper", "natural"):   # PRESET[:PARAMETRISATION[:TRANSFORMS[:LR]]]
+                preset, *rest = name.split(":")
+                rest += [""] * (3 - len(rest))
+                method = Ours(preset, model, layer, target, channel_mean=not is_class, parametrisation=rest[0] or None,
+                              transforms=rest[1] or None, lr=float(rest[2]) if rest[2] else None)
             elif name == "lucent":
                 method = Lucent(model.module, layer, target, is_class)
             else:

@@ -216,3 +216,17 @@ def test_the_judge_scores_the_class_and_refuses_a_hidden_layer(tmp_path):
         run_job(preimage_job(PreimageConfig(model="digits-vgg", layer="relu3", method="maximize", channel=0,
                                             iters=2, restarts=1, judge="digits-lenet5", device="cpu"),
                              out=tmp_path / "k"))
+
+
+def test_the_quality_checks_are_written_under_each_tile():
+    from workbench.export.figures import metric_captions
+
+    m = {"activation": [3.0, 2.0], "p_blur": [0.91, 0.5], "p_half": [0.99, 0.4], "spectral_slope": [-1.93, -2.1],
+         "p_judge": [0.5, 0.25]}
+    captions = metric_captions(m, 2, False)
+    assert captions[0].splitlines()[1] == "p blurred 0.91 · half-res 0.99 · judge 0.50 · slope -1.9"
+    assert "judge 0.25" in captions[1]
+    hidden = metric_captions({"activation": [3.0], "blur_retention": [0.6], "half_retention": [0.7],
+                              "spectral_slope": [-2.0]}, 1, False)
+    assert hidden[0].splitlines()[1] == "kept blurred 0.60 · half-res 0.70 · slope -2.0"
+    assert metric_captions({"activation": [3.0]}, 1, False) == ["activation 3"]
