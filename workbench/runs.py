@@ -87,6 +87,11 @@ def atomic_path(path: Path) -> Iterator[Path]:
         os.replace(tmp_path, path)
     except OSError as exc:
         raise UserError(f"cannot write {path}: {_reason(exc)}: free some space or choose a writable folder") from None
+    except Exception as exc:  # safetensors' Rust writer reports a full disk as its own error, not OSError
+        if type(exc).__name__ != "SafetensorError":
+            raise
+        raise UserError(f"cannot write {path}: {' '.join(str(exc).split())[:160]}: free some space or choose a "
+                        f"writable folder") from None
     finally:
         if tmp_path is not None and tmp_path.exists():
             try:

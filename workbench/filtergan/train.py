@@ -21,6 +21,7 @@ at the end, so a run can be resumed and yields the same numbers as one uninterru
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -325,10 +326,18 @@ def _config_dict(run: Run) -> dict:
 def _read_checkpoint_state(path: Path) -> dict:
     """checkpoint.json, checked: a step and a loss history of equal-length lists."""
     state = read_json(path / "checkpoint.json", f"{path.name}/checkpoint.json")
+    from workbench.config.filtergan import MAX_STEPS
+
     history = state.get("history") if isinstance(state, dict) else None
-    ok = (isinstance(state, dict) and isinstance(state.get("step"), int) and state["step"] >= 0
+    keys = ("step", "loss_D", "loss_G", "loss_Q", "D_real", "D_fake")
+    step = state.get("step") if isinstance(state, dict) else None
+    ok = (isinstance(step, int) and not isinstance(step, bool) and 0 <= step <= MAX_STEPS
           and isinstance(state.get("optimizers"), dict) and isinstance(history, dict)
-          and all(isinstance(history.get(k), list) for k in ("step", "loss_D", "loss_G", "loss_Q", "D_real", "D_fake")))
+          and all(isinstance(history.get(k), list) for k in keys)
+          and len({len(history[k]) for k in keys}) == 1  # a ragged history cannot be plotted or continued
+          and all((isinstance(v, float) and math.isfinite(v))
+                  or (isinstance(v, int) and not isinstance(v, bool) and abs(v) < 2**53)
+                  for k in keys for v in history[k]))
     if not ok:
         raise UserError(f"{path.name}/checkpoint.json is not a filter-GAN checkpoint: the run folder is damaged; "
                         f"train again without --resume")

@@ -189,7 +189,11 @@ def _unwrap_state_dict(obj: Any, path: Path) -> dict[str, torch.Tensor]:
                 obj = obj[key]
                 break
         if obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
-            return obj
+            complex_ = [k for k, v in obj.items() if v.is_complex()]
+            if complex_:  # copying them into real weights would drop the imaginary part, with a warning
+                raise UserError(f"{path.name} holds complex tensors ({', '.join(map(str, complex_[:3]))}): a CNN's "
+                                f"weights are real; save real tensors")
+            return {k: v.to_dense() if v.layout != torch.strided else v for k, v in obj.items()}
     raise UserError(f"{path.name} holds a {type(obj).__name__}, not a state_dict of tensors: "
                     f"save it with torch.save(model.state_dict(), ...)")
 
