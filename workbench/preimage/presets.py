@@ -12,9 +12,12 @@ _PASS_THROUGH = ("ReLU", "ReLU6", "LeakyReLU", "Tanh", "Sigmoid", "GELU", "SiLU"
                  "LocalResponseNorm", "Dropout", "Identity")
 
 #: Sect. 5.2.1's C values by the fraction f of the input a unit sees (its receptive field over the input's
-#: side): f ≤ 1/2 → 300, f ≤ 2/3 → 100, then 20 to the end of the last conv block, and 1 after it.
+#: side): f ≤ 1/2 → 300, f ≤ 2/3 → 100, f ≤ 1 → 20 to the end of the last conv block, and 1 after it or
+#: where a unit's field reaches past the whole input (the paper's fc6–fc8: 355 px on 227, C = 1).
 #: On the paper's nets (torchvision's tables, 224²): AlexNet relu3 sees 0.44, conv4 0.58, conv5 0.73;
-#: VGG-VD-16 pool4 0.45, conv5_1 0.59, conv5_2 0.73 — the paper's 300 / 100 / 20 boundaries fall between.
+#: VGG-VD-16 pool4 0.45, conv5_1 0.59, conv5_2 0.73, conv5_3 0.88 — the paper's 300 / 100 / 20 boundaries
+#: fall between. efficientnet-lite0's fields pass the 224 px input from _blocks.9 (275 px) on: chelsea
+#: inverted from _blocks.10.add keeps "Egyptian cat" in 4 of 4 restarts at C = 1 and in none at C = 20.
 RF_FRACTIONS = ((0.5, 300.0), (2.0 / 3.0, 100.0))
 C_LAST_BLOCK = 20.0
 C_AFTER = 1.0
@@ -84,9 +87,10 @@ def preset_C(layers, index: int, model=None, layer_name: str | None = None,
     gives, for AlexNet/VGG-M, C = 300 up to relu3, 100 up to relu4, 20 up to relu5 and 1 after; for
     VGG-VD-16, 300 up to conv4_3, 100 for conv5_1, 20 up to conv5_3 and 1 onwards. Read in terms every
     network has, that is one rule (:data:`RF_FRACTIONS`): a unit that sees at most half of the input's
-    side gets 300, at most two thirds 100, a deeper one 20 up to the end of the last conv block
-    (:func:`last_conv_block`), and every layer past it (pooling, fully connected) 1. The receptive field
-    is the table's (Table 1), against ``input_size`` (default: ``model.input_size``).
+    side gets 300, at most two thirds 100, at most all of it 20 up to the end of the last conv block
+    (:func:`last_conv_block`); every layer past that block (pooling, fully connected) and every unit whose
+    field reaches past the whole input, as the paper's fully connected layers' do, gets 1. The receptive
+    field is the table's (Table 1), against ``input_size`` (default: ``model.input_size``).
 
     Given only a list of kinds (no receptive fields), depth is the fraction f of the conv rows computed,
     the same rule on the paper's nets: f ≤ 10/13 → 300, f ≤ 11/13 → 100, up to the last conv block
@@ -123,6 +127,8 @@ def _C_from_receptive_field(layers, index: int, side: int) -> float:
     if end is None or index > end:
         return C_AFTER
     seen = layers[index].rf_size / side
+    if seen > 1.0 + 1e-9:  # a field past the whole input, as the paper's fc6–fc8 (355 px on 227): C = 1
+        return C_AFTER
     for fraction, C in RF_FRACTIONS:
         if seen <= fraction + 1e-9:
             return C
@@ -155,34 +161,46 @@ def model_jitter(model, stride: int) -> int:
 
 
 def preset_B(model, alpha: float = ALPHA) -> float:
-    """B of eq. 5, "the typical L2 norm of the pixel RGB vector, such that N_α(x) ≈ 1" (sect. 3.2.1).
+    """B of eq. 5, "the typical L2 norm of the pixel RGB vector, such that N_α(x) ≈ 1" (sect. 3.2.1),
+    measured on the model's data (:func:`calibration_images`).
 
-    Measured as the paper means it, on the model's data (:func:`calibration_images`):
-    B = (mean over images of Σ_uv ‖x(v,u)‖^α / HW)^(1/α), so N_α ≈ 1 on the data. 109 on the digits,
-    whose saturated strokes lie far above 80; 152 on the natural photos with ImageNet's mean at 224²,
-    where the paper's 80 puts N_α at 47 on those photos (docs/fidelity.md). A model with neither keeps 80.
+    On the bundled digits, as N_α ≈ 1 reads it: B = (mean over images of Σ_uv ‖x(v,u)‖^α / HW)^(1/α)
+    = 109.4 (their saturated strokes lie far above 80). On natural photos that α = 6 mean is ruled by
+    the brightest pixels (152 with ImageNet's mean, 1.35× the median), so B is the typical norm itself,
+    the median of ‖x(v,u)‖ over the photos' pixels: 112.4 at 224² with ImageNet's mean (the paper's 80
+    for ILSVRC). A model with neither keeps 80.
     """
-    x = _data_in_paper_units(model)
-    if x is None:
+    data = _data_in_paper_units(model)
+    if data is None:
         return B
+    x, photos = data
+    if photos:
+        return round(float(x.norm(dim=1).median()), 1)
     from workbench.preimage.regularizers import alpha_norm
 
     return round(float(alpha_norm(x, alpha, 1.0).mean() ** (1.0 / alpha)), 1)
 
 
 def preset_V(model, beta: float = BETA, B_value: float | None = None) -> float:
-    """V of eq. 6, "the typical value of the norm of the gradient in the image" (sect. 3.2.2),
-    so that R_TV^β ≈ 1 on the data.
+    """V of eq. 6, "the typical value of the norm of the gradient in the image" (sect. 3.2.2).
 
-    The paper's V = B/6.5 is that value for its ILSVRC photos (sect. 3.3). We measure it as B is
-    measured: V = (mean over images of Σ_uv (Δ_u² + Δ_v²)^(β/2) / HW)^(1/β), at the model's input
-    size. On the digits V = 26.3, where B/6.5 = 16.8 would make R_TV^β = 2.38 on the test digits
-    instead of 1.00 (tests/test_preimage_parts.py); on the natural photos at 224² V = 43.9, where
-    80/6.5 = 12.3 makes R_TV^β 12.7. A model with no data keeps B/6.5.
+    On the bundled digits, so that R_TV^β ≈ 1 on them: V = (mean over images of Σ_uv (Δ_u² + Δ_v²)^(β/2)
+    / HW)^(1/β) = 26.3, where B/6.5 = 16.8 would make R_TV^β = 2.38 on the test digits instead of 1.00
+    (tests/test_preimage_parts.py). On natural photos the gradient is heavy-tailed (edges): its β = 2
+    mean is the RMS, 43.9 at 224², 4.7× the median, and a prior that calls that typical lets
+    high-frequency colour noise into deep inversions (efficientnet-lite0 _blocks.6.add at C = 100:
+    chelsea read as "tiger cat", consistency 0, against 1.0 at the median). So V is the median of the
+    pixels' gradient norm (Δ_u² + Δ_v² over the channels, as in R_TV^β) at the model's input size:
+    9.3 at 224² (the paper's B/6.5 = 12.3 for ILSVRC). A model with no data keeps B/6.5.
     """
-    x = _data_in_paper_units(model)
-    if x is None:
+    data = _data_in_paper_units(model)
+    if data is None:
         return V_FACTOR * (B if B_value is None else B_value)
+    x, photos = data
+    if photos:
+        d_u = x[..., :-1, 1:] - x[..., :-1, :-1]
+        d_v = x[..., 1:, :-1] - x[..., :-1, :-1]
+        return round(float((d_u.pow(2) + d_v.pow(2)).sum(1).sqrt().median()), 1)
     from workbench.preimage.regularizers import tv_beta
 
     return round(float(tv_beta(x, beta, 1.0).mean() ** (1.0 / beta)), 1)
@@ -215,7 +233,8 @@ def calibration_images(model):
 
 
 def _data_in_paper_units(model):
-    """The model's calibration images as x = 255 (p − mean) (sect. 3), or None."""
+    """The model's calibration images as x = 255 (p − mean) (sect. 3) and whether they are the natural
+    photos (else the digits); None for a model with neither."""
     import torch
 
     data = calibration_images(model)
@@ -223,4 +242,4 @@ def _data_in_paper_units(model):
         return None
     images = data[0]
     mean = torch.tensor(model.mean, dtype=images.dtype).view(1, -1, 1, 1)
-    return 255.0 * (images - mean)
+    return 255.0 * (images - mean), getattr(model, "dataset", None) != "digits"
