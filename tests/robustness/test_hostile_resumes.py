@@ -173,3 +173,43 @@ def test_a_callable_whose_forward_raises_is_one_line(factory, error, model_files
     sys.modules.pop("h2_bad_forward", None)
     assert_refused(rc, err, shown)
     assert f"{error}: " in err and "the model's own bug" in err, err
+
+
+@pytest.mark.parametrize("location", ["we\x00ights.bin", "a\nb.bin", "\x1b[31m.bin"], ids=["NUL", "newline", "escape"])
+def test_an_onnx_external_data_name_with_a_control_character_is_one_line(location, tmp_path, capsys):
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+
+    weight = TensorProto(name="W", data_type=TensorProto.FLOAT, dims=[4, 3, 3, 3],
+                         data_location=TensorProto.EXTERNAL)
+    entry = weight.external_data.add()
+    entry.key, entry.value = "location", location
+    graph = helper.make_graph([helper.make_node("Conv", ["x", "W"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 32, 32])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 30, 30])],
+                              initializer=[weight])
+    path = tmp_path / "nul.onnx"
+    path.write_bytes(helper.make_model(graph).SerializeToString())
+    rc, err, shown = run_cli(["layers", "--model", str(path)], capsys)
+    assert_refused(rc, err, shown)
+    assert "not a file name inside the model's folder" in err, err
+    assert onnx is not None
+
+
+def test_sweep_resume_with_a_symlinked_cell_is_one_line_or_runs(tmp_path, capsys):
+    """H1's policy decides whether the linked cell is refused or rerun; either way no traceback and
+    nothing outside the sweep is touched."""
+    sweep = ["sweep", "--model", "digits-vgg", "--layers", "relu1", "--seeds", "0-1", "--iters", "1", "--restarts", "1",
+             "--fine-tune", "0", "--device", "cpu", "--quiet"]
+    out = tmp_path / "s"
+    assert main([*sweep, "--out", str(out)]) == 0
+    capsys.readouterr()
+    cell = sorted((out / "cells").iterdir())[0]
+    elsewhere = tmp_path / "elsewhere"
+    shutil.move(str(cell), str(elsewhere))
+    (elsewhere / "thesis.tex").write_text("precious")
+    cell.symlink_to(elsewhere, target_is_directory=True)
+    rc, err, shown = run_cli([*sweep, "--resume", "--out", str(out)], capsys)
+    assert "Traceback" not in err and not shown, err
+    assert rc == 0 or (rc == 2 and len(err.splitlines()) == 1), err
+    assert (elsewhere / "thesis.tex").read_text() == "precious"

@@ -215,8 +215,8 @@ def _load_external_data(model, path: Path, onnx: Any) -> None:
     for tensor in external:
         info = {entry.key: entry.value for entry in tensor.external_data}
         location = info.get("location", "")
-        where = f"{path.name}: tensor '{tensor.name}' is stored in external data '{location}'"
-        if not location or Path(location).is_absolute() or Path(location).drive or ".." in Path(location).parts:
+        where = f"{path.name}: tensor '{tensor.name}' is stored in external data {location!r:.80}"
+        if not location or any(ord(c) < 32 for c in location) or Path(location).is_absolute() or Path(location).drive or ".." in Path(location).parts:
             raise UserError(f"{where}, which is not a file name inside the model's folder: "
                             f"keep the data files beside the model and export it again")
         target = (folder / location).resolve()
