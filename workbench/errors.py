@@ -1,7 +1,10 @@
 """Errors a user can act on.
 
 A :class:`UserError` carries a one-line message that says what is wrong and what to do.
-The CLI prints it and exits with code 2; the GUI shows it in the log and status bar.
+The CLI prints it and exits with code 2; the GUI shows it in the log and status bar; the Python
+API (:mod:`workbench.api`) raises it — this type or a subclass, never a raw KeyError, TypeError or
+ValueError from inside — for a bad argument or a model it cannot compute with (a lazy layer, a
+module on ``meta``, NaN weights), before any run folder exists.
 Anything else escaping a job is a bug and is reported as such.
 """
 
