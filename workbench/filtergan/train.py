@@ -111,15 +111,21 @@ def train_filter_gan(config: FilterGanConfig, *, cancel: CancelToken | None = No
     state = None
     backup = None
     if resume:
-        if out is None or not (Path(out) / CHECKPOINT).is_file():
-            raise UserError(f"nothing to resume in {out}: it has no {CHECKPOINT}; train without --resume")
-        run = RunStore(Path(out).parent).open(out)
-        saved = _saved(run)
-        mismatched = [k for k, v in to_dict(saved).items() if k not in ("steps", "device") and to_dict(config)[k] != v]
-        if mismatched:
-            raise UserError(f"cannot resume {out}: its run used different {', '.join(mismatched)}; use the same options")
-        claim = claim_run(run.path, "resume")  # exclusive: no other process trains, resumes or evaluates it
+        if out is None or not (Path(out) / "run.json").is_file():
+            raise UserError(f"nothing to resume in {out}: it is not a run folder; train without --resume")
+        # first, so a run still being trained is named as such: exclusive, no other process trains,
+        # resumes or evaluates it meanwhile (and the folder holds no link: runs.check_contained)
+        claim = claim_run(out, "resume")
         try:
+            if not (Path(out) / CHECKPOINT).is_file():
+                raise UserError(f"nothing to resume in {out}: it has no {CHECKPOINT}; train without --resume")
+            run = RunStore(Path(out).parent).open(out)
+            saved = _saved(run)
+            mismatched = [k for k, v in to_dict(saved).items()
+                          if k not in ("steps", "device") and to_dict(config)[k] != v]
+            if mismatched:
+                raise UserError(f"cannot resume {out}: its run used different {', '.join(mismatched)}; "
+                                f"use the same options")
             state = _read_checkpoint_state(run.path)
             backup = RunBackup(run.path)
         except BaseException:
