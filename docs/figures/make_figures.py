@@ -27,6 +27,8 @@ SHIPPED = "resources/filtergan/digits-vgg-conv4"
 FIGURES = [
     ("invert", ["invert", "--model", "digits-vgg", "--layer", "relu3", "--sample", "digits:0", "--restarts", "4",
                 "--iters", "150", "--frames", "10"], {"grid": "invert"}),
+    ("imagenet-invert", ["invert", "--model", "efficientnet-lite0", "--layer", "_blocks.9.add", "--sample", "chelsea",
+                         "--restarts", "2", "--iters", "40"], {"grid": "imagenet-invert"}),
     ("maximize", ["maximize", "--model", "digits-vgg", "--layer", "relu5", "--channel", "3", "--restarts", "4",
                   "--iters", "150"], {"grid": "maximize"}),
     ("demo", ["demo", "--iters", "60"], {"grid": "demo"}),

@@ -51,6 +51,11 @@ def test_a_512_channel_layer_offers_every_channel_and_a_click_maximizes_it(qtbot
     assert "512 channels" in dock.maps_caption.text()
     assert dock.maps.item.image is not None and len(dock.code["maps"]) == 512  # all of them, not the first 256
     assert dock.minimumSizeHint().width() <= 320, dock.minimumSizeHint()  # the caption wraps, the readout elides
+    # it opens zoomed on the first 64 maps (readable, each numbered); the wheel zooms out to all
+    assert set(range(8)) <= set(dock.numbered()) and "first 64" in dock.maps_caption.text()
+    gh, gw, columns, pad = dock.maps._geometry
+    dock.maps.view.setRange(xRange=(0, columns * (gw + pad)), yRange=(0, -(-512 // columns) * (gh + pad)), padding=0.02)
+    qapp.processEvents()
     numbered = dock.numbered()  # small tiles: the first channel of rows a label's height apart is numbered
     assert numbered[0] == 0 and len(numbered) >= 5 and all(k % 23 == 0 for k in numbered), numbered
 

@@ -54,6 +54,7 @@ class LiveView(QWidget):
         bottom.addWidget(self.fit_button)
         layout.addLayout(bottom)
         self.grid.scene().sigMouseMoved.connect(self._on_mouse_moved)
+        self.grid.view.sigRangeChanged.connect(self._wrap_captions)
         self.grid.scene().sigMouseClicked.connect(self._on_mouse_clicked)
         self.tiles: list[np.ndarray] = []      # what the grid shows, in order
         self.tile_labels: list[str] = []
@@ -253,6 +254,21 @@ class LiveView(QWidget):
             view.addItem(item)
             self._caption_items.append(item)
         self.fit()
+        self._wrap_captions()
+
+    def _wrap_captions(self, *_args) -> None:
+        """Each caption wrapped to its tile's width on screen: the runners-up of one tile never
+        run into the next tile's caption."""
+        if not getattr(self, "_caption_items", None):
+            return
+        h, w, columns, pad = self.grid._geometry
+        px = self.grid.view.viewPixelSize()[0]
+        if not px > 0:
+            return
+        width = max(48.0, (w + 0.8 * pad) / px)
+        for item in self._caption_items:
+            if abs(item.textItem.textWidth() - width) > 1:
+                item.setTextWidth(width)
 
     def fit(self) -> None:
         """Show every tile with its label and caption (undoes zooming and panning)."""
