@@ -203,8 +203,9 @@ class LiveView(QWidget):
             elif isinstance(activation, (int, float)):
                 ratio = at("activation_over_M", i)
                 ratio = ratio if ratio is not None else at("activation_over_reference", i)
-                unit = " M" if at("activation_over_M", i) is not None else "× ref"
-                lines.append(f"activation {activation:.3g}" + (f" ({ratio:.2f}{unit})" if isinstance(ratio, (int, float)) else ""))
+                # "3.90 × M": the paper's normaliser M, not millions ("3.90 M" read as 3.9 million)
+                unit = " × M" if at("activation_over_M", i) is not None else " × ref"
+                lines.append(f"activation {activation:.3g}" + (f" (= {ratio:.2f}{unit})" if isinstance(ratio, (int, float)) else ""))
             label = cls(at("predictions", i), at("probabilities", i))
             if label:
                 lines.append(label)
@@ -320,7 +321,9 @@ class LiveView(QWidget):
 
         name = display_name(c.get("model") or (model.name if model is not None else ""))
         C = c.get("C")
-        params = f"C = {C:g}" if C else "C = preset"
+        from workbench.export.figures import human_number
+
+        params = f"C = {human_number(C)}" if C else "C = preset"
         text = (f"<span style='font-size:x-large;font-weight:600'>{what}</span>"
                 f"<br><span style='font-size:large;color:gray'>{name} · {c.get('layer') or self.session.layer} · {params} · "
                 f"{c.get('restarts')} restart(s)</span>")
