@@ -213,3 +213,21 @@ def test_sweep_resume_with_a_symlinked_cell_is_one_line_or_runs(tmp_path, capsys
     assert "Traceback" not in err and not shown, err
     assert rc == 0 or (rc == 2 and len(err.splitlines()) == 1), err
     assert (elsewhere / "thesis.tex").read_text() == "precious"
+
+
+def test_an_ico_whose_directory_lies_about_its_size_is_one_line_without_a_warning(tmp_path, capsys):
+    import numpy as np
+    from PIL import Image
+
+    good = tmp_path / "a.ico"
+    Image.fromarray((np.random.default_rng(0).random((32, 32, 3)) * 255).astype(np.uint8)).save(
+        good, format="ICO", sizes=[(32, 32)])
+    data = bytearray(good.read_bytes())
+    data[6] = data[7] = 48  # the directory claims 48×48 for a 32×32 image: Pillow warns when it decodes it
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(bytes(data))
+    out = tmp_path / "out"
+    rc, err, shown = run_cli(["invert", "--model", "digits-vgg", "--layer", "relu1", "--image", str(bad), "--iters", "1",
+                              "--restarts", "1", "--device", "cpu", "--quiet", "--out", str(out)], capsys)
+    assert_refused(rc, err, shown)
+    assert "ICO" in err and not out.exists(), err
