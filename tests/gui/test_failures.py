@@ -219,3 +219,40 @@ def test_hundreds_of_feature_maps_open_zoomed_on_readable_tiles(qapp, session):
         assert (x1 - x0) / (w + pad) >= 7.5  # 64 maps: all of them
     finally:
         assert dock.shutdown()
+
+
+def test_energies_log_axis_has_decades_no_zero_and_the_export_keeps_it(qapp, session, tmp_path):
+    """Energies that are never negative (an inversion) are drawn on a true log axis: no "0" tick,
+    every decade marked; values of both signs keep the symmetric log; the export is on the same scale."""
+    from workbench.ui.docks.energies_dock import EnergiesDock
+    from workbench.ui.widgets.plot_export import figure_from_plot
+
+    dock = EnergiesDock(session)
+    try:
+        dock.resize(700, 320)
+        dock.show()
+        n = 50
+        decay = 10.0 ** np.linspace(2, -1, n)
+        dock.iterations = list(range(1, n + 1))
+        dock.history = {"energy": list(decay + 1.0), "data": list(decay), "R_alpha": [0.0] * 5 + [1e-4] * (n - 5),
+                        "R_tv": list(np.full(n, 0.5))}
+        dock.log_scale.setChecked(True)
+        dock._dirty = True
+        dock._redraw()
+        qapp.processEvents()
+        assert dock.scale == "log" and dock.axis.log10
+        (y0, y1) = dock.plot.getViewBox().viewRange()[1]
+        levels = dock.axis.tickValues(y0, y1, 200)
+        labels = [s for spacing, values in levels for s in dock.axis.tickStrings(values, 1.0, spacing) if s]
+        assert "0" not in labels and {"0.001", "0.1", "10"} & set(labels)
+        marked = sorted(v for _s, values in levels for v in values if abs(v - round(v)) < 1e-9)
+        assert all(b - a == 1 for a, b in zip(marked, marked[1:]))  # every decade has a tick: no jump
+        figure = figure_from_plot(dock.plot)
+        assert figure.axes[0].get_yscale() == "log"  # what the export draws: the window's scale
+        dock.history["energy"] = list(-decay)  # a maximisation: −⟨Φ, e⟩ goes negative
+        dock._dirty = True
+        dock._redraw()
+        assert dock.scale == "symlog" and not dock.axis.log10
+        assert figure_from_plot(dock.plot).axes[0].get_yscale() == "symlog"
+    finally:
+        dock.shutdown()

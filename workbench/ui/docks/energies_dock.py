@@ -391,9 +391,10 @@ class EnergiesDock(BaseDock):
             shown = [v for v in raw.values() if v.size]
             values = np.concatenate(shown) if shown else np.zeros(0)
             values = values[np.isfinite(values)]
-            # positive energies (inversion) on a true log axis (decades, no 0); values of both
-            # signs (maximisation's −⟨Φ, e⟩) on the symmetric log
-            log10 = bool(values.size) and bool((values > 0).all())
+            # energies that are never negative (inversion) on a true log axis (decades, no 0 tick;
+            # a term at exactly 0, R_α before any pixel leaves its range, is left out until it
+            # rises); values of both signs (maximisation's −⟨Φ, e⟩) on the symmetric log
+            log10 = bool((values > 0).any()) and bool((values >= 0).all())
             tau = None if log10 else (symlog_threshold(values) if values.size else 1.0)
         else:
             tau = None
