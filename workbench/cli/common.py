@@ -119,16 +119,19 @@ TRUST_HELP = ("allow what runs code: a full pickle or a TorchScript file, and a 
               "a file (a run folder, a sweep or atlas folder) rather than typed here; only for files you trust")
 
 
-def add_model_options(parser, default: str | None = None) -> None:
+def add_model_options(parser, default: str | None = None, *, model_help: str | None = None,
+                      flags: tuple[str, ...] = ("--model",)) -> None:
     """``--model SPEC`` and the options of :class:`~workbench.config.model.ModelSpec`, plus ``--trust``
-    (the one model option group of every command). ``default`` makes ``--model`` optional."""
+    (the one model option group of every command). ``default`` makes ``--model`` optional;
+    ``model_help`` (with ``flags``) says what an optional ``--model`` left out means instead."""
     from workbench.config import add_options
     from workbench.config.model import ModelSpec
 
-    if default is None:
+    if default is None and model_help is None:
         add_options(parser, ModelSpec)
     else:
-        parser.add_argument("--model", default=default, help=f"the model (default {default}): a zoo name, a model "
+        parser.add_argument(*flags, dest="model", default=default,
+                            help=model_help or f"the model (default {default}): a zoo name, a model "
                             f"file, package.module:callable or timm:NAME")
         add_options(parser, ModelSpec, skip=("model",))
     parser.add_argument("--trust", action="store_true", help=TRUST_HELP)

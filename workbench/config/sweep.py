@@ -6,8 +6,10 @@ expanded by :mod:`workbench.sweep.grid` once the models are open.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from workbench.config import option
+from workbench.config.model import ModelSpec
 from workbench.config.preimage import ITERS, MAX_ITERS, MAX_RESTARTS, METHODS
 from workbench.errors import UserError
 
@@ -27,6 +29,10 @@ class SweepConfig:
 
     models: tuple[str, ...] = option(("digits-vgg",), "models, comma-separated (zoo names, files, ...)",
                                      flag=("--model", "--models"), parse="names", metavar="M[,M2]")
+    #: ModelSpec's other fields (weights, model_kwargs, input_size, ..., path) as JSON, shared by every
+    #: model of the grid: with ``models`` the full spec of each (:meth:`model_specs`), recorded in run.json.
+    model_options: dict[str, Any] | None = option(None, "the model options of every model (ModelSpec's fields "
+                                                  "but model: --weights, --model-kwargs, ...)", cli=False)
     method: str = option("invert", "invert, maximize or caricature", choices=METHODS)
     layers: tuple[str, ...] = option(("relu3",), "layers, comma-separated: names, ranges A..B (in network "
                                      "order), all-conv, all-relu or all", parse="names", metavar="L1,L2|all-conv")
@@ -71,6 +77,10 @@ class SweepConfig:
                            C=self.C if self.C is not None else PAPER_FIG6_C)
         return self
 
+    def model_specs(self) -> tuple[ModelSpec, ...]:
+        """The spec of each model of the grid: its name with the shared :attr:`model_options`."""
+        return model_specs(self.models, self.model_options)
+
     def validate(self) -> None:
         from workbench import limits
         from workbench.limits import check_device_name
@@ -84,6 +94,7 @@ class SweepConfig:
                 raise UserError(f"{name} needs at least one value")
         for m in self.models:
             limits.text("--model", m)
+        self.model_specs()
         for layer in self.layers:
             limits.text("--layers", layer)
         for s in self.seeds:
@@ -126,6 +137,8 @@ class AtlasConfig:
     """Every selected channel of one layer maximized (IJCV Figs. 16–21), as a contact sheet."""
 
     model: str = option("digits-vgg", "the model (zoo name, file, ...)")
+    model_options: dict[str, Any] | None = option(None, "the model's options (ModelSpec's fields but model: "
+                                                  "--weights, --model-kwargs, ...)", cli=False)
     layer: str = option("relu3", "the layer whose channels to maximize", required=True)
     channels: tuple[int, ...] | None = option(None, "channels, e.g. 0-63 (default: every channel)", parse="ints",
                                               metavar="0-63")
@@ -145,8 +158,30 @@ class AtlasConfig:
                              metavar="DIR")
 
     def sweep(self) -> SweepConfig:
-        return SweepConfig(models=(self.model,), method="maximize", layers=(self.layer,), channels=self.channels,
+        return SweepConfig(models=(self.model,), model_options=self.model_options, method="maximize", layers=(self.layer,), channels=self.channels,
                            neuron_centre=self.neuron_centre, channel_mean=self.channel_mean, seeds=(self.seed,),
                            images=(), restarts=self.restarts, iters=self.iters, tol=self.tol, device=self.device,
                            threads=self.threads, executor=self.executor, workers=self.workers,
                            address=self.address, resume=self.resume, out=self.out)
+
+
+def model_specs(models: tuple[str, ...], options: dict[str, Any] | None) -> tuple[ModelSpec, ...]:
+    """``ModelSpec(model=m, **options)`` for each of ``models``, checked (a UserError names a bad option)."""
+    from workbench.config import from_dict
+
+    if options is not None and not isinstance(options, dict):
+        raise UserError(f"model_options must be a JSON object of ModelSpec fields, not {type(options).__name__}")
+    if options and "model" in options:
+        raise UserError("model_options must not name the model: the grid's models do")
+    specs = tuple(from_dict(ModelSpec, {"model": m, **(options or {})}) for m in models)
+    for spec in specs:
+        spec.validate()
+    return specs
+
+
+def options_of(spec: ModelSpec) -> dict[str, Any] | None:
+    """``spec``'s fields but ``model`` that are given (None when none is): a config's ``model_options``."""
+    from workbench.config import to_dict
+
+    given = {k: v for k, v in to_dict(spec).items() if k != "model" and v is not None}
+    return given or None

@@ -21,7 +21,10 @@ from workbench.jobs import Artifact, CancelToken, Job
 from workbench.runs import atomic_path, write_json
 
 
-def atlas_job(config: AtlasConfig, *, cancel: CancelToken | None = None, executor=None) -> Job:
+def atlas_job(config: AtlasConfig, *, cancel: CancelToken | None = None, executor=None, trust: bool = False,
+              imports: bool = True) -> Job:
+    """The atlas of ``config`` through :func:`~workbench.sweep.job.sweep_job` (``trust`` and ``imports``:
+    the consent to open its model, as there)."""
     from workbench.sweep.job import sweep_job
 
     def after(result, run):
@@ -29,7 +32,8 @@ def atlas_job(config: AtlasConfig, *, cancel: CancelToken | None = None, executo
         for p in paths:
             yield Artifact(p.name, str(p))
 
-    return (yield from sweep_job(config.sweep(), cancel=cancel, executor=executor, after=after))
+    return (yield from sweep_job(config.sweep(), cancel=cancel, executor=executor, after=after, trust=trust,
+                                 imports=imports))
 
 
 def _tile(folder: Path) -> np.ndarray | None:

@@ -1,16 +1,20 @@
 """One sweep cell, run wherever an executor puts it: ``preimage_job`` through ``run_job`` into the
-cell's run folder, with a fixed intra-op thread count so that every executor gives the same numbers."""
+cell's run folder, with a fixed intra-op thread count so that every executor gives the same numbers.
+
+A cell's task (:func:`task`) carries its PreimageConfig, the full :class:`~workbench.config.model.ModelSpec`
+of its model (weights, model_kwargs, input size, ..., path) and the user's consent (``trust``, and
+``imports``: the spec was typed on the command line or handed to the API, not read from a folder), so a
+worker process opens the same model the command line named, and the cell's run.json records
+``model.spec`` like any run (the window reopens it through the same spec and consent).
+"""
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 from contextlib import contextmanager
 from typing import Any, Iterator
-
-#: Models opened in this process, by (spec, device): a worker that runs many cells opens each once.
-_MODELS: dict[tuple[str, str], Any] = {}
-_LOCK = threading.Lock()
 
 #: Metrics a results row carries (the mean of a per-restart list where the metric is one).
 ROW_METRICS = ("reconstruction_error_mean", "reconstruction_error_std", "classification_consistency",
@@ -35,16 +39,51 @@ def fixed_threads(n: int) -> Iterator[None]:
             os.environ[ENV] = previous
 
 
-def open_model(spec: str, device: str = "cpu"):
+def open_model(spec, device: str = "cpu", *, trust: bool = False, imports: bool = False):
+    """The model ``spec`` (a ModelSpec, its dict or a name) names, on ``device``. ``imports=False`` (the
+    default: a spec read from a file) imports no Python code unless ``trust``."""
+    from workbench.config import from_dict
+    from workbench.config.model import ModelSpec
     from workbench.device import resolve_device
     from workbench.models import load_model
 
-    dev = resolve_device(device)
-    key = (spec, str(dev))
-    with _LOCK:
-        if key not in _MODELS:
-            _MODELS[key] = load_model(spec, device=dev, imports=False)  # a config names no code to import
-        return _MODELS[key]
+    spec = from_dict(ModelSpec, spec) if isinstance(spec, dict) else spec
+    return load_model(spec, device=resolve_device(device), trust=trust, imports=imports)
+
+
+class CellModels:
+    """The models a sweep's cells use, each opened once: the grid's expansion and every cell run in
+    this process share them (the local executor). A copy sent to another process (the process and
+    Ray executors pickle it with each cell) arrives empty and opens the model again there."""
+
+    def __init__(self) -> None:
+        self._models: dict[tuple[str, str, bool, bool], Any] = {}
+        self._lock = threading.Lock()
+
+    def open(self, spec, device: str = "cpu", *, trust: bool = False, imports: bool = False):
+        """:func:`open_model`, once per (spec, device, consent)."""
+        from workbench.config import to_dict
+        from workbench.device import resolve_device
+
+        dev = resolve_device(device)
+        text = json.dumps(spec if isinstance(spec, (dict, str)) else to_dict(spec), sort_keys=True)
+        key = (text, str(dev), bool(trust), bool(imports))
+        with self._lock:
+            if key not in self._models:
+                self._models[key] = open_model(spec, dev, trust=trust, imports=imports)
+            return self._models[key]
+
+    def __getstate__(self) -> dict:
+        return {}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__()
+
+
+def task(config: dict[str, Any], spec: dict[str, Any], *, trust: bool = False, imports: bool = False) -> dict[str, Any]:
+    """What an executor hands :func:`run_cell`: the cell's PreimageConfig (a dict), its model's full
+    spec (``to_dict(ModelSpec)``) and the consent to open it (see the module's docstring)."""
+    return {"config": config, "spec": spec, "trust": bool(trust), "imports": bool(imports)}
 
 
 def _number(value: Any) -> float | None:
@@ -86,19 +125,23 @@ def summary(metrics: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def run_cell(config: dict[str, Any], folder: str, threads: int = 1, cancel=None) -> dict[str, Any]:
-    """Run one cell into ``folder`` (a new folder); return :func:`summary` of its metrics.
-    Raises what the job raised (the folder is marked failed or cancelled by the job's finalise)."""
+def run_cell(cell: dict[str, Any], folder: str, threads: int = 1, cancel=None,
+             models: CellModels | None = None) -> dict[str, Any]:
+    """Run one cell (a :func:`task`) into ``folder`` (a new folder); return :func:`summary` of its
+    metrics. ``models`` keeps the models open between cells (the local executor). Raises what the job
+    raised (the folder is marked failed or cancelled by the job's finalise)."""
     from workbench.config import from_dict
     from workbench.config.preimage import PreimageConfig
     from workbench.jobs import CancelToken, run_job
     from workbench.preimage.solve import preimage_job
     from workbench.signals import stop_signals_set
 
-    cfg = from_dict(PreimageConfig, config)
+    cfg = from_dict(PreimageConfig, cell["config"])
     cancel = cancel or CancelToken()
+    models = models if models is not None else CellModels()
     with fixed_threads(threads):
-        model = open_model(cfg.model, cfg.device)
+        model = models.open(cell.get("spec") or cfg.model, cfg.device, trust=bool(cell.get("trust")),
+                            imports=bool(cell.get("imports")))
         with stop_signals_set(cancel):  # in a pool worker: a stop signal cancels this cell
             result = run_job(preimage_job(cfg, cancel=cancel, out=folder, model=model))
     return summary(result.metrics)

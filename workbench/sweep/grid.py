@@ -21,11 +21,13 @@ PASS_THROUGH = ("Flatten", "Dropout", "Identity")
 
 @dataclass(frozen=True)
 class Cell:
-    """One run of a sweep: its config (as a dict, JSON-ready), its folder name and its row's columns."""
+    """One run of a sweep: its config (as a dict, JSON-ready), its folder name, its row's columns and
+    its model's full spec (``to_dict(ModelSpec)``: what the cell opens and its run.json records)."""
 
     name: str
     config: dict[str, Any]
     columns: dict[str, Any]
+    spec: dict[str, Any] | None = None
 
     @property
     def key(self) -> str:
@@ -95,11 +97,15 @@ def expand_images(items: tuple[str, ...]) -> list[str]:
 
 
 def expand(config: SweepConfig, open_model=None) -> list[Cell]:
-    """Every cell of the grid, in a fixed order (model, layer, C, seed, image or channel)."""
+    """Every cell of the grid, in a fixed order (model, layer, C, seed, image or channel).
+    ``open_model(spec)`` opens a :class:`~workbench.config.model.ModelSpec` for its layer table
+    (default: without importing code, as for a spec read from a file)."""
+    from workbench.config import to_dict as spec_dict
     from workbench.models import load_model
 
     config = config.resolved()
     config.validate()
+    specs = dict(zip(config.models, config.model_specs()))
     images = expand_images(config.images) if config.method != "maximize" else [None]
     lower = (len(config.models) * len(config.seeds) * len(images) * (len(config.C) if config.C else 1)
              * (len(config.channels) if config.channels else 1))
@@ -108,8 +114,11 @@ def expand(config: SweepConfig, open_model=None) -> list[Cell]:
                         f"the limit is {MAX_CELLS:,}: narrow it")
     cells: list[Cell] = []
     for model_name in config.models:
-        model = open_model(model_name) if open_model is not None else load_model(model_name, device="cpu",
-                                                                                   imports=False)
+        spec = specs[model_name]
+        model = open_model(spec) if open_model is not None else load_model(spec, device="cpu", imports=False)
+        recorded = spec_dict(spec)
+        # a bare name keeps the key it always had (sweeps made before model options resume as they were)
+        keyed = {} if not config.model_options else {"model_spec": recorded}
         table = model.layers()
         for layer in expand_layers(config.layers, table):
             info = model.layer(layer)
@@ -135,10 +144,10 @@ def expand(config: SweepConfig, open_model=None) -> list[Cell]:
                             tag = f"ch{channel}" if channel is not None else _slug(Path(str(image)).stem
                                                                                    if "/" in str(image) else image)
                             cname = "-".join([_slug(model_name), _slug(layer), f"C{C:g}" if C else "Cpreset",
-                                              f"s{seed}", tag, cell_key(d)])
+                                              f"s{seed}", tag, cell_key({**d, **keyed})])
                             cells.append(Cell(cname, d, {"model": model_name, "layer": layer,
                                                          "method": config.method, "C": C, "seed": seed,
-                                                         "image": image, "channel": channel}))
+                                                         "image": image, "channel": channel}, recorded))
                             if len(cells) > MAX_CELLS:
                                 raise UserError(f"the grid has more than {MAX_CELLS} cells: narrow it")
     return cells

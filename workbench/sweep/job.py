@@ -92,14 +92,24 @@ def write_results(path: Path, rows: list[dict[str, Any]]) -> None:
 
 
 def sweep_job(config: SweepConfig, *, cancel: CancelToken | None = None, executor=None, cells: list[Cell] | None = None,
-              after=None) -> Job:
+              after=None, trust: bool = False, imports: bool = True) -> Job:
     """Run the grid of ``config``; yields a Step per finished cell (ETA in its values), returns a
     :class:`SweepResult`. ``executor`` overrides the config's (tests, benchmarks); ``after(result,
-    run)`` runs when every cell has finished (tables, figures)."""
+    run)`` runs when every cell has finished (tables, figures).
+
+    The models are ``config.model_specs()``, opened with the caller's consent as everywhere
+    (:func:`workbench.models.load_model`): ``imports`` (a config handed here or typed on the command
+    line names code the user chose; False for one read from a sweep folder), ``trust`` (code in files,
+    and callables when ``imports`` is False)."""
+    from workbench.sweep.cell import CellModels
+
     config = config.resolved()
     config.validate()
     cancel = cancel or CancelToken()
-    cells = expand(config) if cells is None else cells
+    models = CellModels()  # the expansion and the local executor's cells share each open model
+    consent = {"trust": trust, "imports": imports}
+    if cells is None:
+        cells = expand(config, open_model=lambda spec: models.open(spec, "cpu", **consent))
     out = Path(config.out).expanduser()
     claim = None
     if config.resume and (out / "run.json").is_file():
@@ -112,13 +122,17 @@ def sweep_job(config: SweepConfig, *, cancel: CancelToken | None = None, executo
         run = RunStore(out.parent).create("sweep", to_dict(config), device=config.device, folder=out)
     try:
         yield Artifact("run", str(out))
-        return (yield from finalise(run, _sweep(config, cells, run, cancel, executor, after)))
+        return (yield from finalise(run, _sweep(config, cells, run, cancel, executor, after, models, consent)))
     finally:
         if claim is not None:
             claim.release()
 
 
-def _sweep(config: SweepConfig, cells: list[Cell], run: Run, cancel: CancelToken, executor, after):
+def _sweep(config: SweepConfig, cells: list[Cell], run: Run, cancel: CancelToken, executor, after, models,
+           consent: dict[str, bool]):
+    from functools import partial
+
+    from workbench.sweep.cell import run_cell, task
     from workbench.sweep.executors import make_executor
 
     t0 = time.monotonic()
@@ -134,7 +148,8 @@ def _sweep(config: SweepConfig, cells: list[Cell], run: Run, cancel: CancelToken
         if folder.exists() or folder.is_symlink():  # failed, cancelled, interrupted or partial: run it again
             remove_tree(out, Path("cells") / cell.name)  # from scratch; never through a link
         rows.append(make_row(cell, None, "pending"))
-        todo.append((i, cell.config, str(folder)))
+        spec = getattr(cell, "spec", None) or {"model": cell.config["model"]}
+        todo.append((i, task(cell.config, spec, **consent), str(folder)))
     skipped = len(cells) - len(todo)
     yield Log(f"sweep of {len(cells)} cell(s)" + (f", {skipped} finished before" if skipped else "")
               + f", {len(todo)} to run on the {config.executor} executor")
@@ -145,8 +160,11 @@ def _sweep(config: SweepConfig, cells: list[Cell], run: Run, cancel: CancelToken
     if todo:
         owned = executor is None
         if owned:
+            # the local executor runs the cells here: they share the models the expansion opened
+            # (a pool worker or a Ray task gets its cell's spec and opens the model itself)
+            function = partial(run_cell, models=models) if config.executor == "local" else None
             executor = make_executor(config.executor, threads=config.threads, workers=config.workers,
-                                     address=config.address, device=config.device)
+                                     address=config.address, device=config.device, function=function)
         results = executor.run(todo, cancel)
         start = time.monotonic()
         try:
