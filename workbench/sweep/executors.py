@@ -36,14 +36,17 @@ class LocalExecutor:
     name = "local"
 
     def __init__(self, threads: int = 1, function=None, **_: Any) -> None:
+        from functools import partial
+
+        from workbench.sweep.cell import CellModels, run_cell
+
         self.threads = threads
-        self.function = function
+        self.function = function or partial(run_cell, models=CellModels())  # each model opened once
 
     def run(self, tasks: Iterable[Task], cancel) -> Iterator[tuple[int, Any]]:
         from workbench.jobs import Cancelled
-        from workbench.sweep.cell import run_cell
 
-        function = self.function or run_cell
+        function = self.function
         for index, config, folder in tasks:
             cancel.check()
             try:
