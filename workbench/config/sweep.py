@@ -61,7 +61,8 @@ class SweepConfig:
                                  "cores)")
     address: str | None = option(None, "Ray cluster to join: auto or HOST:PORT (default: start a local Ray)")
     resume: bool = option(False, "continue the sweep in --out: skip finished cells, rerun failed, interrupted "
-                          "or cancelled ones")
+                          "or cancelled ones (the options left out, the model too, are the folder's; a model "
+                          "that is code then needs --trust)")
     preset: str | None = option(None, "paper-fig6: every layer × C ∈ {1, 20, 100, 300}, inversion, with the "
                                 "IJCV Fig. 6 table and figure", choices=PRESETS)
     out: str | None = option(None, "the sweep's folder (cells/, results.csv, results.json)", required=True,
@@ -153,7 +154,8 @@ class AtlasConfig:
     executor: str = option("local", "local, process or ray", choices=EXECUTORS)
     workers: int | None = option(None, "worker processes or Ray CPUs (default: the cores)")
     address: str | None = option(None, "Ray cluster to join: auto or HOST:PORT")
-    resume: bool = option(False, "continue the atlas in --out, reusing finished channels")
+    resume: bool = option(False, "continue the atlas in --out, reusing finished channels (the options left out, "
+                          "the model too, are the folder's; a model that is code then needs --trust)")
     out: str | None = option(None, "the atlas folder (atlas.png, atlas.pdf, index.json, cells/)", required=True,
                              metavar="DIR")
 
