@@ -1,5 +1,7 @@
-"""Render the workbench's screenshots into docs/screenshots/: 1280×720 and 1600×1000 screens,
-a 2× high-DPI screen, light and dark, and presentation mode (F11).
+"""Render the workbench's screenshots into docs/screenshots/: 1280×720, 1600×1000 and 1920×1080
+screens, a 2× high-DPI screen, light and dark, presentation mode (F11), and the ImageNet net
+(EfficientNet-Lite0: an inversion of the cat photo and a maximisation of class 285, at 1280×720
+and 1920×1080 and in presentation mode; about a minute of CPU each).
 
     xvfb-run python scripts/screenshots.py --out docs/screenshots [--only NAME ...]
 

@@ -232,8 +232,6 @@ class MainWindow(QMainWindow):
         """Dock tabs never abbreviate their titles: a tab is as wide as its title, and a group with
         more tabs than room scrolls them (arrows) instead of cutting them to "R…", "At…"."""
         for bar in self.findChildren(QTabBar, options=Qt.FindChildOption.FindDirectChildrenOnly):
-            if getattr(self, "presentation", False) and bar.isVisible():
-                bar.hide()  # presentation mode: one plot, no tabs (a layout pass shows them again)
             if bar.elideMode() != Qt.TextElideMode.ElideNone:
                 bar.setElideMode(Qt.TextElideMode.ElideNone)
                 bar.setUsesScrollButtons(True)

@@ -308,6 +308,15 @@ class RunsDock(BaseDock):
 
     def _on_scanned(self, scan) -> None:
         rows, self._numbers = scan
+        signature = tuple((str(r.path), r.status, r.kind, r.started, r.error,
+                           repr(self._numbers.get(str(r.path), (None, {}))[1])) for r in rows)
+        if signature == getattr(self, "_signature", None):
+            # nothing changed (a poll while a run runs): the table, and so the window's layout, stay
+            if any(r.status == "running" for r in rows):
+                self._poll.start()
+            self.refreshed.emit()
+            return
+        self._signature = signature
         current = self.selected_path()
         self.summaries = {str(r.path): r for r in rows}
         self.table.selectionModel().blockSignals(True)
