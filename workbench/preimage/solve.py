@@ -415,8 +415,8 @@ def _solve(config: PreimageConfig, model, layer, device, cancel, run: Run, figur
     with torch.no_grad():
         x_final = torch.cat([_crop_centre(x.detach(), T) for x in xs])
         x_final = 255.0 * (problem.to_pixels(x_final).clamp(0.0, 1.0) - problem.mean)  # a valid image, scored as stored
-    images = _pixels(problem, [x_final], crop=False)
     pixels = _pixels(problem, [x_final], crop=False, view=False)
+    images = view_images(pixels, _view_name(problem))  # the view a reopened run shows too, bit for bit
     metrics = _metrics(config, model, problem, x_final, x0, info, layer)
     metrics.update(B=B, B_plus=B_plus, V=V, **restart_spread(images))
     metrics.update({k: info[k] for k in ("preset", "parametrisation", "transforms") if k in info})
