@@ -157,3 +157,21 @@ def test_cancel_returns_partial_result():
     assert not result.complete
     assert result.values.shape == (1, 2) and result.seeds == [0]
     assert steps == 4
+
+
+def test_auto_images_are_photos_for_a_colour_net_and_digits_for_a_grey_one():
+    """A colour (ImageNet) net is measured on the installed natural photos, never on upscaled digits."""
+    from workbench.data.digits import load_digits32
+    from workbench.data.photos import natural_photos
+    from workbench.deformation.job import image_source, load_images
+
+    assert image_source("auto", (3, 224, 224)) == "photos"
+    assert image_source("auto", (1, 32, 32)) == "digits"
+    assert image_source("/some/folder", (3, 224, 224)) == "/some/folder"
+    colour = load_images("auto", 3, (3, 48, 48))
+    _, photos = natural_photos(3, (48, 48))
+    assert colour.shape == (3, 3, 48, 48)
+    assert torch.equal(colour, torch.from_numpy(photos[:3]))
+    assert float(colour.std(dim=1).mean()) > 0.01          # colour photos: the channels differ
+    grey = load_images("auto", 3, (1, 32, 32))
+    assert torch.equal(grey, load_digits32("test")[0][:3])

@@ -13,7 +13,9 @@ from workbench.config import option
 class DeformConfig:
     model: str = option("digits-vgg", "the model (see ModelSpec)", cli=False)
     arch: str | None = option(None, "architecture for a weights file", cli=False)
-    images: str = option("digits", "'digits' (bundled test digits) or a folder of image files")
+    images: str = option("auto", "'digits' (bundled test digits), 'photos' (the natural photos the installed "
+                         "packages ship), a folder of image files, or 'auto': digits for a grey-input net, "
+                         "photos for a colour one")
     n: int = option(128, "number of images (128, as in the paper)")
     grid: int = option(3, "control points per side (3 for CIFAR-size images, sect. 2.1)")
     max_disp: float = option(2.0, "maximum control-point displacement in pixels (2 for CIFAR-size images)")

@@ -115,13 +115,23 @@ def _architecture_handle(spec: str, device) -> ModelHandle:
                        "untrained architecture", "untrained: the model zoo is not available")
 
 
+def image_source(source: str, input_size: tuple[int, int, int]) -> str:
+    """``auto`` read for a model: the bundled digits for a grey-input net, the installed natural photos
+    (``workbench.data.photos``) for a colour one, so an ImageNet net is never measured on upscaled digits."""
+    if source != "auto":
+        return source
+    return "digits" if input_size[0] == 1 else "photos"
+
+
 def load_images(source: str, n: int, input_size: tuple[int, int, int]) -> torch.Tensor:
-    """``digits`` (the first ``n`` bundled test digits) or a folder of image files; (N, C, H, W) in [0, 1]."""
+    """``digits`` (the first ``n`` bundled test digits), ``photos`` (the first ``n`` installed natural
+    photos), ``auto`` (:func:`image_source`) or a folder of image files; (N, C, H, W) in [0, 1]."""
     from workbench.data.images import load_image, prepare_image
 
     if n < 2:
         raise UserError(f"--n must be at least 2 (the median runs over pairs of images), got {n}")
     c, h, w = input_size
+    source = image_source(source, input_size)
     if source == "digits":
         from workbench.data.digits import load_digits32
 
@@ -130,10 +140,17 @@ def load_images(source: str, n: int, input_size: tuple[int, int, int]) -> torch.
         if tuple(x.shape[1:]) == (c, h, w):
             return x.clone()
         arrays = [x[i].permute(1, 2, 0).numpy() for i in range(len(x))]
+    elif source == "photos":
+        from workbench.data.photos import natural_photos
+
+        _, photos = natural_photos(c, (h, w))
+        if len(photos) < 2:
+            raise UserError("fewer than 2 natural photos are installed: pass --images with a folder of photos")
+        return torch.from_numpy(photos[:n].copy())
     else:
         folder = Path(source)
         if not folder.is_dir():
-            raise UserError(f"--images must be 'digits' or a folder of images; {source} is not a folder")
+            raise UserError(f"--images must be 'auto', 'digits', 'photos' or a folder of images; {source} is not a folder")
         files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)[:n]
         if len(files) < 2:
             raise UserError(f"{source} holds {len(files)} image file(s): put at least 2 PNG/JPEG files there")

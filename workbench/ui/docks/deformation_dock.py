@@ -297,7 +297,7 @@ class DeformationDock(BaseDock):
                 handles.append(handle_from_loaded(model, init="truncnormal", seed=0))
             out = []
             for handle in handles:
-                config = DeformConfig(model=model.name, images="digits", device=device,
+                config = DeformConfig(model=model.name, images="auto", device=device,
                                       init="truncnormal" if handle is not handles[0] else None, **settings)
                 metrics = yield from deform_job(config, runs_root=root, cancel=cancel, handle=handle)
                 out.append((handle.name, metrics))
