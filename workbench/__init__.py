@@ -12,7 +12,7 @@ stays cheap::
     workbench.show(net, input_size=(3, 64, 64))
 """
 
-__version__ = "0.1.0"
+from workbench.version import __version__
 
 #: The API's names, each looked up in workbench.api on first use.
 API = ("open_model", "invert", "maximize", "caricature", "deformation_sensitivity", "smoothness", "show")

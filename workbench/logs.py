@@ -84,7 +84,7 @@ class LogFile:
     def install(self, on_error: ErrorCallback | None = None) -> "LogFile":
         """Open the file, set the excepthooks and faulthandler; ``on_error(summary, path)`` is
         called for each uncaught exception (from the thread it happened in)."""
-        import workbench
+        from workbench.version import __version__
 
         self.open()
         if self._previous is None:
@@ -92,7 +92,7 @@ class LogFile:
             sys.excepthook = self._excepthook
             threading.excepthook = self._thread_excepthook
         self._on_error = on_error
-        self.write(f"workbench {workbench.__version__} started (python {sys.version.split()[0]}, {sys.platform})")
+        self.write(f"workbench {__version__} started (python {sys.version.split()[0]}, {sys.platform})")
         if self._file is not None:
             faulthandler.enable(file=self._file, all_threads=True)
         return self

@@ -55,9 +55,10 @@ RUN_JSON_BYTES = 16 * 2**20
 
 def versions() -> dict[str, str]:
     import torch
-    import workbench
 
-    out = {"workbench": workbench.__version__, "python": platform.python_version(),
+    from workbench.version import __version__
+
+    out = {"workbench": __version__, "python": platform.python_version(),
            "torch": torch.__version__, "numpy": np.__version__}
     try:
         import torchvision

@@ -34,7 +34,7 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="workbench", description="CNN Workbench: look inside convolutional networks.")
-    from workbench import __version__
+    from workbench.version import __version__
 
     parser.add_argument("--version", action="version", version=f"workbench {__version__}")
     parser.add_argument("--selftest", action="store_true",

@@ -173,7 +173,7 @@ def _parser(kind: str, flag: str) -> Callable[[str], Any]:
     """The text form's parser for argparse: a bad value is argparse's own one-line error (exit 2)."""
     import argparse
 
-    from workbench.config.model import parse_floats, parse_input_size
+    from workbench.config.parse import parse_floats, parse_input_size
 
     parse = {"input_size": parse_input_size,
              "names": lambda text: tuple(n for n in text.replace(",", " ").split() if n),

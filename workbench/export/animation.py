@@ -14,8 +14,9 @@ from typing import Sequence
 import numpy as np
 
 from workbench.errors import UserError
-from workbench.export.figures import FigureGrid, check_target
+from workbench.export.figures import FigureGrid
 from workbench.export.plots import to_rgb8
+from workbench.export.render import check_target
 from workbench.export.style import FigureStyle, style_or_default
 from workbench.runs import atomic_path
 

@@ -20,7 +20,7 @@ import numpy as np
 
 from workbench.errors import UserError
 from workbench.export.plots import to_rgb8
-from workbench.export.render import FORMATS, INK, MUTED, elide, print_context, text_width, wrap
+from workbench.export.render import INK, MUTED, check_target, elide, print_context, text_width, wrap
 from workbench.export.style import FigureStyle, style_or_default
 
 
@@ -197,20 +197,6 @@ def fit_label(text: str, width: float, size: float) -> tuple[str, float]:
             most -= 1
         fitted.append(elide(line, most))
     return "\n".join(fitted), size
-
-
-def check_target(path: str | Path, overwrite: bool = False) -> tuple[Path, str]:
-    """The path and its format; a UserError for an unknown suffix or an existing file."""
-    path = Path(path)
-    fmt = path.suffix.lower().lstrip(".")
-    if fmt not in FORMATS + ("gif", "mp4"):
-        raise UserError(f"cannot export to '{path.suffix or path.name}': use a .png, .svg or .pdf file name "
-                        f"(.gif or .mp4 for an animation)")
-    if path.exists() and not overwrite:
-        raise UserError(f"{path} exists: choose another name or allow overwriting")
-    if not path.parent.is_dir():
-        raise UserError(f"folder {path.parent} does not exist: choose an existing folder")
-    return path, fmt
 
 
 def save_figure(figure, path: str | Path, *, style: FigureStyle | None = None, tile: int | None = None,

@@ -23,6 +23,7 @@ from typing import Iterator
 
 import numpy as np
 
+from workbench.errors import UserError
 from workbench.export.style import FigureStyle, style_or_default
 
 #: matplotlib's rcParams are one dict per process: one figure is built or saved at a time.
@@ -190,17 +191,28 @@ def write(fig, target: Path, fmt: str, style: FigureStyle, dpi: float | None = N
                     facecolor="white")
 
 
+def check_target(path: str | Path, overwrite: bool = False) -> tuple[Path, str]:
+    """The path and its format; a UserError for an unknown suffix or an existing file."""
+    path = Path(path)
+    fmt = path.suffix.lower().lstrip(".")
+    if fmt not in FORMATS + ("gif", "mp4"):
+        raise UserError(f"cannot export to '{path.suffix or path.name}': use a .png, .svg or .pdf file name "
+                        f"(.gif or .mp4 for an animation)")
+    if path.exists() and not overwrite:
+        raise UserError(f"{path} exists: choose another name or allow overwriting")
+    if not path.parent.is_dir():
+        raise UserError(f"folder {path.parent} does not exist: choose an existing folder")
+    return path, fmt
+
+
 def save(fig, path: str | Path, style: FigureStyle | None = None, *, overwrite: bool = False,
          dpi: float | None = None) -> Path:
     """Write ``fig`` as PNG, SVG or PDF (by the suffix), atomically; a UserError for a bad target."""
-    from workbench.export.figures import check_target
     from workbench.runs import atomic_path
 
     style = style_or_default(style)
     path, fmt = check_target(path, overwrite)
     if fmt == "gif":
-        from workbench.errors import UserError
-
         raise UserError("a GIF is an animation: export the optimisation with Export animation")
     with atomic_path(path) as tmp:
         write(fig, tmp, fmt, style, dpi)

@@ -121,11 +121,3 @@ def load_spec(spec, *, device="cpu"):
         raise UserError(f"{spec.model} is a fixed representation (no weights, no classes, its own pixel scale): "
                         f"drop {', '.join(given)}")
     return load(spec.model, spec.cell_size, input_size=spec.input_size, device=device)
-
-
-def __getattr__(name: str):
-    if name == "representations_study":
-        from workbench.representations.study import representations_study
-
-        return representations_study
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
