@@ -11,6 +11,7 @@ def test_import_linter_contract_holds():
     r = subprocess.run(["lint-imports", "--config", str(ROOT / "pyproject.toml")], capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "Only workbench.ui imports Qt KEPT" in r.stdout
+    assert "The core's layers KEPT" in r.stdout
 
 
 def test_core_modules_load_without_qt():
