@@ -256,3 +256,33 @@ def test_energies_log_axis_has_decades_no_zero_and_the_export_keeps_it(qapp, ses
         assert figure_from_plot(dock.plot).axes[0].get_yscale() == "symlog"
     finally:
         dock.shutdown()
+
+
+def test_method_dock_shows_a_failed_run_in_its_banner_until_dismissed_or_run_again(qapp, session):
+    """A pre-image run that fails says why in the Method dock (above Run, in the window's words),
+    not only in the Log; Dismiss hides it here and in the status bar; the next Run clears it."""
+    from workbench.ui.docks.method_dock import MethodDock
+
+    dock = MethodDock(session)
+    dock.resize(300, 360)
+    dock.show()
+    assert not dock.failure.isVisibleTo(dock)
+    dismissed = []
+    session.failure_dismissed.connect(dismissed.append)
+    session.update_config(layer="no_such_layer", iters=2, restarts=1, fine_tune_iters=0, frame_every=0, device="cpu")
+    assert session.start_job()
+    wait_until(qapp, lambda: not session.busy and session.failures, 60)
+    where, message = session.failures[-1]
+    assert where == "Method" and "no_such_layer" in message
+    assert dock.failure.isVisibleTo(dock) and dock.failure.message == message
+    assert "`workbench" not in message and "--" not in message  # the window's words, not the CLI's
+    dock.failure.dismiss_button.click()
+    assert not dock.failure.isVisibleTo(dock) and dismissed == ["Method"]
+    assert session.start_job()  # fails again: the banner comes back, and a new Run clears it
+    wait_until(qapp, lambda: not session.busy and len(session.failures) == 2, 60)
+    assert dock.failure.isVisibleTo(dock)
+    session.update_config(layer="relu1")
+    assert session.start_job()
+    assert not dock.failure.isVisibleTo(dock)
+    wait_until(qapp, lambda: not session.busy, 60)
+    dock.close()

@@ -129,20 +129,37 @@ def test_the_header_says_cancelled_after_a_cancel_and_counters_reset(window, qtb
     assert window.live_view.stage.text() == "done"
 
 
-def test_the_header_describes_what_is_shown_after_a_method_switch(window, qtbot, qapp):
+def test_the_header_follows_the_method_dock_and_names_the_result_shown(window, qtbot, qapp):
+    """Issue 20: the header said "Inversion" after switching the method until Run. It names the
+    selected method at once, and says which result the images shown are until Run."""
+    from PySide6.QtGui import QTextDocument
+
+    def header_lines():
+        doc = QTextDocument()
+        doc.setHtml(window.live_view.header.text())
+        return doc.toPlainText().splitlines()
+
     session = window.session
     session.update_config(method="invert", layer="relu3", iters=5, restarts=2, fine_tune_iters=0, frame_every=0)
     with qtbot.waitSignal(session.job_finished, timeout=120_000):
         window.run_action.trigger()
     qtbot.waitUntil(lambda: not session.busy, timeout=30_000)
-    header = window.live_view.header.text()
-    assert "Inversion" in header and "relu3" in header and "2 restart(s)" in header
-    session.update_config(method="maximize", channel=2)
+    title, details = header_lines()
+    assert title == "Inversion" and "relu3" in details and "2 restart(s)" in details
+    method = window.docks["MethodDock"].method
+    method.setCurrentIndex(method.findData("maximize"))  # as the user switches it
     qapp.processEvents()
-    # the inversion's images are still shown: the header keeps describing them
-    assert window.live_view.header.text() == header
+    assert session.config["method"] == "maximize"
+    title, shown = header_lines()
+    assert title.startswith("Activation maximization · channel") and "not run yet" in title, title
+    assert shown.startswith("shown: Inversion") and "relu3" in shown, shown  # the images are still the inversion's
     assert window.live_view.stage.text().startswith("settings changed")
-    session.update_config(method="invert")
+    method.setCurrentIndex(method.findData("caricature"))
+    qapp.processEvents()
+    assert header_lines()[0].startswith("Caricature")
+    method.setCurrentIndex(method.findData("invert"))  # back to what is shown: one plain header again
+    qapp.processEvents()
+    assert header_lines() == ["Inversion", details]
     assert window.live_view.stage.text() == "done"
 
 

@@ -1,7 +1,7 @@
 """It fits (issue 20): at 1280 × 720 and at 1920 × 1080 no dock tab title is elided ("R…", "At…")
 and every tab of a group is in view without scrolling; the primary buttons (Deformation's
-Measure, the Atlas's Compute, the sweep's Run) are on screen when their dock is in front; a
-restart restores a layout whose live view keeps its room. Each size in a process of its own
+Measure, the Atlas's Compute, the sweep's Run, the Method dock's Run, Paper defaults and
+Advanced) are whole on screen when their dock is in front; a restart restores a layout whose live view keeps its room. Each size in a process of its own
 whose (offscreen) screen has that size."""
 
 from __future__ import annotations
@@ -44,11 +44,14 @@ SCRIPT = textwrap.dedent("""
     def buttons(w):
         seen = {}
         for dock, button in (("DeformationDock", "run_button"), ("AtlasDock", "compute_button"),
-                             ("SweepsDock", "run_button")):
+                             ("SweepsDock", "run_button"), ("MethodDock", "run_button"), ("MethodDock", "advanced"),
+                             ("MethodDock", "reset_button")):
             w.docks[dock].raise_()
             settle(0.3)
             b = getattr(w.docks[dock], button)
-            seen[dock] = not b.visibleRegion().isEmpty() and b.visibleRegion().boundingRect().height() >= b.height() - 1
+            region = b.visibleRegion().boundingRect()  # the whole button: neither cut below nor at the side
+            seen[f"{dock}.{button}"] = (not b.visibleRegion().isEmpty() and region.height() >= b.height() - 1
+                                        and region.width() >= b.width() - 1 and b.width() >= b.sizeHint().width())
         w.docks["EnergiesDock"].raise_(); w.docks["FiltersDock"].raise_()
         return seen
 
@@ -91,4 +94,6 @@ def test_no_dock_tab_title_is_elided(tmp_path, width, height):
             assert tab["right"] < tab["bar"], (run, tab)  # and is in view without scrolling
         # the live view keeps its room, also as the restart restores it
         assert found[run]["live"] >= 0.4 * found[run]["window"], (run, found[run]["live"], found[run]["window"])
-    assert found["first"]["buttons"] == {"DeformationDock": True, "AtlasDock": True, "SweepsDock": True}
+    assert found["first"]["buttons"] == {"DeformationDock.run_button": True, "AtlasDock.compute_button": True,
+                                         "SweepsDock.run_button": True, "MethodDock.run_button": True,
+                                         "MethodDock.advanced": True, "MethodDock.reset_button": True}

@@ -44,7 +44,6 @@ DOCKS = [ModelDock, LayersDock, MethodDock, FiltersDock, RunsDock, EnergiesDock,
          SmoothnessDock, FilterGanDock, SweepsDock, AtlasDock]
 
 MODEL_SUFFIXES = {".safetensors", ".pt", ".pth", ".ckpt", ".bin", ".tar", ".onnx"}
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif"}
 LAYOUT_VERSION = 3  # 3: Runs and Log beside Layers (a layout saved before is not restored)
 #: Presentation mode (F11): fonts and plot lines this many times their size.
 PRESENTATION_SCALE = 1.5
@@ -847,7 +846,9 @@ class MainWindow(QMainWindow):
 
     # --- drag and drop ---------------------------------------------------------------------
     def dragEnterEvent(self, event) -> None:
-        if any(Path(u.toLocalFile()).suffix.lower() in MODEL_SUFFIXES | IMAGE_SUFFIXES
+        from workbench.data.images import IMAGE_SUFFIXES  # one list of image suffixes (workbench.data brings torch)
+
+        if any(Path(u.toLocalFile()).suffix.lower() in MODEL_SUFFIXES.union(IMAGE_SUFFIXES)
                for u in event.mimeData().urls() if u.isLocalFile()):
             event.acceptProposedAction()
 
@@ -859,6 +860,8 @@ class MainWindow(QMainWindow):
 
     def open_path(self, path: str) -> None:
         """A dropped or opened file: a model file loads the model, an image becomes the reference."""
+        from workbench.data.images import IMAGE_SUFFIXES
+
         suffix = Path(path).suffix.lower()
         if suffix in IMAGE_SUFFIXES:
             self.session.set_reference(path)

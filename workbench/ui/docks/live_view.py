@@ -114,7 +114,7 @@ class LiveView(QWidget):
             keys = ("model", "layer", "method", "restarts") + (
                 ("channel", "neuron") if config.get("method") == "maximize" else ("image",))
             changed = any(config.get(k) != self._config.get(k) for k in keys)
-            self.stage.setText("settings changed · Run (Ctrl+R)" if changed else self._progress)
+            self._refresh_header(dict(config) if changed else None)
 
     def _on_job_ended(self, how: str) -> None:
         self._progress = f"{how} at {self._at}" if self._at else how  # not the last iteration's text
@@ -311,8 +311,8 @@ class LiveView(QWidget):
             for item in self._caption_items:
                 item.setColor(self.palette().windowText().color())
 
-    def _refresh_header(self) -> None:
-        c = self._config
+    def _describe(self, c: dict) -> tuple[str, str]:
+        """The method (with the channel of a maximisation) and "model · layer · C · restarts" of ``c``."""
         model = self.session.model
         what = TITLES.get(c.get("method"), c.get("method"))
         if c.get("method") == "maximize":
@@ -324,11 +324,25 @@ class LiveView(QWidget):
         from workbench.export.figures import human_number
 
         params = f"C = {human_number(C)}" if C else "C = preset"
+        return what, f"{name} · {c.get('layer') or self.session.layer} · {params} · {c.get('restarts')} restart(s)"
+
+    def _refresh_header(self, selected: dict | None = None) -> None:
+        """The header names what the Method dock has selected. While the images shown are another
+        run's (``selected`` differs from the shown result), it says so under it: the shown result's
+        method and settings, and that Run makes the selected one (issue 20)."""
+        what, details = self._describe(selected if selected is not None else self._config)
         text = (f"<span style='font-size:x-large;font-weight:600'>{what}</span>"
-                f"<br><span style='font-size:large;color:gray'>{name} · {c.get('layer') or self.session.layer} · {params} · "
-                f"{c.get('restarts')} restart(s)</span>")
+                f"<br><span style='font-size:large;color:gray'>{details}</span>")
+        if selected is not None:
+            shown, shown_details = self._describe(self._config)
+            text = (f"<span style='font-size:x-large;font-weight:600'>{what}</span>"
+                    f"<span style='font-size:large;color:gray'> · not run yet (Ctrl+R)</span>"
+                    f"<br><span style='font-size:large;color:gray'>shown: {shown} · {shown_details}</span>")
+            self.stage.setText("settings changed · Run (Ctrl+R)")
+        else:
+            self.stage.setText(self._progress)
         self.header.setText(text)
-        self.stage.setText(self._progress)
+        self.selected_differs = selected is not None
 
     def shutdown(self, timeout_ms: int | None = None) -> bool:
         return self._reference_slot.shutdown(timeout_ms)

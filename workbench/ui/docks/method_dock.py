@@ -10,19 +10,26 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel,
                                QLineEdit, QPushButton, QSpinBox, QVBoxLayout, QWidget, QScrollArea)
-from PySide6.QtWidgets import QToolButton
 
 from workbench.ui.docks import BaseDock
 from workbench.config import options
 from workbench.config.preimage import PARAMETRISATIONS, PRESETS, TRANSFORMS, PreimageConfig
 from workbench.ui.session import DEFAULT_CONFIG
+from workbench.ui.widgets.failure_banner import FailureBanner
 
 METHODS = (("invert", "Inversion"), ("maximize", "Activation maximization"), ("caricature", "Caricature"))
 SAMPLES = tuple(f"digits:{i}" for i in range(10)) + ("astronaut", "coffee", "chelsea", "camera", "rocket")
-IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.bmp *.tif *.tiff *.webp);;All files (*)"
+
+
+def image_filter() -> str:
+    """The file dialog's filter: the suffixes every image is read by (workbench.data.images' one
+    list; imported when asked, since workbench.data brings torch and the window opens without it)."""
+    from workbench.data.images import IMAGE_SUFFIXES
+
+    return f"Images ({' '.join('*' + s for s in IMAGE_SUFFIXES)});;All files (*)"
 
 
 def _spin(lo: int, hi: int, special: str | None = None, tip: str = "") -> QSpinBox:
@@ -119,13 +126,12 @@ class MethodDock(BaseDock):
         form.addRow(self.preset_hint)
         outer.addLayout(form)
 
-        advanced = QToolButton()
-        advanced.setText("Advanced: priors, jitter, masks, frames")
-        advanced.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
-        advanced.setArrowType(Qt.ArrowType.DownArrow)
+        # the toggle sits in the pinned row beside Run (in view however short the dock is); the
+        # section it opens is the last of the form, scrolled into view when opened
+        advanced = QPushButton("Advanced")
+        advanced.setToolTip("show or hide the priors, jitter, masks and frames (α, B, β, T, fine-tune, masks, frame every)")
         advanced.setCheckable(True)
-        advanced.setChecked(True)
-        advanced.setAutoRaise(True)
+        advanced.setChecked(False)
         adv = QWidget()
         aform = QFormLayout(adv)
         self.alpha = _dspin(0.1, 100.0, 2, tip="α of the bounded-range prior R_α (eq. 5; paper: 6)")
@@ -146,11 +152,10 @@ class MethodDock(BaseDock):
         aform.addRow("Mask channels", self.mask_channels)
         self.frame_every = _spin(0, 10_000, "none", "keep a frame every N iterations for the GIF export")
         aform.addRow("Frame every", self.frame_every)
-        advanced.toggled.connect(adv.setVisible)
-        advanced.toggled.connect(lambda on: advanced.setArrowType(Qt.ArrowType.DownArrow if on else Qt.ArrowType.RightArrow))
-        outer.addWidget(advanced)
+        adv.setVisible(False)
+        advanced.toggled.connect(self._show_advanced)
         outer.addWidget(adv)
-        self.advanced = advanced
+        self.advanced, self.advanced_section = advanced, adv
 
         buttons = QHBoxLayout()
         self.reset_button = QPushButton("Paper defaults")
@@ -161,20 +166,30 @@ class MethodDock(BaseDock):
         self.run_button.setToolTip("run the pre-image job (Ctrl+R)")
         self.run_button.clicked.connect(self.run_requested)
         buttons.addWidget(self.reset_button)
+        buttons.addWidget(self.advanced)
         buttons.addStretch(1)
         buttons.addWidget(self.run_button)
         outer.addStretch(1)
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)  # the fields narrow instead
         scroll.setFrameShape(QScrollArea.Shape.NoFrame)
         scroll.setWidget(body)
         frame = QWidget()
         column = QVBoxLayout(frame)
         column.setContentsMargins(0, 0, 0, 6)
         column.addWidget(scroll, 1)
+        # a failed run's reason, in view under the form (and in the status bar until dismissed)
+        self.failure = FailureBanner()
+        self.failure.layout().setContentsMargins(9, 2, 9, 2)
+        self.failure.dismissed.connect(lambda: session.dismiss_failure(self.title))
+        session.failure_reported.connect(self._on_failure_reported)
+        session.failure_dismissed.connect(lambda where: self.failure.clear() if where == self.title else None)
+        column.addWidget(self.failure)
         buttons.setContentsMargins(9, 0, 9, 0)
         column.addLayout(buttons)  # always in view, however far the form scrolls
         self.setWidget(frame)
+        self._scroll = scroll
 
         #: the config field each widget edits; its tooltip is the field's help (workbench.config.preimage)
         self.fields = {"method": self.method, "image": self.image, "channel": self.channel, "neuron": self.neuron, "channel_mean": self.channel_mean,
@@ -199,7 +214,7 @@ class MethodDock(BaseDock):
         session.layer_changed.connect(self._on_layer_changed)
         session.reference_changed.connect(self._on_reference_changed)
         session.model_changed.connect(self._on_model_changed)
-        session.job_started.connect(lambda _c: self._on_busy_changed())
+        session.job_started.connect(lambda _c: (self.failure.clear(), self._on_busy_changed()))
         session.job_stopped.connect(self._on_busy_changed)
 
     # --- widgets → session -------------------------------------------------------------------
@@ -231,7 +246,7 @@ class MethodDock(BaseDock):
         self._update_visibility()
 
     def choose_image(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Reference image", str(Path.home()), IMAGE_FILTER)
+        path, _ = QFileDialog.getOpenFileName(self, "Reference image", str(Path.home()), image_filter())
         if path:
             self.session.set_reference(path)
 
@@ -329,6 +344,15 @@ class MethodDock(BaseDock):
         self.device.setCurrentIndex(max(0, self.device.findData(current)))
         self.device.blockSignals(False)
         self._on_layer_changed(self.session.layer)
+
+    def _show_advanced(self, on: bool) -> None:
+        self.advanced_section.setVisible(on)
+        if on:  # once the layout has placed the section, bring its first rows into view
+            QTimer.singleShot(0, lambda: self._scroll.ensureWidgetVisible(self.alpha, 0, 0))
+
+    def _on_failure_reported(self, where: str, message: str) -> None:
+        if where == self.title:  # the session names a failed pre-image run after this dock
+            self.failure.show_failure(message)
 
     def _on_busy_changed(self) -> None:
         self.run_button.setText("Queue" if self.session.busy else "Run")
