@@ -284,7 +284,7 @@ def test_inverting_hog_of_a_photo_reduces_the_error(tmp_path):
     from workbench.config.preimage import PreimageConfig
     from workbench.jobs import Step, run_job
     from workbench.preimage.solve import preimage_job
-    from workbench.representations.study import _codes, _normaliser
+    from workbench.studies.representations import _codes, _normaliser
     from workbench.runs import RunStore
 
     loaded = load("hog", input_size=(1, 96, 96))

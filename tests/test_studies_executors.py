@@ -9,7 +9,7 @@ import json
 import pytest
 
 from workbench.cli import main
-from workbench.deformation.studies import run_study, synthetic_study
+from workbench.studies.deformation import run_study, synthetic_study
 from workbench.jobs import CancelToken, run_job
 
 SMOOTHING = dict(seeds=1, n=4)

@@ -1,4 +1,4 @@
-"""The representations study job (workbench.representations.study) on tiny photos: its run folder, table.md,
+"""The representations study job (workbench.studies.representations) on tiny photos: its run folder, table.md,
 metrics.json and figure with all three representations; cancellation; bad options refused up front."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pytest
 
 from workbench.errors import UserError
 from workbench.jobs import CancelToken, Step, run_job
-from workbench.representations.study import PAPER_CVPR, representations_study
+from workbench.studies.representations import PAPER_CVPR, representations_study
 
 TINY = dict(photos=("astronaut", "coins"), size=48, iters=8, normaliser_photos=("astronaut", "coins", "camera"))
 

@@ -89,7 +89,7 @@ def test_smoothness_plain_text_and_bad_init(capsys):
 
 
 def test_study_smoothing_small(tmp_path):
-    from workbench.deformation.studies import smoothing_study
+    from workbench.studies.deformation import smoothing_study
     from workbench.jobs import run_job
 
     out = tmp_path / "study"

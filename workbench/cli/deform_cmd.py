@@ -11,7 +11,7 @@ from workbench.cli.common import (add_device_option, add_model_options, add_outp
 from workbench.config import add_options
 from workbench.config.deformation import DeformConfig, SmoothnessConfig
 
-#: What each study runs and how long it took here (workbench.deformation.studies has the details).
+#: What each study runs and how long it took here (workbench.studies.deformation has the details).
 STUDY_SUMMARIES = {
     "pooling": "Fig. 3: 5 downsamplings x 3 nets, NCD on 13 layers for 128 digits at init and after 3 epochs "
                "(18 CPU-minutes; 60 min wall on a shared, overloaded 2-core machine)",
@@ -113,7 +113,7 @@ def _smoothness(args) -> int:
 
 
 def _study(args) -> int:
-    from workbench.deformation.studies import STUDIES, run_study
+    from workbench.studies.deformation import STUDIES, run_study
 
     if args.name == "representations":
         return _representations_study(args)
@@ -133,7 +133,7 @@ def _study(args) -> int:
 
 def _representations_study(args) -> int:
     """``study representations``: invert HOG, HOGb and DSIFT (CVPR 2015 Table 1, IJCV 2016 Table 2)."""
-    from workbench.representations.study import representations_study, table_markdown
+    from workbench.studies.representations import representations_study, table_markdown
 
     out, store = output(args)
     summary = drive(representations_study(out=out, runs_root=store.root, device=args.device),
