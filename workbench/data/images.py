@@ -41,7 +41,7 @@ _NAMED = ((b"%PDF", "PDF"), (b"<svg", "SVG"), (b"<?xml", "XML/SVG"))
 
 
 @contextmanager
-def open_image(path: str | Path, max_pixels: int = MAX_IMAGE_PIXELS) -> Iterator[Any]:
+def open_image(path: str | Path, max_pixels: int = MAX_IMAGE_PIXELS, *, decode: bool = True) -> Iterator[Any]:
     """The one way the workbench opens an image file: ``with open_image(path) as im`` gives a
     loaded PIL image.
 
@@ -51,7 +51,8 @@ def open_image(path: str | Path, max_pixels: int = MAX_IMAGE_PIXELS) -> Iterator
     checked from the header before any pixel is decoded, so a decompression bomb is refused with
     one line instead of filling the memory (PIL's own bomb warning is caught here, for this call
     only); a folder, a missing, empty or non-regular file (a FIFO would block the read) likewise.
-    A damaged file is one line whether it fails here or in the caller's block.
+    A damaged file is one line whether it fails here or in the caller's block. ``decode=False``
+    reads the header only (format and size), for checking many files before any work starts.
     """
     from PIL import Image, UnidentifiedImageError
 
@@ -78,7 +79,8 @@ def open_image(path: str | Path, max_pixels: int = MAX_IMAGE_PIXELS) -> Iterator
                 w, h = image.size
                 if w * h > max_pixels:
                     raise UserError(f"image {path} is {w}×{h} pixels: {limit}")
-                image.load()
+                if decode:
+                    image.load()
                 yield image
     except Image.DecompressionBombError:
         raise UserError(f"image {path} is far too large: {limit}") from None
@@ -110,6 +112,13 @@ def _format_name(path: Path) -> str:
         except Exception:  # an identification test that fails on these bytes names nothing
             continue
     return "its format is not one the workbench knows"
+
+
+def check_image(path: str | Path) -> None:
+    """Refuse ``path`` in one line unless it is an allowed raster image of allowed size, from its header
+    alone (see :func:`open_image`): a folder of images is checked whole before a job starts."""
+    with open_image(path, decode=False):
+        pass
 
 
 def load_image(path: str | Path, max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:

@@ -12,7 +12,7 @@ from typing import Any
 from workbench.config import parse_ints, to_dict
 from workbench.config.preimage import PreimageConfig
 from workbench.config.sweep import MAX_CELLS, SweepConfig
-from workbench.data.images import IMAGE_SUFFIXES
+from workbench.data.images import IMAGE_SUFFIXES, check_image
 from workbench.errors import UserError
 
 #: Layers whose code is their input's, left out of ``all``.
@@ -90,6 +90,8 @@ def expand_images(items: tuple[str, ...]) -> list[str]:
             files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
             if not files:
                 raise UserError(f"{path} holds no image files ({', '.join(IMAGE_SUFFIXES[:4])} ...)")
+            for file in files:  # every file's format and size from its header, before any cell runs
+                check_image(file)
             out += [str(p) for p in files]
         else:
             out.append(item)
