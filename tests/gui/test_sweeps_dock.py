@@ -89,3 +89,84 @@ def test_atlas_fills_two_tiles_and_is_cached(qapp, session, tmp_path):
             assert again.shutdown()
     finally:
         assert dock.shutdown()
+
+
+def test_a_window_sweep_opens_the_loaded_models_whole_spec_with_its_consent(qapp, qtbot, tmp_path):
+    """Issue 20: the Sweeps dock built its grid from the model's bare name, without its options
+    (path, model kwargs, input size, ...) or the consent the window got: a sweep of a callable was
+    refused or opened another model. Its cells open the loaded model's whole spec, with that consent."""
+    import json
+
+    from tests.gui.test_sweep_cell_reopen import SPEC
+    from workbench.ui.docks.sweeps_dock import SweepsDock
+    from workbench.ui.session import Session
+
+    session = Session(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat), workspace=tmp_path / "runs")
+    dock = SweepsDock(session)
+    try:
+        with qtbot.waitSignal(session.model_changed, timeout=60_000):
+            session.load_model(SPEC, imports=True)  # the user's yes to importing the callable
+        wait_until(qapp, lambda: not session.loader.running)
+        assert session.model_spec == SPEC and session.model_consent == {"trust": False, "imports": True}
+        session.update_config(method="invert", image="astronaut", iters=2, restarts=1, seed=0, device="cpu")
+        dock.set_ticked(["conv"])
+        dock.C.setText("1")
+        dock.seeds.setText("0")
+        dock.iters.setValue(2)
+        dock.executor.setCurrentText("local")
+        config = dock.sweep_config(tmp_path / "probe")
+        assert config.model_specs() == (SPEC,)  # the path, kwargs and input size travel with the name
+        assert dock.start()
+        wait_until(qapp, lambda: not dock.runner.running, timeout=240)
+        assert [dock.table.item(i, 3).text() for i in range(dock.table.rowCount())] == ["done"], \
+            [dock.table.item(i, 4).text() for i in range(dock.table.rowCount())]
+        (cell,) = (dock.out / "cells").iterdir()
+        recorded = json.loads((cell / "run.json").read_text())
+        assert recorded["model"]["spec"]["input_size"] == [3, 16, 16]
+        assert json.loads(recorded["model"]["spec"]["model_kwargs"]) == {"width": 4}
+    finally:
+        assert dock.shutdown()
+        session.shutdown()
+
+
+def test_a_sweep_of_a_model_in_memory_is_refused_in_one_line(qapp, tmp_path):
+    from workbench.models import load_model
+    from workbench.ui.docks.sweeps_dock import SweepsDock
+    from workbench.ui.session import Session
+
+    session = Session(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat), workspace=tmp_path / "runs")
+    dock = SweepsDock(session)
+    try:
+        session._in_memory = True  # as show(model) hands the window a model object
+        session._on_model_loaded((load_model("digits-vgg"), None))
+        dock.set_ticked(["relu1"])
+        assert not dock.start()
+        assert "in memory" in dock.status.text() and "\n" not in dock.status.text()
+        assert not (tmp_path / "runs" / "sweeps").exists()
+    finally:
+        assert dock.shutdown()
+        session.shutdown()
+
+
+def test_the_atlas_of_a_model_with_options_opens_its_whole_spec_in_a_folder_of_its_own(qapp, qtbot, tmp_path):
+    from tests.gui.test_sweep_cell_reopen import SPEC
+    from workbench.config.sweep import options_of
+    from workbench.ui.docks.atlas_dock import AtlasDock, atlas_folder
+    from workbench.ui.session import Session
+
+    session = Session(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat), workspace=tmp_path / "runs")
+    dock = AtlasDock(session)
+    try:
+        with qtbot.waitSignal(session.model_changed, timeout=60_000):
+            session.load_model(SPEC, imports=True)
+        wait_until(qapp, lambda: not session.loader.running and not dock.loader.running)
+        dock.layer.setCurrentText("conv")
+        wait_until(qapp, lambda: not dock.loader.running)
+        config = dock.atlas_config()
+        assert config.sweep().model_specs() == (SPEC,)
+        root = tmp_path / "runs"
+        assert dock.current_folder() == atlas_folder(root, SPEC.model, "conv", options_of(SPEC))
+        assert dock.current_folder() != atlas_folder(root, SPEC.model, "conv")  # other options: another atlas
+    finally:
+        assert dock.shutdown()
+        session.shutdown()

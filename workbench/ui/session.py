@@ -357,6 +357,9 @@ class Session(QObject):
         self.model = None
         self.model_facts: ModelFacts | None = None
         self.model_spec: ModelSpec | None = None     # how to open the current model again (None: in memory)
+        #: the consent the current model was opened with ({"trust", "imports"}): a sweep of it opens it again
+        #: with the same, never more
+        self.model_consent: dict[str, bool] = {"trust": False, "imports": False}
         self.config: dict[str, Any] = dict(DEFAULT_CONFIG)
         saved = settings.value("last/config", "")
         if saved:
@@ -509,6 +512,19 @@ class Session(QObject):
         if reopened.result is not None or reopened.config.get("method") in PREIMAGE_METHODS:
             self.run_reopened.emit(reopened)  # another kind of run (deform, ...) leaves the views as they are
 
+    def model_to_reopen(self) -> tuple[ModelSpec, dict[str, bool]]:
+        """The full spec that opens the current model again (weights, model kwargs, input size, ...)
+        and the consent it was opened with: what a sweep's or an atlas's cells open, never a bare
+        name that may be another model. A model handed to the window in memory has no spec: refused."""
+        from workbench.errors import UserError
+
+        if self.model_spec is not None:
+            return self.model_spec, dict(self.model_consent)
+        if self._in_memory:
+            raise UserError("this model was handed to the window in memory, and a sweep's cells open their model "
+                            "again: open it from its file or name (Model dock) to sweep it")
+        return ModelSpec(model=str(self.config.get("model") or "digits-vgg")), {"trust": False, "imports": False}
+
     def _is_current(self, spec: ModelSpec) -> bool:
         model = self.model
         if model is None:
@@ -652,9 +668,11 @@ class Session(QObject):
         self.config["layer"] = layer
         self._save_config()
         self.model_spec = None
+        self.model_consent = {"trust": False, "imports": False}
         if not self._in_memory:
             spec = getattr(model, "spec", None)
             self.model_spec = spec if isinstance(spec, ModelSpec) else (self.loading_spec or ModelSpec(model=model.name))
+            self.model_consent = {"trust": bool(self.loading_trust), "imports": bool(self.loading_imports)}
             self._remember(self.model_spec)
             self.settings.setValue("last/model", model.name)
         self.log(f"loaded {model.name}: {model.source}")

@@ -65,10 +65,16 @@ def marked_tile(shape: tuple, state: str) -> np.ndarray:
     return tile
 
 
-def atlas_folder(root: Path, model: str, layer: str) -> Path:
+def atlas_folder(root: Path, model: str, layer: str, options: dict | None = None) -> Path:
+    """The workspace's atlas of ``layer`` of ``model``; a model with options (weights, kwargs, ...)
+    gets a folder of its own per options (one model name, other weights: another atlas)."""
+    import hashlib
+    import json
+
     from workbench.sweep.grid import _slug
 
-    return Path(root) / "atlases" / f"{_slug(model)}-{_slug(layer)}"
+    tag = "" if not options else "-" + hashlib.sha256(json.dumps(options, sort_keys=True).encode()).hexdigest()[:8]
+    return Path(root) / "atlases" / f"{_slug(model)}{tag}-{_slug(layer)}"
 
 
 def read_tile(folder: Path) -> np.ndarray | None:
@@ -113,10 +119,11 @@ def cached_atlas_job(folder: Path, cancel=None):
     return out
 
 
-def atlas_sweep_job(config, cancel, on_grid, on_tile):
+def atlas_sweep_job(config, cancel, on_grid, on_tile, trust: bool = False, imports: bool = False):
     """:func:`~workbench.sweep.atlas.atlas_job` through the watched sweep: ``on_grid(channels,
     configs, done)`` once the grid is expanded, ``on_tile(channel, tile, activation, folder)`` per
-    channel as it finishes (tiles read on the job thread)."""
+    channel as it finishes (tiles read on the job thread). ``trust``, ``imports``: the consent the
+    window's model was opened with."""
     from workbench.jobs import Artifact
     from workbench.sweep.atlas import write_atlas
 
@@ -139,7 +146,7 @@ def atlas_sweep_job(config, cancel, on_grid, on_tile):
         for p in write_atlas(Path(result.path), config, result.rows):
             yield Artifact(p.name, str(p))
 
-    return (yield from watched_sweep_job(config.sweep(), cancel, grid, cell, after=after))
+    return (yield from watched_sweep_job(config.sweep(), cancel, grid, cell, after=after, trust=trust, imports=imports))
 
 
 class AtlasDock(BaseDock):
@@ -242,8 +249,14 @@ class AtlasDock(BaseDock):
         self._on_layer_chosen(self.layer.currentText())
 
     def current_folder(self) -> Path | None:
-        model, layer = self.session.config.get("model"), self.layer.currentText()
-        return atlas_folder(self.session.store.root, model, layer) if model and layer else None
+        from workbench.config.sweep import options_of
+
+        layer = self.layer.currentText()
+        try:
+            spec = self.session.model_to_reopen()[0]
+        except UserError:
+            return None  # a model in memory: no atlas (start says why)
+        return atlas_folder(self.session.store.root, spec.model, layer, options_of(spec)) if layer else None
 
     def _on_layer_chosen(self, _layer: str) -> None:
         self._clear()
@@ -283,13 +296,14 @@ class AtlasDock(BaseDock):
 
     # --- computing ---------------------------------------------------------------------------
     def atlas_config(self):
-        from workbench.config.sweep import AtlasConfig
+        from workbench.config.sweep import AtlasConfig, options_of
 
         cfg, layer = self.session.config, self.layer.currentText()
         if not layer:
             raise UserError("open a model with a layer of feature maps first")
+        spec = self.session.model_to_reopen()[0]  # the loaded model's whole spec, not its bare name
         folder = self.current_folder()
-        config = AtlasConfig(model=str(cfg.get("model")), layer=layer,
+        config = AtlasConfig(model=spec.model, model_options=options_of(spec), layer=layer,
                              channels=parse_numbers(self.channels_edit.text(), int) or None,
                              channel_mean=bool(cfg.get("channel_mean")), seed=int(cfg.get("seed") or 0),
                              iters=self.iters.value(), device=str(cfg.get("device") or "auto"),
@@ -309,7 +323,8 @@ class AtlasDock(BaseDock):
         self._clear()
         self._set_status("expanding the channels…")
         grid, tile = self.grid_expanded.emit, self.tile_finished.emit
-        started = self.runner.start(lambda cancel: atlas_sweep_job(config, cancel, grid, tile))
+        consent = self.session.model_to_reopen()[1]  # what the window's model was opened with, no more
+        started = self.runner.start(lambda cancel: atlas_sweep_job(config, cancel, grid, tile, **consent))
         if started:
             self.compute_button.setEnabled(False)
             self.cancel_button.setEnabled(True)

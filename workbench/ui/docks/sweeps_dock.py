@@ -85,18 +85,20 @@ class WatchedExecutor:
         self.inner.close()
 
 
-def watched_sweep_job(config, cancel, on_grid, on_cell, after=None):
+def watched_sweep_job(config, cancel, on_grid, on_cell, after=None, trust: bool = False, imports: bool = False):
     """The sweep of ``config`` (a SweepConfig) with ``on_grid(cells, done)`` once the grid is
     expanded (``done``: {index: summary} of cells finished before, reused) and ``on_cell(index,
-    folder, outcome)`` per cell as it finishes. Runs on a job thread."""
-    from workbench.sweep.cell import open_model, summary
+    folder, outcome)`` per cell as it finishes. Runs on a job thread. ``trust`` and ``imports``:
+    the consent the window's model was opened with (:func:`workbench.models.load_model`)."""
+    from workbench.sweep.cell import CellModels, summary
     from workbench.sweep.executors import make_executor
     from workbench.sweep.grid import expand
     from workbench.sweep.job import cell_state, sweep_job
 
     config = config.resolved()
     config.validate()
-    cells = expand(config, open_model=lambda name: open_model(name, "cpu"))
+    models = CellModels()
+    cells = expand(config, open_model=lambda spec: models.open(spec, "cpu", trust=trust, imports=imports))
     out = Path(config.out).expanduser()
     done = {}
     for i, cell in enumerate(cells):
@@ -108,7 +110,8 @@ def watched_sweep_job(config, cancel, on_grid, on_cell, after=None):
     executor = WatchedExecutor(make_executor(config.executor, threads=config.threads, workers=config.workers,
                                              address=config.address, device=config.device), on_cell)
     try:
-        return (yield from sweep_job(config, cancel=cancel, executor=executor, cells=cells, after=after))
+        return (yield from sweep_job(config, cancel=cancel, executor=executor, cells=cells, after=after, trust=trust,
+                                     imports=imports))
     finally:
         executor.close()
 
@@ -303,7 +306,7 @@ class SweepsDock(BaseDock):
 
     def sweep_config(self, out: Path):
         """The SweepConfig of the current settings (raises UserError when they make no grid)."""
-        from workbench.config.sweep import SweepConfig
+        from workbench.config.sweep import SweepConfig, options_of
 
         cfg = self.session.config
         method = cfg.get("method") or "invert"
@@ -311,8 +314,9 @@ class SweepsDock(BaseDock):
         if not layers:
             raise UserError("tick at least one layer")
         channel = cfg.get("channel")
+        spec, _consent = self.session.model_to_reopen()  # the loaded model's whole spec, not its bare name
         config = SweepConfig(
-            models=(str(cfg.get("model") or "digits-vgg"),), method=method, layers=layers,
+            models=(spec.model,), model_options=options_of(spec), method=method, layers=layers,
             channels=(int(channel),) if method == "maximize" and channel is not None else None,
             channel_mean=bool(cfg.get("channel_mean")) if method == "maximize" else False,
             C=parse_numbers(self.C.text(), float) or None, seeds=parse_numbers(self.seeds.text(), int),
@@ -340,7 +344,8 @@ class SweepsDock(BaseDock):
         self.table.setRowCount(0)
         self._set_status("expanding the grid…")
         grid, cell = self.grid_expanded.emit, self.cell_finished.emit
-        started = self.runner.start(lambda cancel: watched_sweep_job(config, cancel, grid, cell))
+        consent = self.session.model_to_reopen()[1]  # what the window's model was opened with, no more
+        started = self.runner.start(lambda cancel: watched_sweep_job(config, cancel, grid, cell, **consent))
         if started:
             self.run_button.setEnabled(False)
             self.cancel_button.setEnabled(True)
