@@ -75,18 +75,19 @@ def spectral_slope(image: np.ndarray) -> float:
 
 
 def is_class_output(model, layer) -> bool:
-    """Whether ``layer`` is the network's class scores (its last layer, one unit per class name)."""
+    """Whether ``layer`` is the network's class scores: its last layer, one unit per class name
+    (C or C × 1 × 1, as a convolutional classifier gives them); then its channel is a class."""
     names = getattr(model, "class_names", None)
     if not names:
         return False
     layers = model.layers()
-    return layer.index == layers[-1].index and tuple(layer.shape) == (len(names),)
+    return layer.index == layers[-1].index and math.prod(layer.shape) == len(names)
 
 
 @torch.no_grad()
 def probabilities(forward, pixels: torch.Tensor, target: int) -> torch.Tensor:
-    """softmax(forward(pixels))[:, target] for a batch of [0, 1] pixels."""
-    return forward(pixels).float().softmax(1)[:, target]
+    """softmax(forward(pixels))[:, target] for a batch of [0, 1] pixels (scores N × C, or N × C × 1 × 1)."""
+    return forward(pixels).float().flatten(1).softmax(1)[:, target]
 
 
 @torch.no_grad()

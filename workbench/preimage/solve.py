@@ -541,20 +541,13 @@ def _metrics(config, model, problem: Problem, x: torch.Tensor, x0, info, layer) 
         metrics["predictions"] = [int(p) for p in logits.argmax(1).cpu().numpy()]
         metrics["probabilities"] = [float(p) for p in logits.float().softmax(1).amax(1).cpu().numpy()]
         metrics["top5"] = top_predictions(logits, model.class_names)
-        if config.method == "maximize" and _is_class_logit(model, layer):
+        if config.method == "maximize" and quality.is_class_output(model, layer):
             c = config.channel
             p = logits.float().softmax(1)[:, c]
             metrics.update(target_class=c, target_name=str(model.class_names[c]),
                            target_logit=[float(v) for v in logits[:, c].cpu()],
                            target_probability=[float(v) for v in p.cpu()])
     return metrics
-
-
-def _is_class_logit(model, layer) -> bool:
-    """Whether ``layer`` is the classifier's output, one unit per named class (its channel is a class)."""
-    rows = model.layers()
-    names = model.class_names or []
-    return layer.index == rows[-1].index and math.prod(layer.shape) == len(names)
 
 
 def top_predictions(logits: torch.Tensor, names: list[str] | None, k: int = 5) -> list[list[dict[str, Any]]]:
