@@ -21,14 +21,15 @@ import torch
 import torch.nn as nn
 
 from workbench.config.model import ModelSpec
+from workbench.config.parse import MAX_CHANNELS, MAX_SIDE
 from workbench.errors import UserError
 from workbench.models import zoo
 from workbench.models.graph import first_line
 from workbench.models.sources.loaded import IMAGENET_RULE, IN_MEMORY, LoadedModel, _first_line, _first_tensor, _misfit
 
 
-#: Sidecar limits: channels, height/width, the size of the file itself (and of a class-names file).
-MAX_CHANNELS, MAX_SIDE, MAX_SIDECAR_BYTES = 64, 4096, 4 << 20
+#: A sidecar's size limit (and a class-names file's); its input size has --input-size's limits (config.parse).
+MAX_SIDECAR_BYTES = 4 << 20
 
 
 def _freeze(module: nn.Module, device: torch.device) -> nn.Module:
