@@ -15,10 +15,10 @@ TOP = [{"class": 285, "name": "Egyptian cat", "probability": 0.41}, {"class": 28
 
 
 def test_the_runners_up_of_a_restart_are_one_caption_line():
-    assert runners_up(TOP) == "tabby 25 % · tiger cat 20 %"   # under 1 % left out
+    assert runners_up(TOP) == "tabby (25 %) · tiger cat (20 %)"   # under 1 % left out
     assert runners_up(None) == "" and runners_up([TOP[0]]) == ""
     unnamed = [dict(e, name=None) for e in TOP]
-    assert runners_up(unnamed, least=0.0).startswith("class 281 25 %")
+    assert runners_up(unnamed, least=0.0).startswith("class 281 (25 %)")
 
 
 def test_a_reopened_run_names_its_classes_from_its_metrics():

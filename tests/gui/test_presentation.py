@@ -112,3 +112,72 @@ def test_ctrl_period_cancels_there_and_esc_leaves(window, qtbot, qapp):
     assert _curve_width(window) == pytest.approx(max(c._workbench_base_width for c in curves))
     # outside presentation mode Esc cancels again
     assert {s.toString() for s in window.cancel_action.shortcuts()} == {"Esc", "Ctrl+."}
+
+
+GROW_SCRIPT = """
+import json, sys, time
+from pathlib import Path
+from PySide6.QtCore import QSettings
+from workbench.ui.app import build_window, make_application, wait_for
+
+app = make_application()
+root = Path(sys.argv[1])
+
+def settle(seconds=0.8):
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        app.processEvents(); time.sleep(0.01)
+
+w = build_window(QSettings(str(root / "s.ini"), QSettings.Format.IniFormat), workspace=root / "runs")
+w.show()
+assert wait_for(app, lambda: w.session.model is not None, 180), w.session.load_error
+s = w.session
+s.update_config(method="invert", layer="relu3", image="digits:0", restarts=2, iters=3, fine_tune_iters=0,
+                device="cpu", seed=0, frame_every=0)
+done = []
+s.job_finished.connect(done.append)
+w.run_action.trigger()
+assert wait_for(app, lambda: done and not s.busy, 120)
+settle()
+
+def tile():  # a tile's height on screen, and the view's height, in pixels
+    grid = w.live_view.grid
+    return grid._geometry[0] / grid.view.viewPixelSize()[1], grid.view.height()
+
+out = {"normal": tile()}
+w.toggle_presentation(True); settle()
+out["present"] = tile()
+w.toggle_presentation(False); settle()
+out["after"] = tile()
+w.close()
+print(json.dumps(out))
+"""
+
+
+def test_presentation_tiles_grow_with_the_screen_and_fill_the_view(tmp_path):
+    """Issue 20: at 1920 × 1080 presentation mode showed 224-px tiles at ~360 px with half the
+    view empty. The result fills the view (its labels and captions take their height in pixels),
+    tiles grow with the screen, and leaving gives the window's own size back."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    found = {}
+    for width, height in ((1280, 720), (1920, 1080)):
+        config = tmp_path / f"screen-{width}.json"
+        config.write_text(json.dumps({"screens": [{"name": "screen", "x": 0, "y": 0, "width": width,
+                                                   "height": height, "logicalDpi": 96, "dpr": 1}]}))
+        (tmp_path / str(width)).mkdir()
+        env = dict(os.environ, QT_QPA_PLATFORM=f"offscreen:configfile={config}", OMP_NUM_THREADS="1")
+        done = subprocess.run([sys.executable, "-c", GROW_SCRIPT, str(tmp_path / str(width))], env=env,
+                              capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-3000:]
+        found[width] = json.loads(done.stdout.strip().splitlines()[-1])
+    for width, f in found.items():
+        (normal, _), (present, view), (after, _) = f["normal"], f["present"], f["after"]
+        assert present >= 1.3 * normal, (width, f)           # presenting enlarges the result
+        assert present >= 0.65 * view, (width, f)            # the tiles fill the view's height, less label and caption
+        assert abs(after - normal) < 1, (width, f)           # and leaving restores it
+    assert found[1920]["present"][0] >= 1.5 * found[1280]["present"][0], found  # the larger screen, larger tiles
+    assert found[1920]["present"][0] >= 0.45 * 1080, found

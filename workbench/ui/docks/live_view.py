@@ -167,12 +167,16 @@ class LiveView(QWidget):
         if tiles:
             if any(t.shape[:2] != tiles[0].shape[:2] for t in tiles):
                 tiles, labels = tiles[-len(images):], labels[-len(images):]
+            layout = self.grid._layout
             self.grid.set_tiles(tiles, labels, background=self.palette().window().color().valueF())
+            refit = self.grid._layout != layout  # new tiles: as large as the view allows
         else:
             self.grid.clear_tiles()
         self.tiles, self.tile_labels = tiles, labels
         self._with_reference = with_reference and len(tiles) == 1 + (0 if images is None else len(images))
         self._caption(self._with_reference)
+        if tiles and refit:
+            self.fit()
 
     # --- captions, zoom and the pixel readout --------------------------------------------------
     def restart_captions(self, with_reference: bool) -> list[str]:
@@ -271,15 +275,37 @@ class LiveView(QWidget):
             if abs(item.textItem.textWidth() - width) > 1:
                 item.setTextWidth(width)
 
+    #: the view's own margin around the range it is given (pyqtgraph's ``padding``)
+    FIT_PADDING = 0.02
+
     def fit(self) -> None:
-        """Show every tile with its label and caption (undoes zooming and panning)."""
+        """Show every tile with its label and caption (undoes zooming and panning), as large as the
+        view allows: the room the labels above and the captions below take is their height on
+        screen in pixels, not a share of the tile (a share kept 224-px tiles at ~360 px on a
+        1920 × 1080 screen in presentation mode, half the height below them empty)."""
         if not self.tiles:
             return
+        for _ in range(2):  # captions wrap to the tiles' new width, and may need fewer lines then
+            self._fit_once()
+
+    def _fit_once(self) -> None:
         h, w, columns, pad = self.grid._geometry
         rows = math.ceil(len(self.tiles) / columns)
-        top = -0.35 * h if self.tile_labels else 0.0
-        bottom = rows * (h + pad) - pad + (0.45 * h if self.captions else 0.0)
-        self.grid.view.setRange(xRange=(0, columns * (w + pad) - pad), yRange=(top, bottom), padding=0.02)
+        width, height = columns * (w + pad) - pad, rows * (h + pad) - pad
+        view = self.grid.view
+        room_w, room_h = view.width() * (1 - 2 * self.FIT_PADDING), view.height() * (1 - 2 * self.FIT_PADDING)
+        label_px = (max(l.textItem.boundingRect().height() for l in self.grid._labels) + 2
+                    if self.tile_labels and self.grid._labels else 0.0)
+        caption_px = (max(i.textItem.boundingRect().height() for i in self._caption_items) + 2
+                      if self.captions and self._caption_items else 0.0)
+        if room_w <= 0 or room_h - label_px - caption_px <= 0:  # not laid out yet: a share of the tile
+            top = -0.35 * h if self.tile_labels else 0.0
+            bottom = height + (0.45 * h if self.captions else 0.0)
+            view.setRange(xRange=(0, width), yRange=(top, bottom), padding=self.FIT_PADDING)
+            return
+        scale = min(room_w / width, (room_h - label_px - caption_px) / height)  # screen px per image px
+        top, bottom = -label_px / scale, height + caption_px / scale
+        view.setRange(xRange=(0, width), yRange=(top, bottom), padding=self.FIT_PADDING)
 
     def pixel_at(self, x: float, y: float) -> str:
         """The readout for view coordinates (x, y): which tile, which pixel, its value."""
@@ -363,6 +389,7 @@ def runners_up(entries, least: float = 0.01) -> str:
     """The 2nd to 5th of a restart's top-5 predictions that hold at least ``least``, as one caption line."""
     if not isinstance(entries, list):
         return ""
-    parts = [f"{e.get('name') or 'class ' + str(e.get('class'))} {100 * float(e['probability']):.0f} %"
+    # "name (p %)" as the top class is written: a digit's "0 3 %" read as one number
+    parts = [f"{e.get('name') or 'class ' + str(e.get('class'))} ({100 * float(e['probability']):.0f} %)"
              for e in entries[1:5] if isinstance(e, dict) and float(e.get("probability", 0.0)) >= least]
     return " · ".join(parts)
