@@ -91,6 +91,23 @@ def run_job(job: Job, on_event: Callable[[Event], None] | None = None) -> Any:
         job.close()
 
 
+def relay(job: Job, translate: Callable[[Event], Event | None]) -> Job:
+    """Run ``job`` inside another job (``result = yield from relay(job, translate)``): each of its
+    events goes through ``translate``, which gives the event to yield on (or None to drop it); returns
+    ``job``'s result. If the outer job is closed, ``job`` is closed too, so its run folder is marked."""
+    try:
+        while True:
+            try:
+                event = next(job)
+            except StopIteration as stop:
+                return stop.value
+            out = translate(event)
+            if out is not None:
+                yield out
+    finally:
+        job.close()
+
+
 class Throttle:
     """True at most every ``interval`` seconds (and always on the first call)."""
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from workbench.jobs import CancelToken, Job, Log, Step
+from workbench.jobs import CancelToken, Job, Log, Step, relay
 from workbench.runs import RunStore, finalise
 from workbench.threads import job_threads
 
@@ -57,14 +57,13 @@ def _demo(run, model, model_name, plan, depths, channels, top, iters, sample, de
                                 device=str(device), snapshot_every=0)
         yield Log(f"demo {i + 1}/{len(plan)}: {method} {layer.name}" + (f" channel {channel}" if channel is not None else ""))
         job = preimage_job(config, runs=store, model=model, cancel=cancel, figure=figure)
-        while True:
-            try:
-                event = next(job)
-            except StopIteration as stop:
-                results.append(stop.value)
-                break
+
+        def progress(event, before=i * iters):  # the demo's own steps; the runs' logs are dropped
             if isinstance(event, Step):
-                yield Step(i * iters + min(event.iteration, iters), len(plan) * iters, event.values)
+                return Step(before + min(event.iteration, iters), len(plan) * iters, event.values)
+            return None
+
+        results.append((yield from relay(job, progress)))
     n_inv, n_max = len(depths), len(channels)
     reference = results[0].reference
     rows = [[reference] + [r.images[0] for r in results[:n_inv]],

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from workbench.errors import UserError
-from workbench.jobs import Artifact, Cancelled, CancelToken, Event, Log, Step
+from workbench.jobs import Artifact, Cancelled, CancelToken, Event, Log, Step, relay
 from workbench.runs import RunStore, atomic_path, finalise
 
 #: CVPR 2015 Table 1: mean ± standard deviation of the error over 100 ILSVRC 2012 validation images.
@@ -153,17 +153,15 @@ def representations_study(*, photos: Sequence[str] = PHOTOS, size: int = SIZE, i
                     folder = run.path / "inversions" / f"{rep}-{_slug(photo)}"
                     job = preimage_job(cfg, cancel=cancel, runs=RunStore(folder.parent), out=folder, model=loaded)
                     first: dict[str, float] | None = None
-                    while True:
-                        try:
-                            event = next(job)
-                        except StopIteration as stop:
-                            result = stop.value
-                            break
+
+                    def translate(event: Event) -> Event | None:
+                        nonlocal first
                         if isinstance(event, Step):
                             first = first if first is not None else dict(event.values)
-                            yield Step(done + event.iteration, total, dict(event.values), stage=f"{rep} {photo}")
-                        elif isinstance(event, Log) and event.level != "info":
-                            yield event
+                            return Step(done + event.iteration, total, dict(event.values), stage=f"{rep} {photo}")
+                        return event if isinstance(event, Log) and event.level != "info" else None
+
+                    result = yield from relay(job, translate)
                     done += iters
                     ref_norm = float(torch.linalg.norm(refs[photo]))
                     e2 = [float(e) for e in result.metrics["reconstruction_error"]]
