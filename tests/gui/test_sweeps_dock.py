@@ -40,6 +40,22 @@ def test_sweep_grid_fills_in_and_a_cell_reopens(qapp, session):
         assert [dock.table.item(i, 1).text() for i in range(2)] == ["1", "20"]
         assert all(dock.table.item(i, 4).text() for i in range(2))
         assert (dock.out / "results.csv").is_file()
+        # the sweep's figure (layers × C, the paper's Fig. 6) is drawn and shown in the dock's Figure tab
+        wait_until(qapp, lambda: dock._figure is not None and not dock._figure_slot.busy, timeout=120)
+        assert (dock.out / "fig6.png").is_file()
+        dock.views.setCurrentWidget(dock.figure)
+        dock.resize(640, 480)
+        dock.show()
+        qapp.processEvents()
+        dock._fit_figure()
+        shown = dock.figure.pixmap()
+        assert not shown.isNull() and shown.width() > 100 and shown.height() > 50
+        import numpy as np
+
+        image = shown.toImage().convertToFormat(shown.toImage().Format.Format_RGB888)
+        pixels = np.frombuffer(image.constBits(), np.uint8, image.sizeInBytes())
+        assert pixels.std() > 10  # lines and text, not an empty canvas
+        dock.hide()
         session.update_config(C=300.0, layer="relu2")
         assert dock.open_cell(1)
         assert session.config["C"] == 20.0 and session.config["layer"] == "relu1"
