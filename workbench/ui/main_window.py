@@ -1016,9 +1016,9 @@ def about_text(devices=None) -> str:
     import PySide6
     import pyqtgraph
 
-    import workbench
+    from workbench.version import __version__
 
-    rows = [("CNN Workbench", workbench.__version__), ("Python", platform.python_version()),
+    rows = [("CNN Workbench", __version__), ("Python", platform.python_version()),
             ("Qt / PySide6", f"{PySide6.QtCore.qVersion()} / {PySide6.__version__}"), ("pyqtgraph", pyqtgraph.__version__)]
     if "torch" in sys.modules:
         import torch
