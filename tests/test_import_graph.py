@@ -2,9 +2,9 @@
 or inside a function, read by grimp (which import-linter installs). A circle shows as its chain of
 modules, e.g. ``workbench.export.render -> workbench.export.figures -> workbench.export.render``.
 
-workbench.ui is left out: its docks and plot_export import each other, and the window's About box
-imports the package (whose ``__getattr__`` reaches the API, which shows the window); those circles
-are Qt code's, tracked apart.
+workbench.ui is left out: widgets/plot_export switches over the deformation, smoothness and filter-GAN
+docks, which import it back (issue 21, item 3: each dock is to give its own figure); that circle is the
+Qt code's, tracked apart.
 """
 
 from __future__ import annotations
