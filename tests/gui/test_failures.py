@@ -41,6 +41,9 @@ def test_window_words_name_the_fields_not_flags():
     text = window_words("unknown layer(s) foo in digits-vgg: see `workbench layers --model digits-vgg` for the names")
     assert "`" not in text and "workbench layers" not in text and "the Layers dock" in text
     assert window_words("lower --max-disp") == "lower “max disp”"
+    # the model's own "(see `workbench layers --model M`)" leaves no empty brackets behind
+    assert (window_words("unknown layer 'x' in digits-vgg: (see `workbench layers --model digits-vgg`)")
+            == "unknown layer 'x' in digits-vgg: the Layers dock lists the names")
 
 
 def test_deformation_refuses_before_starting_with_estimate_and_fix(qapp, session, monkeypatch, tmp_path):

@@ -348,7 +348,12 @@ class MethodDock(BaseDock):
     def _show_advanced(self, on: bool) -> None:
         self.advanced_section.setVisible(on)
         if on:  # once the layout has placed the section, bring its first rows into view
-            QTimer.singleShot(0, lambda: self._scroll.ensureWidgetVisible(self.alpha, 0, 0))
+            QTimer.singleShot(0, self._scroll_to_advanced)
+
+    def _scroll_to_advanced(self) -> None:
+        """The opened section from its top (as much of it as the dock's height shows)."""
+        bar = self._scroll.verticalScrollBar()
+        bar.setValue(min(bar.maximum(), self.advanced_section.y()))
 
     def _on_failure_reported(self, where: str, message: str) -> None:
         if where == self.title:  # the session names a failed pre-image run after this dock

@@ -17,7 +17,7 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QSizePolicy, QWi
 ERROR_COLOR = "#c0392b"
 
 _FLAG = re.compile(r"(?<![\w-])--([a-z][a-z0-9-]*)")
-_CLI_LAYERS = re.compile(r"(?:see |run )?`workbench layers[^`]*`(?: for the names)?")
+_CLI_LAYERS = re.compile(r"\(?(?:see |run )?`workbench layers[^`]*`(?: for the names)?\)?")
 _CLI_ANY = re.compile(r"`workbench ([a-z-]+)[^`]*`")
 
 
