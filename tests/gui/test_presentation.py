@@ -77,8 +77,14 @@ def test_f11_shows_the_live_view_and_one_plot_large_and_scaled(window, qapp):
     assert window.live_view.height() > 0.6 * screen.height()
     assert 0.15 * screen.height() < window.docks["EnergiesDock"].height() < 0.35 * screen.height()
     energies = window.docks["EnergiesDock"]
-    for control in (window.live_view.fit_button, energies.log_scale, energies.export_button):
+    for control in (window.live_view.fit_button, energies.log_scale, energies.export_button, energies.note):
         assert not control.isVisible(), control
+    # the plot takes the dock's whole height: no empty strip where its controls were, and its
+    # "iteration" label whole inside the plot
+    plot, body = energies.plot, energies.widget()
+    assert body.height() - (plot.y() + plot.height()) <= 8, (plot.geometry(), body.geometry())
+    axis = plot.getPlotItem().getAxis("bottom")
+    assert axis.mapRectToScene(axis.boundingRect()).bottom() <= plot.height() + 1
     # everything scaled: fonts, the header, the tile labels, the plot's ticks and lines
     assert QApplication.font().pointSizeF() == pytest.approx(font * PRESENTATION_SCALE)
     assert window.live_view.header.sizeHint().height() > 1.3 * header

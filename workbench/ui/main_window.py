@@ -374,12 +374,27 @@ class MainWindow(QMainWindow):
     def presentation_controls(self, docks) -> list:
         """What presentation mode hides besides the configuration docks: the buttons, boxes and
         readouts of the live view and of the plot docks it keeps (a talk shows results, not controls)."""
+        import pyqtgraph as pg
         from PySide6.QtWidgets import QAbstractButton, QAbstractSpinBox, QComboBox
 
         out = [self.live_view.fit_button, self.live_view.readout, self.live_view.stage]
         for dock in docks:
             for kind in (QAbstractButton, QComboBox, QAbstractSpinBox):
                 out += dock.findChildren(kind)
+            # and whatever sits beside the plot in the dock's body (a row of controls and notes, a column
+            # of settings): hidden whole, so it leaves no strip of empty room under the plot
+            body = dock.widget()
+            if body is not None and body.layout() is not None:
+                for k in range(body.layout().count()):
+                    child = body.layout().itemAt(k).widget()
+                    if child is not None and not isinstance(child, pg.GraphicsView) and not child.findChildren(pg.GraphicsView):
+                        out.append(child)
+                    row = body.layout().itemAt(k).layout()
+                    for j in range(row.count() if row is not None else 0):
+                        widget = row.itemAt(j).widget()
+                        if widget is not None and not widget.findChildren(pg.GraphicsView) \
+                                and not isinstance(widget, pg.GraphicsView):
+                            out.append(widget)
         return out
 
     def toggle_presentation_plot(self, on: bool) -> None:
