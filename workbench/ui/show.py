@@ -76,10 +76,17 @@ def show(model: Any, image: Any = None, input_size=None, mean=None, std=None, cl
             _check_layer(session, loaded, layer)
 
         session.model_changed.connect(check_layer)
-    if isinstance(picture, str):
-        session.set_reference(picture)
-    elif picture is not None:
-        _write_reference(window, picture)
+    if picture is not None:
+        # applied once the model has loaded: a new model takes its own settings (its default reference
+        # among them), and the image the caller named must win over that default
+        def apply_picture(loaded) -> None:
+            session.model_changed.disconnect(apply_picture)
+            if isinstance(picture, str):
+                session.set_reference(picture)
+            else:
+                _write_reference(window, picture)
+
+        session.model_changed.connect(apply_picture)
     kind, payload = request
     if kind == "module":
         module, options = payload
