@@ -37,3 +37,21 @@ def test_a_class_layer_lists_its_top5_with_probabilities():
     assert text.startswith(f"n7 {100 * p[7]:.0f} %, n2 {100 * p[2]:.0f} %, n5 {100 * p[5]:.0f} %")
     assert text.count(",") == 4
     assert float(text.split()[1]) == pytest.approx(100 * p[7], abs=0.5)
+
+
+def test_a_layer_names_its_classes_only_where_its_units_are_the_classes():
+    from types import SimpleNamespace
+
+    from workbench.ui.docks.filters_dock import layer_class_names
+
+    def info(name, shape):
+        return SimpleNamespace(name=name, alias=None, shape=shape)
+
+    names = ["cat", "dog", "bee"]
+    model = SimpleNamespace(class_names=names, layers=lambda: [
+        info("conv", (3, 8, 8)), info("pool", (3, 1, 1)), info("fc", (3,)), info("flat", (3,))])
+    assert layer_class_names(model, "fc") == names and layer_class_names(model, "flat") == names
+    assert layer_class_names(model, "pool") is None       # a later layer changes its shape: not the output yet
+    assert layer_class_names(model, "conv") is None       # 3 channels of 8 × 8: maps, not classes
+    assert layer_class_names(model, "nope") is None
+    assert layer_class_names(SimpleNamespace(class_names=None, layers=model.layers), "fc") is None

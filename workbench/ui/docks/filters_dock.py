@@ -28,6 +28,24 @@ LABELLED_TILE_PX = 30
 HIGHLIGHT = "#ff7f0e"
 
 
+
+def layer_class_names(model, layer: str) -> list[str] | None:
+    """The model's class names when ``layer``'s units are its classes: a vector of one unit per class
+    that every later layer keeps unchanged (the logits and what only reshapes them), else None."""
+    names = getattr(model, "class_names", None)
+    if not names:
+        return None
+    layers = model.layers()
+    index = next((i for i, info in enumerate(layers) if info.name == layer or info.alias == layer), None)
+    if index is None:
+        return None
+    shape = tuple(layers[index].shape)
+    if not shape or shape[0] != len(names) or any(int(d) != 1 for d in shape[1:]):
+        return None
+    if any(tuple(info.shape) != shape for info in layers[index + 1:]):
+        return None
+    return list(names)
+
 def layer_code(model, layer: str, reference: np.ndarray) -> dict | None:
     """Φ_layer(reference) for the Feature maps tab (torch; on a worker thread).
 
@@ -52,13 +70,8 @@ def layer_code(model, layer: str, reference: np.ndarray) -> dict | None:
         code = code.flatten()
     if code.ndim == 1:
         values = np.ascontiguousarray(code.numpy(), dtype=np.float32)
-        names = getattr(model, "class_names", None)
-        if names and len(names) == len(values):
-            layers = model.layers()
-            index = next((i for i, info in enumerate(layers) if info.name == layer or info.alias == layer), None)
-            if index is None or any(info.shape != layers[index].shape for info in layers[index + 1:]):
-                names = None
-        else:
+        names = layer_class_names(model, layer)
+        if names is not None and len(names) != len(values):
             names = None
         return {"kind": "vector", "values": values, "names": list(names) if names else None}
     if code.ndim != 3:

@@ -341,9 +341,21 @@ class LiveView(QWidget):
         """The method (with the channel of a maximisation) and "model · layer · C · restarts" of ``c``."""
         model = self.session.model
         what = TITLES.get(c.get("method"), c.get("method"))
-        if c.get("method") == "maximize":
-            what += f" · channel {c.get('channel') or 0}"
         from workbench.ui.docks.model_dock import display_name
+
+        if c.get("method") == "maximize":
+            channel = c.get("channel") or 0
+            what += f" · channel {channel}"
+            same = model is not None and display_name(str(c.get("model") or model.name)) == display_name(model.name)
+            if same:  # a class of the classifier's output is named: "channel 285 (Egyptian cat)"
+                from workbench.ui.docks.filters_dock import layer_class_names
+
+                try:
+                    names = layer_class_names(model, c.get("layer") or self.session.layer)
+                except Exception:  # a layer table that cannot be read names nothing
+                    names = None
+                if names and 0 <= channel < len(names) and names[channel] != str(channel):  # not "3 (3)"
+                    what += f" ({names[channel]})"
 
         name = display_name(c.get("model") or (model.name if model is not None else ""))
         C = c.get("C")
