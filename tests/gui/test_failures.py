@@ -234,6 +234,8 @@ def test_energies_log_axis_has_decades_no_zero_and_the_export_keeps_it(qapp, ses
     try:
         dock.resize(700, 320)
         dock.show()
+        axes = [dock.plot.getPlotItem().getAxis(name) for name in ("left", "bottom")]
+        assert not any(a.style["showValues"] for a in axes)  # no run: no made-up tick numbers
         n = 50
         decay = 10.0 ** np.linspace(2, -1, n)
         dock.iterations = list(range(1, n + 1))
@@ -243,6 +245,7 @@ def test_energies_log_axis_has_decades_no_zero_and_the_export_keeps_it(qapp, ses
         dock._dirty = True
         dock._redraw()
         qapp.processEvents()
+        assert all(a.style["showValues"] for a in axes)  # curves: their numbers
         assert dock.scale == "log" and dock.axis.log10
         (y0, y1) = dock.plot.getViewBox().viewRange()[1]
         levels = dock.axis.tickValues(y0, y1, 200)

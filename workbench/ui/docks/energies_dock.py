@@ -248,6 +248,7 @@ class EnergiesDock(BaseDock):
             reopened.connect(self._on_run_reopened)
         self._set_restarts(0)
         self.log_scale.setChecked(True)
+        self._show_tick_values(False)  # no run yet
 
     # --- what is shown ---------------------------------------------------------------------
     def _set_restarts(self, count: int) -> None:
@@ -309,6 +310,15 @@ class EnergiesDock(BaseDock):
             self.plot.enableAutoRange()
 
     # --- a job's values ----------------------------------------------------------------------
+    def _show_tick_values(self, on: bool) -> None:
+        """Tick numbers only with curves to read them on: an empty plot's made-up range (0.2 … 0.8
+        iterations, 2 … 8 on a log axis) reads as data."""
+        item = self.plot.getPlotItem()
+        for name in ("left", "bottom"):
+            axis = item.getAxis(name)
+            if axis.style.get("showValues", True) != on:
+                axis.setStyle(showValues=on)
+
     def _clear(self) -> None:
         self.iterations = []
         self.history = {}
@@ -401,6 +411,7 @@ class EnergiesDock(BaseDock):
         self.tau, self.log10 = tau, log10
         self.axis.set_tau(tau)
         self.axis.set_log10(log10)
+        self._show_tick_values(x.size > 0)
         for key, curve in self.curves.items():
             y = raw[key]
             if y.size != x.size:
