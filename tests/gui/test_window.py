@@ -14,7 +14,7 @@ from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QApplication, QMessageBox
 
-from tests.gui.conftest import python_threads, wait_until
+from tests.gui.conftest import python_threads, running_job_threads, wait_until
 from workbench.ui.app import build_window
 from workbench.ui.main_window import DOCKS
 
@@ -32,6 +32,7 @@ def window(qapp, tmp_path_factory):
     win.resize(1600, 1000)
     win.show()
     wait_until(qapp, lambda: win.session.model is not None, 120)
+    wait_until(qapp, lambda: not running_job_threads(), 120)  # the model's previews are made (a busy machine)
     yield win
     win.close()
     assert win.running_threads() == []
