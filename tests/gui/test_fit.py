@@ -151,8 +151,8 @@ def test_the_header_follows_the_method_dock_and_names_the_result_shown(window, q
     qapp.processEvents()
     assert session.config["method"] == "maximize"
     title, shown = header_lines()
-    assert title.startswith("Activation maximization · channel") and "not run yet" in title, title
-    assert shown.startswith("shown: Inversion") and "relu3" in shown, shown  # the images are still the inversion's
+    assert title.startswith("Activation maximization · channel"), title
+    assert shown.startswith("not run yet (Ctrl+R) · shown: Inversion") and "relu3" in shown, shown  # the inversion's images
     assert window.live_view.stage.text().startswith("settings changed")
     method.setCurrentIndex(method.findData("caricature"))
     qapp.processEvents()

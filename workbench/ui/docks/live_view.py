@@ -343,6 +343,7 @@ class LiveView(QWidget):
         what = TITLES.get(c.get("method"), c.get("method"))
         from workbench.ui.docks.model_dock import display_name
 
+        named = ""  # the class of a classifier output's channel (on the second line: the first stays short)
         if c.get("method") == "maximize":
             channel = c.get("channel") or 0
             what += f" · channel {channel}"
@@ -354,28 +355,29 @@ class LiveView(QWidget):
                     names = layer_class_names(model, c.get("layer") or self.session.layer)
                 except Exception:  # a layer table that cannot be read names nothing
                     names = None
-                if names and 0 <= channel < len(names) and names[channel] != str(channel):  # not "3 (3)"
-                    what += f" ({names[channel]})"
+                if names and 0 <= channel < len(names) and names[channel] != str(channel):  # not "class 3 · 3"
+                    named = f" · {names[channel]}"
 
         name = display_name(c.get("model") or (model.name if model is not None else ""))
         C = c.get("C")
         from workbench.export.figures import human_number
 
         params = f"C = {human_number(C)}" if C else "C = preset"
-        return what, f"{name} · {c.get('layer') or self.session.layer} · {params} · {c.get('restarts')} restart(s)"
+        return what, f"{name} · {c.get('layer') or self.session.layer}{named} · {params} · {c.get('restarts')} restart(s)"
 
     def _refresh_header(self, selected: dict | None = None) -> None:
         """The header names what the Method dock has selected. While the images shown are another
-        run's (``selected`` differs from the shown result), it says so under it: the shown result's
-        method and settings, and that Run makes the selected one (issue 20)."""
+        run's (``selected`` differs from the shown result), the line under it says so: not run yet,
+        and the shown result's method and settings (issue 20)."""
         what, details = self._describe(selected if selected is not None else self._config)
         text = (f"<span style='font-size:x-large;font-weight:600'>{what}</span>"
                 f"<br><span style='font-size:large;color:gray'>{details}</span>")
         if selected is not None:
             shown, shown_details = self._describe(self._config)
+            # each line short enough to stay whole: the header elides, and a cut first line hides the second
             text = (f"<span style='font-size:x-large;font-weight:600'>{what}</span>"
-                    f"<span style='font-size:large;color:gray'> · not run yet (Ctrl+R)</span>"
-                    f"<br><span style='font-size:large;color:gray'>shown: {shown} · {shown_details}</span>")
+                    f"<br><span style='font-size:large;color:gray'>not run yet (Ctrl+R) · shown: {shown} · "
+                    f"{shown_details}</span>")
             self.stage.setText("settings changed · Run (Ctrl+R)")
         else:
             self.stage.setText(self._progress)
