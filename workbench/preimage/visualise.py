@@ -41,8 +41,9 @@ PAPER = Preset("pixels", "jitter", {"fourier": 0.05, "maco": 0.1})
 #: at 20 s per image (32–72 iterations on the shared CPUs) its blurred p was 0.82/0.08/0.00 on
 #: goldfish/tree frog/black swan against Fourier's 0.99/0.46/0.85. Also measured against it and kept
 #: out, as none won on both the blurred and the judge's p at equal wall time: Adam 0.1 early with a
-#: cosine decay to 0.05, coarse-to-fine (the spectrum's cut-off rising to Nyquist over 48 steps), and
-#: the priors' weight × 0, × 0.3 and × 3 (docs/fidelity.md, "Candidates for natural").
+#: cosine decay to 0.05, coarse-to-fine (the spectrum's cut-off rising to Nyquist over 48 steps),
+#: the priors' weight × 0, × 0.3 and × 3, and two transformed copies per step (1.8× the s/iter)
+#: (docs/fidelity.md, "Candidates for natural").
 NATURAL = Preset("fourier", "natural", {"fourier": 0.05, "maco": 0.1})
 PRESETS = {"paper": PAPER, "natural": NATURAL}
 
