@@ -101,6 +101,9 @@ def test_a_killed_run_is_listed_as_interrupted(tmp_path, capsys):
 # --- executors ---------------------------------------------------------------------------------
 
 CELLS = ["--model", "digits-vgg", "--restarts", "1", "--device", "cpu", "--workers", "2", "--quiet"]
+#: Cells in each grid below: a stopped command leaves fewer folders than this.
+CELL_COUNT = {"sweep": 200, "atlas": 64}
+
 EXECUTOR_JOBS = {
     "sweep": ["sweep", *CELLS, "--layers", "relu1", "--seeds", "0-199", "--iters", "300", "--fine-tune", "0"],
     "atlas": ["atlas", *CELLS, "--layer", "relu3", "--iters", "300"],
@@ -202,6 +205,8 @@ def test_a_stop_signal_ends_every_executor_cancelled_and_leaves_no_process(tmp_p
     if kind != "study":
         assert _done_cells(out) >= kept >= 1  # finished cells are kept
         statuses = [json.loads(f.read_text())["status"] for f in out.glob("cells/*/run.json")]
-        assert "running" not in statuses, statuses
-        assert statuses.count("cancelled") >= 1
+        # a cell in flight at the signal ends cancelled, never running or failed; whether one was in flight
+        # depends on timing (a Ray task between cells has no folder yet), so that count is not asserted
+        assert set(statuses) <= {"done", "cancelled"}, statuses
+        assert len(statuses) < CELL_COUNT[kind], "the command ran to the end instead of stopping"
     assert not [p for p in out.rglob("*.part*")], "a half-written file was left"
