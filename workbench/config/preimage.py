@@ -30,6 +30,9 @@ PRESETS = ("auto", "paper", "natural")
 NATURAL_MIN_SIZE = 128
 PARAMETRISATIONS = ("pixels", "fourier", "maco")
 TRANSFORMS = ("jitter", "standard", "natural")
+#: The objective an inversion minimises: IJCV 2016 eq. 7 (C·ℓ + R_α + R_TV, each prior divided by its typical
+#: value) or CVPR 2015 eq. 3 as printed (ℓ + λ_α R_α + λ_TV R_TV; :mod:`workbench.preimage.cvpr2015`).
+FORMULATIONS = ("ijcv2016", "cvpr2015")
 
 #: Upper bounds beyond which an option is a typo rather than a setting.
 MAX_RESTARTS = 100_000
@@ -93,6 +96,14 @@ class PreimageConfig:
                                      flag="--window", methods=("invert",))
     mask_channels: tuple[int, ...] | None = option(None, "invert only these channels (eq. 3, Fig. 14)",
                                                    flag="--channels", methods=("invert",))
+    formulation: str = option("ijcv2016", "ijcv2016: eq. 7 of IJCV 2016, C weighs the data term; cvpr2015: "
+                              "CVPR 2015 eq. 3 as printed, ‖Φ(σx) − Φ0‖²/‖Φ0‖² + λ_α R_α + λ_TV R_TV^β, without "
+                              "jitter unless --jitter, and the error over N_Φ (CVPR Tables 1, 3)", choices=FORMULATIONS,
+                              methods=("invert",))
+    lambda_tv: float | None = option(None, "λ_TV of the cvpr2015 formulation (default: CVPR Table 3's bold choice "
+                                     "for the layer: 0.5, 5 or 50)", methods=("invert",))
+    lambda_alpha: float | None = option(None, "λ_α of the cvpr2015 formulation (default: the printed rule "
+                                        "σ^α/(HW·128^α); CNN-A's is 2.16e8)", methods=("invert",))
     device: str = option("auto", "auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps")
     schedule: str = option("auto", "restarts as one batch or one at a time (auto: batched on GPUs, "
                            "sequential on CPUs)", choices=SCHEDULES)
@@ -158,6 +169,22 @@ class PreimageConfig:
         limits.real("--diversity", self.diversity, 0.0, MAX_WEIGHT)
         if self.judge is not None:
             limits.text("--judge", self.judge)
+        limits.choice("--formulation", self.formulation, FORMULATIONS)
+        for name in ("lambda_tv", "lambda_alpha"):
+            if getattr(self, name) is not None:
+                limits.real("--" + name.replace("_", "-"), getattr(self, name), high=MAX_WEIGHT, positive=True)
+        if self.formulation == "cvpr2015":
+            if self.method != "invert":
+                raise UserError(f"--formulation cvpr2015 is an inversion objective, not one for {self.method}")
+            if self.C is not None:
+                raise UserError("-C weighs the IJCV 2016 data term: the cvpr2015 formulation weighs the priors "
+                                "instead (--lambda-tv, --lambda-alpha)")
+            if self.preset == "natural" or self.parametrisation not in (None, "pixels"):
+                raise UserError("--formulation cvpr2015 optimises pixels, as the paper does: drop --preset natural "
+                                "and --parametrisation")
+        elif self.lambda_tv is not None or self.lambda_alpha is not None:
+            raise UserError("--lambda-tv and --lambda-alpha weigh the CVPR 2015 priors: add --formulation cvpr2015 "
+                            "(the IJCV 2016 formulation is weighed by -C)")
         if self.method in ("invert", "caricature") and not self.image:
             raise UserError(f"{self.method} needs a reference image: pass --image PATH or --sample NAME")
         if self.image is not None and self.method in ("invert", "caricature"):

@@ -32,7 +32,7 @@ from workbench.config.preimage import (MAX_EXPONENT, MAX_ITERS, MAX_JITTER, MAX_
                                          METHODS, SCHEDULES, PreimageConfig)
 from workbench.errors import NonFiniteEnergy, UserError
 from workbench.jobs import Artifact, Cancelled, CancelToken, Job, Log, Step
-from workbench.preimage import presets, quality, visualise
+from workbench.preimage import cvpr2015, naturalness, presets, quality, visualise
 from workbench.preimage.objectives import channel_mask, inner_product_loss, inversion_loss, spatial_window_mask
 from workbench.preimage.optimizer import PreimageOptimizer, initial_learning_rate
 from workbench.preimage.regularizers import alpha_norm, jitter, tv_beta
@@ -124,16 +124,21 @@ def _schedule(config: PreimageConfig, device: torch.device) -> str:
 
 
 def algorithm1_step(problem: Problem, x: torch.Tensor, optimizer: PreimageOptimizer, alpha: float, beta: float,
-                    B: float, V: float, *, offsets: torch.Tensor | None = None, canvas=None) -> dict[str, torch.Tensor]:
+                    B: float, V: float, *, offsets: torch.Tensor | None = None, canvas=None,
+                    priors=None) -> dict[str, torch.Tensor]:
     """One iteration of Algorithm 1 (IJCV sect. 3.4) on eq. 7 for every image of ``canvas(x)`` (``x``
     itself without a canvas): E = R_α + R_TV^β + C·ℓ(Φ(jitter(x; τ)), Φ0) with τ = ``offsets`` (no
     jitter without them), its gradient with respect to ``x``, and ``optimizer.step()`` (which projects
     onto the bound B+). Returns the per-image terms and the images before the step, detached.
+    ``priors`` (image → (R_α, R_TV)) replaces eqs. 5–6: the CVPR 2015 formulation passes its λ-weighted
+    priors (:func:`workbench.preimage.cvpr2015.priors`) with C = 1.
 
     The one loop body of the engine: the pre-image job and the filter-GAN traversal both call it."""
     image = x if canvas is None else canvas(x)
-    r_alpha = alpha_norm(image, alpha, B)
-    r_tv = tv_beta(image, beta, V)
+    if priors is None:
+        r_alpha, r_tv = alpha_norm(image, alpha, B), tv_beta(image, beta, V)
+    else:
+        r_alpha, r_tv = priors(image)
     loss = problem.loss(problem.code(image if offsets is None else jitter(image, problem.T, offsets)))
     energy = r_alpha + r_tv + problem.C * loss
     energy.sum().backward()
@@ -155,7 +160,9 @@ def build_problem(config: PreimageConfig, model, layer, device: torch.device,
     if reference is not None:
         p0 = torch.from_numpy(reference).permute(2, 0, 1)[None].to(device)
         x0 = 255.0 * (p0 - mean)
-    T = config.jitter if config.jitter is not None else presets.model_jitter(model, layer.stride)
+    cvpr = config.formulation == "cvpr2015"
+    # CVPR 2015 has no jitter (IJCV 2016 added it, sect. 3.4): T = 1 unless --jitter asks
+    T = config.jitter if config.jitter is not None else 1 if cvpr else presets.model_jitter(model, layer.stride)
     mask = None
     Z = 1.0
     with torch.no_grad():
@@ -177,7 +184,13 @@ def build_problem(config: PreimageConfig, model, layer, device: torch.device,
                 if float((phi0 * mask).pow(2).sum()) == 0.0:
                     raise UserError("the masked reference code is all zero: choose other channels or a larger window")
             loss_kind = "inversion"
-            C = config.C if config.C is not None else presets.preset_C(model.layers(), layer.index, model, layer.name)
+            if cvpr:  # eq. 3 of CVPR 2015: the normalised data term has weight 1, the priors carry the λs
+                C = 1.0
+                info["lambda_tv"] = config.lambda_tv if config.lambda_tv is not None else \
+                    cvpr2015.preset_lambda_tv(model.layers(), layer.index, max(h, w))
+            else:
+                C = config.C if config.C is not None else presets.preset_C(model.layers(), layer.index, model,
+                                                                             layer.name)
             info["saturation"] = saturation_warning(model, layer, phi0)
         elif config.method == "caricature":
             phi0 = phi(x0 * scale).clamp_min(0.0)  # Φ0 = max{0, Φ(x0)}, sect. 7
@@ -314,6 +327,18 @@ def _solve(config: PreimageConfig, model, layer, device, cancel, run: Run, figur
     B = config.B if config.B is not None else presets.preset_B(model, config.alpha)
     B_plus = config.B_plus if config.B_plus is not None else presets.B_PLUS_FACTOR * B
     V = config.V if config.V is not None else presets.preset_V(model, config.beta, B)
+    priors = None
+    if config.formulation == "cvpr2015":
+        sigma, sigma_source = cvpr2015.image_norm(model, x0)
+        c_in, h_in, w_in = model.input_size
+        lambda_alpha = config.lambda_alpha if config.lambda_alpha is not None else \
+            cvpr2015.lambda_alpha_rule(sigma, h_in, w_in, config.alpha)
+        priors = cvpr2015.priors(sigma, lambda_alpha, info["lambda_tv"], config.alpha, config.beta)
+        # CVPR 2015 has no hard bound (λ_α R_α alone keeps the range): a bound no float32 pixel reaches
+        B_plus = float(torch.finfo(torch.float32).max)
+        info.update(formulation="cvpr2015", sigma=sigma, sigma_source=sigma_source, lambda_alpha=lambda_alpha)
+        yield Log(f"CVPR 2015 formulation: λ_TV={info['lambda_tv']:g}, λ_α={lambda_alpha:.4g}, σ={sigma:.4g} "
+                  f"(the {sigma_source})")
     fine_tune = config.fine_tune_iters
     if fine_tune is None:
         fine_tune = presets.FINE_TUNE_ITERS if config.method == "invert" else 0
@@ -374,10 +399,12 @@ def _solve(config: PreimageConfig, model, layer, device, cancel, run: Run, figur
                     xs[i] = opt.x
                 elif T > 1 and not tuning:
                     offsets = torch.stack([torch.randint(0, T, (2,), generator=generators[k]) for k in group])
-                    step = algorithm1_step(problem, x, opt, config.alpha, config.beta, B, V, offsets=offsets)
+                    step = algorithm1_step(problem, x, opt, config.alpha, config.beta, B, V, offsets=offsets,
+                                           priors=priors)
                 else:
                     offsets = torch.tensor([[lo, lo]] * len(group))
-                    step = algorithm1_step(problem, x, opt, config.alpha, config.beta, B, V, offsets=offsets)
+                    step = algorithm1_step(problem, x, opt, config.alpha, config.beta, B, V, offsets=offsets,
+                                           priors=priors)
                 energy, loss, r_alpha, r_tv = step["energy"], step["loss"], step["R_alpha"], step["R_tv"]
                 with torch.no_grad():
                     for name, v in (("energy", energy), ("data", problem.C * loss), ("R_alpha", r_alpha), ("R_tv", r_tv)):
@@ -420,6 +447,12 @@ def _solve(config: PreimageConfig, model, layer, device, cancel, run: Run, figur
     metrics = _metrics(config, model, problem, x_final, x0, info, layer)
     metrics.update(B=B, B_plus=B_plus, V=V, **restart_spread(images))
     metrics.update({k: info[k] for k in ("preset", "parametrisation", "transforms") if k in info})
+    if reference is not None:  # IJCV sect. 5.2.3, Fig. 7: gradient statistics of each pre-image vs the reference
+        hi = naturalness.gradient_histogram_intersection(pixels, reference)
+        metrics["gradient_histogram_intersection"] = hi
+        metrics["gradient_histogram_intersection_mean"] = float(np.mean(hi))
+    if config.formulation == "cvpr2015":
+        metrics.update(_cvpr2015_metrics(model, problem, x_final, info, device))
     if natural:
         metrics["lr"] = lr
     if config.method == "maximize":
@@ -548,6 +581,21 @@ def _metrics(config, model, problem: Problem, x: torch.Tensor, x0, info, layer) 
                            target_logit=[float(v) for v in logits[:, c].cpu()],
                            target_probability=[float(v) for v in p.cpu()])
     return metrics
+
+
+@torch.no_grad()
+def _cvpr2015_metrics(model, problem: Problem, x: torch.Tensor, info, device) -> dict[str, Any]:
+    """The CVPR 2015 run's constants and its Tables 1 and 3 error ‖Φ(x*) − Φ0‖ / N_Φ per restart (N_Φ over
+    the model's calibration images, :func:`workbench.preimage.cvpr2015.code_normaliser`)."""
+    out: dict[str, Any] = {k: info[k] for k in ("formulation", "lambda_tv", "lambda_alpha", "sigma", "sigma_source")}
+    n_phi, source = cvpr2015.code_normaliser(model, problem.phi, problem.scale, problem.mean, device, mask=problem.mask)
+    out.update(N_phi=n_phi, N_phi_source=source)
+    if n_phi:
+        mask = problem.mask if problem.mask is not None else 1.0
+        distance = ((problem.code(x) - problem.phi0) * mask).flatten(1).norm(dim=1).cpu().numpy()
+        out["reconstruction_error_nphi"] = [float(d / n_phi) for d in distance]
+        out["reconstruction_error_nphi_mean"] = float(np.mean(distance / n_phi))
+    return out
 
 
 def top_predictions(logits: torch.Tensor, names: list[str] | None, k: int = 5) -> list[list[dict[str, Any]]]:
