@@ -22,6 +22,11 @@ class NonFiniteEnergy(UserError):
     """The optimisation diverged (NaN or inf energy)."""
 
 
+class NeedsArchitecture(UserError):
+    """A model file holds only weights (or a graph that cannot be listed): it loads only into a
+    known architecture (``--arch NAME``; the window asks which)."""
+
+
 def one_line(exc: BaseException) -> str:
     """One line naming an exception: ``KeyError: 'x'``, ``SystemExit: 3``, ``KeyboardInterrupt``."""
     text = " ".join(str(exc).split())

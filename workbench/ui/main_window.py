@@ -730,11 +730,9 @@ class MainWindow(QMainWindow):
             self.status_label.setText(f"Could not load the model: {message}")
         spec = self.session.loading_spec
         kind = self.session.trust_kind
-        if kind is None and "runs code from the file when loaded" in message:
-            kind = "TorchScript" if "TorchScript" in message else "pickle"
         if spec and kind:
             QTimer.singleShot(0, lambda: self._ask_trust(spec, kind))
-        elif spec and "pass --arch" in message:
+        elif spec and self.session.needs_architecture:
             QTimer.singleShot(0, lambda: self._ask_architecture(spec))
 
     def choose_workspace(self) -> None:

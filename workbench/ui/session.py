@@ -23,7 +23,7 @@ from workbench.config.preimage import PreimageConfig
 from workbench.config.model import ModelSpec
 from workbench.jobs import CancelToken, Log
 from workbench.runs import RunStore
-from workbench.ui.worker import JobRunner, LatestJobSlot
+from workbench.ui.worker import JobRunner, LatestJobSlot, message as error_message
 
 #: PreimageConfig's defaults (sect. 5.2 of the IJCV paper; None means "the per-layer preset").
 DEFAULT_CONFIG: dict[str, Any] = defaults(PreimageConfig)
@@ -106,16 +106,6 @@ class ModelFacts:
 
 
 @dataclass(frozen=True)
-class NeedsConsent:
-    """A load refused until the user agrees: ``kind`` is ``TorchScript`` or ``pickle`` (the file
-    runs code when loaded) or ``callable`` (importing the model runs its module's code)."""
-
-    spec: ModelSpec
-    kind: str
-    message: str
-
-
-@dataclass(frozen=True)
 class RunModel:
     """The model a run folder was made with (read from its run.json on the loader thread)."""
 
@@ -125,14 +115,9 @@ class RunModel:
 
 def load_with_facts_job(spec: "str | ModelSpec", device: str = "cpu", trust: bool = False, arch: str | None = None,
                         cancel: CancelToken | None = None, imports: bool = False):
-    """:func:`load_model_job`, returning ``(model, ModelFacts)``, or :class:`NeedsConsent` when
-    the model is code that may run only on the user's word."""
-    from workbench.models.loading import NeedsTrust
-
-    try:
-        model = yield from load_model_job(spec, device, trust, arch, cancel, imports)
-    except NeedsTrust as exc:
-        return NeedsConsent(as_spec(spec, arch), exc.kind, str(exc))
+    """:func:`load_model_job`, returning ``(model, ModelFacts)``; a model that is code which may run
+    only on the user's word raises :class:`~workbench.models.NeedsTrust` (the window asks)."""
+    model = yield from load_model_job(spec, device, trust, arch, cancel, imports)
     return model, model_facts(model)
 
 
@@ -376,13 +361,15 @@ class Session(QObject):
         self.loading_imports = False                 # ... whether it may import a callable
         #: why the latest load failed when the user's word can fix it: "TorchScript", "pickle" or "callable"
         self.trust_kind: str | None = None
+        #: the latest load failed for want of an architecture (a weights-only file): the window asks which
+        self.needs_architecture = False
         self.run_path: Path | None = None
         self._queued: dict[str, Any] | None = None
         self._pending_model: _LoadRequest | None = None
         self._in_memory = False                      # the model being loaded exists only in memory
         self.loader = JobRunner(self)
         self.loader.finished.connect(self._on_model_loaded)
-        self.loader.failed.connect(self._on_model_failed)
+        self.loader.errored.connect(self._on_model_failed)
         self.loader.logged.connect(self._on_logged)
         self.loader.stopped.connect(self._on_loader_stopped)
         self.runner = JobRunner(self)
@@ -560,6 +547,7 @@ class Session(QObject):
         current model stays, with its own settings, and no error is left behind."""
         self.load_error = None
         self.trust_kind = None
+        self.needs_architecture = False
         self._run_config = None
         self.log("kept the current model: the other one was not loaded")
         self.load_declined.emit()
@@ -616,6 +604,7 @@ class Session(QObject):
             return
         self.load_error = None
         self.trust_kind = None
+        self.needs_architecture = False
         if request.run is not None:  # first find out which model; loading it is a second request
             run, fallback = request.run, request.fallback
             self.loader.start(lambda cancel: run_model_job(run, fallback, cancel))
@@ -647,10 +636,6 @@ class Session(QObject):
             return
         if result is None:
             return  # a run that names no model: keep the current one
-        if isinstance(result, NeedsConsent):
-            self.loading_spec = result.spec
-            self._fail(result.message, result.kind)
-            return
         model, self.model_facts = result
         previous = self.config.get("model")
         self.model = model
@@ -682,10 +667,16 @@ class Session(QObject):
         self.layer_changed.emit(layer)
         self.config_changed.emit(dict(self.config))
 
-    def _on_model_failed(self, message: str) -> None:
+    def _on_model_failed(self, exc: BaseException) -> None:
+        """A load ended in ``exc``: what the user can do about it is read from its type."""
+        from workbench.errors import NeedsArchitecture
+        from workbench.models.loading import NeedsTrust
+
         if self._pending_model is not None:
             return
-        self._fail(message, None)
+        kind = exc.kind if isinstance(exc, NeedsTrust) else None
+        self.needs_architecture = isinstance(exc, NeedsArchitecture)
+        self._fail(error_message(exc), kind)
 
     def _fail(self, message: str, kind: str | None) -> None:
         self.load_error = message

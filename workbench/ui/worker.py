@@ -1,35 +1,44 @@
-"""Run any job generator on a QThread; its events become throttled Qt signals.
+"""Run any job on a superqt :class:`~superqt.utils.GeneratorWorker`; its events become throttled Qt signals.
 
-A :class:`JobRunner` lives on the GUI thread and owns at most one :class:`_JobThread` at a
-time. The thread drives the generator made by ``factory(cancel)`` and emits:
+A :class:`JobRunner` lives on the GUI thread and owns at most one worker at a time, on a thread
+pool of its own (one thread: slots never wait on each other's jobs). The worker drives
+``factory(cancel)`` on that thread: a job generator is driven to its result through
+:func:`workbench.jobs.relay`; a plain function's return value is the result at once (so a
+function that only reads or computes stays a plain function). The runner emits:
 
 - ``progressed(Progress)``: the Steps since the last emission (their values, for the energy
   curves) and the latest snapshot images, at most ``rate`` (10) times a second plus once at the
   end. Images are C-contiguous float32 copies made when emitted, so the view may keep them;
-- ``logged(level, message)``, ``artifact_written(name, path)``;
-- exactly one of ``finished(result)``, ``cancelled()``, ``failed(message)``, then ``stopped()``.
+- ``logged(level, message)``, ``artifact_written(name, path)``, ``event_yielded(event)`` for
+  any other event (:class:`~workbench.jobs.GridExpanded`, :class:`~workbench.jobs.CellDone`, …);
+- exactly one of ``finished(result)``, ``cancelled()`` or ``errored(exception)`` with
+  ``failed(message)``, then ``stopped()``.
 
 Whatever the job raises ends it: :class:`~workbench.jobs.Cancelled` as cancelled, anything
-else (``KeyboardInterrupt``, ``SystemExit`` and ``GeneratorExit`` too) as failed, and the slot
-is free for the next job. Cancel sets the job's :class:`~workbench.jobs.CancelToken`; the job
-raises at its next check. :meth:`JobRunner.shutdown` closes the slot, cancels and joins, so no
-thread outlives its owner (a QThread destroyed while running aborts the process).
+else (``KeyboardInterrupt``, ``SystemExit`` and ``GeneratorExit`` too) as errored, the
+exception itself for whoever decides by its type (``errored``), its one line for whoever
+shows it (``failed``), and the slot is free for the next job. Cancel sets the job's
+:class:`~workbench.jobs.CancelToken`; the job raises at its next check. :meth:`JobRunner.shutdown`
+closes the slot, cancels and joins, so no thread outlives its owner.
 """
 
 from __future__ import annotations
 
+import inspect
 import time
 import traceback
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import numpy as np
-from PySide6.QtCore import QObject, QThread, QTimer, Signal
+from PySide6.QtCore import QObject, QThreadPool, QTimer, Signal
+from superqt.utils import GeneratorWorker, create_worker
 
 from workbench.errors import UserError, one_line
-from workbench.jobs import Artifact, Cancelled, CancelToken, Job, Log, Step
+from workbench.jobs import Artifact, Cancelled, CancelToken, Job, Log, Step, Throttle, relay, run_job
 
-JobFactory = Callable[[CancelToken], Job]
+#: ``factory(cancel)`` runs on the worker thread and gives a job generator or the result itself.
+JobFactory = Callable[[CancelToken], "Job | Any"]
 
 
 @dataclass
@@ -42,75 +51,79 @@ class Progress:
     elapsed: float = 0.0
 
 
-class _JobThread(QThread):
-    """Drives one job; its outcome is read by the runner once the thread has finished."""
+def message(exc: BaseException) -> str:
+    """The one line a failed job shows: a UserError's own message, anything else named by its type."""
+    return str(exc) if isinstance(exc, UserError) else one_line(exc)
 
-    progressed = Signal(object)
-    logged = Signal(str, str)
-    artifact_written = Signal(str, str)
 
-    def __init__(self, factory: JobFactory, cancel: CancelToken, rate: float) -> None:
-        super().__init__()
-        self._factory = factory
-        self.cancel_token = cancel
-        self._interval = 1.0 / rate if rate > 0 else 0.0
-        self.outcome: tuple[str, Any, str] = ("failed", "the job did not run", "")
+def _events(factory: JobFactory, cancel: CancelToken, interval: float):
+    """The generator the worker drives: runs ``factory(cancel)``; a job's Steps come out as
+    throttled :class:`Progress` (snapshots copied only when emitted: most are dropped), its Logs
+    and Artifacts as they are; returns the job's result."""
+    job = factory(cancel)
+    if not inspect.isgenerator(job):
+        return job  # a plain function: it has computed its result already
+    start = time.monotonic()
+    due = Throttle(interval)
+    pending: list[tuple[int, dict[str, float]]] = []
+    latest: list[Step] = []
+    images: list[np.ndarray | None] = [None]
+
+    def flush() -> Progress:
+        step = latest[-1]
+        snapshot = None if images[0] is None else np.array(images[0], dtype=np.float32, order="C", copy=True)
+        out = Progress(step.iteration, step.total, list(pending), snapshot, step.stage, time.monotonic() - start)
+        pending.clear()
+        latest.clear()
+        images[0] = None
+        return out
+
+    def translate(event):
+        if not isinstance(event, Step):
+            return event
+        latest.append(event)
+        pending.append((event.iteration, dict(event.values)))
+        if event.images is not None:
+            images[0] = event.images
+        return flush() if due() or event.iteration >= event.total else None
+
+    result = yield from relay(job, translate)
+    if pending:
+        yield flush()
+    return result
+
+
+class _JobWorker(GeneratorWorker):
+    """superqt's GeneratorWorker, started on its runner's own pool, its generator driven by
+    :func:`workbench.jobs.run_job` (the one driver loop; cancelling is the job's token, so
+    superqt's pause/abort polling has nothing to do). ``run`` is superqt's less its warnings hook:
+    superqt swaps the process-wide ``warnings.showwarning`` inside ``warnings.catch_warnings``,
+    which is not thread-safe — with two slots running, one worker's exit restores the other's
+    hook for good — and it lets a BaseException (KeyboardInterrupt, SystemExit, GeneratorExit)
+    escape without ``errored``/``finished``, and returns a RuntimeError as a result; here every
+    outcome is reported as what it is."""
+
+    def work(self) -> Any:
+        return run_job(self._gen, self.yielded.emit)
 
     def run(self) -> None:
-        job = None
+        self.started.emit()
+        self._running = True
         try:
-            job = self._factory(self.cancel_token)
-            self.outcome = ("finished", self._drive(job), "")
-        except Cancelled:
-            self.outcome = ("cancelled", None, "")
-        except UserError as exc:
-            self.outcome = ("failed", str(exc), "")
+            result = self.work()
         except BaseException as exc:  # a bug in a job, or a stray exit, must not take the app down
-            self.outcome = ("failed", one_line(exc), traceback.format_exc())
-        finally:
-            if job is not None and hasattr(job, "close"):
-                try:
-                    job.close()  # a generator left suspended (our own emit failed) runs its finalisation now
-                except BaseException:
-                    pass
-            self._factory = None  # the closure holds the model and the config: release them with the job
+            self.errored.emit(exc)
+        else:
+            self.returned.emit(result)
+        self._running = False
+        self.finished.emit()
+        self._finished.emit(self)
 
-    def _drive(self, job: Job) -> Any:
-        start = time.monotonic()
-        last_emit = -float("inf")
-        pending: list[tuple[int, dict[str, float]]] = []
-        latest: Step | None = None
-        images: np.ndarray | None = None
-
-        def flush() -> None:
-            nonlocal pending, images
-            if latest is None:
-                return
-            snapshot = None if images is None else np.array(images, dtype=np.float32, order="C", copy=True)
-            self.progressed.emit(Progress(latest.iteration, latest.total, pending, snapshot, latest.stage,
-                                          time.monotonic() - start))
-            pending, images = [], None
-
-        while True:
-            try:
-                event = next(job)
-            except StopIteration as stop:
-                if pending:
-                    flush()
-                return stop.value
-            if isinstance(event, Step):
-                latest = event
-                pending.append((event.iteration, dict(event.values)))
-                if event.images is not None:
-                    images = event.images  # copied only when emitted: most snapshots are dropped
-                now = time.monotonic()
-                if now - last_emit >= self._interval or event.iteration >= event.total:
-                    flush()
-                    last_emit = now
-            elif isinstance(event, Log):
-                self.logged.emit(event.level, event.message)
-            elif isinstance(event, Artifact):
-                self.artifact_written.emit(event.name, event.path)
+    def start_on(self, pool: QThreadPool) -> None:
+        self._worker_set.add(self)  # superqt's registry keeps the worker alive until it has finished
+        self._finished.connect(self._set_discard)
+        self.setAutoDelete(False)
+        pool.start(self)
 
 
 class JobRunner(QObject):
@@ -120,45 +133,54 @@ class JobRunner(QObject):
     progressed = Signal(object)
     logged = Signal(str, str)
     artifact_written = Signal(str, str)
+    event_yielded = Signal(object)
     finished = Signal(object)
     cancelled = Signal()
+    errored = Signal(object)
     failed = Signal(str)
     stopped = Signal()
 
     def __init__(self, parent: QObject | None = None, rate: float = 10.0) -> None:
         super().__init__(parent)
         self.rate = rate
-        self._thread: _JobThread | None = None
+        self._pool = QThreadPool(self)
+        self._pool.setMaxThreadCount(1)
+        self._worker: _JobWorker | None = None
+        self._cancel: CancelToken | None = None
+        self._outcome: tuple[str, Any] = ("failed", RuntimeError("the job did not run"))
         self.closed = False
 
     @property
     def running(self) -> bool:
-        return self._thread is not None
+        return self._worker is not None
 
-    def threads(self) -> list[QThread]:
-        """This slot's thread if it still runs (tests assert none is left behind)."""
-        thread = self._thread
-        return [thread] if thread is not None and thread.isRunning() else []
+    def threads(self) -> list:
+        """This slot's worker while its thread still runs it (tests assert none is left behind)."""
+        worker = self._worker
+        return [worker] if worker is not None and self._pool.activeThreadCount() else []
 
     def start(self, factory: JobFactory) -> bool:
-        """Run ``factory(cancel)`` on a new thread; False once the slot is shut down."""
+        """Run ``factory(cancel)`` on this slot's thread; False once the slot is shut down."""
         if self.closed:
             return False
-        if self._thread is not None:
+        if self._worker is not None:
             raise RuntimeError("a job is already running in this slot")
-        thread = _JobThread(factory, CancelToken(), self.rate)
-        thread.progressed.connect(self.progressed)
-        thread.logged.connect(self.logged)
-        thread.artifact_written.connect(self.artifact_written)
-        thread.finished.connect(self._on_thread_finished)
-        self._thread = thread
-        thread.start()
+        self._cancel = CancelToken()
+        self._outcome = ("failed", RuntimeError("the job did not run"))
+        worker = create_worker(_events, factory, self._cancel, 1.0 / self.rate if self.rate > 0 else 0.0,
+                               _worker_class=_JobWorker, _start_thread=False, _ignore_errors=True)
+        worker.yielded.connect(self._on_event)
+        worker.returned.connect(self._on_returned)
+        worker.errored.connect(self._on_errored)
+        worker.finished.connect(self._on_finished)
+        self._worker = worker
+        worker.start_on(self._pool)
         self.started.emit()
         return True
 
     def cancel(self) -> None:
-        if self._thread is not None:
-            self._thread.cancel_token.cancel()
+        if self._cancel is not None and self._worker is not None:
+            self._cancel.cancel()
 
     def close(self) -> None:
         """Refuse new jobs and cancel the running one (without waiting for it)."""
@@ -170,31 +192,53 @@ class JobRunner(QObject):
 
         Nothing is reported for a job ended this way: its owner is going away."""
         self.close()
-        thread = self._thread
-        if thread is None:
+        if self._worker is None:
             return True
-        if not (thread.wait() if timeout_ms is None else thread.wait(timeout_ms)):
+        if not self._pool.waitForDone(-1 if timeout_ms is None else timeout_ms):
             return False
-        self._thread = None
-        thread.deleteLater()
+        self._worker = None
         return True
 
-    def _on_thread_finished(self) -> None:
-        thread = self.sender()
-        if thread is not self._thread:
-            return  # joined by shutdown() already
-        thread.wait()
-        self._thread = None
-        outcome, payload, details = thread.outcome
-        thread.deleteLater()
+    def _current(self) -> bool:
+        """The signal comes from this slot's current worker (not one joined by shutdown already)."""
+        worker = self._worker
+        return worker is not None and self.sender() is worker.signals
+
+    def _on_event(self, event: Any) -> None:
+        if not self._current():
+            return
+        if isinstance(event, Progress):
+            self.progressed.emit(event)
+        elif isinstance(event, Log):
+            self.logged.emit(event.level, event.message)
+        elif isinstance(event, Artifact):
+            self.artifact_written.emit(event.name, event.path)
+        else:
+            self.event_yielded.emit(event)
+
+    def _on_returned(self, result: Any) -> None:
+        if self._current():
+            self._outcome = ("finished", result)
+
+    def _on_errored(self, exc: BaseException) -> None:
+        if self._current():
+            self._outcome = ("cancelled" if isinstance(exc, Cancelled) else "errored", exc)
+
+    def _on_finished(self) -> None:
+        if not self._current():
+            return
+        self._pool.waitForDone()  # the worker has only its return left: the slot is free once it is gone
+        self._worker = self._cancel = None
+        (outcome, payload), self._outcome = self._outcome, ("failed", None)
         if outcome == "finished":
             self.finished.emit(payload)
         elif outcome == "cancelled":
             self.cancelled.emit()
         else:
-            if details:
-                self.logged.emit("debug", details)
-            self.failed.emit(payload)
+            if not isinstance(payload, UserError):
+                self.logged.emit("debug", "".join(traceback.format_exception(payload)))
+            self.errored.emit(payload)
+            self.failed.emit(message(payload))
         self.stopped.emit()
 
 
@@ -205,13 +249,14 @@ class LatestJobSlot(QObject):
     for a newer one before it starts (a pointer moving over many points starts one job)."""
 
     finished = Signal(object)
+    errored = Signal(object)
     failed = Signal(str)
 
     def __init__(self, parent: QObject | None = None, debounce_ms: int = 0) -> None:
         super().__init__(parent)
         self.runner = JobRunner(self, rate=0)
         self.runner.finished.connect(self._on_finished)
-        self.runner.failed.connect(self._on_failed)
+        self.runner.errored.connect(self._on_errored)
         self.runner.stopped.connect(self._on_stopped)
         self._pending: JobFactory | None = None
         self._timer = QTimer(self)
@@ -247,9 +292,10 @@ class LatestJobSlot(QObject):
         if self._pending is None:
             self.finished.emit(result)
 
-    def _on_failed(self, message: str) -> None:
+    def _on_errored(self, exc: BaseException) -> None:
         if self._pending is None:
-            self.failed.emit(message)
+            self.errored.emit(exc)
+            self.failed.emit(message(exc))
 
     def _on_stopped(self) -> None:
         self._submit()

@@ -14,7 +14,7 @@ import torch.nn as nn
 
 from workbench.config import to_dict
 from workbench.config.model import ModelSpec, is_callable_spec
-from workbench.errors import UserError
+from workbench.errors import NeedsArchitecture, UserError
 from workbench.models import zoo
 from workbench.models.graph import InputMismatch, LayerInfo, first_line, layer_table
 from workbench.models.truncate import truncate as _truncate
@@ -103,14 +103,14 @@ class LoadedModel:
             return layer_table(self.module, self.input_size, aliases=self.aliases, device=self.device)
         except UserError as exc:
             if isinstance(self.module, torch.jit.ScriptModule) and "architecture" not in str(exc):
-                raise UserError(f"{Path(self.name).name}: {exc}; pass --arch NAME to load its weights into "
+                raise NeedsArchitecture(f"{Path(self.name).name}: {exc}; pass --arch NAME to load its weights into "
                                 f"a known architecture") from None
             raise
         except InputMismatch as exc:
             raise UserError(_misfit(self.name, self.input_size, self.input_from, str(exc))) from None
         except Exception as exc:
             if isinstance(self.module, torch.jit.ScriptModule):
-                raise UserError(f"{Path(self.name).name} is TorchScript: its layers cannot be listed or truncated "
+                raise NeedsArchitecture(f"{Path(self.name).name} is TorchScript: its layers cannot be listed or truncated "
                                 f"({type(exc).__name__}: {_first_line(exc)}); pass --arch NAME to load its weights "
                                 f"into a known architecture") from None
             raise UserError(f"cannot list the layers of {self.name}: torch.fx cannot trace it "

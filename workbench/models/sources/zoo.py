@@ -16,7 +16,7 @@ import torch
 import torch.nn as nn
 
 from workbench.config.model import ModelSpec
-from workbench.errors import UserError
+from workbench.errors import NeedsArchitecture, UserError
 from workbench.models import zoo
 from workbench.models.sources.describe import _describe_input, _finish, _read_sidecar
 from workbench.models.sources.loaded import LoadedModel, _or_list
@@ -122,7 +122,7 @@ def _build_fitting(arch: str, state: dict[str, torch.Tensor]) -> tuple[nn.Module
 def _architecture(path: Path, arch: str | None, stored: str | None) -> str:
     name = arch or stored
     if not name:
-        raise UserError(f"{path.name} holds only weights: pass --arch NAME (one of {', '.join(zoo.architecture_names())})")
+        raise NeedsArchitecture(f"{path.name} holds only weights: pass --arch NAME (one of {', '.join(zoo.architecture_names())})")
     if name not in zoo.architecture_names():
         close = difflib.get_close_matches(name, zoo.architecture_names(), n=3, cutoff=0.7)
         hint = f"did you mean {_or_list(close)}? " if close else ""

@@ -20,6 +20,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QComboBox, QGraphicsRectItem, QHBoxLayout, QLabel, QLineEdit, QPushButton,
                                QSizePolicy, QSpinBox, QVBoxLayout, QWidget)
+from superqt.utils import signals_blocked
 
 from workbench.errors import UserError
 from workbench.ui.docks import BaseDock
@@ -238,14 +239,13 @@ class AtlasDock(BaseDock):
 
     # --- layer and cache ---------------------------------------------------------------------
     def _on_model_changed(self, model) -> None:
-        self.layer.blockSignals(True)
-        self.layer.clear()
-        if model is not None:
-            self.layer.addItems([info.name for info in model.layers() if len(info.shape) == 3])
-            current = self.session.config.get("layer")
-            if current and self.layer.findText(current) >= 0:
-                self.layer.setCurrentText(current)
-        self.layer.blockSignals(False)
+        with signals_blocked(self.layer):
+            self.layer.clear()
+            if model is not None:
+                self.layer.addItems([info.name for info in model.layers() if len(info.shape) == 3])
+                current = self.session.config.get("layer")
+                if current and self.layer.findText(current) >= 0:
+                    self.layer.setCurrentText(current)
         self._on_layer_chosen(self.layer.currentText())
 
     def current_folder(self) -> Path | None:

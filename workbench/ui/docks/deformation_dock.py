@@ -11,16 +11,17 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QImage, QPixmap
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGridLayout, QHBoxLayout, QLabel,
                                QProgressBar, QPushButton, QSizePolicy, QSpinBox, QVBoxLayout, QWidget)
+from superqt.utils import signals_blocked
 
 from workbench.config.deformation import DeformConfig
 from workbench.ui import theme
 from workbench.ui.docks import BaseDock
 from workbench.ui.widgets.failure_banner import FailureBanner, window_words
+from workbench.ui.widgets.layer_plot import COLORS, layer_ticks
 from workbench.ui.widgets.plot_export import choose_plot_file, export_plot
 from workbench.ui.widgets.scroll_column import ScrollColumn
 from workbench.ui.worker import JobRunner, LatestJobSlot
 
-COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f")
 PRESETS = {"CIFAR (3×3, ±2 px)": (3, 2.0), "ImageNet (5×5, ±10 px)": (5, 10.0)}
 #: The dock's field names for DeformConfig's options (a job's message names them, not CLI flags).
 FIELDS = {"n": "images N", "grid": "control grid", "max_disp": "max displacement", "seeds": "repeats (seeds)",
@@ -64,14 +65,6 @@ def to_pixmap(rgb: np.ndarray) -> QPixmap:
     h, w = arr.shape[:2]
     image = QImage(arr.data, w, h, 3 * w, QImage.Format.Format_RGB888)
     return QPixmap.fromImage(image.copy())
-
-
-def layer_ticks(names: list[str], most: int = 14) -> list[list[tuple[int, str]]]:
-    """Axis ticks: every layer as a tick, at most ``most`` of them labelled (the rest unlabelled)."""
-    step = max(1, -(-len(names) // most))
-    major = [(i, n) for i, n in enumerate(names) if i % step == 0]
-    minor = [(i, "") for i in range(len(names)) if i % step]
-    return [major, minor]
 
 
 class DeformationDock(BaseDock):
@@ -187,16 +180,14 @@ class DeformationDock(BaseDock):
         if name in PRESETS:
             grid, disp = PRESETS[name]
             for w, v in ((self.grid, grid), (self.max_disp, disp)):
-                w.blockSignals(True)
-                w.setValue(v)
-                w.blockSignals(False)
+                with signals_blocked(w):
+                    w.setValue(v)
             self.request_preview()
 
     def _on_control_changed(self, _value) -> None:
         match = [k for k, v in PRESETS.items() if v == (self.grid.value(), self.max_disp.value())]
-        self.preset.blockSignals(True)
-        self.preset.setCurrentText(match[0] if match else "custom")
-        self.preset.blockSignals(False)
+        with signals_blocked(self.preset):
+            self.preset.setCurrentText(match[0] if match else "custom")
         self.request_preview()
 
     def settings(self) -> dict:
@@ -375,6 +366,14 @@ class DeformationDock(BaseDock):
         theme.scale_plot(self.plot, theme.scale_of(self))  # the new lines at the window's scale
 
     # --- export ------------------------------------------------------------------------------
+    def figure(self, plot, style=None):
+        """The measured models as the ``deform`` job draws them (else the plot as shown)."""
+        if not self.results:
+            return super().figure(plot, style)
+        from workbench.deformation.job import sensitivity_plot, sensitivity_title
+
+        return sensitivity_plot(list(self.results), sensitivity_title(list(self.results)), style=style)
+
     def choose_export(self) -> None:
         path = choose_plot_file(self, "deformation.png")
         if path:

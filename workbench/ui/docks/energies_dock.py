@@ -22,6 +22,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QGraphicsItem, QHBoxLayout, QLabel, QPushButton, QSizePolicy,
                                QVBoxLayout, QWidget)
+from superqt.utils import signals_blocked
 
 from workbench.ui.docks import BaseDock
 from workbench.ui.widgets.plot_export import choose_plot_file, export_plot
@@ -255,17 +256,16 @@ class EnergiesDock(BaseDock):
         """Offer the mean, each of ``count`` restarts and all of them in the restart box."""
         self.restarts = count
         current = self.restart_view.currentData()
-        self.restart_view.blockSignals(True)
-        self.restart_view.clear()
-        self.restart_view.addItem("mean of restarts" if count else "energies", "mean")
-        for k in range(1, count + 1):
-            self.restart_view.addItem(f"restart {k}", f"restart@{k}")
-        if count:
-            self.restart_view.addItem("every restart: E", "every")
-        index = self.restart_view.findData(current) if current is not None else 0
-        self.restart_view.setCurrentIndex(max(index, 0))
-        self.restart_view.setEnabled(count > 0)
-        self.restart_view.blockSignals(False)
+        with signals_blocked(self.restart_view):
+            self.restart_view.clear()
+            self.restart_view.addItem("mean of restarts" if count else "energies", "mean")
+            for k in range(1, count + 1):
+                self.restart_view.addItem(f"restart {k}", f"restart@{k}")
+            if count:
+                self.restart_view.addItem("every restart: E", "every")
+            index = self.restart_view.findData(current) if current is not None else 0
+            self.restart_view.setCurrentIndex(max(index, 0))
+            self.restart_view.setEnabled(count > 0)
         self._rebuild_curves()
 
     def show_restart(self, k: int | None) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QHeaderView, QLineEdit, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget
+from superqt.utils import signals_blocked
 
 from workbench.ui.docks import BaseDock
 
@@ -47,21 +48,20 @@ class LayersDock(BaseDock):
         session.layer_changed.connect(self._on_layer_changed)
 
     def _on_model_changed(self, model) -> None:
-        self.tree.blockSignals(True)
-        self.tree.clear()
-        self._items = {}
-        for info in model.layers():
-            name = f"{info.name} ({info.alias})" if info.alias and info.alias != info.name else info.name
-            shape = " × ".join(str(s) for s in info.shape)
-            item = QTreeWidgetItem([name, info.kind, shape, str(info.rf_size), str(info.stride)])
-            item.setData(0, Qt.ItemDataRole.UserRole, info.name)
-            for col in (3, 4):
-                item.setTextAlignment(col, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-            for col in (0, 1, 2):
-                item.setToolTip(col, item.text(col))
-            self._items[info.name] = item
-            self.tree.addTopLevelItem(item)
-        self.tree.blockSignals(False)
+        with signals_blocked(self.tree):
+            self.tree.clear()
+            self._items = {}
+            for info in model.layers():
+                name = f"{info.name} ({info.alias})" if info.alias and info.alias != info.name else info.name
+                shape = " × ".join(str(s) for s in info.shape)
+                item = QTreeWidgetItem([name, info.kind, shape, str(info.rf_size), str(info.stride)])
+                item.setData(0, Qt.ItemDataRole.UserRole, info.name)
+                for col in (3, 4):
+                    item.setTextAlignment(col, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                for col in (0, 1, 2):
+                    item.setToolTip(col, item.text(col))
+                self._items[info.name] = item
+                self.tree.addTopLevelItem(item)
         for col, widest in enumerate(MAX_WIDTHS):
             self.tree.resizeColumnToContents(col)
             self.tree.setColumnWidth(col, min(widest, self.tree.columnWidth(col)))
@@ -72,10 +72,9 @@ class LayersDock(BaseDock):
         item = self._items.get(name)
         if item is None:
             return
-        self.tree.blockSignals(True)
-        self.tree.setCurrentItem(item)
-        self.tree.scrollToItem(item)
-        self.tree.blockSignals(False)
+        with signals_blocked(self.tree):
+            self.tree.setCurrentItem(item)
+            self.tree.scrollToItem(item)
 
     def _on_selection_changed(self) -> None:
         items = self.tree.selectedItems()

@@ -8,11 +8,13 @@ left at "preset". Every widget writes the session's config; a config restored fr
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel,
                                QLineEdit, QPushButton, QSpinBox, QVBoxLayout, QWidget, QScrollArea)
+from superqt.utils import signals_blocked
 
 from workbench.ui.docks import BaseDock
 from workbench.config import options
@@ -262,9 +264,9 @@ class MethodDock(BaseDock):
 
     # --- session → widgets --------------------------------------------------------------------
     def _on_config_changed(self, config: dict) -> None:
-        for w in self._widgets:
-            w.blockSignals(True)
-        try:
+        with ExitStack() as blocked:
+            for w in self._widgets:
+                blocked.enter_context(signals_blocked(w))
             self.method.setCurrentIndex(max(0, self.method.findData(config["method"])))
             self._on_reference_changed(config["image"])
             self.channel.setValue(config.get("channel") or 0)
@@ -294,23 +296,19 @@ class MethodDock(BaseDock):
             for box, key in ((self.parametrisation, "parametrisation"), (self.transforms, "transforms")):
                 index = box.findData(config.get(key)) if config.get(key) is not None else 0
                 box.setCurrentIndex(max(0, index))
-        finally:
-            for w in self._widgets:
-                w.blockSignals(False)
         self._on_layer_changed(config["layer"])
         self._update_visibility()
 
     def _on_reference_changed(self, spec: str | None) -> None:
         if spec is None:
             return
-        self.image.blockSignals(True)
-        index = self.image.findData(spec)
-        if index < 0:
-            self.image.addItem(Path(spec).name, spec)
-            index = self.image.count() - 1
-            self.image.setItemData(index, spec, Qt.ItemDataRole.ToolTipRole)
-        self.image.setCurrentIndex(index)
-        self.image.blockSignals(False)
+        with signals_blocked(self.image):
+            index = self.image.findData(spec)
+            if index < 0:
+                self.image.addItem(Path(spec).name, spec)
+                index = self.image.count() - 1
+                self.image.setItemData(index, spec, Qt.ItemDataRole.ToolTipRole)
+            self.image.setCurrentIndex(index)
 
     def _on_layer_changed(self, name: str) -> None:
         self.layer.setText(f"<b>{name}</b>")
@@ -335,13 +333,12 @@ class MethodDock(BaseDock):
 
     def _on_model_changed(self, model) -> None:
         facts = self.session.model_facts
-        self.device.blockSignals(True)
-        current = self.device.currentData()
-        self.device.clear()
-        for name in ["auto"] + list(facts.devices if facts is not None else ("cpu",)):
-            self.device.addItem(name, name)
-        self.device.setCurrentIndex(max(0, self.device.findData(current)))
-        self.device.blockSignals(False)
+        with signals_blocked(self.device):
+            current = self.device.currentData()
+            self.device.clear()
+            for name in ["auto"] + list(facts.devices if facts is not None else ("cpu",)):
+                self.device.addItem(name, name)
+            self.device.setCurrentIndex(max(0, self.device.findData(current)))
         self._on_layer_changed(self.session.layer)
 
     def _show_advanced(self, on: bool) -> None:

@@ -11,6 +11,7 @@ unreadable, never an error.
 from __future__ import annotations
 
 import math
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,7 @@ from PySide6.QtCore import QFileSystemWatcher, QSortFilterProxyModel, Qt, QTimer
 from PySide6.QtGui import QDesktopServices, QImage, QPixmap, QStandardItem, QStandardItemModel
 from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QHBoxLayout, QHeaderView, QLabel, QLineEdit,
                                QPlainTextEdit, QPushButton, QSplitter, QTableView, QVBoxLayout, QWidget)
+from superqt.utils import signals_blocked
 
 from workbench.ui.docks import BaseDock
 from workbench.ui.worker import LatestJobSlot
@@ -319,24 +321,23 @@ class RunsDock(BaseDock):
         self._signature = signature
         current = self.selected_path()
         self.summaries = {str(r.path): r for r in rows}
-        self.table.selectionModel().blockSignals(True)
-        model = _table_model(self)  # filled, then swapped in: one sort instead of one per row
-        for r in rows:
-            items = []
-            for text, key in table_row(r, self._numbers.get(str(r.path), (None, {}))[1]):
-                item = QStandardItem(text)
-                item.setData(key, SORT_ROLE)
-                item.setData(str(r.path), PATH_ROLE)
-                items.append(item)
-            tip = f"{r.path.name}\nstatus: {r.status}" + (f"\nerror: {r.error}" if r.error else "")
-            for item in items:
-                item.setToolTip(tip)
-            model.appendRow(items)
-        old, self.model = self.model, model
-        self.proxy.setSourceModel(model)
-        old.deleteLater()
-        self.table.resizeColumnsToContents()
-        self.table.selectionModel().blockSignals(False)
+        with signals_blocked(self.table.selectionModel()):
+            model = _table_model(self)  # filled, then swapped in: one sort instead of one per row
+            for r in rows:
+                items = []
+                for text, key in table_row(r, self._numbers.get(str(r.path), (None, {}))[1]):
+                    item = QStandardItem(text)
+                    item.setData(key, SORT_ROLE)
+                    item.setData(str(r.path), PATH_ROLE)
+                    items.append(item)
+                tip = f"{r.path.name}\nstatus: {r.status}" + (f"\nerror: {r.error}" if r.error else "")
+                for item in items:
+                    item.setToolTip(tip)
+                model.appendRow(items)
+            old, self.model = self.model, model
+            self.proxy.setSourceModel(model)
+            old.deleteLater()
+            self.table.resizeColumnsToContents()
         if current is not None and current in self.summaries:
             self.select_path(current, emit=False)
         else:
@@ -393,13 +394,10 @@ class RunsDock(BaseDock):
         for i in range(self.proxy.rowCount()):
             index = self.proxy.index(i, 0)
             if index.data(PATH_ROLE) == str(path):
-                if not emit:
-                    selection.blockSignals(True)
-                self.table.selectRow(i)
-                selection.setCurrentIndex(index, selection.SelectionFlag.NoUpdate)
-                if not emit:
-                    selection.blockSignals(False)
-                elif self._shown_path != str(path):  # already current: Qt says nothing
+                with signals_blocked(selection) if not emit else nullcontext():
+                    self.table.selectRow(i)
+                    selection.setCurrentIndex(index, selection.SelectionFlag.NoUpdate)
+                if emit and self._shown_path != str(path):  # already current: Qt says nothing
                     self._show_details(str(path))
                 self._update_buttons()  # Reopen and Folder follow the row, whichever way it was chosen
                 return True

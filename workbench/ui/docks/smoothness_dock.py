@@ -13,8 +13,8 @@ from workbench.ui import theme
 from workbench.ui.docks import BaseDock
 from workbench.ui.widgets.elided_label import ElidedLabel
 from workbench.ui.widgets.scroll_column import ScrollColumn
+from workbench.ui.widgets.layer_plot import COLORS, layer_ticks
 from workbench.ui.widgets.plot_export import choose_plot_file, export_plot
-from workbench.ui.docks.deformation_dock import COLORS, layer_ticks
 from workbench.ui.worker import JobRunner
 
 
@@ -150,6 +150,14 @@ class SmoothnessDock(BaseDock):
             self._items.append(line)
             self.status.setText(f"fresh truncated-normal init: {level:.3f}")
         theme.scale_plot(self.plot, theme.scale_of(self))  # the new lines at the window's scale
+
+    def figure(self, plot, style=None):
+        """The measured models as the smoothness job draws them (else the plot as shown)."""
+        if not self.results:
+            return super().figure(plot, style)
+        from workbench.deformation.job import smoothness_plot_of_runs
+
+        return smoothness_plot_of_runs(list(self.results), style)
 
     def choose_export(self) -> None:
         path = choose_plot_file(self, "smoothness.png")

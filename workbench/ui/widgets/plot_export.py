@@ -1,8 +1,9 @@
 """Exporting a dock's plot, the same way from every dock: through the figure code of the CLI.
 
 A dock's plot is drawn for print by :mod:`workbench.export` (matplotlib), never grabbed from
-the screen: the Deformation and Smoothness docks' results go through the very functions the
-``deform`` and smoothness jobs use (:func:`~workbench.deformation.job.sensitivity_plot`,
+the screen: a dock gives its own figure (``figure(plot, style)``): the Deformation and Smoothness
+docks' results go through the very functions the ``deform`` and smoothness jobs use
+(:func:`~workbench.deformation.job.sensitivity_plot`,
 :func:`~workbench.deformation.job.smoothness_plot_of_runs`), the filter-GAN MDS through
 :func:`~workbench.filtergan.plots.mds_figure`; any other plot (the energies, the losses) is
 read from its pyqtgraph items — curves (in the colours shown, a light one darkened for paper),
@@ -100,51 +101,11 @@ def choose_plot_file(parent: QWidget, default_name: str, title: str = "Export pl
 # --- the figure of a plot -------------------------------------------------------------------
 
 def plot_figure(parent, plot, style: FigureStyle | None = None):
-    """The matplotlib Figure of ``plot`` (a PlotWidget of the dock ``parent``): the job's own figure
-    where the dock holds a job's results, else the plot read item by item."""
-    from workbench.ui.docks.deformation_dock import DeformationDock
-    from workbench.ui.docks.filtergan_dock import FilterGanDock
-    from workbench.ui.docks.smoothness_dock import SmoothnessDock
-
-    results = getattr(parent, "results", None)
-    if isinstance(parent, DeformationDock) and results:
-        from workbench.deformation.job import sensitivity_plot, sensitivity_title
-
-        return sensitivity_plot(list(results), sensitivity_title(list(results)), style=style)
-    if isinstance(parent, SmoothnessDock) and results:
-        from workbench.deformation.job import smoothness_plot_of_runs
-
-        return smoothness_plot_of_runs(list(results), style)
-    if isinstance(parent, FilterGanDock):
-        if plot is getattr(parent, "mds_plot", None) and getattr(parent, "mds", None) is not None:
-            return _mds_figure(parent, style)
-        history = getattr(parent, "history", None)
-        if plot is getattr(parent, "loss_plot", None) and history and history.get("step"):
-            from workbench.filtergan.plots import loss_figure
-
-            return loss_figure(history, style=style)
-    return figure_from_plot(plot, style)
-
-
-def _mds_figure(dock, style):
-    from workbench.export.figures import model_caption
-    from workbench.filtergan.plots import mds_figure, mds_title
-
-    data = dock.mds
-    layer, trained = "", None
-    if getattr(dock, "run_path", None):
-        try:
-            from workbench.runs import read_json
-
-            info = read_json(Path(dock.run_path) / "run.json")
-            layer = info.get("config", {}).get("layer", "")
-            trained = (info.get("model") or {}).get("trained")
-        except (UserError, AttributeError):
-            pass
-    is_real = np.asarray(data["is_real"], dtype=bool)
-    n_real = int(is_real.sum())
-    title = model_caption(mds_title(layer, n_real, int((~is_real).sum() // max(n_real, 1))), trained)
-    return mds_figure(data["coords"], data["real_index"], is_real, title=title, style=style)
+    """The matplotlib Figure of ``plot`` (a PlotWidget of ``parent``): the dock's own
+    ``figure(plot, style)`` (a job's figure where the dock holds a job's results), else the plot
+    read item by item."""
+    own = getattr(parent, "figure", None)
+    return own(plot, style) if callable(own) else figure_from_plot(plot, style)
 
 
 def _qcolor(qcolor) -> tuple[float, float, float] | str:
