@@ -123,3 +123,59 @@ def test_cvpr2015_run_records_its_objective_and_the_n_phi_error(vgg, tmp_path):
 def test_cvpr2015_options_are_checked(kwargs, match):
     with pytest.raises(UserError, match=match):
         PreimageConfig(**{"layer": "relu2", **kwargs}).validate()
+
+
+TINY_SWEEP = dict(models=("digits-vgg",), restarts=2, iters=4, fine_tune_iters=0, device="cpu", images=("digits:0",))
+
+
+def test_paper_fig6_sweep_has_the_fig7_column_and_figure(tmp_path):
+    from workbench.config.sweep import SweepConfig
+    from workbench.jobs import run_job
+    from workbench.sweep.job import sweep_job
+
+    config = SweepConfig(**TINY_SWEEP, preset="paper-fig6", layers=("relu1",), C=(20.0,), out=str(tmp_path / "s"))
+    result = run_job(sweep_job(config))
+    hi = result.rows[0]["per_restart"]["gradient_histogram_intersection"]
+    assert len(hi) == 2 and result.rows[0]["gradient_histogram_intersection_mean"] == pytest.approx(np.mean(hi))
+    table = (tmp_path / "s" / "table.md").read_text()
+    mean, half = mean_confidence_interval(hi)
+    assert "hist. ∩ C=20" in table and f"{mean:.3f} ± {half:.3f}" in table
+    for name in ("fig7.png", "fig7.pdf", "fig7-column.png", "fig7-slide.png"):
+        assert (tmp_path / "s" / name).stat().st_size > 1000
+
+
+def test_paper_cvpr2015_sweep_makes_table_3_and_the_tv_figure(tmp_path):
+    from workbench.config.sweep import SweepConfig
+    from workbench.jobs import run_job
+    from workbench.sweep.job import sweep_job
+
+    config = SweepConfig(**TINY_SWEEP, preset="paper-cvpr2015", layers=("relu1",), lambda_tv=(0.5, 50.0),
+                         out=str(tmp_path / "s"))
+    result = run_job(sweep_job(config))
+    assert [r["lambda_tv"] for r in result.rows] == [0.5, 50.0]
+    assert all(r["status"] == "done" and r["reconstruction_error_nphi_mean"] > 0 for r in result.rows)
+    table = (tmp_path / "s" / "table3.md").read_text()
+    # relu1 of digits-vgg sees 3 of 32 px: Table 3's rule makes λ1 = 0.5 its bold value
+    bold = 100 * np.mean(result.rows[0]["per_restart"]["reconstruction_error_nphi"])
+    assert f"**{bold:.1f} ±" in table and table.count("**") == 2
+    for name in ("table3.png", "table3-column.png", "table3-slide.png", "tv.png", "tv-slide.png"):
+        assert (tmp_path / "s" / name).stat().st_size > 1000
+
+
+def test_cell_keys_of_ijcv_sweeps_do_not_change_with_the_new_fields():
+    from workbench.config import to_dict
+    from workbench.sweep.grid import LATER_FIELDS, cell_key
+
+    d = to_dict(PreimageConfig(layer="relu1", C=20.0))
+    before = {k: v for k, v in d.items() if k not in LATER_FIELDS}
+    assert cell_key(d) == cell_key(before)
+    assert cell_key({**d, "formulation": "cvpr2015"}) != cell_key(d)
+
+
+def test_a_cvpr2015_sweep_refuses_C():
+    from workbench.config.sweep import SweepConfig
+
+    with pytest.raises(UserError, match="--lambda-tv"):
+        SweepConfig(preset="paper-cvpr2015", C=(1.0,), out="x").resolved().validate()
+    with pytest.raises(UserError, match="add --formulation cvpr2015"):
+        SweepConfig(lambda_tv=(1.0,), out="x").resolved().validate()

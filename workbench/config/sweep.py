@@ -10,13 +10,15 @@ from typing import Any
 
 from workbench.config import option
 from workbench.config.model import ModelSpec
-from workbench.config.preimage import ITERS, MAX_ITERS, MAX_RESTARTS, METHODS
+from workbench.config.preimage import FORMULATIONS, ITERS, MAX_ITERS, MAX_RESTARTS, MAX_WEIGHT, METHODS
 from workbench.errors import UserError
 
 EXECUTORS = ("local", "process", "ray")
-PRESETS = ("paper-fig6",)
+PRESETS = ("paper-fig6", "paper-cvpr2015")
 #: IJCV sect. 5.2.1 (Fig. 6, CVPR Table 3): the data-term weights swept for every layer.
 PAPER_FIG6_C = (1.0, 20.0, 100.0, 300.0)
+#: CVPR 2015 Table 3 (and Figs. 4, 8): λ_1 = 0.5, λ_2 = 10 λ_1, λ_3 = 100 λ_1 for every layer.
+PAPER_CVPR_LAMBDA_TV = (0.5, 5.0, 50.0)
 #: Layers named by a word rather than one by one.
 LAYER_WORDS = ("all", "all-conv", "all-relu")
 MAX_CELLS = 1_000_000
@@ -43,6 +45,11 @@ class SweepConfig:
                                 "neuron")
     C: tuple[float, ...] | None = option(None, "data-term weights C, comma-separated (default: the paper's "
                                          "per-layer preset)", flag=("-C", "--C"), parse="floats", metavar="1,20,300")
+    formulation: str = option("ijcv2016", "the objective of every cell: ijcv2016 (weighed by -C) or cvpr2015 "
+                              "(weighed by --lambda-tv; see `workbench invert --help`)", choices=FORMULATIONS)
+    lambda_tv: tuple[float, ...] | None = option(None, "λ_TV values of the cvpr2015 formulation, comma-separated "
+                                                 "(default: CVPR Table 3's bold choice per layer)", parse="floats",
+                                                 metavar="0.5,5,50")
     seeds: tuple[int, ...] = option((0,), "seeds, e.g. 0,1 or 0-3", parse="ints", metavar="0,1")
     images: tuple[str, ...] = option(("digits:0",), "reference images, comma-separated (files, digits:N, "
                                      "digits:0-9, sample names) or folders of image files", parse="names",
@@ -64,7 +71,9 @@ class SweepConfig:
                           "or cancelled ones (the options left out, the model too, are the folder's; a model "
                           "that is code then needs --trust)")
     preset: str | None = option(None, "paper-fig6: every layer × C ∈ {1, 20, 100, 300}, inversion, with the "
-                                "IJCV Fig. 6 table and figure", choices=PRESETS)
+                                "IJCV Fig. 6 and Fig. 7 tables and figures; paper-cvpr2015: every layer × λ_TV ∈ "
+                                "{0.5, 5, 50} with the CVPR 2015 formulation, the Table 3 table and figure and the "
+                                "pre-images per layer × λ_TV (Figs. 4 and 8)", choices=PRESETS)
     out: str | None = option(None, "the sweep's folder (cells/, results.csv, results.json)", required=True,
                              metavar="DIR")
 
@@ -76,6 +85,10 @@ class SweepConfig:
             return replace(self, method="invert", preset=self.preset,
                            layers=("all",) if self.layers == ("relu3",) else self.layers,
                            C=self.C if self.C is not None else PAPER_FIG6_C)
+        if self.preset == "paper-cvpr2015":
+            return replace(self, method="invert", formulation="cvpr2015",
+                           layers=("all",) if self.layers == ("relu3",) else self.layers,
+                           lambda_tv=self.lambda_tv if self.lambda_tv is not None else PAPER_CVPR_LAMBDA_TV)
         return self
 
     def model_specs(self) -> tuple[ModelSpec, ...]:
@@ -108,6 +121,19 @@ class SweepConfig:
         if self.channels is not None:
             for k in self.channels:
                 limits.integer("--channels", k, 0)
+        limits.choice("--formulation", self.formulation, FORMULATIONS)
+        if self.lambda_tv is not None:
+            if self.formulation != "cvpr2015":
+                raise UserError("--lambda-tv weighs the CVPR 2015 priors: add --formulation cvpr2015")
+            if not self.lambda_tv:
+                raise UserError("--lambda-tv needs at least one value")
+            for v in self.lambda_tv:
+                limits.real("--lambda-tv", v, high=MAX_WEIGHT, positive=True)
+        if self.formulation == "cvpr2015":
+            if self.method != "invert":
+                raise UserError(f"--formulation cvpr2015 is an inversion objective, not one for {self.method}")
+            if self.C is not None:
+                raise UserError("-C weighs the IJCV 2016 data term: a cvpr2015 sweep is weighed by --lambda-tv")
         if self.method == "maximize":
             if self.channel_mean and self.neuron_centre:
                 raise UserError("--neuron-centre and --channel-mean exclude each other")

@@ -186,8 +186,8 @@ def build_problem(config: PreimageConfig, model, layer, device: torch.device,
             loss_kind = "inversion"
             if cvpr:  # eq. 3 of CVPR 2015: the normalised data term has weight 1, the priors carry the λs
                 C = 1.0
-                info["lambda_tv"] = config.lambda_tv if config.lambda_tv is not None else \
-                    cvpr2015.preset_lambda_tv(model.layers(), layer.index, max(h, w))
+                bold = cvpr2015.preset_lambda_tv(model.layers(), layer.index, max(h, w))
+                info.update(lambda_tv=config.lambda_tv if config.lambda_tv is not None else bold, lambda_tv_preset=bold)
             else:
                 C = config.C if config.C is not None else presets.preset_C(model.layers(), layer.index, model,
                                                                              layer.name)
@@ -587,7 +587,8 @@ def _metrics(config, model, problem: Problem, x: torch.Tensor, x0, info, layer) 
 def _cvpr2015_metrics(model, problem: Problem, x: torch.Tensor, info, device) -> dict[str, Any]:
     """The CVPR 2015 run's constants and its Tables 1 and 3 error ‖Φ(x*) − Φ0‖ / N_Φ per restart (N_Φ over
     the model's calibration images, :func:`workbench.preimage.cvpr2015.code_normaliser`)."""
-    out: dict[str, Any] = {k: info[k] for k in ("formulation", "lambda_tv", "lambda_alpha", "sigma", "sigma_source")}
+    out: dict[str, Any] = {k: info[k] for k in ("formulation", "lambda_tv", "lambda_tv_preset", "lambda_alpha", "sigma",
+                                                "sigma_source")}
     n_phi, source = cvpr2015.code_normaliser(model, problem.phi, problem.scale, problem.mean, device, mask=problem.mask)
     out.update(N_phi=n_phi, N_phi_source=source)
     if n_phi:

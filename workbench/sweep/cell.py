@@ -18,9 +18,12 @@ from typing import Any, Iterator
 
 #: Metrics a results row carries (the mean of a per-restart list where the metric is one).
 ROW_METRICS = ("reconstruction_error_mean", "reconstruction_error_std", "classification_consistency",
-               "activation", "restart_rms_mean", "iterations_used", "seconds")
+               "activation", "restart_rms_mean", "iterations_used", "seconds",
+               # issue 22: IJCV Fig. 7's similarity; a cvpr2015 cell's N_Φ error and the λ_TV it used
+               "gradient_histogram_intersection_mean", "reconstruction_error_nphi_mean", "lambda_tv_used")
 #: Per-restart lists kept in results.json (for the mean ± std over images and restarts).
-PER_RESTART = ("reconstruction_error", "activation", "predictions")
+PER_RESTART = ("reconstruction_error", "activation", "predictions", "gradient_histogram_intersection",
+               "reconstruction_error_nphi")
 
 
 @contextmanager
@@ -117,6 +120,7 @@ def summary(metrics: dict[str, Any]) -> dict[str, Any]:
             value = sum(numbers) / len(numbers) if numbers and None not in numbers else None
         out[name] = _value(value)
     out["C_used"] = _value(metrics.get("C"))
+    out["lambda_tv_used"] = _value(metrics.get("lambda_tv"))
     reference = metrics.get("reference_prediction")
     out["reference_prediction"] = reference if isinstance(reference, (int, str, type(None))) and len(str(reference)) < 200 else None
     out["per_restart"] = {k: [v if _number(v) is not None else None for v in metrics[k]]

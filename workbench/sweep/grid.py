@@ -1,4 +1,4 @@
-"""A sweep's grid: models × layers × C × seeds × (images | channels), one PreimageConfig per cell."""
+"""A sweep's grid: models × layers × (C | λ_TV) × seeds × (images | channels), one PreimageConfig per cell."""
 
 from __future__ import annotations
 
@@ -34,8 +34,14 @@ class Cell:
         return self.name.rsplit("-", 1)[-1]
 
 
+#: PreimageConfig fields added after sweeps existed, left out of the key at these values, so a sweep made
+#: before them keeps its cells' folders (--resume finds them).
+LATER_FIELDS = {"formulation": "ijcv2016", "lambda_tv": None, "lambda_alpha": None}
+
+
 def cell_key(config: dict[str, Any]) -> str:
     """A hash of a cell's PreimageConfig (``to_dict``): the same config, the same folder."""
+    config = {k: v for k, v in config.items() if not (k in LATER_FIELDS and v == LATER_FIELDS[k])}
     return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -110,6 +116,7 @@ def expand(config: SweepConfig, open_model=None) -> list[Cell]:
     specs = dict(zip(config.models, config.model_specs()))
     images = expand_images(config.images) if config.method != "maximize" else [None]
     lower = (len(config.models) * len(config.seeds) * len(images) * (len(config.C) if config.C else 1)
+             * (len(config.lambda_tv) if config.lambda_tv else 1)
              * (len(config.channels) if config.channels else 1))
     if lower > MAX_CELLS:  # before any model is opened or any cell made
         raise UserError(f"the grid has at least {lower:,} cells (models × C × seeds × images × channels); "
@@ -132,7 +139,10 @@ def expand(config: SweepConfig, open_model=None) -> list[Cell]:
                     raise UserError(f"channels {bad[:5]} out of range: {layer} has {n} channels (0..{n - 1})")
             else:
                 channels = [None]
-            for C in (config.C if config.C is not None else (None,)):
+            weights = [(C, None) for C in (config.C if config.C is not None else (None,))]
+            if config.formulation == "cvpr2015":
+                weights = [(None, lam) for lam in (config.lambda_tv if config.lambda_tv is not None else (None,))]
+            for C, lambda_tv in weights:
                 for seed in config.seeds:
                     for image in images:
                         for channel in channels:
@@ -141,15 +151,20 @@ def expand(config: SweepConfig, open_model=None) -> list[Cell]:
                                 channel=channel, channel_mean=config.channel_mean if channel is not None else False,
                                 restarts=config.restarts, iters=config.iters,
                                 fine_tune_iters=config.fine_tune_iters, seed=seed, C=C, tol=config.tol,
-                                device=config.device, snapshot_every=0, frame_every=0)
+                                device=config.device, snapshot_every=0, frame_every=0,
+                                formulation=config.formulation, lambda_tv=lambda_tv)
                             d = to_dict(pre)
                             tag = f"ch{channel}" if channel is not None else _slug(Path(str(image)).stem
                                                                                    if "/" in str(image) else image)
-                            cname = "-".join([_slug(model_name), _slug(layer), f"C{C:g}" if C else "Cpreset",
+                            weight = (f"C{C:g}" if C else "Cpreset") if config.formulation != "cvpr2015" else \
+                                (f"tv{lambda_tv:g}" if lambda_tv else "tvpreset")
+                            cname = "-".join([_slug(model_name), _slug(layer), weight,
                                               f"s{seed}", tag, cell_key({**d, **keyed})])
-                            cells.append(Cell(cname, d, {"model": model_name, "layer": layer,
-                                                         "method": config.method, "C": C, "seed": seed,
-                                                         "image": image, "channel": channel}, recorded))
+                            columns = {"model": model_name, "layer": layer, "method": config.method, "C": C,
+                                       "seed": seed, "image": image, "channel": channel}
+                            if config.formulation == "cvpr2015":
+                                columns["lambda_tv"] = lambda_tv
+                            cells.append(Cell(cname, d, columns, recorded))
                             if len(cells) > MAX_CELLS:
                                 raise UserError(f"the grid has more than {MAX_CELLS} cells: narrow it")
     return cells
