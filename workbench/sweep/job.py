@@ -36,6 +36,7 @@ from workbench.sweep.grid import Cell, expand
 CONFIG_COLUMNS = ("model", "layer", "method", "C", "seed", "image", "channel")
 COLUMNS = ("cell", *CONFIG_COLUMNS, "reconstruction_error_mean", "reconstruction_error_std",
            "classification_consistency", "activation", "restart_rms_mean", "iterations_used", "seconds",
+           "gradient_histogram_intersection_mean", "lambda_tv_used", "reconstruction_error_nphi_mean",
            "status", "error")
 #: Columns that are measurements of this machine, not results: they differ between executors.
 TIMING_COLUMNS = ("seconds",)
@@ -200,10 +201,10 @@ def _sweep(config: SweepConfig, cells: list[Cell], run: Run, cancel: CancelToken
     result = SweepResult(out, rows, ran, skipped, counts, seconds)
     if after is not None:
         yield from after(result, run) or ()
-    elif config.preset == "paper-fig6":
-        from workbench.sweep.tables import write_fig6
+    elif config.preset in ("paper-fig6", "paper-cvpr2015"):
+        from workbench.sweep.tables import write_cvpr2015, write_fig6
 
-        for path in write_fig6(out, rows):
+        for path in (write_fig6 if config.preset == "paper-fig6" else write_cvpr2015)(out, rows):
             yield Artifact(path.name, str(path))
     return result
 
