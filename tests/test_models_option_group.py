@@ -106,7 +106,7 @@ def test_a_sweep_of_a_callable_runs_locally_records_its_spec_and_resumes_only_wi
 
 def test_a_sweep_cell_of_a_callable_reopens_with_its_spec_in_the_window(tmp_path, capsys):
     from workbench.cli import main
-    from workbench.ui.session import run_model_spec
+    from workbench.preview.models import run_model_spec
 
     out = tmp_path / "atlas"
     assert main(["atlas", *CALLABLE, "--layer", "conv", "--channels", "0", "--iters", "3", "--device", "cpu",

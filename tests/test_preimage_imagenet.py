@@ -161,7 +161,7 @@ def test_the_stored_preimage_is_the_optimised_image_and_rescores_to_its_metrics(
     y, x = m["neuron"]
     assert code[:, 3, y, x].tolist() == pytest.approx(m["activation"], rel=1e-4, abs=1e-6)
     from workbench.preimage.solve import view_images
-    from workbench.ui.session import read_run  # reopening shows the run as it was shown
+    from workbench.preview.reopen import read_run  # reopening shows the run as it was shown
 
     assert np.allclose(view_images(stored, m["view"]), result.images, atol=1e-6)
     assert np.allclose(read_run(tmp_path / "max").result.images, result.images, atol=1e-6)

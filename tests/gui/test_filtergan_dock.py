@@ -100,7 +100,7 @@ def test_hovering_runs_the_generator_on_a_worker_once_the_pointer_rests(qapp, qt
     """Sweeping the pointer over 30 points computes the last one only, never on the GUI thread."""
     import threading
 
-    from workbench.ui import compute
+    from workbench.preview import compute
     from workbench.ui.docks.filtergan_dock import FilterGanDock
 
     dock = FilterGanDock(session)

@@ -151,7 +151,7 @@ def test_runs_dock_follows_runs_lists_sweeps_and_atlases_and_reopens_them(qapp, 
 
 
 def test_a_cancelled_run_shows_its_restarts(tmp_path):
-    from workbench.ui.docks.runs_dock import run_details
+    from workbench.preview.runs import run_details
 
     run = tmp_path / "run"
     _write_run(run, "preimage", "cancelled", {"method": "invert"}, "2026-01-01T00:00:00")

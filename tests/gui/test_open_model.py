@@ -210,7 +210,7 @@ def test_reopening_a_run_asks_before_importing_its_callable(window, qtbot, monke
 
 
 def test_a_run_without_a_spec_falls_back_to_its_config(tmp_path):
-    from workbench.ui.session import run_model_spec
+    from workbench.preview.models import run_model_spec
 
     run = write_run(tmp_path / "old", {"model": "digits-lenet5"})
     assert run_model_spec(run) == (ModelSpec(model="digits-lenet5"), None)

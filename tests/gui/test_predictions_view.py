@@ -42,7 +42,7 @@ def test_a_class_layer_lists_its_top5_with_probabilities():
 def test_a_layer_names_its_classes_only_where_its_units_are_the_classes():
     from types import SimpleNamespace
 
-    from workbench.ui.docks.filters_dock import layer_class_names
+    from workbench.preview.compute import layer_class_names
 
     def info(name, shape):
         return SimpleNamespace(name=name, alias=None, shape=shape)

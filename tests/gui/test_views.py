@@ -20,7 +20,8 @@ from workbench.runs import RunStore
 from workbench.ui.docks.energies_dock import EnergiesDock, symexp, symlog, symlog_threshold
 from workbench.ui.docks.filters_dock import FiltersDock
 from workbench.ui.docks.runs_dock import RunsDock
-from workbench.ui.session import Session, read_run
+from workbench.preview.reopen import read_run
+from workbench.ui.session import Session
 
 SHORT = dict(image="digits:0", restarts=2, iters=25, fine_tune_iters=0, seed=0, device="cpu", C=None,
              frame_every=10, snapshot_every=5)

@@ -124,7 +124,7 @@ def test_cli_images_folder(tmp_path, marker, capsys, command):
 def test_window_open_and_drop(tmp_path, marker):
     """File → Open and drag-and-drop load the reference through reference_image on a worker."""
     from workbench.models import load_model
-    from workbench.ui.compute import reference_image
+    from workbench.preview.compute import reference_image
 
     evil = _evil(tmp_path / "dropped.png", marker)
     with pytest.raises(UserError, match="its format is EPS"):
@@ -144,7 +144,7 @@ def _preimage_run(tmp_path, marker):
 
 def test_runs_reopen_of_a_received_folder(tmp_path, marker):
     pytest.importorskip("PySide6")
-    from workbench.ui.session import read_run
+    from workbench.preview.reopen import read_run
 
     reopened = read_run(_preimage_run(tmp_path, marker))
     assert reopened.result is None
@@ -153,7 +153,7 @@ def test_runs_reopen_of_a_received_folder(tmp_path, marker):
 
 
 def test_runs_dock_details_of_a_received_folder(tmp_path, marker):
-    from workbench.ui.compute import run_details
+    from workbench.preview.compute import run_details
 
     details = run_details(_preimage_run(tmp_path, marker))
     assert details["grid"] is None and "cannot be shown" in details["note"]

@@ -163,7 +163,7 @@ def test_a_fifo_in_a_run_folder_is_refused_not_read(tmp_path, folders, capsys, p
 
 def test_runs_reopen_refuses_a_link(tmp_path, tiny_atlas):
     pytest.importorskip("PySide6")
-    from workbench.ui.session import read_run
+    from workbench.preview.reopen import read_run
 
     cell, user = copy_of(_cell(tiny_atlas), tmp_path), victim(tmp_path)
     _link_images(cell, user)
@@ -172,7 +172,7 @@ def test_runs_reopen_refuses_a_link(tmp_path, tiny_atlas):
 
 
 def test_runs_dock_details_show_nothing_through_a_link(tmp_path, tiny_atlas):
-    from workbench.ui.compute import run_details
+    from workbench.preview.compute import run_details
 
     cell, user = copy_of(_cell(tiny_atlas), tmp_path), victim(tmp_path)
     _link_images(cell, user)

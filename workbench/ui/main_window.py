@@ -562,7 +562,6 @@ class MainWindow(QMainWindow):
             figure = preimage_figure(images, reference, metrics)
             cancel.check()
             return save_figure(figure, path, style=style, tile=tile, dpi=dpi, overwrite=True)
-            yield
 
         return self.exporter.start(factory)
 
@@ -599,7 +598,6 @@ class MainWindow(QMainWindow):
             title = preimage_title(m) if style is None or style.title is None else style.title
             return save_animation(frames, path, fps=fps, tile=tile, iterations=iterations, title=title, style=style,
                                   overwrite=True, reference=reference)
-            yield
 
         return self.exporter.start(factory)
 
@@ -748,7 +746,7 @@ class MainWindow(QMainWindow):
         ``package.module:callable`` runs its module's code when imported: only on the user's word.
         ``spec`` is the ModelSpec (or string) whose load was refused; the same spec is loaded
         again with that one permission added."""
-        from workbench.ui.session import as_spec
+        from workbench.preview.models import as_spec
 
         spec = as_spec(spec)
         yes, no = QMessageBox.StandardButton.Yes, QMessageBox.StandardButton.No
@@ -777,7 +775,7 @@ class MainWindow(QMainWindow):
 
     def _ask_architecture(self, spec) -> None:
         from workbench.models.zoo import architecture_names
-        from workbench.ui.session import as_spec
+        from workbench.preview.models import as_spec
 
         spec = as_spec(spec)
         names = architecture_names()

@@ -92,8 +92,6 @@ def cached_atlas_job(folder: Path, cancel=None):
     (``state`` from :func:`channel_state`; dead and failed channels are listed with no tile)."""
     from workbench.runs import read_json
 
-    if False:
-        yield
     index = folder / "index.json"
     if not index.is_file():
         return None

@@ -233,9 +233,9 @@ class DeformationDock(BaseDock):
         grid, disp = self.grid.value(), self.max_disp.value()
 
         def job(cancel):
-            from workbench.ui.compute import reference_job
+            from workbench.preview.compute import reference_job
 
-            reference = yield from reference_job(spec or "digits:0", model, cancel)
+            reference = reference_job(spec or "digits:0", model, cancel)
             import torch
 
             from workbench.deformation.job import example_pairs

@@ -128,6 +128,7 @@ class FilterGanDock(BaseDock):
         self.eval_overrides: dict = {}
         self.history: dict[str, list[float]] = {k: [] for k in ("step", *LOSS_COLORS)}
         self.mds: dict | None = None
+        self.mds_title = ""                    # the MDS figure's title, read with the table
         self.evaluation: dict | None = None  # the metrics shown in the MDS tab's table
         self._fgan = None
         self._fgan_path: str | None = None
@@ -456,18 +457,19 @@ class FilterGanDock(BaseDock):
     # --- MDS ---------------------------------------------------------------------------------
     def _load_mds(self, path: str) -> None:
         """Read the run's MDS table on a worker; the scatter is drawn when it is in."""
-        from workbench.ui.compute import mds_job
+        from workbench.preview.compute import mds_job
 
         self._mds_slot.request(lambda cancel: mds_job(path, cancel))
 
     def _on_mds_ready(self, result) -> None:
-        path, data, colours = result
+        path, data, colours, title = result
         if path != self.run_path:
             return  # another run was opened meanwhile
         if data is None:
             self._say("this run has no MDS yet: press Evaluate")
             return
         self.mds = data
+        self.mds_title = title
         brushes = [pg.mkBrush(*colours[j]) for j in data["real_index"]]
         sizes = np.where(data["is_real"], 13, 6)
         pens = [pg.mkPen("k", width=1.5) if r else pg.mkPen(None) for r in data["is_real"]]
@@ -494,7 +496,7 @@ class FilterGanDock(BaseDock):
         once the pointer rests (the slot debounces), and only the latest point is shown."""
         if self.mds is None or not 0 <= index < len(self.mds["coords"]):
             return
-        from workbench.ui.compute import filter_point_job
+        from workbench.preview.compute import filter_point_job
 
         loaded, run, mds, model = self._fgan, self.run_path, self.mds, self._model()
         self.point_label.setText("…")
@@ -549,6 +551,20 @@ class FilterGanDock(BaseDock):
         path, _ = QFileDialog.getSaveFileName(self, f"Export {what}", f"filtergan-{what}.png", "PNG (*.png);;SVG (*.svg)")
         if path:
             self.export(what, path)
+
+    def figure(self, plot, style=None):
+        """The MDS and the losses as the evaluation and training jobs draw them (else the plot as shown)."""
+        if plot is self.mds_plot and self.mds is not None:
+            from workbench.filtergan.plots import mds_figure
+
+            data = self.mds
+            return mds_figure(data["coords"], data["real_index"], np.asarray(data["is_real"], dtype=bool),
+                              title=self.mds_title, style=style)
+        if plot is self.loss_plot and self.history.get("step"):
+            from workbench.filtergan.plots import loss_figure
+
+            return loss_figure(self.history, style=style)
+        return super().figure(plot, style)
 
     def export(self, what: str, path: str) -> str | None:
         """Write ``losses`` / ``mds`` (plots: PNG or SVG) or ``filters`` / ``traversal`` (images: PNG)."""

@@ -19,6 +19,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (QGraphicsRectItem, QHeaderView, QLabel, QSizePolicy, QStackedWidget, QTabWidget,
                                QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget)
 
+from workbench.preview.compute import layer_code_job
 from workbench.ui.docks import BaseDock
 from workbench.ui.widgets.image_grid import ImageGridWidget
 from workbench.ui.worker import LatestJobSlot
@@ -27,66 +28,6 @@ from workbench.ui.worker import LatestJobSlot
 LABELLED_TILE_PX = 30
 HIGHLIGHT = "#ff7f0e"
 
-
-
-def layer_class_names(model, layer: str) -> list[str] | None:
-    """The model's class names when ``layer``'s units are its classes: a vector of one unit per class
-    that every later layer keeps unchanged (the logits and what only reshapes them), else None."""
-    names = getattr(model, "class_names", None)
-    if not names:
-        return None
-    layers = model.layers()
-    index = next((i for i, info in enumerate(layers) if info.name == layer or info.alias == layer), None)
-    if index is None:
-        return None
-    shape = tuple(layers[index].shape)
-    if not shape or shape[0] != len(names) or any(int(d) != 1 for d in shape[1:]):
-        return None
-    if any(tuple(info.shape) != shape for info in layers[index + 1:]):
-        return None
-    return list(names)
-
-def layer_code(model, layer: str, reference: np.ndarray) -> dict | None:
-    """Φ_layer(reference) for the Feature maps tab (torch; on a worker thread).
-
-    A map layer: ``{"kind": "maps", "maps": (C, H, W, 1)`` each channel scaled to its own range,
-    ``"lo"``/``"hi"``: (C,) each channel's smallest and largest activation``}``, every channel.
-    A vector layer (or maps of 1×1): ``{"kind": "vector", "values": (N,), "names"}``, the class
-    names when the neurons are the classifier's classes (N class names, and no later layer
-    changes the shape). None for anything else."""
-    import torch
-
-    with torch.no_grad():
-        x = torch.from_numpy(np.ascontiguousarray(reference)).permute(2, 0, 1)[None].float()
-        mean = torch.tensor(model.mean).view(1, -1, 1, 1)
-        std = torch.tensor(model.std).view(1, -1, 1, 1)
-        device = next(model.module.parameters(), torch.empty(0)).device
-        phi = model.truncate(layer)  # built once per layer by the model, under its own lock
-        code = phi.to(device)(((x - mean) / std).to(device))
-    if not isinstance(code, torch.Tensor):
-        return None
-    code = code[0].detach().float().cpu()
-    if code.ndim == 3 and code.shape[1] * code.shape[2] == 1:
-        code = code.flatten()
-    if code.ndim == 1:
-        values = np.ascontiguousarray(code.numpy(), dtype=np.float32)
-        names = layer_class_names(model, layer)
-        if names is not None and len(names) != len(values):
-            names = None
-        return {"kind": "vector", "values": values, "names": list(names) if names else None}
-    if code.ndim != 3:
-        return None
-    lo = code.flatten(1).amin(1)
-    hi = code.flatten(1).amax(1)
-    maps = (code - lo.view(-1, 1, 1)) / (hi - lo).clamp_min(1e-12).view(-1, 1, 1)
-    return {"kind": "maps", "maps": np.ascontiguousarray(maps[..., None].numpy(), dtype=np.float32),
-            "lo": lo.numpy().astype(np.float64), "hi": hi.numpy().astype(np.float64)}
-
-
-def layer_code_job(model, layer: str, reference: np.ndarray, cancel):
-    cancel.check()
-    return layer_code(model, layer, reference)
-    yield
 
 
 class _NeuronItem(QTreeWidgetItem):
@@ -174,7 +115,7 @@ class FiltersDock(BaseDock):
         return caption, grid
 
     def _on_model_changed(self, model) -> None:
-        from workbench.ui.compute import filters_job
+        from workbench.preview.compute import filters_job
 
         self._filter_slot.request(lambda cancel: filters_job(model, cancel))
         self._request_maps()
@@ -183,16 +124,15 @@ class FiltersDock(BaseDock):
         self._request_maps()
 
     def _request_maps(self) -> None:
-        from workbench.ui.compute import reference_job
+        from workbench.preview.compute import reference_job
 
         model, layer, spec = self.session.model, self.session.layer, self.session.reference
         if model is None or not spec:
             return
 
         def job(cancel):
-            reference = yield from reference_job(spec, model, cancel)
-            code = yield from layer_code_job(model, layer, reference, cancel)
-            return layer, code
+            reference = reference_job(spec, model, cancel)
+            return layer, layer_code_job(model, layer, reference, cancel)
 
         self._maps_slot.request(job)
 

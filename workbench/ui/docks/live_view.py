@@ -91,7 +91,7 @@ class LiveView(QWidget):
         model, spec = self.session.model, self.session.reference
         if model is None or not spec:
             return
-        from workbench.ui.compute import reference_job
+        from workbench.preview.compute import reference_job
 
         self._reference_slot.request(lambda cancel: reference_job(spec, model, cancel))
 
@@ -349,7 +349,7 @@ class LiveView(QWidget):
             what += f" · channel {channel}"
             same = model is not None and display_name(str(c.get("model") or model.name)) == display_name(model.name)
             if same:  # a class of the classifier's output is named: "channel 285 (Egyptian cat)"
-                from workbench.ui.docks.filters_dock import layer_class_names
+                from workbench.preview.compute import layer_class_names
 
                 try:
                     names = layer_class_names(model, c.get("layer") or self.session.layer)

@@ -151,8 +151,6 @@ def read_sweep_job(out: Path, cancel=None):
     columns and configuration (from the cell's run.json), and :func:`sweep_figure`."""
     from workbench.runs import read_json
 
-    if False:
-        yield
     try:
         rows = read_json(Path(out) / "results.json", "results.json")
     except UserError:
@@ -172,8 +170,6 @@ def read_sweep_job(out: Path, cancel=None):
 
 
 def figure_job(out: Path, rows, cancel=None):
-    if False:
-        yield
     return sweep_figure(out, rows)
 
 

@@ -1,8 +1,9 @@
-"""Small Qt-free jobs behind the views: the reference image, first-layer filters (feature maps: docks/filters_dock.layer_code),
-the Runs dock's scan and run details, the filter-GAN dock's MDS table and filters.
+"""Small Qt-free computations behind the window's views: the reference image, first-layer filters
+and feature maps, the Runs dock's scan and run details, the filter-GAN dock's MDS table and filters.
 
-They run on worker threads like every other job (the GUI thread imports no torch and reads no
-file) and return plain values ready to show: images as CPU arrays, damaged files as messages.
+Plain functions: the window runs them on worker threads like every job (the GUI thread imports
+no torch and reads no file); ``cancel`` is checked before the work starts. They return plain
+values ready to show: images as CPU arrays, damaged files as messages.
 Φ_ℓ comes from ``LoadedModel.truncate``, which builds it once under the model's own lock, so
 these jobs take no lock of their own.
 """
@@ -31,7 +32,6 @@ def reference_image(spec: str, model) -> np.ndarray:
 def reference_job(spec: str, model, cancel: CancelToken):
     cancel.check()
     return reference_image(spec, model)
-    yield  # a generator, like every job
 
 
 def first_conv_filters(model) -> tuple[str, np.ndarray] | None:
@@ -52,7 +52,6 @@ def first_conv_filters(model) -> tuple[str, np.ndarray] | None:
 def filters_job(model, cancel: CancelToken):
     cancel.check()
     return first_conv_filters(model)
-    yield
 
 
 # --- Runs dock ------------------------------------------------------------------------------
@@ -66,7 +65,6 @@ def scan_runs_job(store, cancel: CancelToken):
     a damaged folder: it is a row marked ``unreadable``)."""
     cancel.check()
     return store.scan()
-    yield
 
 
 def _png_size(path: Path) -> tuple[int, int] | None:
@@ -131,7 +129,6 @@ def run_details(path: str | Path) -> dict:
 def run_details_job(path: str | Path, cancel: CancelToken):
     cancel.check()
     return run_details(path)
-    yield
 
 
 def _short(value) -> str:
@@ -178,16 +175,38 @@ def read_mds(path: str | Path) -> dict[str, np.ndarray]:
 
 
 def mds_job(path: str | Path, cancel: CancelToken):
-    """``(path, table, colours)``: the run's MDS table with a colour per real filter, or
-    ``(path, None, None)`` for a run not evaluated yet."""
+    """``(path, table, colours, title)``: the run's MDS table with a colour per real filter and the
+    figure's title (its layer and whether the model was trained, from run.json), or
+    ``(path, None, None, "")`` for a run not evaluated yet."""
     from workbench.filtergan.plots import palette
 
     cancel.check()
     if not (Path(path) / "tensors" / "mds.safetensors").is_file():
-        return str(path), None, None
+        return str(path), None, None, ""
     data = read_mds(path)
-    return str(path), data, palette(int(data["real_index"].max()) + 1 if len(data["real_index"]) else 1)
-    yield
+    return (str(path), data, palette(int(data["real_index"].max()) + 1 if len(data["real_index"]) else 1),
+            mds_figure_title(path, data))
+
+
+def mds_figure_title(path: str | Path, data: dict[str, np.ndarray]) -> str:
+    """The MDS figure's title: the run's layer, real filters and samples per filter, and the
+    untrained mark (:func:`~workbench.export.figures.model_caption`); a damaged run.json leaves
+    the layer out."""
+    from workbench.errors import UserError
+    from workbench.export.figures import model_caption
+    from workbench.filtergan.plots import mds_title
+    from workbench.runs import read_json
+
+    layer, trained = "", None
+    try:
+        info = read_json(Path(path) / "run.json")
+        layer = info.get("config", {}).get("layer", "")
+        trained = (info.get("model") or {}).get("trained")
+    except (UserError, AttributeError):
+        pass
+    is_real = np.asarray(data["is_real"], dtype=bool)
+    n_real = int(is_real.sum())
+    return model_caption(mds_title(layer, n_real, int((~is_real).sum() // max(n_real, 1))), trained)
 
 
 def filter_point(loaded, run: str, mds: dict, index: int, model, cancel: CancelToken):
@@ -226,4 +245,64 @@ def filter_point(loaded, run: str, mds: dict, index: int, model, cancel: CancelT
 def filter_point_job(loaded, run: str, mds: dict, index: int, model, cancel: CancelToken):
     cancel.check()
     return (index,) + filter_point(loaded, run, mds, index, model, cancel)
-    yield
+
+
+# --- Feature maps ---------------------------------------------------------------------------
+
+def layer_class_names(model, layer: str) -> list[str] | None:
+    """The model's class names when ``layer``'s units are its classes: a vector of one unit per class
+    that every later layer keeps unchanged (the logits and what only reshapes them), else None."""
+    names = getattr(model, "class_names", None)
+    if not names:
+        return None
+    layers = model.layers()
+    index = next((i for i, info in enumerate(layers) if info.name == layer or info.alias == layer), None)
+    if index is None:
+        return None
+    shape = tuple(layers[index].shape)
+    if not shape or shape[0] != len(names) or any(int(d) != 1 for d in shape[1:]):
+        return None
+    if any(tuple(info.shape) != shape for info in layers[index + 1:]):
+        return None
+    return list(names)
+
+def layer_code(model, layer: str, reference: np.ndarray) -> dict | None:
+    """Φ_layer(reference) for the Feature maps tab (torch; on a worker thread).
+
+    A map layer: ``{"kind": "maps", "maps": (C, H, W, 1)`` each channel scaled to its own range,
+    ``"lo"``/``"hi"``: (C,) each channel's smallest and largest activation``}``, every channel.
+    A vector layer (or maps of 1×1): ``{"kind": "vector", "values": (N,), "names"}``, the class
+    names when the neurons are the classifier's classes (N class names, and no later layer
+    changes the shape). None for anything else."""
+    import torch
+
+    with torch.no_grad():
+        x = torch.from_numpy(np.ascontiguousarray(reference)).permute(2, 0, 1)[None].float()
+        mean = torch.tensor(model.mean).view(1, -1, 1, 1)
+        std = torch.tensor(model.std).view(1, -1, 1, 1)
+        device = next(model.module.parameters(), torch.empty(0)).device
+        phi = model.truncate(layer)  # built once per layer by the model, under its own lock
+        code = phi.to(device)(((x - mean) / std).to(device))
+    if not isinstance(code, torch.Tensor):
+        return None
+    code = code[0].detach().float().cpu()
+    if code.ndim == 3 and code.shape[1] * code.shape[2] == 1:
+        code = code.flatten()
+    if code.ndim == 1:
+        values = np.ascontiguousarray(code.numpy(), dtype=np.float32)
+        names = layer_class_names(model, layer)
+        if names is not None and len(names) != len(values):
+            names = None
+        return {"kind": "vector", "values": values, "names": list(names) if names else None}
+    if code.ndim != 3:
+        return None
+    lo = code.flatten(1).amin(1)
+    hi = code.flatten(1).amax(1)
+    maps = (code - lo.view(-1, 1, 1)) / (hi - lo).clamp_min(1e-12).view(-1, 1, 1)
+    return {"kind": "maps", "maps": np.ascontiguousarray(maps[..., None].numpy(), dtype=np.float32),
+            "lo": lo.numpy().astype(np.float64), "hi": hi.numpy().astype(np.float64)}
+
+
+def layer_code_job(model, layer: str, reference: np.ndarray, cancel: CancelToken):
+    cancel.check()
+    return layer_code(model, layer, reference)
