@@ -12,7 +12,9 @@ from workbench.errors import UserError
 from workbench.jobs import CancelToken, Step, run_job
 from workbench.studies.representations import PAPER_CVPR, representations_study
 
-TINY = dict(photos=("astronaut", "coins"), size=48, iters=8, normaliser_photos=("astronaut", "coins", "camera"))
+# HOGgle (a learned dictionary) has its own tests with a tiny dictionary: tests/test_hoggle.py
+TINY = dict(photos=("astronaut", "coins"), size=48, iters=8, normaliser_photos=("astronaut", "coins", "camera"),
+            representations=("hog", "hogb", "dsift"))
 
 
 def test_study_writes_table_metrics_and_figure(tmp_path):
