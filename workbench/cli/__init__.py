@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "workbench.cli.models_cmd",
     "workbench.cli.preimage_cmd",
     "workbench.cli.deform_cmd",
+    "workbench.cli.filters_cmd",
     "workbench.cli.filtergan_cmd",
     "workbench.cli.runs_cmd",
     "workbench.cli.sweep_cmd",

@@ -22,6 +22,12 @@ STUDY_SUMMARIES = {
                  "(5 CPU-minutes; 17 min wall on the shared machine)",
     "representations": "CVPR 2015 Table 1 / IJCV Table 2: invert HOG, HOGb and DSIFT of 4 sample photos at 224 px, "
                        "300 iterations, the CVPR error beside the papers' (about 3.5 min on the shared machine)",
+    "one-layer": "the lecture, Raghu et al. Fig. 6: train exactly one layer (the others frozen at init), for a "
+                 "fully connected 1024-100x6-10 net (20 epochs) and digits-vgg (3 epochs), 2 nets each, plus the "
+                 "untrained and fully trained nets (TIME_OL)",
+    "wavelet-first-layer": "the lecture's transfer learning: a fixed wavelet-frame first layer (haar, db2 J=1..3, sym4, "
+                           "coif1), hard/soft thresholds tau, a linear classifier on the codes; against a learned first "
+                           "layer and the pixels, 2 classifiers each, 15 epochs (TIME_WV)",
 }
 
 
@@ -117,6 +123,8 @@ def _study(args) -> int:
 
     if args.name == "representations":
         return _representations_study(args)
+    if args.name in ("one-layer", "wavelet-first-layer"):
+        return _lecture_study(args)
 
     overrides = {k: v for k, v in (("seeds", args.seeds), ("epochs", args.epochs), ("n", args.n)) if v is not None}
     out, store = output(args)
@@ -126,6 +134,28 @@ def _study(args) -> int:
     for line in STUDIES[args.name].describe(summary):
         print(line)
     if not summary.get("complete", True):  # stopped (a cancel, a stop signal): say so, like every job
+        print(f"workbench: study {args.name} cancelled: its run folder keeps what it finished", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _lecture_study(args) -> int:
+    """``study one-layer`` and ``study wavelet-first-layer``: the lecture's experiments (workbench.studies.lecture)."""
+    from workbench.errors import UserError
+    from workbench.studies.lecture import LECTURE_STUDIES, run_lecture_study
+
+    if args.executor != "local" or args.workers is not None or args.address is not None:
+        raise UserError(f"study {args.name} runs in this process: --executor, --workers and --address are for "
+                        f"the deformation studies")
+    if args.n is not None:
+        raise UserError(f"study {args.name} takes no --n")
+    out, store = output(args)
+    summary = drive(run_lecture_study(args.name, out=out, runs_root=store.root, device=args.device,
+                                      figure=figure_style(args), seeds=args.seeds, epochs=args.epochs),
+                    f"study {args.name}", quiet=args.quiet)
+    for line in LECTURE_STUDIES[args.name].describe(summary):
+        print(line)
+    if not summary.get("complete", True):
         print(f"workbench: study {args.name} cancelled: its run folder keeps what it finished", file=sys.stderr)
         return 1
     return 0
