@@ -15,7 +15,8 @@ The engine keeps x in its own units (mean-subtracted pixels on a 0–255 scale, 
 text), so the CVPR priors are taken of x/σ. What this module chooses, where the paper leaves it open:
 
 - σ is measured on the model's calibration images (the digits' training split, or the photos the
-  packages ship; :func:`workbench.preimage.presets.calibration_images`), else the reference's own norm;
+  packages ship; :func:`workbench.preimage.presets.calibration_images`; HOG's grey input: the photos in
+  grey), else the reference's own norm;
 - λ_α defaults to the paper's printed rule λ_α ≈ σ^α / (HW B^α) with B = 128 (sect. 2, "Balancing the
   different terms"); on CNN-A (227², σ ≈ 1.9·10⁴, a pixel RMS of ≈ 49) that rule gives the paper's fixed
   2.16·10⁸, which ``--lambda-alpha 2.16e8`` sets exactly;
@@ -62,13 +63,28 @@ def preset_lambda_tv(layers, index: int, side: int) -> float:
     return LAMBDA_TV[2]
 
 
-@torch.no_grad()
-def image_norm(model, x0: torch.Tensor) -> tuple[float, str]:
-    """σ: the average Euclidean norm of the model's calibration images in the engine's units
-    (255 · (p − mean)), and where it comes from; the reference ``x0``'s own norm for a model without them."""
+def natural_images(model):
+    """The images σ and N_Φ are measured on: the model's calibration images
+    (:func:`workbench.preimage.presets.calibration_images`), else, for an input of other channels (HOG's
+    grey image), the photos the packages ship in its channels; None when there are none."""
     from workbench.preimage.presets import calibration_images
 
     data = calibration_images(model)
+    size = getattr(model, "input_size", None)
+    if data is None and size is not None:
+        from workbench.data.photos import SOURCE, natural_photos
+
+        names, images = natural_photos(size[0], tuple(size[1:]))
+        if names:
+            data = torch.from_numpy(images), f"{len(names)} {SOURCE}"
+    return data
+
+
+@torch.no_grad()
+def image_norm(model, x0: torch.Tensor) -> tuple[float, str]:
+    """σ: the average Euclidean norm of the model's natural images (:func:`natural_images`) in the engine's
+    units (255 · (p − mean)), and where it comes from; the reference ``x0``'s own norm without them."""
+    data = natural_images(model)
     if data is None:
         return float(x0.flatten().norm()), "the reference image"
     images, source = data
@@ -118,9 +134,7 @@ def code_normaliser(model, phi, scale: torch.Tensor, mean: torch.Tensor, device,
                     mask: torch.Tensor | None = None) -> tuple[float | None, str]:
     """N_Φ of layer ``phi``'s codes over the first ``limit`` calibration images of ``model`` (masked like the
     data term when ``mask`` is given), and what they are; (None, why) for a model without such images."""
-    from workbench.preimage.presets import calibration_images
-
-    data = calibration_images(model)
+    data = natural_images(model)
     if data is None or len(data[0]) < 2:
         return None, "no calibration images"
     images, source = data[0][:limit], data[1]
