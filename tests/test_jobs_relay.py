@@ -39,3 +39,39 @@ def test_closing_the_outer_job_closes_the_inner_one():
     assert closed == []
     outer.close()
     assert closed == [True]
+
+
+def test_run_job_closes_the_job_when_the_receiver_raises():
+    closed = []
+
+    def refuse(event):
+        raise ValueError("no")
+
+    try:
+        run_job(_inner(closed), refuse)
+    except ValueError as exc:
+        assert str(exc) == "no"
+    else:
+        raise AssertionError("the receiver's error was swallowed")
+    assert closed == [True]
+
+
+def test_on_close_runs_only_when_the_driver_closes_the_outer_job():
+    closes, closed = [], []
+    outer = relay(_inner(closed), on_close=lambda: closes.append(closed[:]))
+    assert next(outer).iteration == 1  # no translate: every event goes on as it is
+    outer.close()
+    assert closes == [[]] and closed == [True]  # on_close ran before the inner job was closed
+
+    def failing():
+        yield Step(1, 1)
+        raise GeneratorExit  # raised by the job itself, not its driver
+
+    closes.clear()
+    with_error = relay(failing(), on_close=lambda: closes.append(True))
+    next(with_error)
+    try:
+        next(with_error)
+    except GeneratorExit:
+        pass
+    assert closes == []

@@ -13,7 +13,7 @@ import pytest
 
 from workbench.config.sweep import SweepConfig
 from workbench.errors import UserError
-from workbench.jobs import Cancelled, CancelToken, Step, run_job
+from workbench.jobs import Cancelled, CancelToken, CellDone, GridExpanded, Step, run_job
 from workbench.runs import read_json, write_json
 from workbench.sweep.grid import expand, expand_layers
 from workbench.sweep.job import cell_state, sweep_job
@@ -81,8 +81,20 @@ def test_resume_reruns_only_unfinished_cells(tmp_path):
         run_job(sweep_job(config))
     from dataclasses import replace
 
-    again = run_job(sweep_job(replace(config, resume=True)))
+    events = []
+    again = run_job(sweep_job(replace(config, resume=True)), events.append)
     assert again.ran == 2 and again.skipped == 2 and again.counts["done"] == 4
+    # the typed grid events (issue 21): the grid once, before any cell, with the two reused cells'
+    # summaries; then one CellDone per cell run, naming its folder
+    grids = [e for e in events if isinstance(e, GridExpanded)]
+    assert len(grids) == 1 and [c.name for c in grids[0].cells] == [r["cell"] for r in again.rows]
+    assert sorted(grids[0].done) == [2, 3] and grids[0].folder == str(out)
+    assert grids[0].done[2]["reconstruction_error_mean"] == before[again.rows[2]["cell"]]
+    done = [e for e in events if isinstance(e, CellDone)]
+    assert events.index(grids[0]) < events.index(done[0])
+    assert [(e.index, e.status, e.error) for e in done] == [(0, "done", None), (1, "done", None)]
+    assert done[0].folder == str(out / "cells" / again.rows[0]["cell"])
+    assert done[1].summary["reconstruction_error_mean"] == before[again.rows[1]["cell"]]
     assert {r["cell"]: r["reconstruction_error_mean"] for r in again.rows} == before  # same seeds, same numbers
     with open(out / "results.csv") as f:
         assert len(list(csv.DictReader(f))) == 4

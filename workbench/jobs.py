@@ -68,44 +68,81 @@ class Artifact:
     path: str
 
 
-Event = Union[Step, Log, Artifact]
+@dataclass(frozen=True)
+class GridExpanded:
+    """A grid job (a sweep, an atlas) knows its cells, before any runs: ``cells`` in the grid's order
+    (:class:`workbench.sweep.grid.Cell`: ``name``, ``config``, ``columns``), ``done`` the summaries
+    (:func:`workbench.sweep.cell.summary`) by index of the cells finished before (``--resume``), which
+    are not run again, and ``folder`` the grid's run folder (its cells in ``folder/cells/<name>``)."""
+
+    cells: tuple[Any, ...]
+    done: dict[int, dict[str, Any]]
+    folder: str
+
+
+@dataclass(frozen=True)
+class CellDone:
+    """One cell of a grid job has ended: ``index`` into :attr:`GridExpanded.cells`, its run ``folder``,
+    ``status`` done | failed | cancelled, its ``summary`` (done) or the ``error`` line (otherwise)."""
+
+    index: int
+    folder: str
+    status: str
+    summary: dict[str, Any] | None = None
+    error: str | None = None
+
+
+Event = Union[Step, Log, Artifact, GridExpanded, CellDone]
 Job = Generator[Event, None, Any]
+
+
+def relay(job: Job, translate: Callable[[Event], Event | None] | None = None, *,
+          on_close: Callable[[], None] | None = None) -> Job:
+    """The one loop that drives a job: ``result = yield from relay(job, translate)`` runs ``job`` inside
+    another job. Each event goes through ``translate``, which gives the event to yield on (or None to
+    drop it; no ``translate`` passes every event on); returns ``job``'s result. Whatever ends the loop,
+    ``job`` is closed, so its run folder is marked then (not when it is collected): an exception from
+    ``job`` or ``translate`` goes on after it, and when the outer job is closed by its driver
+    (``GeneratorExit`` where an event is yielded), ``on_close()`` runs first — how
+    :func:`workbench.runs.finalise` tells its driver stopping it from a body raising ``GeneratorExit``."""
+    try:
+        while True:
+            try:
+                event = next(job)
+            except StopIteration as stop:
+                return stop.value
+            out = event if translate is None else translate(event)
+            if out is not None:
+                try:
+                    yield out
+                except GeneratorExit:
+                    if on_close is not None:
+                        on_close()
+                    raise
+    finally:
+        job.close()
 
 
 def run_job(job: Job, on_event: Callable[[Event], None] | None = None) -> Any:
     """Drive ``job`` to completion, passing every event to ``on_event``; return its result.
 
-    The one loop that drives job generators outside the window. If ``on_event`` raises (or a
-    signal arrives while it runs), the job is closed, so its run folder is marked before the
+    :func:`relay` with nothing to yield on: the CLI, the API, the executors' cells and the studies'
+    tasks drive their jobs through the same loop as a job run inside another. If ``on_event`` raises
+    (or a signal arrives while it runs), the job is closed, so its run folder is marked before the
     exception goes on.
     """
-    try:
-        while True:
-            try:
-                event = next(job)
-            except StopIteration as stop:
-                return stop.value
-            if on_event is not None:
-                on_event(event)
-    finally:
-        job.close()
+    def deliver(event: Event) -> None:
+        if on_event is not None:
+            on_event(event)
 
-
-def relay(job: Job, translate: Callable[[Event], Event | None]) -> Job:
-    """Run ``job`` inside another job (``result = yield from relay(job, translate)``): each of its
-    events goes through ``translate``, which gives the event to yield on (or None to drop it); returns
-    ``job``'s result. If the outer job is closed, ``job`` is closed too, so its run folder is marked."""
+    driver = relay(job, deliver)
     try:
-        while True:
-            try:
-                event = next(job)
-            except StopIteration as stop:
-                return stop.value
-            out = translate(event)
-            if out is not None:
-                yield out
+        next(driver)  # deliver yields nothing on, so the loop runs to the job's end
+    except StopIteration as stop:
+        return stop.value
     finally:
-        job.close()
+        driver.close()
+    raise AssertionError("run_job: relay yielded an event it was told to drop")  # pragma: no cover
 
 
 class Throttle:

@@ -870,7 +870,7 @@ def finalise(run: Run, body, *, on_stop: Callable[[str], None] | None = None, th
     """
     from contextlib import nullcontext
 
-    from workbench.jobs import Cancelled
+    from workbench.jobs import Cancelled, relay
 
     if threads is not None:
         from workbench.threads import torch_threads
@@ -879,30 +879,26 @@ def finalise(run: Run, body, *, on_stop: Callable[[str], None] | None = None, th
     else:
         scope = nullcontext()
     status, error = "failed", None
+    closed = False
+
+    def driver_closed() -> None:  # the driver stopped the job: Esc in the window, Ctrl+C in a loop
+        nonlocal closed
+        closed = True
+
     with _Heartbeat(run), scope:
         try:
-            while True:
-                try:
-                    event = next(body)
-                except StopIteration as stop:
-                    status = run.outcome or "done"
-                    return stop.value
-                except Cancelled:
-                    status = "cancelled"
-                    raise
-                except KeyboardInterrupt:
-                    on_main = threading.current_thread() is threading.main_thread()
-                    status, error = ("cancelled", None) if on_main else ("failed", "KeyboardInterrupt raised by the job")
-                    raise
-                except BaseException as exc:
-                    error = describe_error(exc)
-                    raise
-                try:
-                    yield event
-                except GeneratorExit:  # the driver stopped the job: Esc in the window, Ctrl+C in a loop
-                    status = "cancelled"
-                    body.close()
-                    raise
+            result = yield from relay(body, on_close=driver_closed)
+            status = run.outcome or "done"
+            return result
+        except BaseException as exc:
+            if closed or isinstance(exc, Cancelled):  # whatever closing the body raised, the driver stopped it
+                status = "cancelled"
+            elif isinstance(exc, KeyboardInterrupt):
+                on_main = threading.current_thread() is threading.main_thread()
+                status, error = ("cancelled", None) if on_main else ("failed", "KeyboardInterrupt raised by the job")
+            else:
+                error = describe_error(exc)
+            raise
         finally:
             if status != "done" and on_stop is not None:
                 try:

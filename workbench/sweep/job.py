@@ -27,7 +27,7 @@ from typing import Any
 from workbench.config import to_dict
 from workbench.config.sweep import SweepConfig
 from workbench.errors import UserError
-from workbench.jobs import Artifact, Cancelled, CancelToken, Job, Log, Step, Throttle
+from workbench.jobs import Artifact, Cancelled, CancelToken, CellDone, GridExpanded, Job, Log, Step, Throttle
 from workbench.runs import (Run, RunStore, atomic_path, claim_run, finalise, owner_fields, read_json, remove_tree,
                             status_of, write_json)
 from workbench.sweep.cell import ROW_METRICS, summary
@@ -140,11 +140,13 @@ def _sweep(config: SweepConfig, cells: list[Cell], run: Run, cancel: CancelToken
     out = run.path
     rows: list[dict[str, Any]] = []
     todo = []
+    finished: dict[int, dict[str, Any]] = {}
     for i, cell in enumerate(cells):
         folder = out / "cells" / cell.name
         state, metrics = cell_state(folder)
         if state == "done":
-            rows.append(make_row(cell, summary(metrics), "done"))
+            finished[i] = summary(metrics)
+            rows.append(make_row(cell, finished[i], "done"))
             continue
         if folder.exists() or folder.is_symlink():  # failed, cancelled, interrupted or partial: run it again
             remove_tree(out, Path("cells") / cell.name)  # from scratch; never through a link
@@ -152,6 +154,7 @@ def _sweep(config: SweepConfig, cells: list[Cell], run: Run, cancel: CancelToken
         spec = getattr(cell, "spec", None) or {"model": cell.config["model"]}
         todo.append((i, task(cell.config, spec, **consent), str(folder)))
     skipped = len(cells) - len(todo)
+    yield GridExpanded(tuple(cells), finished, str(out))
     yield Log(f"sweep of {len(cells)} cell(s)" + (f", {skipped} finished before" if skipped else "")
               + f", {len(todo)} to run on the {config.executor} executor")
     (out / "cells").mkdir(exist_ok=True)
@@ -171,12 +174,15 @@ def _sweep(config: SweepConfig, cells: list[Cell], run: Run, cancel: CancelToken
         try:
             for index, outcome in results:
                 cell = cells[index]
+                folder = str(out / "cells" / cell.name)
                 if isinstance(outcome, BaseException):
                     status = "cancelled" if isinstance(outcome, (Cancelled, KeyboardInterrupt)) else "failed"
                     rows[index] = make_row(cell, None, status, error=_describe(outcome))
+                    yield CellDone(index, folder, status, error=_describe(outcome))
                     yield Log(f"cell {cell.name} {status}: {_describe(outcome)}", "warning")
                 else:
                     rows[index] = make_row(cell, outcome, "done")
+                    yield CellDone(index, folder, "done", summary=outcome)
                 ran += 1
                 elapsed = time.monotonic() - start
                 rate = ran / elapsed if elapsed > 0 else 0.0
