@@ -122,16 +122,11 @@ def available_memory(device: Any = None) -> tuple[int, str]:
 
         free, _ = torch.cuda.mem_get_info(device)
         return int(free), "free memory on the GPU"
+    import psutil
+
     try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024, "available memory"
-    except OSError:
-        pass
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"), "available memory"
-    except (ValueError, OSError, AttributeError):
+        return int(psutil.virtual_memory().available), "available memory"
+    except (psutil.Error, OSError, RuntimeError):
         return 2**62, "available memory"
 
 

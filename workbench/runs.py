@@ -170,12 +170,14 @@ def _host() -> str:
 
 
 def _process_start(pid: int) -> str | None:
-    """The kernel's start time of ``pid`` (Linux), so a reused pid is not taken for the owner."""
+    """The start time of ``pid`` (psutil: the kernel's, in seconds since the epoch), so a reused pid
+    is not taken for the owner; None where it cannot be read."""
+    import psutil
+
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
+        return f"{psutil.Process(pid).create_time():.2f}"
+    except (psutil.Error, OSError, OverflowError, ValueError):
         return None
-    return stat.rsplit(")", 1)[-1].split()[19]
 
 
 #: The largest process id any kernel hands out (Linux's pid_max is at most 2**22).
@@ -185,15 +187,14 @@ PID_MAX = 2**22
 def _pid_alive(pid: Any, start: Any) -> bool:
     """Whether process ``pid`` runs and started at ``start``; a pid that is not a process id
     (0 or -1 would ask about a whole process group, 2**70 does not fit) is a dead owner."""
+    import psutil
+
     if isinstance(pid, bool) or not isinstance(pid, int) or not 1 <= pid <= PID_MAX:
         return False
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    except (OSError, OverflowError, ValueError):
+        if not psutil.pid_exists(pid):
+            return False
+    except (psutil.Error, OSError, OverflowError, ValueError):
         return False
     if start is not None:
         now = _process_start(pid)

@@ -3,46 +3,63 @@
 from __future__ import annotations
 
 import sys
-import time
 from typing import Any
 
-from workbench.jobs import Artifact, Event, Job, Log, Step, run_job
+from workbench.jobs import Artifact, Event, Job, Log, Step, Throttle, run_job
 
 
 class ProgressBar:
-    """A one-line text progress bar on stderr (redrawn in place on a terminal)."""
+    """The progress of one job on stderr: on a terminal a rich bar redrawn in place (at most every
+    0.1 s), with the elapsed time, an estimate of the time left and the first values of the last
+    step; piped, a plain line per 10 % (``label: done/total (pct%) extra``), which logs and tests read."""
 
     def __init__(self, label: str, stream=None) -> None:
         self.label = label
         self.stream = stream or sys.stderr
-        self.start = time.monotonic()
-        self._last_draw = 0.0
         self._tty = hasattr(self.stream, "isatty") and self.stream.isatty()
         self._last_pct = -1
+        self._bar = None   # rich.progress.Progress while a bar is shown
+        self._task = None
+        self._redraw = Throttle(0.1)
 
     def update(self, done: int, total: int, extra: str = "") -> None:
-        now = time.monotonic()
-        pct = int(100 * done / max(total, 1))
         if self._tty:
-            if now - self._last_draw < 0.1 and done < total:
-                return
-            self._last_draw = now
-            width = 30
-            filled = int(width * done / max(total, 1))
-            elapsed = now - self.start
-            eta = elapsed / done * (total - done) if done else 0.0
-            bar = "#" * filled + "-" * (width - filled)
-            self.stream.write(f"\r{self.label} [{bar}] {done}/{total} {elapsed:5.1f}s eta {eta:5.1f}s {extra}   ")
-            self.stream.flush()
-        elif pct // 10 != self._last_pct // 10 or done == total:  # a line per 10 % when piped
+            if self._bar is None:
+                self._bar = self._start(total)
+            if self._redraw() or done >= total:
+                self._bar.update(self._task, completed=done, total=max(total, 1), extra=extra, refresh=True)
+            return
+        pct = int(100 * done / max(total, 1))
+        if pct // 10 != self._last_pct // 10 or done == total:  # a line per 10 % when piped
             self._last_pct = pct
             self.stream.write(f"{self.label}: {done}/{total} ({pct}%) {extra}\n")
             self.stream.flush()
 
+    def _start(self, total: int):
+        from rich.console import Console
+        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                                   TimeRemainingColumn)
+
+        bar = Progress(TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(),
+                       TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
+                       TextColumn("{task.fields[extra]}", markup=False),
+                       console=Console(file=self.stream, highlight=False), auto_refresh=False)
+        self._task = bar.add_task(self.label, total=max(total, 1), extra="")
+        bar.start()
+        return bar
+
+    def print(self, text: str) -> None:
+        """A line of text above the bar (the bar stays at the bottom on a terminal)."""
+        if self._bar is not None:
+            self._bar.console.print(text, markup=False, highlight=False, soft_wrap=True)
+        else:
+            print(text, file=self.stream)
+
     def close(self) -> None:
-        if self._tty:
-            self.stream.write("\n")
-            self.stream.flush()
+        if self._bar is not None:
+            self._bar.refresh()
+            self._bar.stop()
+            self._bar = None
 
 
 def drive(job: Job, label: str, quiet: bool = False) -> Any:
@@ -58,10 +75,9 @@ def drive(job: Job, label: str, quiet: bool = False) -> Any:
             bar.update(event.iteration, event.total, extra)
         elif isinstance(event, Log):
             prefix = "" if event.level == "info" else f"{event.level}: "
-            bar.close()
-            print(f"{prefix}{event.message}", file=sys.stderr)
+            bar.print(f"{prefix}{event.message}")
         elif isinstance(event, Artifact) and event.name == "run":
-            print(f"run folder: {event.path}", file=sys.stderr)
+            bar.print(f"run folder: {event.path}")
 
     try:
         return run_job(job, on_event)
