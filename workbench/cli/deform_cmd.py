@@ -20,6 +20,9 @@ STUDY_SUMMARIES = {
     "synthetic": "Fig. 5: 10 one-digit classes deformed with strength C in 1..4 px, 64 examples per class, "
                  "narrow cifar-vgg-maxpool (1x16, 1x32, 1x64) 8 epochs x 3 seeds per C, filter NTV "
                  "(5 CPU-minutes; 17 min wall on the shared machine)",
+    "random-labels": "Figs. 6c/7: the 5 downsamplings trained 10 epochs on 256 digits with fixed uniform random "
+                     "labels and with the real labels, 2 nets each, filter NTV per conv layer and NCD on 13 layers "
+                     "for 128 digits (wall time: see docs/deformation.md)",
     "representations": "CVPR 2015 Table 1 / IJCV Table 2: invert HOG, HOGb and DSIFT of 4 sample photos at 224 px, "
                        "300 iterations, the CVPR error beside the papers' (about 3.5 min on the shared machine)",
     "one-layer": "the lecture, Raghu et al. Fig. 6: train exactly one layer (the others frozen at init), for a "

@@ -10,12 +10,13 @@ from workbench.cli.common import (add_device_option, add_figure_options, add_mod
                                   figure_style, open_model, output)
 from workbench.config import add_options
 from workbench.config.filtergan import FilterGanConfig, FilterGanEvalConfig, TraversalConfig
+from workbench.config.filtergan_figure import FilterFigureConfig
 from workbench.errors import UserError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     fg = sub.add_parser("filtergan", help="parametrise a conv layer's filters with an InfoGAN; evaluate it; traverse its latent space",
-                        description="The filter-GAN: train (Algorithm 1), eval (sect. 5.2), traverse (sect. 4).")
+                        description="The filter-GAN: train (Algorithm 1), eval (sect. 5.2), traverse (sect. 4), figure (Fig. 2).")
     cmds = fg.add_subparsers(dest="filtergan_command", metavar="ACTION", parser_class=type(fg))
     cmds.required = True
 
@@ -53,6 +54,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_output_options(v)
     v.add_argument("--quiet", action="store_true")
     v.set_defaults(func=_traverse)
+
+    f = cmds.add_parser("figure", help="the paper's Fig. 2: generated filters, one third of the input channels "
+                                       "summed, under the real filters",
+                        description="Fig. 2 of the filter-GAN paper: the filters G generates for random z, each "
+                                    "drawn with its input channels summed in thirds (red, green, blue), under the "
+                                    "real filters of the same output channels. Writes images/filters_fig2.png and "
+                                    ".pdf and metrics.json (how far the generated filters lie from the real ones).")
+    f.add_argument("run_dir", metavar="RUN_DIR", nargs="?", default=None,
+                   help="a folder made by `workbench filtergan train` (default: the shipped digits-vgg conv4 run)")
+    add_options(f, FilterFigureConfig, skip=("device",))
+    f.add_argument("--trust", action="store_true", help="open the model the run folder names even if it is code "
+                     "(TorchScript, a full pickle, a Python callable): only for runs you trust")
+    add_device_option(f)
+    add_output_options(f)
+    f.add_argument("--quiet", action="store_true")
+    f.set_defaults(func=_figure)
 
 
 
@@ -123,4 +140,22 @@ def _traverse(args: argparse.Namespace) -> int:
                    "filtergan traverse", quiet=args.quiet)
     keys = ("dims", "centre_error", "preimage_error_mean", "neighbour_rms", "all_pairs_rms", "neighbour_ratio")
     print(json.dumps({"run": str(result.run.path), **{k: result.metrics[k] for k in keys}, "grid": "images/grid.png"}))
+    return 0
+
+
+def _figure(args: argparse.Namespace) -> int:
+    from workbench.config import from_args
+    from workbench.filtergan.figure import FIGURE, filters_figure_job
+
+    out, store = output(args)
+    if args.run_dir is None:
+        from workbench.resources import shipped_filtergan_run
+
+        args.run_dir = str(shipped_filtergan_run())
+    config = from_args(FilterFigureConfig, args, run=args.run_dir)
+    config.validate()
+    metrics = drive(filters_figure_job(config, out=out, runs=store, trust=args.trust, figure=figure_style(args)),
+                    "filtergan figure", quiet=args.quiet)
+    keys = ("layer", "filter_distance_relative", "view_distance_relative")
+    print(json.dumps({"run": metrics["run"], **{k: metrics[k] for k in keys}, "figure": f"images/{FIGURE}.png"}))
     return 0

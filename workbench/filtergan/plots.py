@@ -8,18 +8,36 @@ import colorsys
 import numpy as np
 
 
+def channel_thirds(weight: np.ndarray) -> np.ndarray:
+    """The paper's view of filters (Figure 2: "we summed one third of the original channels together"):
+    filters (..., C_in, k, k) → (..., 3, k, k), the sums over the first, second and last third of
+    the input channels (``np.array_split``: thirds of C_in, the first ones a channel longer where
+    C_in is not a multiple of 3), to be read as red, green and blue. A filter with fewer than 3
+    input channels is summed whole into all three (grey)."""
+    w = np.asarray(weight, dtype=np.float32)
+    if w.ndim < 3:
+        raise ValueError(f"filters of shape (..., C_in, k, k) expected, not {w.shape}")
+    axis = w.ndim - 3
+    if w.shape[axis] < 3:
+        return np.repeat(w.sum(axis, keepdims=True), 3, axis=axis)
+    return np.stack([part.sum(axis) for part in np.array_split(w, 3, axis=axis)], axis=axis)
+
+
+def thirds_groups(c_in: int) -> list[tuple[int, int]]:
+    """The input channels [start, stop) that :func:`channel_thirds` sums into red, green and blue."""
+    if c_in < 3:
+        return [(0, c_in)] * 3
+    bounds = np.cumsum([0] + [len(part) for part in np.array_split(np.arange(c_in), 3)])
+    return [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
+
+
 def filter_image(weight: np.ndarray) -> np.ndarray:
     """One filter (C_in, k, k) as a (k, k, 3) image in [0, 1].
 
-    As in the paper's Figure 2, input channels are summed in thirds; the three sums become
-    the red, green and blue channels (a one-channel filter is grey). 0.5 is zero.
+    As in the paper's Figure 2, input channels are summed in thirds (:func:`channel_thirds`); the
+    three sums become the red, green and blue channels (a one-channel filter is grey). 0.5 is zero.
     """
-    w = np.asarray(weight, dtype=np.float32)
-    c = w.shape[0]
-    if c < 3:
-        rgb = np.repeat(w.sum(0, keepdims=True), 3, axis=0)
-    else:
-        rgb = np.stack([part.sum(0) for part in np.array_split(w, 3, axis=0)])
+    rgb = channel_thirds(weight)
     scale = float(np.abs(rgb).max()) or 1.0
     return np.ascontiguousarray((0.5 + 0.5 * rgb / scale).transpose(1, 2, 0))
 
@@ -37,7 +55,7 @@ def filter_sheet(rows: list[np.ndarray], channels: int = 16, cell: int = 18, gap
     size = k * rep
     out = np.ones((len(sets) * (size + gap) + gap, n_cols * (size + gap) + gap, 3), np.float32)
     for col in range(n_cols):
-        thirds = [_thirds(s[col]) for s in sets]
+        thirds = [channel_thirds(s[col]) for s in sets]
         scale = max(float(np.abs(t).max()) for t in thirds) or 1.0
         for row, t in enumerate(thirds):
             img = (0.5 + 0.5 * t / scale).transpose(1, 2, 0)
@@ -45,12 +63,6 @@ def filter_sheet(rows: list[np.ndarray], channels: int = 16, cell: int = 18, gap
             y, x = gap + row * (size + gap), gap + col * (size + gap)
             out[y:y + size, x:x + size] = img
     return out
-
-
-def _thirds(w: np.ndarray) -> np.ndarray:
-    if w.shape[0] < 3:
-        return np.repeat(w.sum(0, keepdims=True), 3, axis=0)
-    return np.stack([part.sum(0) for part in np.array_split(w, 3, axis=0)])
 
 
 def palette(n: int) -> np.ndarray:
@@ -117,3 +129,24 @@ def loss_figure(history: dict[str, list[float]], *, title: str = LOSS_TITLE, sty
     return line_figure([Series("loss D", history["loss_D"]), Series("loss G", history["loss_G"]),
                         Series("loss Q", history["loss_Q"])], x=history["step"], title=title, xlabel="step",
                        ylabel="loss", style=style)
+
+
+def filters_figure(real: np.ndarray, generated: np.ndarray, *, channels: list[int] | None = None, title: str = ""):
+    """The paper's Figure 2 beside the real filters, as a :class:`~workbench.export.figures.FigureGrid`:
+    the first row is the real filters ``real`` (C_out, C_in, k, k), each further row one generated
+    filter set of ``generated`` (S, C_out, C_in, k, k); column j is output channel ``channels[j]``.
+    Every filter is drawn in :func:`channel_thirds`' view (thirds of the input channels summed into
+    red, green and blue), scaled by the largest |value| of its column, 0 at mid-grey: a column
+    compares one output channel across the real and the generated sets."""
+    from workbench.export.figures import FigureGrid
+
+    real = np.asarray(real, dtype=np.float32)
+    generated = np.asarray(generated, dtype=np.float32)
+    views = channel_thirds(np.concatenate([real[None], generated]))            # (1 + S, C_out, 3, k, k)
+    scale = np.abs(views).max(axis=(0, 2, 3, 4))                              # per column
+    scale[scale == 0] = 1.0
+    tiles = (0.5 + 0.5 * views / scale[None, :, None, None, None]).transpose(0, 1, 3, 4, 2)
+    channels = list(range(real.shape[0])) if channels is None else list(channels)
+    return FigureGrid([[tiles[r, j] for j in range(tiles.shape[1])] for r in range(tiles.shape[0])],
+                      row_labels=["real"] + [f"z{s + 1}" for s in range(len(generated))],
+                      col_labels=[str(c) for c in channels], title=title)

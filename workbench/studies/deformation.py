@@ -9,6 +9,12 @@
   random deformations of strength C (maximum control-point displacement in pixels, 3×3 grid);
   a narrow version of ``cifar-vgg-maxpool`` (blocks 1×16, 1×32, 1×64, so that 12 trainings fit
   in minutes on a CPU) is trained per C and seed and the filter NTV per layer is compared.
+- ``random-labels`` (Figs. 6c and 7, sect. 5): the five nets of ``pooling`` trained on the same
+  digits with their labels replaced by fixed uniform random labels (Zhang et al. 2016: drawn once
+  from the seed, the same in every epoch), beside the same nets (same initial weights, same
+  images, same epochs) trained on the real labels; filter NTV per conv layer (Fig. 6c) and NCD
+  per layer (Fig. 7) after training. A subset of the training digits, so that every net fits
+  (memorises) its random labels within minutes on a CPU.
 
 Each study is a job writing one run folder: ``metrics.json`` (settings, sizes, seconds, the
 per-layer numbers) and ``images/*.png`` with a ``.pdf`` of each plot.
@@ -46,6 +52,10 @@ POOLING_SIZE = {"seeds": 3, "epochs": 3, "n": 128}
 SMOOTHING_SIZE = {"seeds": 3, "n": 128, "sigmas": (0.0, 0.5, 1.0, 2.0, 4.0)}
 SYNTHETIC_SIZE = {"seeds": 3, "epochs": 8, "per_class": 64, "strengths": (1.0, 2.0, 3.0, 4.0),
                   "blocks": ((1, 16), (1, 32), (1, 64))}
+#: random-labels: 256 training digits are memorised (train accuracy 1.0 on their random labels) by
+#: cifar-vgg-maxpool and -strided-relu after 10 epochs of Adam (measured: 0.29 / 0.11 after 5);
+#: 2 nets per variant and label kind: 20 trainings.
+RANDOM_LABELS_SIZE = {"seeds": 2, "epochs": 10, "n": 128, "train_images": 256}
 
 
 def _fresh(downsampling: str, init: str, seed: int, blocks=None) -> torch.nn.Module:
@@ -132,7 +142,32 @@ def _synthetic_task(c: dict[str, Any], device, cancel) -> dict[str, Any]:
             "test_accuracy": res["test_accuracy"]}
 
 
-_TASKS = {"pooling": _pooling_task, "smoothing": _smoothing_task, "synthetic": _synthetic_task}
+def _random_labels_task(c: dict[str, Any], device, cancel) -> dict[str, Any]:
+    """One net of ``random-labels``: trained on the first ``train_images`` training digits with their
+    real labels or with fixed uniform random ones (``train_classifier(random_labels=True)``: drawn once
+    from the seed), then its filter NTV per conv layer, and its NCD per layer and test accuracy (real
+    labels) on the first ``n`` test digits."""
+    from workbench.deformation.smoothness import filter_smoothness
+    from workbench.jobs import run_job
+    from workbench.models.train import train_classifier
+
+    x, y = load_digits32("train")
+    train = (x[:c["train_images"]], y[:c["train_images"]])
+    images, labels = (t[:c["n"]] for t in load_digits32("test"))
+    module = _fresh(c["downsampling"], "truncnormal", c["seed"])
+    init_ntv = [v.ntv for v in filter_smoothness(module)]
+    res = run_job(train_classifier(module, epochs=c["epochs"], seed=c["seed"], train_data=train,
+                                   test_data=(images, labels), random_labels=c["labels"] == "random",
+                                   device=device, cancel=cancel))
+    module.eval()
+    ntv = filter_smoothness(module)
+    return {"sensitivity": _numbers(run_job(_measure(module, images, c["seed"], 1, cancel, device))),
+            "layers": [v.layer for v in ntv], "ntv": [v.ntv for v in ntv], "init_ntv": init_ntv,
+            "train_accuracy": res["train_accuracy"], "test_accuracy": res["test_accuracy"]}
+
+
+_TASKS = {"pooling": _pooling_task, "smoothing": _smoothing_task, "synthetic": _synthetic_task,
+          "random-labels": _random_labels_task}
 
 
 def study_task(config: dict[str, Any], folder: str = "", threads: int = 1, cancel: CancelToken | None = None) -> dict:
@@ -265,11 +300,13 @@ def pooling_study(*, seeds: int = 3, epochs: int = 3, n: int = 128, out=None, ru
 
 def _later_layer_comparison(results: dict[str, SensitivityResult]) -> dict[str, Any]:
     """Mean NCD over the later layers (block 3 on: relu3_1 … down4) per downsampling."""
-    out = {}
-    for d, r in results.items():
-        idx = [i for i, name in enumerate(r.layers) if re.search(r"\d", name) and re.search(r"\d", name)[0] in "34"]
-        out[d] = float(np.mean(r.mean[idx]))
+    out = {d: float(np.mean(r.mean[_later_layers(r.layers)])) for d, r in results.items()}
     return {"layers": "block 3 and 4 (relu3_1 .. down4)", "mean_ncd": out}
+
+
+def _later_layers(layers: list[str]) -> list[int]:
+    """Indices of block 3 and 4's layers (relu3_1 … down4): the first digit of the name is 3 or 4."""
+    return [i for i, name in enumerate(layers) if re.search(r"\d", name) and re.search(r"\d", name)[0] in "34"]
 
 
 # --------------------------------------------------------------------------- smoothing (Fig. 4)
@@ -434,6 +471,144 @@ def synthetic_study(*, seeds: int = 3, epochs: int = 8, per_class: int = 64, str
     return (yield from finalise(run, body(), threads=job_threads(STUDY_INPUT, STUDY_BATCH)))
 
 
+# --------------------------------------------------------------------------- random labels (Figs. 6c, 7)
+
+LABEL_KINDS = ("random", "real")
+
+
+def random_labels_study(*, seeds: int = RANDOM_LABELS_SIZE["seeds"], epochs: int = RANDOM_LABELS_SIZE["epochs"],
+                        n: int = RANDOM_LABELS_SIZE["n"], train_images: int = RANDOM_LABELS_SIZE["train_images"],
+                        downsamplings=None, out=None, runs_root=None, device: str | torch.device = "cpu",
+                        cancel: CancelToken | None = None, figure=None,
+                        executor: dict | None = None) -> Generator[Event, None, dict]:
+    """Sect. 5: the five downsamplings trained on fixed uniform random labels beside the same nets
+    on the real labels; filter NTV per conv layer (Fig. 6c) and NCD per layer (Fig. 7).
+
+    ``metrics.json`` has, per downsampling and label kind, the NCD rows, the NTV per layer (mean and
+    std over the nets), each net's train accuracy (on the labels it was trained on: 1.0 = its
+    random labels memorised) and test accuracy (on the real test labels), and ``spread``: per label
+    kind, how far the variants lie apart (range of their means) against how far one variant's
+    nets do (mean std over seeds), for the later-layer NCD and the mean NTV — the paper's claim is
+    a spread across architectures that the seeds do not explain, with random labels only."""
+    from workbench.models.architectures import DOWNSAMPLINGS
+
+    downsamplings = tuple(downsamplings or DOWNSAMPLINGS)
+    for d in downsamplings:
+        if d not in DOWNSAMPLINGS:
+            raise UserError(f"unknown downsampling '{d}': use one of {', '.join(DOWNSAMPLINGS)}")
+    cancel = cancel or CancelToken()
+    device = torch.device(device)
+    config = {"study": "random-labels", "downsamplings": list(downsamplings), "seeds": seeds, "epochs": epochs,
+              "n": n, "train_images": train_images, "grid": 3, "max_disp": 2.0, "init": "truncnormal",
+              "labels": "random: uniform over the 10 classes, drawn once from the net's seed (the same every "
+                        "epoch, independent of the images); real: the digits' labels",
+              "data": f"the first {train_images} training digits (32x32); NCD and test accuracy on the first n test digits"}
+    run = _start("random-labels", config, out, runs_root, device)
+    yield Artifact("run", str(run.path))
+
+    def body():
+        started = time.monotonic()
+        tasks = [{"study": "random-labels", "downsampling": d, "labels": kind, "seed": s, "epochs": epochs, "n": n,
+                  "train_images": train_images, "device": str(device)}
+                 for d in downsamplings for kind in LABEL_KINDS for s in range(seeds)]
+        for t in tasks:
+            t["variant"] = f"{t['downsampling']}/{t['labels']}"
+
+        def logged(key, outs):
+            yield Log(f"{key} labels: train accuracy {np.mean([o['train_accuracy'] for o in outs]):.3f}, "
+                      f"test accuracy {np.mean([o['test_accuracy'] for o in outs]):.3f}")
+
+        outcomes, status = yield from _run_tasks(tasks, executor or LOCAL, cancel,
+                                                 lambda c: f"{c['variant']} seed {c['seed']}",
+                                                 lambda c: c["variant"], logged)
+        groups = _groups(tasks, outcomes, "variant")
+        metrics: dict[str, Any] = {"config": config, "seconds": round(time.monotonic() - started, 1),
+                                   "complete": status == "done", "variants": {}}
+        per: dict[tuple[str, str], dict[str, Any]] = {}
+        for key, outs in groups.items():
+            d, kind = key.split("/")
+            ntv = np.array([o["ntv"] for o in outs])
+            per[d, kind] = {"ncd": _stack([_result(o["sensitivity"]) for o in outs]), "ntv": ntv,
+                            "conv_layers": outs[0]["layers"], "init_ntv": np.array([o["init_ntv"] for o in outs])}
+            metrics["variants"].setdefault(d, {})[kind] = {
+                "ncd": _rows(per[d, kind]["ncd"]),
+                "ntv": [{"layer": name, "mean": float(m), "std": float(sd)}
+                        for name, m, sd in zip(outs[0]["layers"], ntv.mean(axis=0), _sd(ntv))],
+                "mean_ntv": float(ntv.mean()), "per_net_mean_ntv": ntv.mean(axis=1).tolist(),
+                "train_accuracy": [o["train_accuracy"] for o in outs],
+                "test_accuracy": [o["test_accuracy"] for o in outs]}
+        if per:
+            init = np.concatenate([v["init_ntv"].ravel() for v in per.values()])
+            metrics["init_ntv"] = float(init.mean())
+            metrics["spread"] = {kind: _spread({d: v for (d, k), v in per.items() if k == kind})
+                                 for kind in LABEL_KINDS if any(k == kind for _, k in per)}
+            _random_labels_figures(run, per, seeds, epochs, train_images, metrics["init_ntv"], figure)
+        run.write_metrics(metrics)
+        run.outcome = None if status == "done" else status
+        return metrics
+
+    return (yield from finalise(run, body(), threads=job_threads(STUDY_INPUT, STUDY_BATCH)))
+
+
+def _sd(rows: np.ndarray) -> np.ndarray:
+    """Sample std over the nets (rows), 0 for one net."""
+    return rows.std(axis=0, ddof=1) if len(rows) > 1 else np.zeros(rows.shape[1])
+
+
+def _spread(per: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """For one label kind: each variant's mean later-layer NCD and mean NTV over its nets; the range
+    of those means across variants (``architecture_range``) and the mean std across one variant's
+    nets (``seed_std``). Fig. 7's claim, "depends on architecture significantly, but does not vary
+    much as a function of the random seed", reads as range ≫ seed_std."""
+    out: dict[str, Any] = {}
+    for what in ("later_ncd", "mean_ntv"):
+        nets = {}
+        for d, v in per.items():
+            if what == "later_ncd":
+                nets[d] = v["ncd"].values[:, _later_layers(v["ncd"].layers)].mean(axis=1)
+            else:
+                nets[d] = v["ntv"].mean(axis=1)
+        means = {d: float(x.mean()) for d, x in nets.items()}
+        seed_std = float(np.mean([x.std(ddof=1) if len(x) > 1 else 0.0 for x in nets.values()]))
+        out[what] = {"by_variant": means, "architecture_range": float(max(means.values()) - min(means.values())),
+                     "seed_std": seed_std}
+    out["later_ncd"]["layers"] = "block 3 and 4 (relu3_1 .. down4)"
+    return out
+
+
+def _random_labels_figures(run, per, seeds, epochs, train_images, init_ntv, figure) -> None:
+    """Fig. 6c (NTV per conv layer) and Fig. 7 (NCD per layer): one colour per downsampling, solid
+    random labels, dashed real labels, bands ± 2 std over the nets."""
+    from workbench.export.plots import HLine, Series, line_figure
+    from workbench.export.render import PALETTE, save_run_figure
+
+    variants = list(dict.fromkeys(d for d, _ in per))
+    colours = {d: PALETTE[i % len(PALETTE)] for i, d in enumerate(variants)}
+    nets = f"{_count(seeds, 'net')} each, mean ± 2 std"
+    trained = f"{_count(epochs, 'epoch')} on {train_images} digits"
+
+    def series(value):
+        out = []
+        for kind in LABEL_KINDS:
+            for d in variants:
+                if (d, kind) in per:
+                    y, sd = value(per[d, kind])
+                    out.append(Series(d if kind == "random" else "", y, 2 * sd, colours[d], dashed=kind == "real"))
+        return out
+
+    some = next(iter(per.values()))
+    save_run_figure(run, "random_labels_smoothness", line_figure(
+        series(lambda v: (v["ntv"].mean(axis=0), _sd(v["ntv"]))), x_labels=some["conv_layers"], xlabel="conv layer",
+        ylabel="normalized total variation (mean ± 2 std)", hlines=[HLine(init_ntv, f"initialization ({init_ntv:.3f})")],
+        style=figure, title=f"Filter smoothness after training on random labels (solid) and real labels (dashed), "
+                            f"{trained} ({nets}; Fig. 6c)"), figure)
+    save_run_figure(run, "random_labels_sensitivity", line_figure(
+        series(lambda v: (v["ncd"].mean, v["ncd"].std)), x_labels=some["ncd"].layers, xlabel="layer",
+        ylabel="normalized cosine distance (mean ± 2 std)", style=figure,
+        title=f"Deformation sensitivity after training on random labels (solid) and real labels (dashed), "
+              f"{trained} ({nets}; Fig. 7)"), figure)
+
+
 # --------------------------------------------------------------------------- registry
 
 @dataclass(frozen=True)
@@ -471,10 +646,26 @@ def _describe_synthetic(m: dict) -> list[str]:
     return lines
 
 
+def _describe_random_labels(m: dict) -> list[str]:
+    lines = [f"random-labels study: {m['seconds']} s, init NTV {m.get('init_ntv')}"]
+    for d, kinds in m["variants"].items():
+        lines.append(f"{d}: " + "; ".join(
+            f"{kind} labels mean NTV {v['mean_ntv']:.3f}, train accuracy {np.mean(v['train_accuracy']):.3f}, "
+            f"test accuracy {np.mean(v['test_accuracy']):.3f}" for kind, v in kinds.items()))
+    for kind, s in m.get("spread", {}).items():
+        lines.append(f"{kind} labels: later-layer NCD " + ", ".join(
+            f"{d} {v:.3f}" for d, v in s["later_ncd"]["by_variant"].items()) +
+            f" (range across variants {s['later_ncd']['architecture_range']:.3f}, std across seeds "
+            f"{s['later_ncd']['seed_std']:.3f}); mean NTV range {s['mean_ntv']['architecture_range']:.3f}, "
+            f"std across seeds {s['mean_ntv']['seed_std']:.3f}")
+    return lines
+
+
 STUDIES = {
     "pooling": StudySpec(pooling_study, _describe_pooling),
     "smoothing": StudySpec(smoothing_study, _describe_smoothing),
     "synthetic": StudySpec(synthetic_study, _describe_synthetic),
+    "random-labels": StudySpec(random_labels_study, _describe_random_labels),
 }
 
 
