@@ -204,8 +204,17 @@ def test_evaluation_tiny(trained, model):
     assert metrics["matching_identity_fraction"] > 0.9
     assert metrics["spread_relative"] > 0.01
     assert metrics["mds_points"] == 64 * 4
-    for kind in ("generated", "noise", "permuted"):  # the controls, re-trained and frozen (tests/test_filtergan_controls.py)
-        assert 0.0 <= metrics[f"accuracy_{kind}"] <= 1.0 and 0.0 <= metrics[f"accuracy_{kind}_frozen"] <= 1.0
+    # the controls (tests/test_filtergan_controls.py holds the shipped run to its numbers). After 6 steps G's
+    # filters are still near the real ones (measured: generated 0.987 re-trained / 0.980 frozen, noise of their
+    # offset 0.991 / 0.993); shuffling each filter's entries destroys what the layer computes (0.213 / 0.131)
+    assert metrics["accuracy_generated_frozen"] > 0.9 and metrics["accuracy_noise_frozen"] > 0.9
+    assert metrics["accuracy_noise"] == pytest.approx(metrics["accuracy_real_retrained"], abs=0.03)
+    assert metrics["accuracy_permuted_frozen"] < 0.5 and metrics["accuracy_permuted"] < 0.6
+    assert metrics["margins"]["permuted"]["frozen_points"] > 40 and metrics["margins"]["permuted"]["retrained_points"] > 30
+    assert metrics["margins"]["noise"]["frozen_points"] == pytest.approx(
+        100 * (metrics["accuracy_generated_frozen"] - metrics["accuracy_noise_frozen"]), abs=1e-3)
+    change = metrics["activation_change_relative"]  # the ten-set average cancels independent noise most
+    assert change["noise"] < change["generated"] < change["permuted"]
     assert set(metrics["margins"]) == {"noise", "permuted"}
     stored = run.metrics()
     assert stored["accuracy_generated"] == metrics["accuracy_generated"] and "history" in stored
