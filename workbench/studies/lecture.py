@@ -151,10 +151,12 @@ def _mean_std(values) -> tuple[float, float]:
 
 def one_layer_study(*, seeds: int = ONE_LAYER_SIZE["seeds"], epochs: int | None = None, nets=NETS, out=None,
                     runs_root=None, device: str | torch.device = "cpu", cancel: CancelToken | None = None,
-                    figure=None) -> Generator[Event, None, dict]:
+                    figure=None, data=None) -> Generator[Event, None, dict]:
     """Raghu et al. Fig. 6 on the digits: for each net and each of its layers, ``seeds`` fresh
     networks with only that layer trained for ``epochs`` (default per net: ONE_LAYER_SIZE), plus the
-    untrained net and the net with every layer trained, as references."""
+    untrained net and the net with every layer trained, as references. ``data``: ((x, y) train,
+    (x, y) test) of 32×32 images in [0, 1] instead of the digits split."""
+    train_data, test_data = data if data is not None else (None, None)
     cancel = cancel or CancelToken()
     device = torch.device(device)
     nets = tuple(nets)
@@ -164,7 +166,8 @@ def one_layer_study(*, seeds: int = ONE_LAYER_SIZE["seeds"], epochs: int | None 
     epochs_of = {net: int(epochs) if epochs is not None else ONE_LAYER_SIZE["epochs"][net] for net in nets}
     config = {"study": "one-layer", "nets": list(nets), "seeds": seeds, "epochs": epochs_of, "optimizer": "Adam 1e-3",
               "init": "He normal N(0, 2/fan_in), zero biases, seeded", "fc": "1024-100x6-10, ReLU",
-              "data": "digits 32x32 (1347 train / 450 test)"}
+              "data": "digits 32x32 (1347 train / 450 test)" if data is None else
+              f"given: {len(data[0][1])} train / {len(data[1][1])} test"}
     run = _start("one-layer", config, out, runs_root, device)
     yield Artifact("run", str(run.path))
 
@@ -183,7 +186,8 @@ def one_layer_study(*, seeds: int = ONE_LAYER_SIZE["seeds"], epochs: int | None 
                 label = {"": "untrained", None: "all layers"}.get(which, which)
                 module = _network(net, s)
                 r = yield from _relay_quiet(train_one_layer(module, which, epochs=epochs_of[net], seed=s, device=device,
-                                                            cancel=cancel), f"{net}: {label} seed {s}", k, len(tasks))
+                                                            cancel=cancel, train_data=train_data, test_data=test_data),
+                                            f"{net}: {label} seed {s}", k, len(tasks))
                 results.setdefault((net, which), []).append(r)
                 yield Step(k + 1, len(tasks), {"test": r["test_accuracy"]}, stage=f"{net}: {label} seed {s}")
                 if s == seeds - 1:
@@ -312,12 +316,12 @@ def _linear_on(features: int) -> nn.Module:
 
 def wavelet_study(*, seeds: int = WAVELET_SIZE["seeds"], epochs: int = WAVELET_SIZE["epochs"], frames=FRAMES,
                   taus=TAUS, kinds=("hard", "soft"), out=None, runs_root=None, device: str | torch.device = "cpu",
-                  cancel: CancelToken | None = None, figure=None) -> Generator[Event, None, dict]:
+                  cancel: CancelToken | None = None, figure=None, data=None) -> Generator[Event, None, dict]:
     """The lecture's transfer learning: a fixed wavelet first layer, σ_τ, a learned linear classifier;
     per frame, threshold kind and τ the test accuracy (mean over ``seeds`` classifiers) and the codes'
     sparsity. Controls: the textbook (sign-keeping) thresholds on the first frame, a learned first layer
     as wide as the first frame (7×7, end to end, σ_soft at τ = 0, i.e. |·|), and a linear classifier on
-    the pixels."""
+    the pixels. ``data``: ((x, y) train, (x, y) test) of 32×32 images in [0, 1] instead of the digits."""
     from workbench.data.digits import load_digits32
     from workbench.filters.wavelets import WaveletFrame
     from workbench.models.train import train_classifier
@@ -331,14 +335,14 @@ def wavelet_study(*, seeds: int = WAVELET_SIZE["seeds"], epochs: int = WAVELET_S
               "threshold": "the slide's sigma_hard / sigma_soft as printed (magnitudes); 'odd' = textbook, sign kept",
               "tau_scale": "images in [0, 1]; Parseval frame (codes carry the image's energy)",
               "classifier": "linear (softmax) on the flattened codes",
-              "data": "digits 32x32 (1347 train / 450 test)"}
+              "data": "digits 32x32 (1347 train / 450 test)" if data is None else
+              f"given: {len(data[0][1])} train / {len(data[1][1])} test"}
     run = _start("wavelet-first-layer", config, out, runs_root, device)
     yield Artifact("run", str(run.path))
 
     def body():
         started = time.monotonic()
-        xtr, ytr = load_digits32("train")
-        xte, yte = load_digits32("test")
+        (xtr, ytr), (xte, yte) = data if data is not None else (load_digits32("train"), load_digits32("test"))
         plan: list[tuple] = [(f, kind, tau, False) for f in frames for kind in kinds for tau in taus]
         plan += [(frames[0], kind, tau, True) for kind in kinds for tau in taus]
         total = (len(plan) + 2) * seeds
@@ -375,7 +379,7 @@ def wavelet_study(*, seeds: int = WAVELET_SIZE["seeds"], epochs: int = WAVELET_S
                              "channels": frame.channels})
             yield Log("wavelet frames done; controls")
             width = built[frames[0]].channels
-            for name, make, data in (
+            for name, make, split in (
                     ("learned_first_layer", lambda s: nn.Sequential(LearnedFirstLayer(width, 7, 0.0, "soft"),
                                                                     _linear_on(width * 32 * 32)),
                      ((xtr, ytr), (xte, yte))),
@@ -384,7 +388,7 @@ def wavelet_study(*, seeds: int = WAVELET_SIZE["seeds"], epochs: int = WAVELET_S
                 for s in range(seeds):
                     torch.manual_seed(s)
                     module = make(s)
-                    accs.append((yield from train(module, data[0], data[1], s, f"{name} seed {s}")))
+                    accs.append((yield from train(module, split[0], split[1], s, f"{name} seed {s}")))
                 controls[name] = {"test_accuracy": _mean_std([a["test_accuracy"] for a in accs])[0],
                                   "test_std": _mean_std([a["test_accuracy"] for a in accs])[1],
                                   "train_accuracy": _mean_std([a["train_accuracy"] for a in accs])[0]}
