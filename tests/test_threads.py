@@ -131,3 +131,21 @@ def test_the_count_belongs_to_the_thread_that_sets_it(two_threads):
     release.set()
     thread.join(10)
     assert seen == {"worker": 1, "main": 2, "worker after": 2}
+
+
+def test_a_job_given_a_thread_count_computes_on_it(two_threads, monkeypatch, tmp_path):
+    """A sweep cell's count is passed as a value (no WORKBENCH_THREADS in os.environ): the job steps on it."""
+    from workbench.config.preimage import PreimageConfig
+    from workbench.jobs import Step, run_job
+    from workbench.models import load_model
+    from workbench.preimage.solve import preimage_job
+
+    monkeypatch.delenv(ENV, raising=False)
+    torch.set_num_threads(1)
+    seen = []
+    config = PreimageConfig(model="digits-vgg", layer="relu1", image="digits:0", restarts=1, iters=3,
+                            fine_tune_iters=0, device="cpu", snapshot_every=0, frame_every=0)
+    job = preimage_job(config, out=tmp_path / "run", model=load_model("digits-vgg"), threads=2)
+    run_job(job, lambda e: seen.append(torch.get_num_threads()) if isinstance(e, Step) else None)
+    assert seen and set(seen) == {2} and ENV not in __import__("os").environ
+    assert torch.get_num_threads() == 1  # given back after the job

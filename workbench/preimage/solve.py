@@ -85,9 +85,11 @@ class Problem:
 
 
 def preimage_job(config: PreimageConfig, *, cancel: CancelToken | None = None, runs: RunStore | None = None,
-                 out: str | Path | None = None, model=None, figure=None) -> Job:
+                 out: str | Path | None = None, model=None, figure=None, threads: int | None = None) -> Job:
     """Solve for ``config.restarts`` pre-images, yielding events; returns a :class:`PreimageResult`.
-    ``figure`` (a :class:`~workbench.export.style.FigureStyle`) sizes ``images/grid.png``/``grid.pdf``."""
+    ``figure`` (a :class:`~workbench.export.style.FigureStyle`) sizes ``images/grid.png``/``grid.pdf``.
+    ``threads`` fixes the intra-op thread count (a sweep cell's, the same on every executor); by
+    default :func:`~workbench.threads.job_threads` chooses it from the problem's size."""
     from workbench.device import resolve_device
 
     config.validate()
@@ -104,7 +106,8 @@ def preimage_job(config: PreimageConfig, *, cancel: CancelToken | None = None, r
         yield Log(model.notice, "warning")
     layer = model.layer(config.layer)
     config.validate_for(model, layer)  # the options alone were checked above, the image decoded once
-    threads = job_threads(model.input_size, config.restarts if _schedule(config, device) == "batched" else 1)
+    if threads is None:
+        threads = job_threads(model.input_size, config.restarts if _schedule(config, device) == "batched" else 1)
     store = runs or RunStore(Path(out).parent if out is not None else None)
     run = store.create(config.method, to_dict(config), device=str(device), folder=out, model=_facts(model))
     yield Artifact("run", str(run.path))

@@ -177,11 +177,11 @@ def study_task(config: dict[str, Any], folder: str = "", threads: int = 1, cance
     signal to a process-pool worker cancels it as it does a cell."""
     from workbench.device import resolve_device
     from workbench.signals import stop_signals_set
-    from workbench.sweep import cell
     from workbench.threads import torch_threads
 
     cancel = cancel or CancelToken()
-    with cell.fixed_threads(threads), torch_threads(threads), stop_signals_set(cancel):
+    # the count is passed as a value: the tasks' trainings and measurements choose none of their own
+    with torch_threads(threads), stop_signals_set(cancel):
         return _TASKS[config["study"]](config, resolve_device(config["device"]), cancel)
 
 
