@@ -25,10 +25,10 @@ STUDY_SUMMARIES = {
                      "for 128 digits (wall time: see docs/deformation.md)",
     "representations": "CVPR 2015 Table 1 / IJCV Table 2: invert HOG (HOGgle's paired dictionary and the pre-image "
                        "method), HOGb and DSIFT of 4 sample photos at 224 px, 300 iterations, the CVPR error beside the "
-                       "papers' (about 5 min on the shared machine, plus 1-2.5 min once to learn HOGgle's dictionary)",
+                       "papers' (about 4 min on a quiet 2-core machine, plus 1.5 min once to learn HOGgle's dictionary)",
     "hog-template": "IJCV Fig. 15: a HOG face template (logistic regression, 8x8 cells, LFW faces vs non-faces and "
-                    "photo windows) by activation maximisation and by HOGgle of its positive part (about 1 min, "
-                    "plus 1-2.5 min once to learn HOGgle's dictionary)",
+                    "photo windows) by activation maximisation and by HOGgle of its positive part (about 2 min on the "
+                    "shared machine, plus 1.5 min once to learn HOGgle's dictionary)",
     "one-layer": "the lecture, Raghu et al. Fig. 6: train exactly one layer (the others frozen at init), for a "
                  "fully connected 1024-100x6-10 net (20 epochs) and digits-vgg (3 epochs), 2 nets each, plus the "
                  "untrained and fully trained nets (TIME_OL)",
