@@ -78,3 +78,12 @@ def test_bad_options_are_refused_before_a_folder_exists(tmp_path, bad):
     with pytest.raises(UserError):
         run_job(hog_template_study(out=tmp_path / "study", **{**SMALL, **bad}))
     assert not (tmp_path / "study").exists()
+
+
+@pytest.mark.parametrize("extra", [["--n", "3"], ["--seeds", "2"], ["--executor", "process"]])
+def test_cli_refuses_the_deformation_studies_options_in_one_line(tmp_path, capsys, extra):
+    from workbench.cli import main
+
+    assert main(["study", "hog-template", "--out", str(tmp_path / "s"), *extra]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "hog-template" in err and not (tmp_path / "s").exists()
