@@ -247,7 +247,7 @@ def write_cvpr2015(out: Path, rows: list[dict[str, Any]]) -> list[Path]:
     lines = ["Inversion error ‖Φ(x*) − Φ0‖ / N_Φ in percent per layer and λ_TV with the CVPR 2015 formulation "
              "(CVPR Table 3), mean ± std of the errors over images, seeds and restarts (as the paper's table); "
              "in bold the layer's λ_TV chosen as the paper chose it (Table 3's bold values, by receptive field). "
-             "Consistency in brackets.", "",
+             "Classification consistency in brackets (a model with a classifier).", "",
              "| λ_TV | " + " | ".join(layers) + " |", "|" + "---|" * (1 + len(layers))]
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
@@ -261,7 +261,8 @@ def write_cvpr2015(out: Path, rows: list[dict[str, Any]]) -> list[Path]:
                 continue
             text = f"{t['error']:.1f} ± {t['error_std']:.1f}"
             is_bold = bold.get(layer) == lam
-            cells.append((f"**{text}**" if is_bold else text) + f" ({t['consistency']:.2f})")
+            cells.append((f"**{text}**" if is_bold else text)
+                         + (f" ({t['consistency']:.2f})" if not math.isnan(t["consistency"]) else ""))
             writer.writerow([layer, lam, t["error"], t["error_std"], t["consistency"], t["n"], int(is_bold)])
         lines.append(f"| {lam:g} | " + " | ".join(cells) + " |")
     paths = [out / "table3.md", out / "table3.csv"]
