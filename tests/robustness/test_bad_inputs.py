@@ -9,6 +9,7 @@ temporary folder.
 
 from __future__ import annotations
 
+import re
 import shutil
 import tempfile
 import warnings
@@ -76,20 +77,56 @@ def run_dir(base: list[str], folder: str) -> list[str]:
     return argv
 
 
+def _names(token: str) -> set[str]:
+    """How a message may name ``token``: an option without its dashes, a path by its file name."""
+    bare = token.lstrip("-") if token.startswith("--") or token in ("-C",) else token
+    name = bare.rsplit("/", 1)[-1] if "/" in bare else bare
+    return {v for v in (bare, name, name.replace("-", "_"), name.replace("-", " ")) if v}
+
+
+def says(argv: list[str]) -> tuple[str, ...]:
+    """What a refusal of ``argv`` must name (any one of): the tokens by which it differs from the working
+    command line it was made from (the option, its value, the file) — a message that names none of them
+    does not say what is wrong."""
+    from difflib import SequenceMatcher
+
+    bases = [b for b in BASES.values() if b[:1] == argv[:1] and (argv[0] != "filtergan" or b[1:2] == argv[1:2])]
+    if not bases:
+        return tuple(sorted({n for t in argv for n in _names(t)}))
+    base = min(bases, key=lambda b: len(set(b) ^ set(argv)))
+    changed: set[str] = set()
+    for op, i1, i2, j1, j2 in SequenceMatcher(a=base, b=argv, autojunk=False).get_opcodes():
+        if op == "delete":
+            changed.update(base[i1:i2])          # an option left out
+        elif op != "equal":
+            changed.update(argv[j1:j2])          # a new option or value, a bad file
+            if op == "replace" and j1 > 0 and argv[j1 - 1].startswith("-"):
+                changed.add(argv[j1 - 1])        # the option whose value changed
+    named = {n for t in changed - {OUT} for n in _names(t)}
+    words = {n for n in named if not _weak(n)}
+    return tuple(sorted(words or named))
+
+
+def _weak(name: str) -> bool:
+    """A number or a fragment that would be found in almost any line: it names an option only with it."""
+    return len(name.strip(" _-")) < 2 and not name.isalpha() or name.strip(" _-").lstrip("-").replace(".", "").isdigit()
+
+
 def _cases() -> list:
     c: list = []
 
-    def add(name: str, argv: list[str]) -> None:
-        c.append(pytest.param(argv, id=name))
+    def add(name: str, argv: list[str], *named: str) -> None:
+        """A case whose one line must name one of ``named`` (by default :func:`says` of ``argv``)."""
+        c.append(pytest.param(argv, named or says(argv), id=name))
 
     # the parser itself
     add("unknown-option", ["--bogus"])
     add("unknown-command", ["frobnicate"])
-    add("invert-missing-model", ["invert", "--layer", "relu1", "--out", OUT])
+    add("invert-missing-model", ["invert", "--layer", "relu1", "--out", OUT], "--model")
     add("invert-iters-text", with_(INVERT, "--iters", "abc"))
     add("invert-restarts-float", with_(INVERT, "--restarts", "1.5"))
     add("invert-schedule-unknown", with_(INVERT, "--schedule", "parallel"))
-    add("filtergan-no-action", ["filtergan"])
+    add("filtergan-no-action", ["filtergan"], "ACTION")
     add("study-unknown", ["study", "nope", "--out", OUT])
     add("deform-grid-float", with_(DEFORM, "--grid", "3.5"))
     add("deform-preset-unknown", with_(DEFORM, "--preset", "mnist"))
@@ -124,8 +161,9 @@ def _cases() -> list:
                   "truncated.safetensors", "model.json", "text.pt", "dir.safetensors", "missing.safetensors",
                   "hugeheader.safetensors", "sidecar/net.safetensors", "badsidecar/net.safetensors"):
         spec = model if model == "no-such-model" else f"{A}/{model}"
-        add(f"invert-model={model}", with_(INVERT, "--model", spec))
-        add(f"layers-model={model}", with_(LAYERS, "--model", spec))
+        named = ("net.json",) if model == "badsidecar/net.safetensors" else ()  # the sidecar is what is bad
+        add(f"invert-model={model}", with_(INVERT, "--model", spec), *named)
+        add(f"layers-model={model}", with_(LAYERS, "--model", spec), *named)
     add("invert-arch-mismatch", with_(with_(INVERT, "--model", f"{A}/vgg.safetensors"), "--arch", "digits-lenet5"))
     add("invert-arch-unknown", with_(with_(INVERT, "--model", f"{A}/vgg.safetensors"), "--arch", "resnet9000"))
     add("layers-arch-mismatch", with_(with_(LAYERS, "--model", f"{A}/vgg.safetensors"), "--arch", "digits-lenet5"))
@@ -197,7 +235,7 @@ def _cases() -> list:
             add(f"train{opt}={v.replace(A, 'A')!r}", with_(TRAIN, opt, v))
     for folder in ("gan-ok", "gan-ckpt-corrupt", "gan-ckpt-empty", "gan-corrupt-json", "gan-list-json",
                    "gan-config-null", "gan-latent-string", "gan-wrong-kind", "gan-no-runjson", "missing-folder", "file.txt"):
-        add(f"resume-{folder}", with_(RESUME, "--out", f"{A}/{folder}"))
+        add(f"resume-{folder}", with_(RESUME, "--out", f"{A}/{folder}"), *INSIDE.get(folder, ()))
 
     # filter-GAN evaluation and traversal: run folders
     for folder in ("missing-folder", "file.txt", "gan-no-runjson", "gan-empty-json", "gan-corrupt-json",
@@ -208,8 +246,9 @@ def _cases() -> list:
                    "gan-layer-missing", "gan-layer-relu", "gan-generator-kind", "gan-shape-mismatch",
                    "gan-gen-missing", "gan-gen-empty", "gan-gen-random", "gan-gen-text", "gan-gen-json",
                    "gan-gen-truncated", "gan-gen-dir", "gan-gen-hugeheader", "gan-ckpt-corrupt"):
-        add(f"eval-{folder}", run_dir(EVAL, f"{A}/{folder}"))
-        add(f"traverse-{folder}", run_dir(TRAVERSE, f"{A}/{folder}"))
+        inside = INSIDE.get(folder, ())  # what is wrong inside the folder, where the message names that
+        add(f"eval-{folder}", run_dir(EVAL, f"{A}/{folder}"), *inside)
+        add(f"traverse-{folder}", run_dir(TRAVERSE, f"{A}/{folder}"), *inside)
     for opt, v in (("--filter-sets", "0"), ("--filter-sets", "-1"), ("--filter-sets", str(10**9)),
                    ("--retrain-epochs", "-1"), ("--mds-samples", "0"), ("--mds-samples", "1"),
                    ("--mds-samples", str(10**9)), ("--train-images", "0"), ("--seed", "-1"), ("--seed", str(2**70)),
@@ -230,6 +269,9 @@ def _cases() -> list:
     return c
 
 
+#: Run folders whose refusal names what is wrong inside them (the model, the layer) rather than the folder.
+INSIDE = {"gan-model-unknown": ("no-such-model",), "gan-layer-missing": ("conv99",), "gan-layer-relu": ("relu4",),
+          "gan-latent-string": ("gan-latent-string", "latent_dim")}
 CASES = _cases()
 
 
@@ -273,20 +315,27 @@ def run_cli(argv: list[str], capsys) -> tuple[int, str, list[str]]:
     return rc, capsys.readouterr().err, shown
 
 
-def assert_refused(rc: int, err: str, shown: list[str]) -> None:
+def assert_refused(rc: int, err: str, shown: list[str], named: tuple[str, ...] | str = ()) -> None:
+    """Refused as bad input: exit code 2, one ``workbench: error:`` line, no traceback, no warning; and
+    the line names what is wrong — one of ``named`` (an option, a value, a file), case aside."""
     lines = err.splitlines()
     assert "Traceback" not in err, err
     assert rc == 2, f"exit code {rc}; stderr: {err}"
     assert len(lines) == 1 and lines[0].startswith("workbench: error: ") and len(lines[0]) > 25, err
     assert not shown, shown
+    named = (named,) if isinstance(named, str) else tuple(named)
+    if named:
+        said = lines[0].removeprefix("workbench: error: ")
+        assert any(re.search(rf"(?<![A-Za-z0-9_]){re.escape(n)}(?![A-Za-z0-9_])", said, re.IGNORECASE)
+                   for n in named), f"{said!r} names none of {named}"
 
 
-@pytest.mark.parametrize("argv", CASES)
-def test_bad_input(argv, assets, workspace, capsys):
+@pytest.mark.parametrize("argv, named", CASES)
+def test_bad_input(argv, named, assets, workspace, capsys):
     cwd, tmp = workspace
     before = _snapshot(assets, cwd, tmp)
     rc, err, shown = run_cli(_fill(argv, assets, cwd / "out"), capsys)
-    assert_refused(rc, err, shown)
+    assert_refused(rc, err, shown, named)
     assert _snapshot(assets, cwd, tmp) == before, "the failed command wrote or changed files"
 
 
