@@ -18,7 +18,7 @@ from superqt.utils import signals_blocked
 
 from workbench.ui.docks import BaseDock
 from workbench.config import options
-from workbench.config.preimage import PARAMETRISATIONS, PRESETS, TRANSFORMS, PreimageConfig
+from workbench.config.preimage import FORMULATIONS, PARAMETRISATIONS, PRESETS, TRANSFORMS, PreimageConfig
 from workbench.ui.session import DEFAULT_CONFIG
 from workbench.ui.widgets.failure_banner import FailureBanner
 
@@ -154,6 +154,15 @@ class MethodDock(BaseDock):
         aform.addRow("Mask channels", self.mask_channels)
         self.frame_every = _spin(0, 10_000, "none", "keep a frame every N iterations for the GIF export")
         aform.addRow("Frame every", self.frame_every)
+        # issue 22: the CVPR 2015 objective as printed (tooltips: the fields' help)
+        self.formulation = QComboBox()
+        for key in FORMULATIONS:
+            self.formulation.addItem(key, key)
+        aform.addRow("Formulation", self.formulation)
+        self.lambda_tv = _dspin(0.0, 1e6, 2, "preset")
+        aform.addRow("λ_TV (cvpr2015)", self.lambda_tv)
+        self.lambda_alpha = _dspin(0.0, 1e12, 1, "preset")
+        aform.addRow("λ_α (cvpr2015)", self.lambda_alpha)
         adv.setVisible(False)
         advanced.toggled.connect(self._show_advanced)
         outer.addWidget(adv)
@@ -198,14 +207,15 @@ class MethodDock(BaseDock):
                        "device": self.device, "alpha": self.alpha, "B": self.B, "beta": self.beta,
                        "jitter": self.jitter, "fine_tune_iters": self.fine_tune, "mask_window": self.mask_window,
                        "mask_channels": self.mask_channels, "frame_every": self.frame_every, "preset": self.preset,
-                       "parametrisation": self.parametrisation, "transforms": self.transforms}
+                       "parametrisation": self.parametrisation, "transforms": self.transforms,
+                       "formulation": self.formulation, "lambda_tv": self.lambda_tv, "lambda_alpha": self.lambda_alpha}
         helps = {f.name: meta["help"] for f, meta in options(PreimageConfig)}
         for name, widget in self.fields.items():
             widget.setToolTip(helps[name])
         self._widgets = (self.method, self.image, self.channel, self.neuron, self.neuron_y, self.neuron_x,
                          self.channel_mean, self.C, self.iters, self.restarts, self.seed, self.device, self.alpha, self.B, self.beta, self.jitter,
                          self.fine_tune, self.mask_window, self.mask_channels, self.frame_every, self.preset,
-                         self.parametrisation, self.transforms)
+                         self.parametrisation, self.transforms, self.formulation, self.lambda_tv, self.lambda_alpha)
         self._on_config_changed(session.config)
         for w in self._widgets:
             for name in ("currentIndexChanged", "valueChanged", "toggled", "editingFinished"):
@@ -237,6 +247,8 @@ class MethodDock(BaseDock):
             "mask_window": self.mask_window.value() or None, "mask_channels": mask_channels,
             "frame_every": self.frame_every.value(), "preset": self.preset.currentData(),
             "parametrisation": self.parametrisation.currentData(), "transforms": self.transforms.currentData(),
+            "formulation": self.formulation.currentData(), "lambda_tv": self.lambda_tv.value() or None,
+            "lambda_alpha": self.lambda_alpha.value() or None,
         }
 
     def _on_widget_changed(self, *_args) -> None:
@@ -296,6 +308,9 @@ class MethodDock(BaseDock):
             for box, key in ((self.parametrisation, "parametrisation"), (self.transforms, "transforms")):
                 index = box.findData(config.get(key)) if config.get(key) is not None else 0
                 box.setCurrentIndex(max(0, index))
+            self.formulation.setCurrentIndex(max(0, self.formulation.findData(config.get("formulation") or "ijcv2016")))
+            self.lambda_tv.setValue(config.get("lambda_tv") or 0.0)
+            self.lambda_alpha.setValue(config.get("lambda_alpha") or 0.0)
         self._on_layer_changed(config["layer"])
         self._update_visibility()
 
