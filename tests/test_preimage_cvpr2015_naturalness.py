@@ -179,3 +179,20 @@ def test_a_cvpr2015_sweep_refuses_C():
         SweepConfig(preset="paper-cvpr2015", C=(1.0,), out="x").resolved().validate()
     with pytest.raises(UserError, match="add --formulation cvpr2015"):
         SweepConfig(lambda_tv=(1.0,), out="x").resolved().validate()
+
+
+def test_the_cli_offers_the_formulation_to_invert_and_sweep():
+    from workbench.cli import build_parser
+    from workbench.cli.preimage_cmd import _config
+
+    parser = build_parser()
+    args = parser.parse_args(["invert", "--model", "digits-vgg", "--layer", "relu2", "--formulation", "cvpr2015",
+                              "--lambda-tv", "5", "--lambda-alpha", "2.16e8"])
+    args.method = "invert"
+    config = _config(args)
+    assert (config.formulation, config.lambda_tv, config.lambda_alpha) == ("cvpr2015", 5.0, 2.16e8)
+    args = parser.parse_args(["sweep", "--model", "digits-vgg", "--preset", "paper-cvpr2015", "--lambda-tv", "0.5,50",
+                              "--out", "x"])
+    assert tuple(args.lambda_tv) == (0.5, 50.0)
+    maximize = parser.parse_args(["maximize", "--model", "digits-vgg", "--layer", "relu2", "--channel", "0"])
+    assert "formulation" not in vars(maximize) and "lambda_tv" not in vars(maximize)
