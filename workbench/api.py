@@ -20,13 +20,11 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import os
 from pathlib import Path
 from typing import Any, Callable
 
 from workbench.config import from_dict
 from workbench.config.deformation import DeformConfig
-from workbench.config.model import ModelSpec
 from workbench.config.preimage import PreimageConfig
 from workbench.errors import UserError
 
@@ -43,44 +41,21 @@ def open_model(model: Any, *, input_size: tuple[int, int, int] | None = None, me
     ``eval()``, no gradients; see :func:`workbench.models.loading.from_module`); a spec opens on
     ``device`` (default ``auto``). ``trust`` allows a TorchScript file or a full pickle, which run
     code from the file."""
-    import torch.nn as nn
-
+    from workbench.config.model import model_request
     from workbench.device import resolve_device
-    from workbench.models import LoadedModel, load_model
+    from workbench.models import load_model
     from workbench.models.loading import from_module
 
-    _check_class_names(class_names)
-    if isinstance(model, LoadedModel):
-        return model if device is None else model.to(resolve_device(device))
-    if isinstance(model, nn.Module):
-        check_module(model, name or type(model).__name__)
-        loaded = from_module(model, name=name, input_size=input_size, mean=mean, std=std, class_names=class_names,
-                             device=None if device is None else resolve_device(device))
-        return loaded
-    device = resolve_device("auto" if device is None else device)
-    if isinstance(model, (str, Path)):
-        model = ModelSpec(str(model))
-    if not isinstance(model, ModelSpec):
-        raise UserError(f"model must be an nn.Module, a LoadedModel, a spec string or a ModelSpec, "
-                        f"not {type(model).__name__}")
-    if isinstance(class_names, (list, tuple)):
-        raise UserError("class_names for a model spec is a file of names: pass the file, or open an nn.Module")
-    given = {k: v for k, v in (("input_size", input_size), ("mean", mean), ("std", std),
-                               ("class_names", class_names)) if v is not None}
-    spec = dataclasses.replace(model, **{k: tuple(v) if isinstance(v, list) else v for k, v in given.items()})
-    spec.validate()
-    loaded = load_model(spec, trust=trust, device=device)
+    kind, value, options = model_request(model, input_size=input_size, mean=mean, std=std, class_names=class_names,
+                                         who="model")
+    if kind == "loaded":
+        return value if device is None else value.to(resolve_device(device))
+    if kind == "module":
+        check_module(value, name or type(value).__name__)
+        return from_module(value, name=name, device=None if device is None else resolve_device(device), **options)
+    loaded = load_model(value, trust=trust, device=resolve_device("auto" if device is None else device))
     check_module(loaded.module, loaded.name)
     return loaded
-
-
-def _check_class_names(class_names: Any) -> None:
-    if class_names is None or isinstance(class_names, (str, os.PathLike)):
-        return
-    if not isinstance(class_names, (list, tuple)) or not all(isinstance(n, str) for n in class_names):
-        raise UserError(f"class_names must be a list of names (strings) or a file of names, "
-                        f"not {type(class_names).__name__}" + (" of " + ", ".join(sorted({type(n).__name__ for n in class_names}))
-                                                               if isinstance(class_names, (list, tuple)) else ""))
 
 
 def check_module(module: Any, name: str) -> None:

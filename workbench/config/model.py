@@ -35,6 +35,10 @@ from workbench.errors import UserError
 #: ``package.module:callable`` (dotted on both sides of the colon; no path separators).
 CALLABLE = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*:[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*$")
 TIMM_PREFIX = "timm:"
+#: Suffixes of a state_dict or a (trusted) pickle / TorchScript file (workbench.models.sources.weights).
+STATE_DICT_SUFFIXES = (".pt", ".pth", ".ckpt", ".bin", ".tar")
+#: Every suffix of a model file the file sources open: the one table for a file dialog's filter and a drop.
+MODEL_FILE_SUFFIXES = (".safetensors", *STATE_DICT_SUFFIXES, ".onnx")
 #: The hand-crafted representations built as networks (workbench.representations): --model NAME[@CELL].
 REPRESENTATIONS = ("hog", "hogb", "dsift")
 
@@ -135,3 +139,61 @@ def parse_kwargs(text: str | None) -> dict[str, Any]:
 
 def _no_constant(name: str):
     raise ValueError(f"{name} is not a number JSON allows")
+
+
+def model_request(model: Any, *, input_size=None, mean=None, std=None, class_names=None,
+                  who: str = "a model argument") -> tuple[str, Any, dict[str, Any]]:
+    """What a model argument is: the one table of the Python API (``workbench.open_model``),
+    ``workbench.show()`` and the window. Returns
+
+    - ``("module", module, options)``: an ``nn.Module`` in memory, with the description given
+      (``input_size``, ``mean``, ``std``, ``class_names`` — a list of names or a file of them);
+    - ``("loaded", model, {})``: a ``LoadedModel``, open already (a description is refused: it has one);
+    - ``("spec", spec, {})``: a zoo name, a file, ``package.module:callable`` or ``timm:NAME`` (a string,
+      a path or a :class:`ModelSpec`) with the description folded into the spec and checked
+      (``class_names`` then is a file).
+
+    Imports no torch: a module or a LoadedModel is recognised only once torch or the model sources
+    are loaded — neither can exist before. Bad arguments are a UserError naming ``who``."""
+    import os
+    import sys
+
+    given = {k: v for k, v in (("input_size", input_size), ("mean", mean), ("std", std), ("class_names", class_names))
+             if v is not None}
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(model, torch.nn.Module):
+        if class_names is not None and not isinstance(class_names, (str, os.PathLike)) and not (
+                isinstance(class_names, (list, tuple)) and all(isinstance(n, str) for n in class_names)):
+            kinds = (" of " + ", ".join(sorted({type(n).__name__ for n in class_names}))
+                     if isinstance(class_names, (list, tuple)) else "")
+            raise UserError(f"class_names must be a list of names (strings) or a file of names, "
+                            f"not {type(class_names).__name__}{kinds}")
+        return "module", model, given
+    loaded = sys.modules.get("workbench.models.sources.loaded")
+    if loaded is not None and isinstance(model, loaded.LoadedModel):
+        if given:
+            raise UserError(f"{', '.join(given)}: a LoadedModel describes its input already; pass its module "
+                            f"(model.module) to describe it anew")
+        return "loaded", model, {}
+    if isinstance(model, os.PathLike):
+        model = os.fspath(model)
+    if isinstance(model, str):
+        spec = ModelSpec(model=model)
+    elif isinstance(model, ModelSpec):
+        spec = model
+    else:
+        raise UserError(f"{who} is an nn.Module, a LoadedModel or a model spec (a zoo name, a file, "
+                        f"package.module:callable, timm:NAME), not a {type(model).__name__}")
+    if class_names is not None and not isinstance(class_names, (str, os.PathLike)):
+        raise UserError("class_names for a model spec is a file (one class name a line); "
+                        "a list of names goes with an in-memory module")
+    try:
+        spec = replace(spec,
+                       input_size=tuple(input_size) if input_size is not None else spec.input_size,
+                       mean=tuple(float(v) for v in mean) if mean is not None else spec.mean,
+                       std=tuple(float(v) for v in std) if std is not None else spec.std,
+                       class_names=os.fspath(class_names) if class_names is not None else spec.class_names)
+    except (TypeError, ValueError) as exc:
+        raise UserError(f"input_size is (C, H, W) and mean/std are sequences of numbers ({exc})") from None
+    spec.validate()
+    return "spec", spec, {}

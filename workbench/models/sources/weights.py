@@ -20,9 +20,6 @@ from workbench.errors import UserError
 from workbench.models.sources.loaded import NeedsTrust, _first_line
 
 
-STATE_DICT_SUFFIXES = (".pt", ".pth", ".ckpt", ".bin", ".tar")
-
-
 _HASH = re.compile(r"-([a-f0-9]+)\.")
 
 
