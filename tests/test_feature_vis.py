@@ -69,6 +69,22 @@ def test_transforms_are_seeded_and_the_identity_is_exact():
     assert not torch.equal(a, t(x, torch.Generator().manual_seed(4), (16, 16)))
 
 
+def _tv(x):
+    return float((x[..., 1:, :] - x[..., :-1, :]).abs().mean() + (x[..., :, 1:] - x[..., :, :-1]).abs().mean())
+
+
+def test_the_blur_transform_is_seeded_and_removes_fine_detail():
+    x = (torch.rand(4, 3, 112, 112) > 0.5).float()   # a pixel-grid pattern: all fine detail
+    sharp = Transforms(jitter=2, blur=0.0)(x, torch.Generator().manual_seed(1), (112, 112))
+    blurred = Transforms(jitter=2, blur=3.0)   # σ up to 3 px at 224, so up to 1.5 px at this size
+    a = blurred(x, torch.Generator().manual_seed(1), (112, 112))
+    assert torch.equal(a, blurred(x, torch.Generator().manual_seed(1), (112, 112)))
+    assert not blurred.identity and Transforms().identity
+    # the geometric draws come first, so the only difference is the blur: less variation, same mean
+    assert _tv(a) < 0.8 * _tv(sharp)
+    assert abs(float(a.mean() - sharp.mean())) < 0.02
+
+
 def test_objective_terms_compose_into_one_energy():
     code = torch.arange(2 * 3 * 2 * 2, dtype=torch.float32).view(2, 3, 2, 2)
     image = torch.zeros(2, 3, 4, 4)
@@ -167,6 +183,8 @@ def test_auto_preset_is_natural_only_for_maximize_at_imagenet_resolution():
     big, small = (3, 224, 224), (1, 32, 32)
     assert resolve_preset(PreimageConfig(method="maximize", channel=0), big) == "natural"
     assert resolve_preset(PreimageConfig(method="maximize", channel=0), small) == "paper"
+    # a grey input at ImageNet resolution (HOG, DSIFT) keeps the paper's formulation (docs/fidelity.md)
+    assert resolve_preset(PreimageConfig(method="maximize", channel=0), (1, 224, 224)) == "paper"
     assert resolve_preset(PreimageConfig(method="invert"), big) == "paper"
     assert resolve_preset(PreimageConfig(method="caricature"), big) == "paper"
     assert resolve_preset(PreimageConfig(method="maximize", channel=0, preset="paper"), big) == "paper"
@@ -183,8 +201,8 @@ def _maximize(tmp_path, name, **options):
     from workbench.jobs import run_job
     from workbench.preimage.solve import preimage_job
 
-    config = PreimageConfig(model="digits-vgg", layer="fc", method="maximize", channel=3, restarts=2, iters=6,
-                            frame_every=0, device="cpu", **options)
+    config = PreimageConfig(**{"model": "digits-vgg", "layer": "fc", "method": "maximize", "channel": 3,
+                               "restarts": 2, "iters": 6, "frame_every": 0, "device": "cpu", **options})
     return run_job(preimage_job(config, out=tmp_path / name))
 
 
@@ -201,6 +219,49 @@ def test_a_parametrised_maximisation_is_seeded_and_the_schedules_agree(tmp_path,
     assert all(0.0 <= p <= 1.0 for p in m["p_target"] + m["p_blur"] + m["p_half"])
     # the activation rose from the starting image's: the terms, transforms and Adam steps work together
     assert min(m["activation"]) > 0.0
+
+
+class _Scripted:
+    """A robustness check that reads each image's score from its first pixel (the test writes it there)."""
+
+    def __call__(self, x):
+        return x[:, 0, 0, 0].clone()
+
+
+def test_a_run_keeps_each_restarts_most_robust_iterate_not_its_last():
+    from workbench.preimage.visualise import NaturalStep
+
+    P = Fourier(3, (8, 8))
+    step = NaturalStep(P, P.init(2, torch.Generator().manual_seed(0)), 0.05, lambda p: p,
+                       [torch.Generator()] * 2, robustness=_Scripted(), keep_every=8)
+    images = []
+    for n, scores in enumerate([(1.0, 5.0), (3.0, 4.0), (2.0, 6.0)], start=1):   # scored at steps 8, 16, 24
+        step.x = torch.full((2, 3, 8, 8), 0.0)
+        step.x[:, 0, 0, 0] = torch.tensor(scores)
+        step.x[:, 1] = n
+        images.append(step.x.clone())
+        step.steps = 8 * n
+        step._score_current()
+    kept = step.kept()
+    assert torch.equal(kept[0], images[1][0]) and torch.equal(kept[1], images[2][1])
+    assert step.kept_steps() == [16, 24]
+    # the last image is a candidate too, scored when the run ends between two checks
+    step.x = torch.full((2, 3, 8, 8), 9.0)
+    step.steps = 27
+    assert torch.equal(step.kept(), step.x) and step.kept_steps() == [27, 27]
+    # without a check the run's result is its last image, as before
+    plain = NaturalStep(P, P.init(1, torch.Generator().manual_seed(0)), 0.05, lambda p: p, [torch.Generator()])
+    assert plain.kept() is plain.x and plain.kept_steps() is None
+
+
+def test_the_natural_preset_returns_its_kept_iterates_seeded(tmp_path):
+    a = _maximize(tmp_path, "a", preset="natural", schedule="sequential", iters=12)
+    b = _maximize(tmp_path, "b", preset="natural", schedule="batched", iters=12)
+    assert np.allclose(a.images, b.images, atol=1e-4)
+    assert a.metrics["kept_iteration"] == b.metrics["kept_iteration"]
+    assert all(k in (8, 12) for k in a.metrics["kept_iteration"])
+    paper = _maximize(tmp_path, "p", parametrisation="fourier", iters=12)   # the paper preset keeps the last
+    assert "kept_iteration" not in paper.metrics
 
 
 def test_the_judge_scores_the_class_and_refuses_a_hidden_layer(tmp_path):

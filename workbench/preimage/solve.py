@@ -371,7 +371,8 @@ def _solve(config: PreimageConfig, model, layer, device, cancel, run: Run, figur
         groups = [[k] for k in range(K)]
         xs = [c.clone().requires_grad_(True) for c in canvases]
     if natural:
-        optimizers = visualise.setup(config, problem, parametrisation, lr, groups, generators, x0, device)
+        optimizers = visualise.setup(config, problem, parametrisation, lr, groups, generators, x0, device,
+                                     classes=quality.is_class_output(model, layer))
         xs = [opt.x for opt in optimizers]
         terms_sum = visualise.energy(problem, config.alpha, config.beta, B, V, config.diversity)
     else:
@@ -441,6 +442,8 @@ def _solve(config: PreimageConfig, model, layer, device, cancel, run: Run, figur
         _save_energies(run, history)
         raise
     _save_energies(run, history)
+    if natural:   # issue 19: each restart's most robust iterate (visualise.NaturalStep.kept)
+        xs = [opt.kept() for opt in optimizers]
 
     with torch.no_grad():
         x_final = torch.cat([_crop_centre(x.detach(), T) for x in xs])
@@ -458,6 +461,9 @@ def _solve(config: PreimageConfig, model, layer, device, cancel, run: Run, figur
         metrics.update(_cvpr2015_metrics(model, problem, x_final, info, device))
     if natural:
         metrics["lr"] = lr
+        kept = [k for opt in optimizers for k in (opt.kept_steps() or [])]
+        if kept:
+            metrics["kept_iteration"] = kept
     if config.method == "maximize":
         metrics.update(quality.run_quality(model, layer, problem, pixels, config.channel, judge))
     if config.method == "maximize" and max(metrics["activation"]) <= 0.0:
