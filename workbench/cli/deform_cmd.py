@@ -9,6 +9,7 @@ import sys
 from workbench.cli.common import (add_device_option, add_model_options, add_output_options, drive, figure_style,
                                   open_model, output)
 from workbench.config import add_options
+from workbench.config.sweep import ExecutorConfig
 from workbench.config.deformation import DeformConfig, SmoothnessConfig
 
 #: What each study runs and how long it took here (workbench.studies.deformation has the details).
@@ -69,13 +70,7 @@ def register(sub) -> None:
     t.add_argument("--seeds", type=int, default=None, help="repeats (default: the study's size)")
     t.add_argument("--epochs", type=int, default=None, help="training epochs where the study trains")
     t.add_argument("--n", type=int, default=None, help="images for the sensitivity measurement")
-    t.add_argument("--executor", choices=("local", "process", "ray"), default="local",
-                   help="where the study's trainings and measurements run: local (one after another in this "
-                        "process), process (a pool of --workers processes) or ray (a local Ray, or the cluster at "
-                        "--address); the same seeds give the same numbers on every executor")
-    t.add_argument("--workers", type=int, default=None,
-                   help="worker processes (process) or CPUs of the embedded Ray (default: the cores)")
-    t.add_argument("--address", default=None, help="Ray cluster to join: auto or HOST:PORT (default: start a local Ray)")
+    add_options(t, ExecutorConfig)  # where the study's trainings and measurements run
     add_device_option(t)
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.set_defaults(func=_study)

@@ -25,6 +25,35 @@ MAX_CELLS = 1_000_000
 MAX_WORKERS = 4096
 
 
+@dataclass(frozen=True)
+class ExecutorConfig:
+    """Where independent tasks run — a sweep's cells, an atlas's channels, a study's trainings: the one
+    declaration and check of ``--executor``, ``--workers`` and ``--address`` (SweepConfig and AtlasConfig
+    record the same three fields in their run.json; a study takes this config)."""
+
+    executor: str = option("local", "local (one after another in this process), process (a pool of --workers "
+                           "processes) or ray (a local Ray, or the cluster at --address); the same seeds give "
+                           "the same numbers on every executor", choices=EXECUTORS)
+    workers: int | None = option(None, "worker processes (process) or CPUs of the embedded Ray (default: the "
+                                 "cores)")
+    address: str | None = option(None, "Ray cluster to join: auto or HOST:PORT (default: start a local Ray)")
+
+    def validate(self) -> None:
+        from workbench import limits
+
+        limits.choice("--executor", self.executor, EXECUTORS)
+        if self.workers is not None:
+            limits.integer("--workers", self.workers, 1, MAX_WORKERS)
+        if self.address is not None:
+            if self.executor != "ray":
+                raise UserError("--address is for --executor ray")
+            limits.text("--address", self.address)
+
+    def options(self) -> dict[str, Any]:
+        """The executor's name and options, as :func:`workbench.sweep.executors.make_executor` takes them."""
+        return {"executor": self.executor, "workers": self.workers, "address": self.address}
+
+
 @dataclass
 class SweepConfig:
     """A grid over models × layers × C × seeds × images (invert, caricature) or channels (maximize)."""
@@ -100,7 +129,7 @@ class SweepConfig:
         from workbench.limits import check_device_name
 
         limits.choice("--method", self.method, METHODS)
-        limits.choice("--executor", self.executor, EXECUTORS)
+        ExecutorConfig(self.executor, self.workers, self.address).validate()
         if self.preset is not None:
             limits.choice("--preset", self.preset, PRESETS)
         for name, values in (("--model", self.models), ("--layers", self.layers), ("--seeds", self.seeds)):
@@ -149,12 +178,6 @@ class SweepConfig:
             limits.real("--tol", self.tol, high=1.0, positive=True)
         check_device_name(self.device)
         limits.integer("--threads", self.threads, 1, 1024)
-        if self.workers is not None:
-            limits.integer("--workers", self.workers, 1, MAX_WORKERS)
-        if self.address is not None:
-            if self.executor != "ray":
-                raise UserError("--address is for --executor ray")
-            limits.text("--address", self.address)
         if not self.out:
             raise UserError("a sweep needs --out DIR")
 

@@ -681,18 +681,13 @@ def run_study(name: str, *, out=None, runs_root=None, device: str = "auto", canc
     run on ``executor`` (local, process with ``workers`` processes, or ray: an embedded Ray of
     ``workers`` CPUs or the cluster at ``address``)."""
     from workbench import limits
-    from workbench.config.sweep import EXECUTORS, MAX_WORKERS
+    from workbench.config.sweep import ExecutorConfig
     from workbench.device import resolve_device
 
     if name not in STUDIES:
         raise UserError(f"unknown study '{name}': use one of {', '.join(STUDIES)}")
-    limits.choice("--executor", executor, EXECUTORS)
-    if workers is not None:
-        limits.integer("--workers", workers, 1, MAX_WORKERS)
-    if address is not None:
-        if executor != "ray":
-            raise UserError("--address is for --executor ray")
-        limits.text("--address", address)
+    where = ExecutorConfig(executor, workers, address)
+    where.validate()
     for key, value in size.items():
         if value is not None:
             limits.integer(f"--{key}", value, 2 if key == "n" else 1, STUDY_LIMITS[key])
@@ -700,6 +695,5 @@ def run_study(name: str, *, out=None, runs_root=None, device: str = "auto", canc
         size.pop("epochs", None)
     if name == "synthetic":
         size.pop("n", None)
-    options = {"executor": executor, "workers": workers, "address": address}
     return (yield from STUDIES[name].job(out=out, runs_root=runs_root, device=resolve_device(device), cancel=cancel,
-                                         figure=figure, executor=options, **size))
+                                         figure=figure, executor=where.options(), **size))
