@@ -87,9 +87,10 @@ def _optimizers(config: FilterGanConfig, G, D):
     return opt_G, opt_D, opt_Q
 
 
-def train_filter_gan(config: FilterGanConfig, *, cancel: CancelToken | None = None, runs: RunStore | None = None,
-                     out: str | Path | None = None, model=None, resume: bool = False, figure=None) -> Job:
-    """Train G, D and Q (Algorithm 1). Returns the :class:`~workbench.runs.Run`.
+def train_filter_gan(config: FilterGanConfig, *, model, cancel: CancelToken | None = None, runs: RunStore | None = None,
+                     out: str | Path | None = None, resume: bool = False, figure=None) -> Job:
+    """Train G, D and Q (Algorithm 1) of ``model``'s layer ``config.layer``: a model the caller opened
+    (the job loads none; ``config.model`` is what run.json records). Returns the :class:`~workbench.runs.Run`.
 
     ``figure`` (a :class:`~workbench.export.style.FigureStyle`) sizes the loss plot (default: a page).
 
@@ -97,13 +98,11 @@ def train_filter_gan(config: FilterGanConfig, *, cancel: CancelToken | None = No
     to ``config.steps``; the config must otherwise match the one the run was started with.
     """
     from workbench.device import describe, resolve_device
-    from workbench.filtergan.layer import resolve_model, split_at
+    from workbench.filtergan.layer import split_at
 
     config.validate()
     cancel = cancel or CancelToken()
     device = resolve_device(config.device)
-    if model is None:
-        model = resolve_model(config.model, device)
     model = model.to(device) if hasattr(model, "to") and not isinstance(model, torch.nn.Module) else model
     split = split_at(model, config.layer)
     config.validate(tuple(split.conv.weight.shape))
