@@ -13,7 +13,7 @@ from PySide6.QtWidgets import QApplication, QTabBar
 
 from tests.gui.conftest import running_job_threads, wait_until
 from workbench.ui.app import build_window
-from workbench.ui.main_window import PRESENTATION_SCALE
+from workbench.ui.window_layout import PRESENTATION_SCALE
 
 
 @pytest.fixture(scope="module")

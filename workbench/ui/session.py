@@ -126,6 +126,10 @@ class Session(QObject):
         self.runner.cancelled.connect(self._on_job_cancelled)
         self.runner.failed.connect(self._on_job_failed)
         self.runner.stopped.connect(self._on_job_stopped)
+        #: draws and writes the docks' plot exports (``export_plot(..., runner=...)``): never on the GUI thread
+        self.plot_exporter = JobRunner(self, rate=0)
+        self.plot_exporter.finished.connect(lambda written: self.log(f"{written[0]} exported to {written[1]}"))
+        self.plot_exporter.failed.connect(lambda message: self.log(message, "error"))
         self._reopen_slot = LatestJobSlot(self)      # reads a reopened run's results
         self._reopen_slot.finished.connect(self._on_run_read)
         self._reopen_slot.failed.connect(lambda message: self.log(f"cannot reopen the run's results: {message}", "warning"))
@@ -512,7 +516,7 @@ class Session(QObject):
         self._pending_model = None
         self._reopening = None
         return (self.runner.shutdown(timeout_ms) & self.loader.shutdown(timeout_ms)
-                & self._reopen_slot.shutdown(timeout_ms))
+                & self._reopen_slot.shutdown(timeout_ms) & self.plot_exporter.shutdown(timeout_ms))
 
 
 def model_key(name: str) -> str:

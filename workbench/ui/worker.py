@@ -1,7 +1,7 @@
 """Run any job on a superqt :class:`~superqt.utils.GeneratorWorker`; its events become throttled Qt signals.
 
-A :class:`JobRunner` lives on the GUI thread and owns at most one worker at a time, on a thread
-pool of its own (one thread: slots never wait on each other's jobs). The worker drives
+A :class:`JobRunner` lives on the GUI thread and owns at most one worker
+(:class:`~workbench.ui.job_worker.JobWorker`) at a time, on a thread pool of its own (one thread: slots never wait on each other's jobs). The worker drives
 ``factory(cancel)`` on that thread: a job generator is driven to its result through
 :func:`workbench.jobs.relay`; a plain function's return value is the result at once (so a
 function that only reads or computes stays a plain function). The runner emits:
@@ -32,10 +32,9 @@ from typing import Any, Callable
 
 import numpy as np
 from PySide6.QtCore import QObject, QThreadPool, QTimer, Signal
-from superqt.utils import GeneratorWorker, create_worker
 
 from workbench.errors import UserError, one_line
-from workbench.jobs import Artifact, Cancelled, CancelToken, Job, Log, Step, Throttle, relay, run_job
+from workbench.jobs import Artifact, Cancelled, CancelToken, Job, Log, Step, Throttle, relay
 
 #: ``factory(cancel)`` runs on the worker thread and gives a job generator or the result itself.
 JobFactory = Callable[[CancelToken], "Job | Any"]
@@ -93,39 +92,6 @@ def _events(factory: JobFactory, cancel: CancelToken, interval: float):
     return result
 
 
-class _JobWorker(GeneratorWorker):
-    """superqt's GeneratorWorker, started on its runner's own pool, its generator driven by
-    :func:`workbench.jobs.run_job` (the one driver loop; cancelling is the job's token, so
-    superqt's pause/abort polling has nothing to do). ``run`` is superqt's less its warnings hook:
-    superqt swaps the process-wide ``warnings.showwarning`` inside ``warnings.catch_warnings``,
-    which is not thread-safe — with two slots running, one worker's exit restores the other's
-    hook for good — and it lets a BaseException (KeyboardInterrupt, SystemExit, GeneratorExit)
-    escape without ``errored``/``finished``, and returns a RuntimeError as a result; here every
-    outcome is reported as what it is."""
-
-    def work(self) -> Any:
-        return run_job(self._gen, self.yielded.emit)
-
-    def run(self) -> None:
-        self.started.emit()
-        self._running = True
-        try:
-            result = self.work()
-        except BaseException as exc:  # a bug in a job, or a stray exit, must not take the app down
-            self.errored.emit(exc)
-        else:
-            self.returned.emit(result)
-        self._running = False
-        self.finished.emit()
-        self._finished.emit(self)
-
-    def start_on(self, pool: QThreadPool) -> None:
-        self._worker_set.add(self)  # superqt's registry keeps the worker alive until it has finished
-        self._finished.connect(self._set_discard)
-        self.setAutoDelete(False)
-        pool.start(self)
-
-
 class JobRunner(QObject):
     """One job slot: start, cancel, and the job's events as signals (see the module docstring)."""
 
@@ -145,7 +111,7 @@ class JobRunner(QObject):
         self.rate = rate
         self._pool = QThreadPool(self)
         self._pool.setMaxThreadCount(1)
-        self._worker: _JobWorker | None = None
+        self._worker = None  # a workbench.ui.job_worker.JobWorker while a job runs
         self._cancel: CancelToken | None = None
         self._outcome: tuple[str, Any] = ("failed", RuntimeError("the job did not run"))
         self.closed = False
@@ -165,10 +131,14 @@ class JobRunner(QObject):
             return False
         if self._worker is not None:
             raise RuntimeError("a job is already running in this slot")
+        from superqt.utils import create_worker  # superqt imports all its widgets: not before the window shows
+
+        from workbench.ui.job_worker import JobWorker
+
         self._cancel = CancelToken()
         self._outcome = ("failed", RuntimeError("the job did not run"))
         worker = create_worker(_events, factory, self._cancel, 1.0 / self.rate if self.rate > 0 else 0.0,
-                               _worker_class=_JobWorker, _start_thread=False, _ignore_errors=True)
+                               _worker_class=JobWorker, _start_thread=False, _ignore_errors=True)
         worker.yielded.connect(self._on_event)
         worker.returned.connect(self._on_returned)
         worker.errored.connect(self._on_errored)

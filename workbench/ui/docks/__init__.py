@@ -13,9 +13,9 @@ The pattern every dock follows (so a new one is one line in ``main_window.DOCKS`
   :class:`~workbench.ui.worker.JobRunner`), never on the GUI thread; a dock with a job
   slot defines ``shutdown()``, which the window calls when it closes;
 - signals are past tense, slots are ``_on_<event>``;
-- ``figure(plot, style)`` gives the matplotlib figure of one of its plots for export and the
-  clipboard: by default the plot read item by item, a dock holding a job's results overrides it
-  with the job's own figure (so no exporter needs to know which dock it is looking at).
+- ``figure(plot)`` gives how to draw one of its plots for export and the clipboard (``draw(style)``,
+  called on a worker): by default the plot read item by item, a dock holding a job's results
+  overrides it with the job's own figure (so no exporter needs to know which dock it is looking at).
 
 To add a dock written elsewhere, append its class to ``DOCKS`` in
 :mod:`workbench.ui.main_window` (or call ``MainWindow.add_dock(cls)``). A bottom-area dock
@@ -70,12 +70,13 @@ class BaseDock(QDockWidget):
         self.setWidget(scroll)
         return True
 
-    def figure(self, plot, style=None):
-        """The matplotlib Figure of ``plot`` (one of this dock's PlotWidgets) at ``style``: the plot
-        read item by item (:func:`~workbench.ui.widgets.plot_export.figure_from_plot`)."""
-        from workbench.ui.widgets.plot_export import figure_from_plot
+    def figure(self, plot):
+        """How to draw ``plot`` (one of this dock's PlotWidgets) for print: ``draw(style)``, a
+        function that touches no Qt object (a worker calls it), made from what the dock holds now.
+        By default the plot read item by item (:func:`~workbench.ui.widgets.plot_export.plot_contents`)."""
+        from workbench.ui.widgets.plot_export import plot_contents
 
-        return figure_from_plot(plot, style)
+        return plot_contents(plot)
 
     def shutdown(self, timeout_ms: int | None = None) -> bool:
         return True

@@ -17,10 +17,9 @@ from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QSignalBlocker, Qt, Signal
 from PySide6.QtWidgets import (QComboBox, QGraphicsRectItem, QHBoxLayout, QLabel, QLineEdit, QPushButton,
                                QSizePolicy, QSpinBox, QVBoxLayout, QWidget)
-from superqt.utils import signals_blocked
 
 from workbench.errors import UserError
 from workbench.ui.docks import BaseDock
@@ -237,7 +236,7 @@ class AtlasDock(BaseDock):
 
     # --- layer and cache ---------------------------------------------------------------------
     def _on_model_changed(self, model) -> None:
-        with signals_blocked(self.layer):
+        with QSignalBlocker(self.layer):
             self.layer.clear()
             if model is not None:
                 self.layer.addItems([info.name for info in model.layers() if len(info.shape) == 3])

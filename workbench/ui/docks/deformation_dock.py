@@ -7,11 +7,10 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QSignalBlocker, Qt, Signal
 from PySide6.QtGui import QImage, QPixmap
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGridLayout, QHBoxLayout, QLabel,
                                QProgressBar, QPushButton, QSizePolicy, QSpinBox, QVBoxLayout, QWidget)
-from superqt.utils import signals_blocked
 
 from workbench.config.deformation import DeformConfig
 from workbench.ui import theme
@@ -180,13 +179,13 @@ class DeformationDock(BaseDock):
         if name in PRESETS:
             grid, disp = PRESETS[name]
             for w, v in ((self.grid, grid), (self.max_disp, disp)):
-                with signals_blocked(w):
+                with QSignalBlocker(w):
                     w.setValue(v)
             self.request_preview()
 
     def _on_control_changed(self, _value) -> None:
         match = [k for k, v in PRESETS.items() if v == (self.grid.value(), self.max_disp.value())]
-        with signals_blocked(self.preset):
+        with QSignalBlocker(self.preset):
             self.preset.setCurrentText(match[0] if match else "custom")
         self.request_preview()
 
@@ -366,18 +365,24 @@ class DeformationDock(BaseDock):
         theme.scale_plot(self.plot, theme.scale_of(self))  # the new lines at the window's scale
 
     # --- export ------------------------------------------------------------------------------
-    def figure(self, plot, style=None):
+    def figure(self, plot):
         """The measured models as the ``deform`` job draws them (else the plot as shown)."""
         if not self.results:
-            return super().figure(plot, style)
-        from workbench.deformation.job import sensitivity_plot, sensitivity_title
+            return super().figure(plot)
+        results = list(self.results)
 
-        return sensitivity_plot(list(self.results), sensitivity_title(list(self.results)), style=style)
+        def draw(style=None):
+            from workbench.deformation.job import sensitivity_plot, sensitivity_title
+
+            return sensitivity_plot(results, sensitivity_title(results), style=style)
+
+        return draw
 
     def choose_export(self) -> None:
         path = choose_plot_file(self, "deformation.png")
         if path:
-            self.export(path, overwrite=True)  # the file dialog has asked already
+            export_plot(self, self.plot, self.session, path, overwrite=True,  # the file dialog has asked already
+                        runner=self.session.plot_exporter)
 
     def export(self, path: str, width: int = 1600, overwrite: bool = False) -> str | None:
         """Save the plot as PNG (``width`` pixels) or SVG; asks before overwriting a file."""

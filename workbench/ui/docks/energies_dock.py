@@ -19,10 +19,9 @@ import math
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import QSignalBlocker, Qt, QTimer
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QGraphicsItem, QHBoxLayout, QLabel, QPushButton, QSizePolicy,
                                QVBoxLayout, QWidget)
-from superqt.utils import signals_blocked
 
 from workbench.ui.docks import BaseDock
 from workbench.ui.widgets.plot_export import choose_plot_file, export_plot
@@ -256,7 +255,7 @@ class EnergiesDock(BaseDock):
         """Offer the mean, each of ``count`` restarts and all of them in the restart box."""
         self.restarts = count
         current = self.restart_view.currentData()
-        with signals_blocked(self.restart_view):
+        with QSignalBlocker(self.restart_view):
             self.restart_view.clear()
             self.restart_view.addItem("mean of restarts" if count else "energies", "mean")
             for k in range(1, count + 1):
@@ -466,16 +465,17 @@ class EnergiesDock(BaseDock):
     def choose_export(self) -> None:
         path = choose_plot_file(self, "energies.png")
         if path:
-            self.export(path, overwrite=True)  # the file dialog has asked already
+            self.export(path, overwrite=True, runner=self.session.plot_exporter)  # the file dialog has asked already
 
-    def export(self, path: str, width: int = 1600, overwrite: bool = False) -> str | None:
+    def export(self, path: str, width: int = 1600, overwrite: bool = False, runner=None) -> str | None:
         """Save the plot as PNG (``width`` pixels), PDF or SVG; asks before overwriting a file.
 
         The figure code reads the curves' data as values: while the symlog scale is on, the
         curves hold the real values (and the view their range) for the export, so the figure
-        shows real energies on a linear axis, and the plot is drawn as before afterwards."""
+        shows real energies on a linear axis, and the plot is drawn as before afterwards. With
+        ``runner`` the figure is drawn and written on its worker (the curves are read before)."""
         if self.scale == "linear":
-            return export_plot(self, self.plot, self.session, path, width, overwrite)
+            return export_plot(self, self.plot, self.session, path, width, overwrite, runner=runner)
         view = self.plot.getViewBox()
         state = view.getState(copy=True)
         manual = not view.autoRangeEnabled()[1]
@@ -488,7 +488,7 @@ class EnergiesDock(BaseDock):
         if manual:
             view.setYRange(float(self.from_axis(y0)), float(self.from_axis(y1)), padding=0)
         try:
-            return export_plot(self, self.plot, self.session, path, width, overwrite)
+            return export_plot(self, self.plot, self.session, path, width, overwrite, runner=runner)
         finally:
             view.setState(state)
             self._dirty = True

@@ -550,29 +550,40 @@ class FilterGanDock(BaseDock):
     def _choose_export(self, what: str) -> None:
         path, _ = QFileDialog.getSaveFileName(self, f"Export {what}", f"filtergan-{what}.png", "PNG (*.png);;SVG (*.svg)")
         if path:
-            self.export(what, path)
+            self.export(what, path, runner=self.session.plot_exporter)
 
-    def figure(self, plot, style=None):
+    def figure(self, plot):
         """The MDS and the losses as the evaluation and training jobs draw them (else the plot as shown)."""
         if plot is self.mds_plot and self.mds is not None:
-            from workbench.filtergan.plots import mds_figure
+            data, title = self.mds, self.mds_title  # a new table replaces this one, never changes it
 
-            data = self.mds
-            return mds_figure(data["coords"], data["real_index"], np.asarray(data["is_real"], dtype=bool),
-                              title=self.mds_title, style=style)
+            def draw_mds(style=None):
+                from workbench.filtergan.plots import mds_figure
+
+                return mds_figure(data["coords"], data["real_index"], np.asarray(data["is_real"], dtype=bool),
+                                  title=title, style=style)
+
+            return draw_mds
         if plot is self.loss_plot and self.history.get("step"):
-            from workbench.filtergan.plots import loss_figure
+            history = {k: list(v) for k, v in self.history.items()}
 
-            return loss_figure(self.history, style=style)
-        return super().figure(plot, style)
+            def draw_losses(style=None):
+                from workbench.filtergan.plots import loss_figure
 
-    def export(self, what: str, path: str) -> str | None:
-        """Write ``losses`` / ``mds`` (plots: PNG or SVG) or ``filters`` / ``traversal`` (images: PNG)."""
+                return loss_figure(history, style=style)
+
+            return draw_losses
+        return super().figure(plot)
+
+    def export(self, what: str, path: str, runner=None) -> str | None:
+        """Write ``losses`` / ``mds`` (plots: PNG or SVG; drawn and written on ``runner`` if given,
+        see :func:`~workbench.ui.widgets.plot_export.export_plot`) or ``filters`` / ``traversal``
+        (images: PNG)."""
         target = Path(path)
         suffix = target.suffix.lower()
         if what in ("losses", "mds"):
             plot = self.loss_plot if what == "losses" else self.mds_plot
-            return export_plot(self, plot, self.session, target, overwrite=True, what=what)
+            return export_plot(self, plot, self.session, target, overwrite=True, what=what, runner=runner)
         else:
             view = self.filter_view if what == "filters" else self.grid_view
             if view.image is None:

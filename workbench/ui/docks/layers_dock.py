@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QSignalBlocker, Qt
 from PySide6.QtWidgets import QHeaderView, QLineEdit, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget
-from superqt.utils import signals_blocked
 
 from workbench.ui.docks import BaseDock
 
@@ -48,7 +47,7 @@ class LayersDock(BaseDock):
         session.layer_changed.connect(self._on_layer_changed)
 
     def _on_model_changed(self, model) -> None:
-        with signals_blocked(self.tree):
+        with QSignalBlocker(self.tree):
             self.tree.clear()
             self._items = {}
             for info in model.layers():
@@ -72,7 +71,7 @@ class LayersDock(BaseDock):
         item = self._items.get(name)
         if item is None:
             return
-        with signals_blocked(self.tree):
+        with QSignalBlocker(self.tree):
             self.tree.setCurrentItem(item)
             self.tree.scrollToItem(item)
 

@@ -11,10 +11,9 @@ from __future__ import annotations
 from contextlib import ExitStack
 from pathlib import Path
 
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import QSignalBlocker, Qt, QTimer, Signal
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel,
                                QLineEdit, QPushButton, QSpinBox, QVBoxLayout, QWidget, QScrollArea)
-from superqt.utils import signals_blocked
 
 from workbench.ui.docks import BaseDock
 from workbench.config import options
@@ -278,7 +277,7 @@ class MethodDock(BaseDock):
     def _on_config_changed(self, config: dict) -> None:
         with ExitStack() as blocked:
             for w in self._widgets:
-                blocked.enter_context(signals_blocked(w))
+                blocked.enter_context(QSignalBlocker(w))
             self.method.setCurrentIndex(max(0, self.method.findData(config["method"])))
             self._on_reference_changed(config["image"])
             self.channel.setValue(config.get("channel") or 0)
@@ -317,7 +316,7 @@ class MethodDock(BaseDock):
     def _on_reference_changed(self, spec: str | None) -> None:
         if spec is None:
             return
-        with signals_blocked(self.image):
+        with QSignalBlocker(self.image):
             index = self.image.findData(spec)
             if index < 0:
                 self.image.addItem(Path(spec).name, spec)
@@ -348,7 +347,7 @@ class MethodDock(BaseDock):
 
     def _on_model_changed(self, model) -> None:
         facts = self.session.model_facts
-        with signals_blocked(self.device):
+        with QSignalBlocker(self.device):
             current = self.device.currentData()
             self.device.clear()
             for name in ["auto"] + list(facts.devices if facts is not None else ("cpu",)):

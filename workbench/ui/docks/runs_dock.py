@@ -15,11 +15,10 @@ from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QFileSystemWatcher, QSortFilterProxyModel, Qt, QTimer, QUrl, Signal
+from PySide6.QtCore import QFileSystemWatcher, QSignalBlocker, QSortFilterProxyModel, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import QDesktopServices, QImage, QPixmap, QStandardItem, QStandardItemModel
 from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QHBoxLayout, QHeaderView, QLabel, QLineEdit,
                                QPlainTextEdit, QPushButton, QSplitter, QTableView, QVBoxLayout, QWidget)
-from superqt.utils import signals_blocked
 
 from workbench.preview.runs import details_job, scan_table_job
 from workbench.ui.docks import BaseDock
@@ -225,7 +224,7 @@ class RunsDock(BaseDock):
         self._signature = signature
         current = self.selected_path()
         self.summaries = {str(r.path): r for r in rows}
-        with signals_blocked(self.table.selectionModel()):
+        with QSignalBlocker(self.table.selectionModel()):
             model = _table_model(self)  # filled, then swapped in: one sort instead of one per row
             for r in rows:
                 items = []
@@ -298,7 +297,7 @@ class RunsDock(BaseDock):
         for i in range(self.proxy.rowCount()):
             index = self.proxy.index(i, 0)
             if index.data(PATH_ROLE) == str(path):
-                with signals_blocked(selection) if not emit else nullcontext():
+                with QSignalBlocker(selection) if not emit else nullcontext():
                     self.table.selectRow(i)
                     selection.setCurrentIndex(index, selection.SelectionFlag.NoUpdate)
                 if emit and self._shown_path != str(path):  # already current: Qt says nothing

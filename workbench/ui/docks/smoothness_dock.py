@@ -151,18 +151,24 @@ class SmoothnessDock(BaseDock):
             self.status.setText(f"fresh truncated-normal init: {level:.3f}")
         theme.scale_plot(self.plot, theme.scale_of(self))  # the new lines at the window's scale
 
-    def figure(self, plot, style=None):
+    def figure(self, plot):
         """The measured models as the smoothness job draws them (else the plot as shown)."""
         if not self.results:
-            return super().figure(plot, style)
-        from workbench.deformation.job import smoothness_plot_of_runs
+            return super().figure(plot)
+        results = list(self.results)
 
-        return smoothness_plot_of_runs(list(self.results), style)
+        def draw(style=None):
+            from workbench.deformation.job import smoothness_plot_of_runs
+
+            return smoothness_plot_of_runs(results, style)
+
+        return draw
 
     def choose_export(self) -> None:
         path = choose_plot_file(self, "smoothness.png")
         if path:
-            self.export(path, overwrite=True)  # the file dialog has asked already
+            export_plot(self, self.plot, self.session, path, overwrite=True,  # the file dialog has asked already
+                        runner=self.session.plot_exporter)
 
     def export(self, path: str, width: int = 1600, overwrite: bool = False) -> str | None:
         """Save the plot as PNG (``width`` pixels) or SVG; asks before overwriting a file."""

@@ -16,6 +16,7 @@ settings, chosen in the export dialogs).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 from PySide6.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QLabel, QMessageBox, QSpinBox, QWidget)
@@ -100,12 +101,17 @@ def choose_plot_file(parent: QWidget, default_name: str, title: str = "Export pl
 
 # --- the figure of a plot -------------------------------------------------------------------
 
-def plot_figure(parent, plot, style: FigureStyle | None = None):
-    """The matplotlib Figure of ``plot`` (a PlotWidget of ``parent``): the dock's own
-    ``figure(plot, style)`` (a job's figure where the dock holds a job's results), else the plot
-    read item by item."""
+def plot_recipe(parent, plot) -> Callable[[FigureStyle | None], Any]:
+    """How to draw ``plot`` (a PlotWidget of ``parent``) for print, read now on the GUI thread: the
+    dock's own ``figure(plot)`` (a job's figure where the dock holds a job's results), else the plot
+    read item by item (:func:`plot_contents`). The returned ``draw(style)`` touches no Qt object."""
     own = getattr(parent, "figure", None)
-    return own(plot, style) if callable(own) else figure_from_plot(plot, style)
+    return own(plot) if callable(own) else plot_contents(plot)
+
+
+def plot_figure(parent, plot, style: FigureStyle | None = None):
+    """The matplotlib Figure of ``plot`` (a PlotWidget of ``parent``) at ``style`` (:func:`plot_recipe`)."""
+    return plot_recipe(parent, plot)(style)
 
 
 def _qcolor(qcolor) -> tuple[float, float, float] | str:
@@ -128,9 +134,17 @@ def _pen(item):
 
 
 def figure_from_plot(plot, style: FigureStyle | None = None, title: str | None = None):
-    """A pyqtgraph PlotWidget drawn for print by :func:`~workbench.export.plots.line_figure`: its
-    visible curves (with their names, colours, dashes and markers), bands, horizontal and vertical
-    levels and scatters; its axis labels, named ticks and log scale; the range the user zoomed to."""
+    """A pyqtgraph PlotWidget drawn for print by :func:`~workbench.export.plots.line_figure` (see
+    :func:`plot_contents`)."""
+    return plot_contents(plot, title)(style)
+
+
+def plot_contents(plot, title: str | None = None) -> Callable[[FigureStyle | None], Any]:
+    """What a pyqtgraph PlotWidget shows, read now (on the GUI thread): its visible curves (with
+    their names, colours, dashes and markers), bands, horizontal and vertical levels and scatters;
+    its axis labels, named ticks and log scale; the range the user zoomed to. Returns the function
+    that draws it for print at a style (:func:`~workbench.export.plots.line_figure`), which touches
+    no Qt object: a worker may call it."""
     import pyqtgraph as pg
     from PySide6.QtCore import Qt
 
@@ -195,10 +209,15 @@ def figure_from_plot(plot, style: FigureStyle | None = None, title: str | None =
     (x0, x1), (y0, y1) = view.viewRange()
     x_range = None if auto[0] else (x0, x1)
     y_range = None if auto[1] else ((10 ** y0, 10 ** y1) if log_y else (y0, y1))
-    return line_figure(series, x_labels=x_labels, title=title if title is not None else _text(item.titleLabel.text),
-                       xlabel=_text(bottom.labelText), ylabel=_text(item.getAxis("left").labelText),
-                       hlines=lines, fills=fills, points=points, style=style, log_y=log_y or real_log,
-                       x_range=x_range, y_range=y_range, symlog_y=symlog_y)
+    options = dict(x_labels=x_labels, title=title if title is not None else _text(item.titleLabel.text),
+                   xlabel=_text(bottom.labelText), ylabel=_text(item.getAxis("left").labelText),
+                   hlines=lines, fills=fills, points=points, log_y=log_y or real_log,
+                   x_range=x_range, y_range=y_range, symlog_y=symlog_y)
+
+    def draw(style: FigureStyle | None = None):
+        return line_figure(series, style=style, **options)
+
+    return draw
 
 
 def _curve_data(curve):
@@ -221,13 +240,18 @@ def _text(html: str | None) -> str:
 # --- exporting and copying ------------------------------------------------------------------
 
 def export_plot(parent: QWidget, plot, session, path: str | Path, width: int | None = 1600, overwrite: bool = False,
-                what: str = "plot", style: FigureStyle | None = None) -> str | None:
+                what: str = "plot", style: FigureStyle | None = None, runner=None) -> str | None:
     """Save ``plot`` (a PlotWidget of the dock ``parent``) as PNG, PDF or SVG; asks before overwriting.
 
     The size is ``style``, else the one remembered from the export dialogs. A PNG is at that
     style's resolution when the path was just chosen in :func:`choose_plot_file`; otherwise
     (a call from code) it is ``width`` pixels wide. Returns the path written, or None (a bad
     suffix, an unwritable folder, or the user kept the existing file).
+
+    With ``runner`` (a :class:`~workbench.ui.worker.JobRunner`; the window's buttons pass the
+    session's ``plot_exporter``) only the plot's contents are read here: the figure is drawn and
+    written on the runner's worker, the path is returned once it has started and the log says
+    when it is written (the session's handler), so the GUI thread neither draws nor writes.
     """
     from workbench.export.render import png_width_dpi, save
 
@@ -244,11 +268,27 @@ def export_plot(parent: QWidget, plot, session, path: str | Path, width: int | N
             return None
     style = style or remembered_style(getattr(session, "settings", None))
     try:
-        fig = plot_figure(parent, plot, style)
+        draw = plot_recipe(parent, plot)
+    except UserError as exc:
+        session.log(str(exc), "error")
+        return None
+
+    def write(cancel=None) -> tuple[str, str]:
+        fig = draw(style)
         dpi = None
         if suffix == ".png" and width and not chosen:
             dpi = png_width_dpi(style, width, fig.get_figwidth())
         save(fig, target, style, overwrite=True, dpi=dpi)
+        return what, str(target)
+
+    if runner is not None:
+        if runner.running:
+            session.log(f"another plot is being exported: export {what} again when it is written", "warning")
+            return None
+        runner.start(write)
+        return str(target)
+    try:
+        write()
     except UserError as exc:
         session.log(str(exc), "error")
         return None
@@ -259,14 +299,23 @@ def export_plot(parent: QWidget, plot, session, path: str | Path, width: int | N
 def copy_figure(fig, style: FigureStyle | None = None) -> None:
     """Put ``fig`` on the clipboard as an image (PNG, for slides and documents) and as SVG (for
     vector editors: Inkscape, LibreOffice, Illustrator paste it with editable text)."""
+    put_on_clipboard(*figure_bytes(fig, style))
+
+
+def figure_bytes(fig, style: FigureStyle | None = None) -> tuple[bytes, bytes]:
+    """``fig`` rendered as PNG and as SVG (matplotlib only: a worker may call it)."""
+    from workbench.export.render import png_bytes, svg_bytes
+
+    return png_bytes(fig, style), svg_bytes(fig, style)
+
+
+def put_on_clipboard(png: bytes, svg: bytes) -> None:
+    """A rendered figure onto the clipboard as an image, PNG and SVG (on the GUI thread)."""
     from PySide6.QtCore import QMimeData
     from PySide6.QtGui import QGuiApplication, QImage
 
-    from workbench.export.render import png_bytes, svg_bytes
-
-    png = png_bytes(fig, style)
     data = QMimeData()
     data.setImageData(QImage.fromData(png, "PNG"))
     data.setData("image/png", png)
-    data.setData("image/svg+xml", svg_bytes(fig, style))
+    data.setData("image/svg+xml", svg)
     QGuiApplication.clipboard().setMimeData(data)
