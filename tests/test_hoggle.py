@@ -122,3 +122,23 @@ def test_study_learns_on_the_photos_not_inverted_by_default():
     spec = _hoggle_spec(None, ["astronaut", "coffee", "chelsea", "camera"], None)
     assert spec.photos == ("rocket", "motorcycle_left", "china", "flower", "grace_hopper")
     assert _normalise(np.ones((1, 4))).tolist() == [[0.0, 0.0, 0.0, 0.0]]
+
+
+def test_study_cancelled_while_learning_the_dictionary_keeps_a_marked_folder(tmp_path):
+    from workbench.jobs import CancelToken
+    from workbench.studies.representations import representations_study
+
+    cancel = CancelToken()
+
+    def on_event(event):
+        if isinstance(event, Step) and event.stage.startswith("HOGgle dictionary"):
+            cancel.cancel()
+
+    out = tmp_path / "study"
+    metrics = run_job(representations_study(photos=("astronaut",), size=96, iters=2, representations=("hoggle", "hog"),
+                                            normaliser_photos=("astronaut", "coffee"), out=out, hoggle=TINY,
+                                            hoggle_cache=PairedDictionaryCache(tmp_path / "cache"), cancel=cancel),
+                      on_event)
+    assert not metrics["complete"] and metrics["representations"] == {}
+    assert json.loads((out / "run.json").read_text())["status"] == "cancelled"
+    assert not list((tmp_path / "cache").glob("pd-*.npz"))  # nothing half-learned is cached

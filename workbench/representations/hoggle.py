@@ -186,7 +186,8 @@ def training_images(spec: HoggleSpec) -> list[tuple[str, np.ndarray]]:
         h, w = image.shape[:2]
         for side in spec.sides:
             scale = side / min(h, w)
-            size = (int(h * scale) // spec.cell_size * spec.cell_size, int(w * scale) // spec.cell_size * spec.cell_size)
+            b = spec.cell_size
+            size = (int(h * scale) // b * b, int(w * scale) // b * b)
             out.append((f"{name}@{side}", prepare_image(image, 1, size)[:, :, 0]))
     return out
 

@@ -226,7 +226,8 @@ def hog_template_study(*, cells: int = CELLS, negatives: int = 300, restarts: in
             template = train_template(cells=cells, cell_size=spec.cell_size, negatives=negatives, seed=seed)
             mean_face = template.metrics.pop("mean_train_face")
             M = activation_range(template, seed)
-            metrics["template"] = {**template.metrics, "b": template.b, "M": M, "w_norm": float(np.linalg.norm(template.w)),
+            metrics["template"] = {**template.metrics, "b": template.b, "M": M,
+                                   "w_norm": float(np.linalg.norm(template.w)),
                                    "positive_fraction": float(np.mean(template.w > 0))}
             run.save_tensors("template.safetensors", {"w": torch.from_numpy(template.w.copy()),
                                                       "b": torch.tensor([template.b], dtype=torch.float64)})
@@ -304,8 +305,8 @@ def _figures(run, template: Template, mean_face, am, hoggle_image, score_am, sco
     acc = template.metrics["test_accuracy"]
     grid = FigureGrid([[np.clip(t, 0.0, 1.0)[:, :, None] for t in tiles]], row_labels=["face"], col_labels=labels,
                       captions=[captions],
-                      title=f"A HOG face template ({template.w.shape[-1]}x{template.w.shape[-1]} cells, held-out accuracy "
-                            f"{acc:.2f}): activation maximisation vs HOGgle (IJCV Fig. 15)")
+                      title=f"A HOG face template ({template.w.shape[-1]}x{template.w.shape[-1]} cells, held-out "
+                            f"accuracy {acc:.2f}): activation maximisation vs HOGgle (IJCV Fig. 15)")
     for size in sizes:
         style = FigureStyle(size=size)
         save_run_figure(run, f"hog_template_{size}", grid.figure(style), style)

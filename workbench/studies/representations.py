@@ -364,6 +364,7 @@ def _figure(results: dict[str, dict[str, Any]], photos: Sequence[str], represent
     for photo in photos:
         reference = next(results[rep][photo][0] for rep in representations if photo in results.get(rep, {}))
         rows.append([reference] + [results.get(rep, {}).get(photo, (None, None))[1] for rep in representations])
-    labels = ["original"] + ["HOGgle" if rep == HOGGLE else f"inverse {LABELS.get(rep, rep)}" for rep in representations]
+    labels = ["original"] + ["HOGgle" if rep == HOGGLE else f"inverse {LABELS.get(rep, rep)}"
+                             for rep in representations]
     return labelled_grid(rows, col_labels=labels, row_labels=[_slug(p) for p in photos],
                          title=f"Inverting shallow representations ({size}x{size} grey, IJCV settings)")
