@@ -192,3 +192,16 @@ def composite_for_layer(module: nn.Module, input_size: tuple[int, int, int], lay
             return None
     name, f = composites[-1]
     return name, filter_tiles(f[:limit])
+
+
+def composite_job(model, layer: str | None, cancel):
+    """The Feature maps and filters dock's job (Qt-free, on a worker): ``(layer, tiles, caption)`` of
+    :func:`composite_for_layer` for a :class:`~workbench.models.LoadedModel`, or None."""
+    cancel.check()
+    shown = composite_for_layer(model.module, tuple(model.input_size), layer)
+    if shown is None:
+        return None
+    name, tiles = shown
+    return name, tiles, (f"{name}: {len(tiles)} filters of {tiles.shape[1]}×{tiles.shape[2]} input pixels, each a "
+                         f"weighted combination of the first layer's (Lee et al.; non-linearities and pooling left "
+                         f"out; grey = 0) — the last convolution up to the selected layer")

@@ -56,6 +56,7 @@ class FiltersDock(BaseDock):
         self.tabs = QTabWidget()
         self.maps_caption, self.maps = self._page("Feature maps", "click a channel to maximize it")
         self.filters_caption, self.filters = self._page("First-layer filters", "")
+        self.deeper_caption, self.deeper = self._page("Deeper filters", "")
         self.maps.tile_clicked.connect(self._on_tile_clicked)
         # the maps page holds the grid (map layers) or the neuron table (vector layers)
         page = self.tabs.widget(0).layout()
@@ -93,11 +94,15 @@ class FiltersDock(BaseDock):
         self.maps.scene().sigMouseMoved.connect(self._on_mouse_moved)
         self._filter_slot = LatestJobSlot(self)
         self._filter_slot.finished.connect(self._on_filters_ready)
+        self._deeper_slot = LatestJobSlot(self)
+        self._deeper_slot.finished.connect(self._on_deeper_ready)
+        self._deeper_slot.failed.connect(lambda m: session.log(m, "error"))
         self._maps_slot = LatestJobSlot(self)
         self._maps_slot.finished.connect(self._on_maps_ready)
         self._maps_slot.failed.connect(lambda m: session.log(m, "error"))
         session.model_changed.connect(self._on_model_changed)
         session.layer_changed.connect(lambda _l: self._request_maps())
+        session.layer_changed.connect(lambda _l: self._request_deeper())
         session.reference_changed.connect(lambda _s: self._request_maps())
         session.config_changed.connect(self._on_config_changed)
 
@@ -119,6 +124,25 @@ class FiltersDock(BaseDock):
 
         self._filter_slot.request(lambda cancel: filters_job(model, cancel))
         self._request_maps()
+        self._request_deeper(model)
+
+    def _request_deeper(self, model=None) -> None:
+        """The Deeper filters tab: the selected layer's filters as combinations of the first layer's
+        (Lee et al., the lecture's Fig. 3), computed on a worker by workbench.filters.composite."""
+        from workbench.filters.composite import composite_job
+
+        model, layer = model or self.session.model, self.session.layer
+        if model is not None:
+            self._deeper_slot.request(lambda cancel: composite_job(model, layer, cancel))
+
+    def _on_deeper_ready(self, result) -> None:
+        if result is None:
+            self.deeper_caption.setText("this model has no second convolution fed by the first")
+            self.deeper.clear_tiles()
+            return
+        _name, tiles, caption = result
+        self.deeper_caption.setText(caption)
+        self.deeper.set_tiles(list(tiles), columns=math.ceil(math.sqrt(len(tiles))))
 
     def request_maps(self) -> None:
         self._request_maps()
@@ -321,7 +345,8 @@ class FiltersDock(BaseDock):
         self.session.start_job()
 
     def shutdown(self, timeout_ms: int | None = None) -> bool:
-        return self._filter_slot.shutdown(timeout_ms) & self._maps_slot.shutdown(timeout_ms)
+        return (self._filter_slot.shutdown(timeout_ms) & self._maps_slot.shutdown(timeout_ms)
+                & self._deeper_slot.shutdown(timeout_ms))
 
 
 def top5_text(logits, names) -> str:
