@@ -135,6 +135,16 @@ TRUST_HELP = ("allow what runs code: a full pickle or a TorchScript file, and a 
               "a file (a run folder, a sweep or atlas folder) rather than typed here; only for files you trust")
 
 
+#: ``--trust``'s help on a command that reopens a run folder's model.
+RUN_TRUST_HELP = ("open the model the run folder names even if it is code (TorchScript, a full pickle, a Python "
+                  "callable): only for runs you trust")
+
+
+def add_trust_option(parser, help: str = TRUST_HELP) -> None:
+    """``--trust``: consent, given on this command line each time, never stored in a config or run.json."""
+    parser.add_argument("--trust", action="store_true", help=help)
+
+
 def add_model_options(parser, default: str | None = None, *, model_help: str | None = None,
                       flags: tuple[str, ...] = ("--model",)) -> None:
     """``--model SPEC`` and the options of :class:`~workbench.config.model.ModelSpec`, plus ``--trust``
@@ -150,7 +160,7 @@ def add_model_options(parser, default: str | None = None, *, model_help: str | N
                             help=model_help or f"the model (default {default}): a zoo name, a model "
                             f"file, package.module:callable or timm:NAME")
         add_options(parser, ModelSpec, skip=("model",))
-    parser.add_argument("--trust", action="store_true", help=TRUST_HELP)
+    add_trust_option(parser)
 
 
 def model_spec(args):

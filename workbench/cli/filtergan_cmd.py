@@ -6,8 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
-from workbench.cli.common import (add_device_option, add_figure_options, add_model_options, add_output_options, drive,
-                                  figure_style, open_model, output)
+from workbench.cli.common import (RUN_TRUST_HELP, add_device_option, add_figure_options, add_model_options,
+                                  add_output_options, add_trust_option, drive, figure_style, open_model, output)
 from workbench.config import add_options
 from workbench.config.filtergan import FilterGanConfig, FilterGanEvalConfig, TraversalConfig
 from workbench.config.filtergan_figure import FilterFigureConfig
@@ -32,8 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     e = cmds.add_parser("eval", help="accuracy with the generated filters and the MDS of real and generated filters (sect. 5.2)")
     e.add_argument("run_dir", metavar="RUN_DIR", help="a folder made by `workbench filtergan train`")
     add_options(e, FilterGanEvalConfig, skip=("device",))
-    e.add_argument("--trust", action="store_true", help="open the model the run folder names even if it is code "
-                     "(TorchScript, a full pickle, a Python callable): only for runs you trust")
+    add_trust_option(e, RUN_TRUST_HELP)
     add_device_option(e)
     e.add_argument("--out", default=None, help="write the evaluation into this new run folder (a copy of RUN_DIR) "
                                                "instead of into RUN_DIR (a read-only run, such as the shipped one, "
@@ -48,8 +47,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     v.add_argument("run_dir", metavar="RUN_DIR", nargs="?", default=None,
                    help="a folder made by `workbench filtergan train` (default: the shipped digits-vgg conv4 run)")
     add_options(v, TraversalConfig, skip=("device",))
-    v.add_argument("--trust", action="store_true", help="open the model the run folder names even if it is code "
-                     "(TorchScript, a full pickle, a Python callable): only for runs you trust")
+    add_trust_option(v, RUN_TRUST_HELP)
     add_device_option(v)
     add_output_options(v)
     v.add_argument("--quiet", action="store_true")
@@ -64,8 +62,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     f.add_argument("run_dir", metavar="RUN_DIR", nargs="?", default=None,
                    help="a folder made by `workbench filtergan train` (default: the shipped digits-vgg conv4 run)")
     add_options(f, FilterFigureConfig, skip=("device",))
-    f.add_argument("--trust", action="store_true", help="open the model the run folder names even if it is code "
-                     "(TorchScript, a full pickle, a Python callable): only for runs you trust")
+    add_trust_option(f, RUN_TRUST_HELP)
     add_device_option(f)
     add_output_options(f)
     f.add_argument("--quiet", action="store_true")
