@@ -488,11 +488,21 @@ def save_filter_figure(run, frame, learned: np.ndarray, style=None) -> None:
 
 
 def _describe_wavelet(m: dict) -> list[str]:
+    """Per frame and threshold (the slide's and the textbook's): τ = 0 and the best τ > 0 with the codes'
+    sparsity there; the controls; the best frame."""
     lines = [f"wavelet-first-layer study: {m['seconds']} s"]
+    groups: dict[tuple, list[dict]] = {}
     for r in m["rows"]:
-        if r["tau"] in (0.0, 0.1) or r is m.get("best"):
-            lines.append(f"{r['wavelet']} J={r['level']} {r['kind']}{' (textbook)' if r['odd'] else ''} τ={r['tau']:g}: "
-                         f"test {r['test_accuracy']:.3f}, sparsity {r['sparsity']:.2f}")
+        groups.setdefault((r["wavelet"], r["level"], r["kind"], r["odd"]), []).append(r)
+    for (w, level, kind, odd), rs in groups.items():
+        zero = next((r for r in rs if r["tau"] == 0.0), None)
+        best = max((r for r in rs if r["tau"] > 0), key=lambda r: r["test_accuracy"], default=None)
+        text = f"{w} J={level} {kind}{' (textbook)' if odd else ''}:"
+        if zero is not None:
+            text += f" τ=0 test {zero['test_accuracy']:.3f};"
+        if best is not None:
+            text += f" best τ={best['tau']:g} test {best['test_accuracy']:.3f} at sparsity {best['sparsity']:.2f}"
+        lines.append(text)
     for k, v in m["controls"].items():
         lines.append(f"{k}: test {v['test_accuracy']:.3f}")
     if m.get("best"):
