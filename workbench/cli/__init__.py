@@ -59,17 +59,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run one command; SIGINT and SIGTERM stop it like a cancel (exit 1, partial results kept)."""
+    """Run one command; SIGINT and SIGTERM stop it like a cancel (exit 1, partial results kept); a
+    second ends it at once (exit 130, ``workbench: stopped at once by a second SIGINT``). The outcome is
+    decided when the command returns; a signal after that changes nothing. Run as the program
+    (``argv`` None) the handler stays until the process exits (see :mod:`workbench.signals`)."""
     from workbench.jobs import Cancelled
-    from workbench.signals import Forced, stop_signals_cancel
+    from workbench.signals import FORCED_EXIT, Forced, stop_signals_cancel
 
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         if args.command is None:
             return _gui(args)
-        with stop_signals_cancel():
-            return int(args.func(args) or 0)
+        with stop_signals_cancel(for_life=argv is None) as stops:
+            try:
+                return int(args.func(args) or 0)
+            finally:
+                stops.settle()  # the outcome is decided: a later stop signal is counted, never raised
     except UserError as exc:
         print(f"workbench: error: {exc}", file=sys.stderr)
         return exc.exit_code
@@ -78,9 +84,9 @@ def main(argv: list[str] | None = None) -> int:
         kept = f"; the run folder {out} is kept and marked cancelled" if out and Path(out, "run.json").is_file() else ""
         print(f"workbench: {exc or 'cancelled'}{kept}", file=sys.stderr)
         return 1
-    except Forced as exc:  # a second signal: the job did not get to mark its folder
+    except Forced as exc:  # a second signal: the stop did not wait for the running work
         print(f"workbench: {exc}", file=sys.stderr)
-        return 130
+        return FORCED_EXIT
     except KeyboardInterrupt:
         print("workbench: interrupted", file=sys.stderr)
         return 130

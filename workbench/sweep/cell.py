@@ -55,16 +55,27 @@ def open_model(spec, device: str = "cpu", *, trust: bool = False, imports: bool 
 
 
 class CellModels:
-    """The models a sweep's cells use, each opened once: the grid's expansion and every cell run in
-    this process share them (the local executor). A copy sent to another process (the process and
-    Ray executors pickle it with each cell) arrives empty and opens the model again there."""
+    """The models a sweep's cells use, each opened once while it is among the ``size`` used last: the
+    grid's expansion and every cell run in this process share them (the local executor). The object
+    owns them and goes with its sweep (no module-level cache); the bound keeps a grid over many models
+    from holding every one in memory. A copy sent to another process (the process and Ray executors
+    pickle it with each cell) arrives empty and opens the model again there."""
 
-    def __init__(self) -> None:
-        self._models: dict[tuple[str, str, bool, bool], Any] = {}
+    #: Models kept open at once (the least recently used is dropped first).
+    SIZE = 4
+
+    def __init__(self, size: int = SIZE) -> None:
+        from collections import OrderedDict
+
+        self.size = max(1, int(size))
+        self._models: OrderedDict[tuple[str, str, bool, bool], Any] = OrderedDict()
         self._lock = threading.Lock()
 
+    def __len__(self) -> int:
+        return len(self._models)
+
     def open(self, spec, device: str = "cpu", *, trust: bool = False, imports: bool = False):
-        """:func:`open_model`, once per (spec, device, consent)."""
+        """:func:`open_model`, once per (spec, device, consent) while it is among the last ``size`` used."""
         from workbench.config import to_dict
         from workbench.device import resolve_device
 
@@ -72,15 +83,19 @@ class CellModels:
         text = json.dumps(spec if isinstance(spec, (dict, str)) else to_dict(spec), sort_keys=True)
         key = (text, str(dev), bool(trust), bool(imports))
         with self._lock:
-            if key not in self._models:
+            if key in self._models:
+                self._models.move_to_end(key)
+            else:
                 self._models[key] = open_model(spec, dev, trust=trust, imports=imports)
+                while len(self._models) > self.size:
+                    self._models.popitem(last=False)
             return self._models[key]
 
     def __getstate__(self) -> dict:
-        return {}
+        return {"size": self.size}
 
     def __setstate__(self, state: dict) -> None:
-        self.__init__()
+        self.__init__(state.get("size", self.SIZE))
 
 
 def task(config: dict[str, Any], spec: dict[str, Any], *, trust: bool = False, imports: bool = False) -> dict[str, Any]:
@@ -143,17 +158,53 @@ def run_cell(cell: dict[str, Any], folder: str, threads: int = 1, cancel=None,
     cfg = from_dict(PreimageConfig, cell["config"])
     cancel = cancel or CancelToken()
     models = models if models is not None else CellModels()
-    with fixed_threads(threads):
+    with fixed_threads(threads), stop_signals_set(cancel):  # in a pool worker: a stop signal cancels this cell
         model = models.open(cell.get("spec") or cfg.model, cfg.device, trust=bool(cell.get("trust")),
                             imports=bool(cell.get("imports")))
-        with stop_signals_set(cancel):  # in a pool worker: a stop signal cancels this cell
-            result = run_job(preimage_job(cfg, cancel=cancel, out=folder, model=model))
+        cancel.check()  # stopped while the model opened: no folder
+        result = run_job(preimage_job(cfg, cancel=cancel, out=folder, model=model))
     return summary(result.metrics)
 
 
 def worker_init() -> None:
-    """A pool worker: a stop signal while a cell runs cancels it (its folder marked cancelled, see
-    :func:`run_cell`); between cells it ends the worker."""
-    from workbench.signals import exit_when_idle
+    """A pool worker: its stop signals for its life (:class:`~workbench.signals.WorkerSignals`): a stop
+    signal cancels the cell running (its folder marked cancelled, see :func:`run_cell`) and any it would
+    start after; the pool's sentinel then ends the worker through its normal exit (:func:`_leave`)."""
+    import atexit
 
-    exit_when_idle()
+    from workbench.signals import worker_signals
+
+    worker_signals()
+    atexit.register(_leave)  # registered before any cell imports torch: runs last
+    _thread_lock_for_tqdm()
+
+
+def _thread_lock_for_tqdm() -> None:
+    """torch.fx's Interpreter (the layer table) makes a tqdm bar, whose class then creates a
+    multiprocessing RLock: a named semaphore registered with the resource tracker, which a worker killed
+    at the end of a forced stop leaves behind (the tracker then warns on stderr, two lines). A worker
+    draws no bar that shares a terminal with another process: a thread lock serves, and nothing leaks."""
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return
+    tqdm.set_lock(threading.RLock())
+
+
+def _leave() -> None:
+    """A pool worker's last exit hook. What ends a process cleanly has run by now: multiprocessing's
+    finalizers (run before any hook: they unlink the worker's semaphores, which its resource tracker
+    would otherwise report as leaked) and every hook registered after this one (torch's and the
+    cells'); what is left is the interpreter freeing its modules, which with torch loaded took 3.6 s
+    against 0.2 s on a busy machine — seconds a stopped sweep would wait. Skip it."""
+    import logging
+    import os
+    import sys
+
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:
+            pass
+    os._exit(0)
