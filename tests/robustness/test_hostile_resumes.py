@@ -107,12 +107,41 @@ def atlas_run(tmp_path_factory) -> Path:
 @pytest.mark.parametrize("tile, needle", [(png_header(30000, 30000), "far too large"),
                                           (b"\x00garbage" * 10, "cannot read image"),
                                           (b"", "is empty")], ids=["bomb", "garbage", "empty"])
-def test_atlas_resume_with_a_hostile_tile_is_one_line(tile, needle, atlas_run, tmp_path, capsys):
+def test_atlas_resume_with_one_hostile_tile_runs_that_cell_again_and_finishes(tile, needle, atlas_run, tmp_path, capsys):
+    """One bad tile is one cell to run again, not a failed atlas: the other cell is kept as it was."""
     folder = shutil.copytree(atlas_run, tmp_path / "a")
-    sorted(folder.glob("cells/*/images/restart_1.png"))[0].write_bytes(tile)
-    rc, err, shown = run_cli([*ATLAS, "--resume", "--out", str(folder)], capsys)
-    assert_refused(rc, err, shown)
-    assert needle in err, err
+    bad, good = sorted(folder.glob("cells/*/images/restart_1.png"))
+    bad.write_bytes(tile)
+    kept = {p: p.read_bytes() for p in good.parent.parent.rglob("*") if p.is_file()}
+    rc, err, shown = run_cli([a for a in ATLAS if a != "--quiet"] + ["--resume", "--out", str(folder)], capsys)
+    assert rc == 0 and "Traceback" not in err and not shown, err
+    warnings = [line for line in err.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and needle in warnings[0] and bad.parent.parent.name in warnings[0], err
+    assert "1 finished before, 1 to run" in err, err
+    assert bad.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and bad.stat().st_size > 100  # the cell ran again
+    assert {p: p.read_bytes() for p in good.parent.parent.rglob("*") if p.is_file()} == kept
+    index = json.loads((folder / "index.json").read_text())
+    assert [c["status"] for c in index["channels"].values()] == ["done", "done"], index
+    assert json.loads((folder / "run.json").read_text())["status"] == "done"
+
+
+def test_a_tile_unreadable_when_the_sheet_is_drawn_is_one_failed_channel(atlas_run, tmp_path):
+    """write_atlas itself: a tile that cannot be read marks its channel failed (with why) and the sheet is
+    still drawn, the channel reading 'unreadable'."""
+    from workbench.config.sweep import AtlasConfig
+    from workbench.sweep.atlas import write_atlas
+
+    folder = shutil.copytree(atlas_run, tmp_path / "a")
+    rows = json.loads((folder / "results.json").read_text())["rows"]
+    bad = folder / "cells" / rows[0]["cell"] / "images" / "restart_1.png"
+    bad.write_bytes(b"\x00garbage")
+    (folder / "atlas.png").unlink()
+    write_atlas(folder, AtlasConfig(model="digits-vgg", layer="relu1", channels=(0, 1)), rows)
+    channels = json.loads((folder / "index.json").read_text())["channels"]
+    first, second = (channels[str(r["channel"])] for r in rows)
+    assert first["status"] == "failed" and "cannot read image" in first["error"], first
+    assert second["status"] == "done" and "error" not in second, second
+    assert (folder / "atlas.png").stat().st_size > 1000
 
 
 # --- model files ----------------------------------------------------------------------------------

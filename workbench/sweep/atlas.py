@@ -33,7 +33,19 @@ def atlas_job(config: AtlasConfig, *, cancel: CancelToken | None = None, executo
             yield Artifact(p.name, str(p))
 
     return (yield from sweep_job(config.sweep(), cancel=cancel, executor=executor, after=after, trust=trust,
-                                 imports=imports))
+                                 imports=imports, redo=unreadable_tile))
+
+
+def unreadable_tile(folder: Path) -> str | None:
+    """Why a finished cell's tile cannot be drawn (:func:`_tile`'s one line), or None: on ``--resume`` of a
+    received atlas such a cell runs again instead of failing the whole atlas."""
+    from workbench.errors import UserError
+
+    try:
+        _tile(folder)
+    except UserError as exc:
+        return f"its tile cannot be read ({exc})"
+    return None
 
 
 def _tile(folder: Path) -> np.ndarray | None:
@@ -62,7 +74,11 @@ def is_dead(row: dict[str, Any]) -> bool:
 
 
 def write_atlas(out: Path, config: AtlasConfig, rows: list[dict[str, Any]]) -> list[Path]:
+    """The contact sheet and index.json of ``rows``; a tile that cannot be read (a received folder's,
+    changed after the cell ran) is that channel ``failed`` with why, drawn as 'unreadable'."""
     import matplotlib
+
+    from workbench.errors import UserError
 
     matplotlib.use("Agg", force=False)
     from matplotlib.figure import Figure
@@ -71,14 +87,18 @@ def write_atlas(out: Path, config: AtlasConfig, rows: list[dict[str, Any]]) -> l
     for row in rows:
         folder = out / "cells" / row["cell"]
         dead = row["status"] == "done" and is_dead(row)
-        entries.append({"channel": row["channel"], "cell": f"cells/{row['cell']}", "status": row["status"],
-                        "activation": row.get("activation"), "dead": dead,
-                        "tile": _tile(folder) if row["status"] == "done" and not dead else None})
+        entry = {"channel": row["channel"], "cell": f"cells/{row['cell']}", "status": row["status"],
+                 "activation": row.get("activation"), "dead": dead, "tile": None}
+        if row["status"] == "done" and not dead:
+            try:
+                entry["tile"] = _tile(folder)
+            except UserError as exc:  # one bad tile is one failed channel, not a failed atlas
+                entry.update(status="failed", error=f"its tile cannot be read ({exc})")
+        entries.append(entry)
     entries.sort(key=lambda e: e["channel"])
-    write_json(out / "index.json", {"model": config.model, "layer": config.layer,
-                                    "channels": {str(e["channel"]): {k: e[k] for k in ("cell", "activation", "status",
-                                                                                       "dead")}
-                                                 for e in entries}})
+    channels = {str(e["channel"]): {k: e[k] for k in ("cell", "activation", "status", "dead", "error") if k in e}
+                for e in entries}
+    write_json(out / "index.json", {"model": config.model, "layer": config.layer, "channels": channels})
     n = len(entries)
     cols = max(1, math.ceil(math.sqrt(n)))
     rows_n = math.ceil(n / cols)
@@ -90,8 +110,9 @@ def write_atlas(out: Path, config: AtlasConfig, rows: list[dict[str, Any]]) -> l
     for ax, e in zip(axes.flat, entries):
         if e["tile"] is not None:
             ax.imshow(e["tile"], interpolation="nearest")
-        elif e["dead"]:   # the optimiser's starting noise is no result: say so instead of drawing it
-            ax.text(0.5, 0.5, "dead", ha="center", va="center", fontsize=7, color="0.45", transform=ax.transAxes)
+        elif e["dead"] or "error" in e:   # the optimiser's starting noise is no result: say so instead of drawing it
+            ax.text(0.5, 0.5, "dead" if e["dead"] else "unreadable", ha="center", va="center", fontsize=7,
+                    color="0.45", transform=ax.transAxes)
         ax.set_title(str(e["channel"]), fontsize=7, pad=1.5)
     paths = [out / "atlas.png", out / "atlas.pdf"]
     for path in paths:

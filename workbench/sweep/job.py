@@ -93,10 +93,11 @@ def write_results(path: Path, rows: list[dict[str, Any]]) -> None:
 
 
 def sweep_job(config: SweepConfig, *, cancel: CancelToken | None = None, executor=None, cells: list[Cell] | None = None,
-              after=None, trust: bool = False, imports: bool = True) -> Job:
+              after=None, trust: bool = False, imports: bool = True, redo=None) -> Job:
     """Run the grid of ``config``; yields a Step per finished cell (ETA in its values), returns a
     :class:`SweepResult`. ``executor`` overrides the config's (tests, benchmarks); ``after(result,
-    run)`` runs when every cell has finished (tables, figures).
+    run)`` runs when every cell has finished (tables, figures); ``redo(folder)`` says why a cell that
+    finished before must run again (what ``after`` reads of it is unreadable), or None.
 
     The models are ``config.model_specs()``, opened with the caller's consent as everywhere
     (:func:`workbench.models.load_model`): ``imports`` (a config handed here or typed on the command
@@ -123,14 +124,14 @@ def sweep_job(config: SweepConfig, *, cancel: CancelToken | None = None, executo
         run = RunStore(out.parent).create("sweep", to_dict(config), device=config.device, folder=out)
     try:
         yield Artifact("run", str(out))
-        return (yield from finalise(run, _sweep(config, cells, run, cancel, executor, after, models, consent)))
+        return (yield from finalise(run, _sweep(config, cells, run, cancel, executor, after, models, consent, redo)))
     finally:
         if claim is not None:
             claim.release()
 
 
 def _sweep(config: SweepConfig, cells: list[Cell], run: Run, cancel: CancelToken, executor, after, models,
-           consent: dict[str, bool]):
+           consent: dict[str, bool], redo=None):
     from functools import partial
 
     from workbench.sweep.cell import run_cell, task
@@ -144,7 +145,10 @@ def _sweep(config: SweepConfig, cells: list[Cell], run: Run, cancel: CancelToken
     for i, cell in enumerate(cells):
         folder = out / "cells" / cell.name
         state, metrics = cell_state(folder)
-        if state == "done":
+        why = redo(folder) if state == "done" and redo is not None else None
+        if why is not None:  # finished, but what the sweep reads of it is unreadable (a received folder)
+            yield Log(f"cell {cell.name}: {why}; it runs again", "warning")
+        elif state == "done":
             finished[i] = summary(metrics)
             rows.append(make_row(cell, finished[i], "done"))
             continue
