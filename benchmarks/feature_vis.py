@@ -305,7 +305,7 @@ def ratio(v, ref) -> str:
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seconds", type=float, default=20.0, help="optimisation seconds per image and method")
-    ap.add_argument("--classes", default=",".join(map(str, CLASSES)))
+    ap.add_argument("--classes", default=",".join(map(str, CLASSES)), help="class indices ('' for none)")
     ap.add_argument("--layer", default="_blocks.8._bn2", help="the middle block whose channels are visualised")
     ap.add_argument("--channels", default="0-7", help="its channels ('' for none)")
     ap.add_argument("--methods", default="paper,natural,natural:maco,lucent,horama",
@@ -335,7 +335,7 @@ def main(argv=None) -> None:
                 print(f"horama is left out: it did not install ({type(exc).__name__})")
                 methods.remove("horama")
     names = model.class_names
-    targets = [("_fc", k, True) for k in parse_ints(args.classes)]
+    targets = [("_fc", k, True) for k in parse_ints(args.classes)] if args.classes else []
     if args.channels:
         targets += [(args.layer, c, False) for c in parse_ints(args.channels)]
     out = Path(args.out) if args.out else None
