@@ -53,6 +53,7 @@ def test_one_layer_study_writes_its_run_folder(tmp_path, monkeypatch):
     rows = m["nets"]["fc"]["layers"]
     assert [r["layer"] for r in rows] == ["fc1", "fc2", "fc3"]
     assert all(r["only_this_layer_changed"] and len(r["changed"]) == 2 for r in rows)
+    assert [r["parameters"] for r in rows] == [1024 * 16 + 16, 16 * 16 + 16, 16 * 10 + 10]
     assert m["nets"]["fc"]["untrained"]["changed"] == [] and len(m["nets"]["fc"]["all_layers"]["changed"]) == 6
     # training beats the untrained net (near chance): every layer together, and the best single layer
     untrained = m["nets"]["fc"]["untrained"]["test_accuracy"]

@@ -32,10 +32,10 @@ STUDY_SUMMARIES = {
                     "shared machine, plus 1.5 min once to learn HOGgle's dictionary)",
     "one-layer": "the lecture, Raghu et al. Fig. 6: train exactly one layer (the others frozen at init), for a "
                  "fully connected 1024-100x6-10 net (20 epochs) and digits-vgg (3 epochs), 2 nets each, plus the "
-                 "untrained and fully trained nets (TIME_OL)",
+                 "untrained and fully trained nets (3 CPU-minutes; 26 min wall on the shared machine)",
     "wavelet-first-layer": "the lecture's transfer learning: a fixed wavelet-frame first layer (haar, db2 J=1..3, sym4, "
                            "coif1), hard/soft thresholds tau, a linear classifier on the codes; against a learned first "
-                           "layer and the pixels, 2 classifiers each, 15 epochs (TIME_WV)",
+                           "layer and the pixels, 2 classifiers each, 15 epochs (3 CPU-minutes; 33 min wall on the shared machine)",
 }
 
 

@@ -36,7 +36,9 @@ from workbench.jobs import Artifact, Cancelled, CancelToken, Event, Log, Step, r
 from workbench.runs import Run, RunStore, finalise
 from workbench.threads import job_threads
 
-#: The studies' default sizes (measured on the shared 2-core machine: docs/fidelity.md, the lecture).
+#: The studies' default sizes, measured on the shared 2-core machine under a load average of 14-26
+#: (docs/fidelity.md, the lecture): one-layer 25.7 min wall, 3 CPU-minutes; wavelet-first-layer
+#: 32.7 min wall, 3 CPU-minutes.
 ONE_LAYER_SIZE = {"seeds": 2, "epochs": {"fc": 20, "digits-vgg": 3}}
 WAVELET_SIZE = {"seeds": 2, "epochs": 15}
 #: The frames of the wavelet study: (family, level); db2 at three levels, four families at level 2.
@@ -107,6 +109,7 @@ def train_one_layer(module: nn.Module, layer: str | None, *, epochs: int, seed: 
     for n, p in module.named_parameters():
         p.requires_grad_(layer is None or (layer != "" and n.rsplit(".", 1)[0] == layer))
     before = parameter_hashes(module)
+    trained = sum(p.numel() for p in module.parameters() if p.requires_grad)
     if layer == "":
         from workbench.data.digits import DIGITS_MEAN, DIGITS_STD, load_digits32
 
@@ -119,6 +122,7 @@ def train_one_layer(module: nn.Module, layer: str | None, *, epochs: int, seed: 
                                              train_data=train_data, test_data=test_data)
     after = parameter_hashes(module.cpu())
     result["changed"] = [n for n in names if before[n] != after[n]]
+    result["trained_parameters"] = trained
     for p in module.parameters():
         p.requires_grad_(True)
     return result
@@ -219,7 +223,7 @@ def _one_layer_metrics(config, results, nets, seeds) -> dict[str, Any]:
             changed = sorted({c for r in rs for c in r["changed"]})
             rows.append({"layer": which, "train_accuracy": tr, "train_std": tr_sd, "test_accuracy": te,
                          "test_std": te_sd, "per_seed_test": [r["test_accuracy"] for r in rs],
-                         "changed": changed,
+                         "changed": changed, "parameters": rs[0].get("trained_parameters"),
                          "only_this_layer_changed": all(c.rsplit(".", 1)[0] == which for c in changed) and bool(changed)})
         if not rows:
             continue
