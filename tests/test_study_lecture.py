@@ -101,3 +101,14 @@ def test_gabor_fit_cli(tmp_path, capsys):
     assert len(saved["layers"][0]["filters"]) == 6
     assert {p.name for p in (out / "images").iterdir()} >= {"gabor_fit.png", "first_layer_atoms.png",
                                                           "composite_filters.png"}
+
+
+def test_gabor_fit_refuses_bad_sizes_and_nan_weights(tmp_path, capsys):
+    assert main(["gabor-fit", "--model", "digits-lenet5", "--max-slices", "0", "--out", str(tmp_path / "a")]) == 2
+    assert "--max-slices" in capsys.readouterr().err and not (tmp_path / "a").exists()
+    import numpy as np
+
+    from workbench.errors import UserError
+    from workbench.filters.gabor import fit_slices
+    with pytest.raises(UserError, match="NaN"):
+        fit_slices(np.full((1, 3, 3), np.nan))

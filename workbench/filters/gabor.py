@@ -147,6 +147,7 @@ def filter_fit(weight: torch.Tensor | np.ndarray) -> tuple[np.ndarray, FitResult
     return np.where(total > 0, explained / np.where(total > 0, total, 1.0), 0.0), res
 
 
+@lru_cache(maxsize=32)
 def random_level(size: int, n: int = RANDOM_FILTERS, seed: int = 0) -> tuple[float, float]:
     """(mean, std) fit of ``n`` i.i.d. Gaussian size×size filters: the level of chance."""
     g = np.random.default_rng(seed)
