@@ -34,6 +34,7 @@ import torch
 from workbench.errors import UserError
 from workbench.jobs import Artifact, Cancelled, CancelToken, Event, Log, Step, relay
 from workbench.runs import RunStore, atomic_path, finalise
+from workbench.preimage.cvpr2015 import mean_pairwise_distance
 
 #: CVPR 2015 Table 1: mean ± standard deviation of the error over 100 ILSVRC 2012 validation images.
 PAPER_CVPR = {"hoggle": (66.20, 13.7), "hog": (28.10, 7.9), "hogb": (10.67, 5.2), "dsift": (10.89, 7.5)}
@@ -99,7 +100,8 @@ def _normaliser(codes: list[torch.Tensor]) -> dict[str, float]:
     distance over the whole n × n matrix, diagonal included: experiment_shallow_quantitative.m)."""
     pairs = [float(torch.linalg.norm(a - b)) for a, b in itertools.combinations(codes, 2)]
     n = len(codes)
-    return {"N_phi": float(np.mean(pairs)), "mean_sq_distance_all_pairs": 2.0 * float(np.sum(np.square(pairs))) / (n * n)}
+    return {"N_phi": mean_pairwise_distance(codes),
+            "mean_sq_distance_all_pairs": 2.0 * float(np.sum(np.square(pairs))) / (n * n)}
 
 
 def representations_study(*, photos: Sequence[str] = PHOTOS, size: int = SIZE, iters: int = ITERS, restarts: int = 1,
