@@ -88,7 +88,7 @@ def test_random_labels_do_not_depend_on_the_images(monkeypatch):
     assert float(np.mean(moved == got)) < 0.2
 
 
-TINY = dict(seeds=1, epochs=1, n=4, train_images=8, downsamplings=("maxpool",))
+TINY = dict(seeds=1, epochs=1, n=4, train_images=8, downsamplings=("maxpool", "strided"))
 
 
 @pytest.fixture(scope="module")
@@ -104,19 +104,26 @@ def test_study_writes_both_label_kinds(tiny_study):
     assert json.loads((out / "run.json").read_text())["status"] == "done" and metrics["complete"]
     assert metrics["config"]["study"] == "random-labels" and metrics["config"]["train_images"] == 8
     kinds = metrics["variants"]["maxpool"]
-    assert set(kinds) == {"random", "real"}
+    assert set(kinds) == {"random", "real"} and set(metrics["variants"]["strided"]) == {"random", "real"}
+    block_convs = [f"conv{b}_{i}" for b in range(1, 5) for i in (1, 2)]
     for v in kinds.values():
         assert [r["layer"] for r in v["ncd"]][:2] == ["input", "relu1_1"] and len(v["ncd"]) == 13
-        assert [r["layer"] for r in v["ntv"]] == [f"conv{b}_{i}" for b in range(1, 5) for i in (1, 2)]
+        assert [r["layer"] for r in v["ntv"]] == block_convs
         assert all(0.0 < r["mean"] < 2.5 for r in v["ntv"])
         assert len(v["train_accuracy"]) == 1 and 0.0 <= v["test_accuracy"][0] <= 1.0
+    # the strided nets' 2x2 downsampling convs are kept in their rows but not compared across variants
+    strided = metrics["variants"]["strided"]["random"]
+    assert [r["layer"] for r in strided["ntv"]][:3] == ["conv1_1", "conv1_2", "down1"] and len(strided["ntv"]) == 12
+    assert metrics["ntv_layers_compared"] == block_convs
+    own = np.array(strided["per_net_ntv"])[0]
+    assert strided["mean_ntv"] == pytest.approx(np.mean([own[i] for i in (0, 1, 3, 4, 6, 7, 9, 10)]))
     # the input layer does not depend on the weights: both kinds measure the same deformations
     assert kinds["random"]["ncd"][0]["mean"] == pytest.approx(kinds["real"]["ncd"][0]["mean"], rel=1e-6)
     # the same initial nets: only the labels differ, so the trained filters differ
     assert kinds["random"]["mean_ntv"] != kinds["real"]["mean_ntv"]
     assert 1.7 < metrics["init_ntv"] < 2.0  # truncated normal 3x3 filters (footnote 1: about 1.87)
     assert set(metrics["spread"]) == {"random", "real"}
-    assert metrics["spread"]["random"]["later_ncd"]["by_variant"].keys() == {"maxpool"}
+    assert metrics["spread"]["random"]["later_ncd"]["by_variant"].keys() == {"maxpool", "strided"}
     for name in ("random_labels_smoothness", "random_labels_sensitivity"):
         assert (out / "images" / f"{name}.png").is_file() and (out / "images" / f"{name}.pdf").is_file()
 

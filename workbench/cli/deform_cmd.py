@@ -21,7 +21,7 @@ STUDY_SUMMARIES = {
     "synthetic": "Fig. 5: 10 one-digit classes deformed with strength C in 1..4 px, 64 examples per class, "
                  "narrow cifar-vgg-maxpool (1x16, 1x32, 1x64) 8 epochs x 3 seeds per C, filter NTV "
                  "(5 CPU-minutes; 17 min wall on the shared machine)",
-    "random-labels": "Figs. 6c/7: the 5 downsamplings trained 10 epochs on 256 digits with fixed uniform random "
+    "random-labels": "Figs. 6c/7: the 5 downsamplings trained 15 epochs on 256 digits with fixed uniform random "
                      "labels and with the real labels, 2 nets each, filter NTV per conv layer and NCD on 13 layers "
                      "for 128 digits (wall time: see docs/deformation.md)",
     "representations": "CVPR 2015 Table 1 / IJCV Table 2: invert HOG (HOGgle's paired dictionary and the pre-image "
