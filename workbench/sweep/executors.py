@@ -203,8 +203,6 @@ class RayExecutor:
         # Ray's C++ crash handler takes SIGTERM (a stack dump on stderr) and leaves it at its default
         # (death, the run still "running") while ray.shutdown runs: the sweep's own handler must stay.
         os.environ.setdefault("RAY_DISABLE_FAILURE_SIGNAL_HANDLER", "1")
-        # its C++ core logs each retry of an address that does not answer on stderr: the one line is ours
-        os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "error")
         try:
             import ray
         except ImportError:
