@@ -23,7 +23,7 @@ STUDY_SUMMARIES = {
                  "(5 CPU-minutes; 17 min wall on the shared machine)",
     "random-labels": "Figs. 6c/7: the 5 downsamplings trained 15 epochs on 256 digits with fixed uniform random "
                      "labels and with the real labels, 2 nets each, filter NTV per conv layer and NCD on 13 layers "
-                     "for 128 digits (wall time: see docs/deformation.md)",
+                     "for 128 digits (8 CPU-minutes; 36 min wall with --executor process on the shared, overloaded machine)",
     "representations": "CVPR 2015 Table 1 / IJCV Table 2: invert HOG (HOGgle's paired dictionary and the pre-image "
                        "method), HOGb and DSIFT of 4 sample photos at 224 px, 300 iterations, the CVPR error beside the "
                        "papers' (about 4 min on a quiet 2-core machine, plus 1.5 min once to learn HOGgle's dictionary)",
@@ -61,9 +61,9 @@ def register(sub) -> None:
     s.add_argument("--json", action="store_true", help="print a JSON list of {layer, ntv}")
     s.set_defaults(func=_smoothness)
 
-    t = sub.add_parser("study", help="reproduce the paper's comparisons (pooling, smoothing, synthetic)",
+    t = sub.add_parser("study", help="reproduce the papers' experiments (the list and sizes: study --help)",
                        formatter_class=argparse.RawDescriptionHelpFormatter,
-                       description="Ruderman et al. 2018 at a size that fits a 2-core CPU:\n\n" + "\n".join(
+                       description="The papers' experiments at a size that fits a 2-core CPU:\n\n" + "\n".join(
                            f"  {name}: {summary}" for name, summary in STUDY_SUMMARIES.items()))
     t.add_argument("name", choices=tuple(STUDY_SUMMARIES), help="which study")
     add_output_options(t, "run folder to write (metrics.json and images/)")
