@@ -15,9 +15,9 @@ The job keeps one image per restart in the paper's units beside θ (``x``, a det
 **The kept iterate.** A run of the natural preset can pass through a picture and overshoot into a
 texture: the target keeps rising on the transformed views while the picture stops surviving a blur
 (efficientnet-lite0's Egyptian cat passed a blurred p of 0.9 at 8 s and ended at 0.59). So every
-``keep_every`` steps each restart's image is scored by :class:`Robustness` — the target under a blur
-and at half resolution, the weaker of the two — and the run returns each restart's best-scored
-iterate, not its last. This is a selection by a robustness check close to the quality metrics that
+``keep_every`` steps each restart's image is scored by :class:`Robustness` — the target on the
+image, under a blur and at half resolution, the weakest of the three — and the run returns each
+restart's best-scored iterate, not its last. This is a selection by a robustness check close to the quality metrics that
 are then reported (:mod:`workbench.preimage.quality`), so a second, independently trained network
 (``--judge``) is the held-out measure of whether it helped (docs/fidelity.md, "Feature visualisation").
 """
@@ -80,11 +80,12 @@ class _Data(Term):
 
 
 class Robustness:
-    """How well each image of a batch keeps its target when it is seen less sharply: the target's value
-    on the image blurred (Gaussian, σ = :func:`~workbench.preimage.quality.blur_sigma` of the input) and
-    at half resolution (:func:`~workbench.preimage.quality.half_resolution`), the lower of the two. The
-    value is the target's log-probability where the layer is the network's class scores (``classes``),
-    else its activation ⟨Φ(x), Φ0⟩. One forward pass of two views per image, no gradient."""
+    """How well each image of a batch keeps its target, also when it is seen less sharply: the target's
+    value on the image itself, blurred (Gaussian, σ = :func:`~workbench.preimage.quality.blur_sigma` of
+    the input) and at half resolution (:func:`~workbench.preimage.quality.half_resolution`), the lowest
+    of the three (with the two views alone, a bee kept for its blurred p of 0.97 read p 0.50 itself).
+    The value is the target's log-probability where the layer is the network's class scores
+    (``classes``), else its activation ⟨Φ(x), Φ0⟩. One forward pass of three views per image, no gradient."""
 
     def __init__(self, problem, classes: bool) -> None:
         self.problem, self.classes = problem, classes
@@ -95,14 +96,14 @@ class Robustness:
 
         problem = self.problem
         p = problem.to_pixels(x).clamp(0.0, 1.0)
-        views = torch.cat([gaussian_blur(p, blur_sigma(tuple(p.shape[-2:]))), half_resolution(p)])
+        views = torch.cat([p, gaussian_blur(p, blur_sigma(tuple(p.shape[-2:]))), half_resolution(p)])
         code = problem.code(255.0 * (views - problem.mean))
         if self.classes:
             target = problem.phi0.flatten(1).argmax(1)
             value = code.float().flatten(1).log_softmax(1)[:, int(target[0])]
         else:
             value = (code * problem.phi0).flatten(1).sum(1)
-        return torch.minimum(*value.view(2, -1))
+        return value.view(3, -1).amin(0)
 
 
 class NaturalStep:
