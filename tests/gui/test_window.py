@@ -138,6 +138,22 @@ def test_export_grid_and_gif(window, qtbot, tmp_path, monkeypatch):
     assert window.status_label.text() == blocker.args[0]
 
 
+
+def test_copy_and_a_docks_plot_export_draw_on_workers(window, qtbot, qapp, tmp_path):
+    """Ctrl+Shift+C and a dock's Export plot… read the plot on the GUI thread; the figure is drawn,
+    rendered and written on workers (issue 21), and the clipboard and the file get what they would."""
+    assert window.session.last_result is not None  # from the runs above
+    assert window.copy_figure()
+    qtbot.waitUntil(lambda: "Copied" in window.status_label.text(), timeout=60_000)
+    data = qapp.clipboard().mimeData()
+    assert bytes(data.data("image/png"))[:8] == b"\x89PNG\r\n\x1a\n" and b"<svg" in bytes(data.data("image/svg+xml"))
+    out = tmp_path / "energies.pdf"
+    runner = window.session.plot_exporter
+    with qtbot.waitSignal(runner.finished, timeout=60_000) as blocker:
+        assert window.docks["EnergiesDock"].export(str(out), overwrite=True, runner=runner) == str(out)
+    assert blocker.args == [("plot", str(out))] and out.read_bytes()[:4] == b"%PDF"
+    assert not runner.running
+
 def test_plot_export(window, tmp_path):
     dock = window.docks["EnergiesDock"]
     png = dock.export(str(tmp_path / "energies.png"), width=800)

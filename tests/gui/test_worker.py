@@ -99,6 +99,35 @@ def test_errors_become_messages(qtbot, error, expected):
         assert any(level == "debug" and "Traceback" in m for level, m in got["logs"])
 
 
+
+def test_errored_carries_the_exception_itself(qtbot):
+    """Whoever decides what to do about an error reads its type (``errored``), never its text."""
+    from workbench.errors import NeedsArchitecture
+
+    error = NeedsArchitecture("weights.safetensors holds only weights: pass --arch NAME")
+
+    def factory(cancel):
+        yield Step(1, 2, {"energy": 1.0})
+        raise error
+
+    runner = JobRunner()
+    got = collect(runner)
+    errors = []
+    runner.errored.connect(errors.append)
+    with qtbot.waitSignal(runner.stopped, timeout=10_000):
+        runner.start(factory)
+    assert errors == [error] and isinstance(errors[0], NeedsArchitecture)
+    assert got["failed"] == [str(error)] and got["cancelled"] == 0
+
+
+def test_a_plain_function_runs_as_it_is(qtbot):
+    """A job that only computes is a plain function: its return value is the result, no generator needed."""
+    runner = JobRunner()
+    got = collect(runner)
+    with qtbot.waitSignal(runner.stopped, timeout=10_000):
+        runner.start(lambda cancel: {"sum": 3})
+    assert got["finished"] == [{"sum": 3}] and got["progress"] == [] and got["failed"] == []
+
 def test_shutdown_joins_the_thread(qtbot):
     runner = JobRunner()
     state = {}
