@@ -4,9 +4,11 @@ seeds, run on the chosen executor (local, process; ray when it is importable) in
 ``<workspace>/sweeps/<stamp>/``. The cells fill a table as they finish; Open (or a double-click)
 reopens a finished cell as a run, like the Runs dock's Reopen.
 
-The grid is expanded and the sweep run on the dock's :class:`~workbench.ui.worker.JobRunner`;
-the executor is wrapped (:class:`WatchedExecutor`) so that every finished cell is reported from
-the job thread as a queued signal, without a hook in :mod:`workbench.sweep`.
+The sweep job (:func:`workbench.sweep.job.sweep_job`) runs on the dock's
+:class:`~workbench.ui.worker.JobRunner`; the table follows its events, the grid as expanded
+(:class:`~workbench.jobs.GridExpanded`) and each cell as it ends (:class:`~workbench.jobs.CellDone`).
+(:func:`watched_sweep_job` is the Atlas dock's: it reports from the job thread, to be moved to the
+same events.)
 """
 
 from __future__ import annotations
@@ -117,7 +119,14 @@ def watched_sweep_job(config, cancel, on_grid, on_cell, after=None, trust: bool 
 
 
 def outcome_row(outcome: Any) -> dict[str, Any]:
-    """A cell's outcome (a summary dict or the exception) as the row fields the table shows."""
+    """A cell's outcome (a :class:`~workbench.jobs.CellDone`, a summary dict or the exception) as the
+    row fields the table shows."""
+    from workbench.jobs import CellDone
+
+    if isinstance(outcome, CellDone):
+        if outcome.status == "done":
+            return {"status": "done", **(outcome.summary or {})}
+        return {"status": outcome.status, "error": outcome.error or outcome.status}
     if isinstance(outcome, BaseException):
         from workbench.jobs import Cancelled
 
@@ -178,8 +187,6 @@ class SweepsDock(BaseDock):
     area = Qt.DockWidgetArea.RightDockWidgetArea
 
     opened = Signal()                         # a sweep folder reopened from the Runs dock is shown
-    grid_expanded = Signal(object, object)   # (cells, {index: summary}) — emitted on the job thread
-    cell_finished = Signal(int, str, object)  # (index, folder, outcome) — emitted on the job thread
 
     def __init__(self, session, parent=None) -> None:
         super().__init__(session, parent)
@@ -264,8 +271,7 @@ class SweepsDock(BaseDock):
         self._figure_slot = LatestJobSlot(self)
         self._figure_slot.finished.connect(self.show_figure)
         session.collection_reopened.connect(self._on_collection_reopened)
-        self.grid_expanded.connect(self._on_grid_expanded)
-        self.cell_finished.connect(self._on_cell_finished)
+        self.runner.event_yielded.connect(self._on_grid_event)
         self.runner.progressed.connect(self._on_progressed)
         self.runner.logged.connect(lambda level, message: session.log(message, level))
         self.runner.finished.connect(self._on_finished)
@@ -339,15 +345,28 @@ class SweepsDock(BaseDock):
         self.cells, self.rows = [], []
         self.table.setRowCount(0)
         self._set_status("expanding the grid…")
-        grid, cell = self.grid_expanded.emit, self.cell_finished.emit
         consent = self.session.model_to_reopen()[1]  # what the window's model was opened with, no more
-        started = self.runner.start(lambda cancel: watched_sweep_job(config, cancel, grid, cell, **consent))
+
+        def job(cancel):
+            from workbench.sweep.job import sweep_job
+
+            return sweep_job(config, cancel=cancel, **consent)
+
+        started = self.runner.start(job)
         if started:
             self.run_button.setEnabled(False)
             self.cancel_button.setEnabled(True)
         return started
 
-    # --- the job's events (queued from its thread) -------------------------------------------
+    # --- the job's events ----------------------------------------------------------------------
+    def _on_grid_event(self, event) -> None:
+        from workbench.jobs import CellDone, GridExpanded
+
+        if isinstance(event, GridExpanded):
+            self._on_grid_expanded(event.cells, event.done)
+        elif isinstance(event, CellDone):
+            self._on_cell_finished(event.index, event.folder, event)
+
     def _on_grid_expanded(self, cells, done) -> None:
         self.cells = list(cells)
         self.rows = [{**cell.columns, "status": "pending"} for cell in self.cells]
