@@ -12,6 +12,7 @@ outlined on its tile.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ from PySide6.QtWidgets import (QComboBox, QGraphicsRectItem, QHBoxLayout, QLabel
 
 from workbench.errors import UserError
 from workbench.ui.docks import BaseDock
-from workbench.ui.docks.sweeps_dock import SWEEP_ONLY, executors, outcome_row, parse_numbers, watched_sweep_job
+from workbench.ui.docks.sweeps_dock import SWEEP_ONLY, executors, outcome_row, parse_numbers
 from workbench.ui.widgets.image_grid import ImageGridWidget
 from workbench.ui.worker import JobRunner
 
@@ -117,34 +118,58 @@ def cached_atlas_job(folder: Path, cancel=None):
     return out
 
 
-def atlas_sweep_job(config, cancel, on_grid, on_tile, trust: bool = False, imports: bool = False):
-    """:func:`~workbench.sweep.atlas.atlas_job` through the watched sweep: ``on_grid(channels,
-    configs, done)`` once the grid is expanded, ``on_tile(channel, tile, activation, folder)`` per
-    channel as it finishes (tiles read on the job thread). ``trust``, ``imports``: the consent the
-    window's model was opened with."""
-    from workbench.jobs import Artifact
+@dataclass(frozen=True)
+class AtlasGrid:
+    """The atlas's channels once the grid is expanded: their configs and the cached ones
+    (``done``: {index: (tile, activation, folder)}, tiles read on the job thread)."""
+
+    channels: list
+    configs: list
+    done: dict
+
+
+@dataclass(frozen=True)
+class AtlasTile:
+    """One channel has ended: its tile (read on the job thread; None unless done), activation,
+    cell folder ("" unless done) and :func:`channel_state`."""
+
+    index: int
+    tile: Any
+    activation: Any
+    folder: str
+    state: str
+
+
+def atlas_sweep_job(config, cancel, trust: bool = False, imports: bool = False):
+    """:func:`~workbench.sweep.atlas.atlas_job`'s sweep, its grid events (:class:`~workbench.jobs.GridExpanded`,
+    :class:`~workbench.jobs.CellDone`) relayed as :class:`AtlasGrid` and :class:`AtlasTile` with the
+    tiles read here, on the job thread. ``trust``, ``imports``: the consent the window's model was
+    opened with."""
+    from workbench.jobs import Artifact, CellDone, GridExpanded, relay
     from workbench.sweep.atlas import write_atlas
+    from workbench.sweep.job import sweep_job
 
     out = Path(config.out)
-    cells: list = []
 
-    def grid(expanded, done):
-        cells[:] = expanded
-        on_grid([c.columns["channel"] for c in expanded], [c.config for c in expanded],
-                {i: (read_tile(out / "cells" / expanded[i].name), s.get("activation"),
-                     str(out / "cells" / expanded[i].name)) for i, s in done.items()})
-
-    def cell(index, folder, outcome):
-        row = outcome_row(outcome)
-        state = channel_state(row["status"], row.get("activation"), row.get("dead"))
-        on_tile(index, read_tile(Path(folder)) if state == "done" else None, row.get("activation"),
-                folder if row["status"] == "done" else "", state)
+    def translate(event):
+        if isinstance(event, GridExpanded):
+            cells = event.cells
+            return AtlasGrid([c.columns["channel"] for c in cells], [c.config for c in cells],
+                             {i: (read_tile(out / "cells" / cells[i].name), s.get("activation"),
+                                  str(out / "cells" / cells[i].name)) for i, s in event.done.items()})
+        if isinstance(event, CellDone):
+            row = outcome_row(event)
+            state = channel_state(row["status"], row.get("activation"), row.get("dead"))
+            return AtlasTile(event.index, read_tile(Path(event.folder)) if state == "done" else None,
+                             row.get("activation"), event.folder if row["status"] == "done" else "", state)
+        return event
 
     def after(result, run):
         for p in write_atlas(Path(result.path), config, result.rows):
             yield Artifact(p.name, str(p))
 
-    return (yield from watched_sweep_job(config.sweep(), cancel, grid, cell, after=after, trust=trust, imports=imports))
+    job = sweep_job(config.sweep(), cancel=cancel, after=after, trust=trust, imports=imports)
+    return (yield from relay(job, translate))
 
 
 class AtlasDock(BaseDock):
@@ -152,7 +177,7 @@ class AtlasDock(BaseDock):
     area = Qt.DockWidgetArea.RightDockWidgetArea
 
     grid_expanded = Signal(object, object, object)  # channels, configs, {index: (tile, activation, folder)}
-    tile_finished = Signal(int, object, object, str, str)    # index, tile, activation, folder, state
+    tile_finished = Signal(int, object, object, str, str)    # index, tile, activation, folder, state (GUI thread)
 
     def __init__(self, session, parent=None) -> None:
         super().__init__(session, parent)
@@ -220,6 +245,7 @@ class AtlasDock(BaseDock):
         self.setWidget(body)
         self.grid_expanded.connect(self._on_grid_expanded)
         self.tile_finished.connect(self._on_tile_finished)
+        self.runner.event_yielded.connect(self._on_grid_event)
         self.runner.progressed.connect(lambda p: self._set_status(f"{p.iteration} / {p.total} channels"))
         self.runner.logged.connect(lambda level, message: session.log(message, level))
         self.runner.finished.connect(lambda _r: self._set_status(
@@ -319,13 +345,19 @@ class AtlasDock(BaseDock):
         self.folder = Path(config.out)
         self._clear()
         self._set_status("expanding the channels…")
-        grid, tile = self.grid_expanded.emit, self.tile_finished.emit
         consent = self.session.model_to_reopen()[1]  # what the window's model was opened with, no more
-        started = self.runner.start(lambda cancel: atlas_sweep_job(config, cancel, grid, tile, **consent))
+        started = self.runner.start(lambda cancel: atlas_sweep_job(config, cancel, **consent))
         if started:
             self.compute_button.setEnabled(False)
             self.cancel_button.setEnabled(True)
         return started
+
+    def _on_grid_event(self, event) -> None:
+        """The atlas job's grid events become the dock's signals (on the GUI thread)."""
+        if isinstance(event, AtlasGrid):
+            self.grid_expanded.emit(event.channels, event.configs, event.done)
+        elif isinstance(event, AtlasTile):
+            self.tile_finished.emit(event.index, event.tile, event.activation, event.folder, event.state)
 
     def _on_grid_expanded(self, channels, configs, done) -> None:
         self.channels = list(channels)

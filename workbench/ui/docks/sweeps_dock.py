@@ -7,8 +7,6 @@ reopens a finished cell as a run, like the Runs dock's Reopen.
 The sweep job (:func:`workbench.sweep.job.sweep_job`) runs on the dock's
 :class:`~workbench.ui.worker.JobRunner`; the table follows its events, the grid as expanded
 (:class:`~workbench.jobs.GridExpanded`) and each cell as it ends (:class:`~workbench.jobs.CellDone`).
-(:func:`watched_sweep_job` is the Atlas dock's: it reports from the job thread, to be moved to the
-same events.)
 """
 
 from __future__ import annotations
@@ -17,7 +15,7 @@ import datetime as _dt
 import importlib.util
 import re
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from types import SimpleNamespace
 
@@ -67,55 +65,6 @@ def cell_value(row: dict[str, Any]) -> str:
         if row.get(name) is not None:
             return f"{row[name]:.4g}"
     return ""
-
-
-class WatchedExecutor:
-    """An executor whose every finished cell is also passed to ``on_cell(index, folder, outcome)``
-    (on the job thread); it closes the executor it wraps."""
-
-    def __init__(self, inner, on_cell: Callable[[int, str, Any], None]) -> None:
-        self.inner, self.on_cell, self.name = inner, on_cell, getattr(inner, "name", "")
-
-    def run(self, tasks, cancel):
-        tasks = list(tasks)
-        folders = {index: folder for index, _config, folder in tasks}
-        for index, outcome in self.inner.run(tasks, cancel):
-            self.on_cell(index, folders[index], outcome)
-            yield index, outcome
-
-    def close(self) -> None:
-        self.inner.close()
-
-
-def watched_sweep_job(config, cancel, on_grid, on_cell, after=None, trust: bool = False, imports: bool = False):
-    """The sweep of ``config`` (a SweepConfig) with ``on_grid(cells, done)`` once the grid is
-    expanded (``done``: {index: summary} of cells finished before, reused) and ``on_cell(index,
-    folder, outcome)`` per cell as it finishes. Runs on a job thread. ``trust`` and ``imports``:
-    the consent the window's model was opened with (:func:`workbench.models.load_model`)."""
-    from workbench.sweep.cell import CellModels, summary
-    from workbench.sweep.executors import make_executor
-    from workbench.sweep.grid import expand
-    from workbench.sweep.job import cell_state, sweep_job
-
-    config = config.resolved()
-    config.validate()
-    models = CellModels()
-    cells = expand(config, open_model=lambda spec: models.open(spec, "cpu", trust=trust, imports=imports))
-    out = Path(config.out).expanduser()
-    done = {}
-    for i, cell in enumerate(cells):
-        state, metrics = cell_state(out / "cells" / cell.name)
-        if state == "done" and config.resume:
-            done[i] = summary(metrics)
-    on_grid(cells, done)
-    cancel.check()
-    executor = WatchedExecutor(make_executor(config.executor, threads=config.threads, workers=config.workers,
-                                             address=config.address, device=config.device), on_cell)
-    try:
-        return (yield from sweep_job(config, cancel=cancel, executor=executor, cells=cells, after=after, trust=trust,
-                                     imports=imports))
-    finally:
-        executor.close()
 
 
 def outcome_row(outcome: Any) -> dict[str, Any]:
