@@ -23,7 +23,7 @@ STUDY_SUMMARIES = {
                  "(5 CPU-minutes; 17 min wall on the shared machine)",
     "random-labels": "Figs. 6c/7: the 5 downsamplings trained 15 epochs on 256 digits with fixed uniform random "
                      "labels and with the real labels, 2 nets each, filter NTV per conv layer and NCD on 13 layers "
-                     "for 128 digits (8 CPU-minutes; 36 min wall with --executor process on the shared, overloaded machine)",
+                     "for 128 digits (8 CPU-minutes; 21-36 min wall with --executor process on the shared, overloaded machine)",
     "representations": "CVPR 2015 Table 1 / IJCV Table 2: invert HOG (HOGgle's paired dictionary and the pre-image "
                        "method), HOGb and DSIFT of 4 sample photos at 224 px, 300 iterations, the CVPR error beside the "
                        "papers' (about 4 min on a quiet 2-core machine, plus 1.5 min once to learn HOGgle's dictionary)",
