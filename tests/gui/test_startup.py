@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import pytest
 
@@ -116,6 +117,28 @@ def test_other_platforms_are_left_to_qt(environ, platform):
     assert display_problem(environ, platform, load=lambda name: (_ for _ in ()).throw(OSError("x"))) is None
 
 
+def _wait_for_handler(proc, sig, timeout=120.0):
+    """Wait until ``proc`` catches ``sig`` (its bit in /proc's SigCgt mask): the app installs its stop
+    handlers once the window exists, so a signal sent earlier, on a slow or loaded machine, would meet
+    the default action and say nothing about the window. A fixed sleep (4 s) lost that race at load 24."""
+    status = Path(f"/proc/{proc.pid}/status")
+    deadline = time.monotonic() + timeout
+    if not Path("/proc/self/status").exists():  # not Linux: the old fixed wait
+        time.sleep(4.0)
+        return
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            lines = status.read_text().splitlines()
+        except OSError:  # it ended between the poll and the read
+            continue
+        caught = next((int(line.split()[1], 16) for line in lines if line.startswith("SigCgt:")), 0)
+        if caught >> (int(sig) - 1) & 1:
+            time.sleep(0.5)  # and the event loop running
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"the app never installed its {sig.name} handler: {proc.poll()=}")
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_a_stop_signal_in_the_terminal_closes_the_window_cleanly(tmp_path, sig):
     """Ctrl+C or SIGTERM to ``workbench`` closes the window like Ctrl+Q: exit 0, threads joined."""
@@ -123,7 +146,7 @@ def test_a_stop_signal_in_the_terminal_closes_the_window_cleanly(tmp_path, sig):
                             text=True, cwd=tmp_path, env=_env(tmp_path, QT_QPA_PLATFORM="offscreen"),
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
-        time.sleep(4.0)  # the window is up and the model loading or loaded
+        _wait_for_handler(proc, signal.SIGTERM)  # installed with SIGINT's once the window is up
         assert proc.poll() is None, proc.stderr.read()
         proc.send_signal(sig)
         _, err = proc.communicate(timeout=60)
