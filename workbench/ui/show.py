@@ -45,7 +45,10 @@ def show(model: Any, image: Any = None, input_size=None, mean=None, std=None, cl
     """
     from workbench.errors import UserError
 
-    request = _model_request(model, input_size, mean, std, class_names)
+    from workbench.config.model import model_request
+
+    request = model_request(model, input_size=input_size, mean=mean, std=std, class_names=class_names,
+                            who="show()'s model")
     picture = _image(image)
     if layer is not None and (not isinstance(layer, str) or not layer):
         raise UserError(f"layer must be a layer name, not {layer!r}")
@@ -87,10 +90,9 @@ def show(model: Any, image: Any = None, input_size=None, mean=None, std=None, cl
                 _write_reference(window, picture)
 
         session.model_changed.connect(apply_picture)
-    kind, payload = request
+    kind, payload, options = request
     if kind == "module":
-        module, options = payload
-        session.open_module(module, **options)
+        session.open_module(payload, **options)
     elif kind == "loaded":
         session.open_loaded(payload)
     else:
@@ -129,49 +131,6 @@ def ipython_qt_loop() -> bool:
 
 
 # --- arguments ----------------------------------------------------------------------------
-
-def _model_request(model: Any, input_size, mean, std, class_names) -> tuple[str, Any]:
-    """("module", (module, options)), ("loaded", model) or ("spec", ModelSpec); checks only what is cheap."""
-    from dataclasses import replace
-
-    from workbench.config.model import ModelSpec
-    from workbench.errors import UserError
-
-    torch = sys.modules.get("torch")
-    if torch is not None and isinstance(model, torch.nn.Module):
-        options = {"input_size": input_size, "mean": mean, "std": std, "class_names": class_names}
-        return "module", (model, {k: v for k, v in options.items() if v is not None})
-    loading = sys.modules.get("workbench.models.loading")
-    if loading is not None and isinstance(model, loading.LoadedModel):
-        given = [n for n, v in (("input_size", input_size), ("mean", mean), ("std", std), ("class_names", class_names))
-                 if v is not None]
-        if given:
-            raise UserError(f"{', '.join(given)}: a LoadedModel describes its input already; pass its module "
-                            f"(model.module) to show() to describe it anew")
-        return "loaded", model
-    if isinstance(model, os.PathLike):
-        model = os.fspath(model)
-    if isinstance(model, str):
-        spec = ModelSpec(model=model)
-    elif isinstance(model, ModelSpec):
-        spec = model
-    else:
-        raise UserError(f"show() takes an nn.Module, a LoadedModel or a model spec (a zoo name, a file, "
-                        f"package.module:callable, timm:NAME), not a {type(model).__name__}")
-    if class_names is not None and not isinstance(class_names, (str, os.PathLike)):
-        raise UserError("class_names for a model spec is a file (one class name a line); "
-                        "a list of names goes with an in-memory module")
-    try:
-        spec = replace(spec,
-                       input_size=tuple(input_size) if input_size is not None else spec.input_size,
-                       mean=tuple(float(v) for v in mean) if mean is not None else spec.mean,
-                       std=tuple(float(v) for v in std) if std is not None else spec.std,
-                       class_names=os.fspath(class_names) if class_names is not None else spec.class_names)
-    except (TypeError, ValueError) as exc:
-        raise UserError(f"input_size is (C, H, W) and mean/std are sequences of numbers ({exc})") from None
-    spec.validate()
-    return "spec", spec
-
 
 def _image(image: Any):
     """A reference spec (str), a private copy of an image array, or None."""
