@@ -168,6 +168,7 @@ def _cell_workers(mark: str, executor: str) -> list[int]:
     ("study", "ray", signal.SIGTERM, False),
     # a second signal while the first's stop waits for the workers: on each executor
     ("sweep", "process", signal.SIGINT, True), ("sweep", "ray", signal.SIGINT, True),
+    ("study", "process", signal.SIGTERM, True),
 ], ids=lambda v: v.name if isinstance(v, signal.Signals) else ("twice" if v is True else "" if v is False else v))
 def test_a_stop_signal_ends_every_executor_cancelled_and_leaves_no_process(tmp_path, kind, executor, sig, again):
     if executor == "ray":

@@ -44,6 +44,7 @@ from workbench.deformation.tps import random_deform
 from workbench.errors import UserError
 from workbench.jobs import Artifact, Cancelled, CancelToken, Event, Log, Step
 from workbench.runs import Run, RunStore, finalise
+from workbench.signals import Forced
 from workbench.threads import job_threads
 
 #: Sizes chosen so each study takes minutes of CPU time on a 2-core machine (measured: pooling
@@ -219,6 +220,8 @@ def _run_tasks(configs: list[dict[str, Any]], executor: dict[str, Any], cancel: 
                 key = group(configs[index])
                 if all(i in outcomes for i in members[key]):
                     yield from on_group(key, [outcomes[i] for i in members[key]])
+        except Forced:  # a second stop signal: end at once, no figures (issue 17)
+            raise
         except (Cancelled, KeyboardInterrupt):
             status = "cancelled"
         finally:

@@ -39,6 +39,7 @@ import torch.nn as nn
 from workbench.errors import UserError
 from workbench.jobs import Artifact, Cancelled, CancelToken, Event, Log, Step, relay
 from workbench.runs import RunStore, finalise
+from workbench.signals import Forced
 
 #: Template side in HOG cells (8-pixel cells: a 64 × 64 window; DPM root filters are 6–10 cells a side).
 CELLS = 8
@@ -282,6 +283,8 @@ def hog_template_study(*, cells: int = CELLS, negatives: int = 300, restarts: in
                 run.save_image(f"maximisation-{k}.png", result.images[k])
             _figures(run, template, mean_face, result.images[..., 0], hoggle_image, score_am, score_hoggle, score_face,
                      figure_sizes)
+        except Forced:  # a second stop signal: end at once, no figures (issue 17)
+            raise
         except (Cancelled, KeyboardInterrupt):
             status = "cancelled"
         metrics["seconds"] = round(time.monotonic() - started, 1)

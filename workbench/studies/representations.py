@@ -34,6 +34,7 @@ import torch
 from workbench.errors import UserError
 from workbench.jobs import Artifact, Cancelled, CancelToken, Event, Log, Step, relay
 from workbench.runs import RunStore, atomic_path, finalise
+from workbench.signals import Forced
 from workbench.preimage.cvpr2015 import mean_pairwise_distance
 
 #: CVPR 2015 Table 1: mean ± standard deviation of the error over 100 ILSVRC 2012 validation images.
@@ -202,6 +203,8 @@ def representations_study(*, photos: Sequence[str] = PHOTOS, size: int = SIZE, i
                 engine = {k: result.metrics.get(k) for k in ("C", "jitter", "B", "B_plus", "V")} if photos else {}
                 per[rep] = {"layer": layer, "shape": list(loaded.layer(layer).shape), "engine": engine, **norm,
                             "photos": rows, **_summary(rows)}
+        except Forced:  # a second stop signal: end at once, no figures (issue 17)
+            raise
         except (Cancelled, KeyboardInterrupt):
             status = "cancelled"
         seconds = time.monotonic() - started
