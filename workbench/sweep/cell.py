@@ -11,10 +11,8 @@ worker process opens the same model the command line named, and the cell's run.j
 from __future__ import annotations
 
 import json
-import os
 import threading
-from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
 #: Metrics a results row carries (the mean of a per-restart list where the metric is one).
 ROW_METRICS = ("reconstruction_error_mean", "reconstruction_error_std", "classification_consistency",
@@ -24,22 +22,6 @@ ROW_METRICS = ("reconstruction_error_mean", "reconstruction_error_std", "classif
 #: Per-restart lists kept in results.json (for the mean ± std over images and restarts).
 PER_RESTART = ("reconstruction_error", "activation", "predictions", "gradient_histogram_intersection",
                "reconstruction_error_nphi")
-
-
-@contextmanager
-def fixed_threads(n: int) -> Iterator[None]:
-    """``WORKBENCH_THREADS=n`` while the block runs (read by :func:`workbench.threads.job_threads`)."""
-    from workbench.threads import ENV
-
-    previous = os.environ.get(ENV)
-    os.environ[ENV] = str(n)
-    try:
-        yield
-    finally:
-        if previous is None:
-            os.environ.pop(ENV, None)
-        else:
-            os.environ[ENV] = previous
 
 
 def open_model(spec, device: str = "cpu", *, trust: bool = False, imports: bool = False):
@@ -158,11 +140,12 @@ def run_cell(cell: dict[str, Any], folder: str, threads: int = 1, cancel=None,
     cfg = from_dict(PreimageConfig, cell["config"])
     cancel = cancel or CancelToken()
     models = models if models is not None else CellModels()
-    with fixed_threads(threads), stop_signals_set(cancel):  # in a pool worker: a stop signal cancels this cell
+    with stop_signals_set(cancel):  # in a pool worker: a stop signal cancels this cell
         model = models.open(cell.get("spec") or cfg.model, cfg.device, trust=bool(cell.get("trust")),
                             imports=bool(cell.get("imports")))
         cancel.check()  # stopped while the model opened: no folder
-        result = run_job(preimage_job(cfg, cancel=cancel, out=folder, model=model))
+        # the cell's thread count is a value (the same on every executor), not an environment variable
+        result = run_job(preimage_job(cfg, cancel=cancel, out=folder, model=model, threads=threads))
     return summary(result.metrics)
 
 
