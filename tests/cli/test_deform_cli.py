@@ -115,6 +115,7 @@ def test_study_cli_documents_sizes_and_rejects_bad_values(tmp_path, capsys):
 
 
 def test_ctrl_c_leaves_a_cancelled_run_with_the_finished_repeats(tmp_path):
+    import os
     import select
     import signal
     import subprocess
@@ -131,8 +132,8 @@ def test_ctrl_c_leaves_a_cancelled_run_with_the_finished_repeats(tmp_path):
         seen = ""
         deadline = time.monotonic() + 120
         while "deform:" not in seen and time.monotonic() < deadline:  # the first batch is measured
-            if select.select([proc.stderr], [], [], 0.2)[0]:
-                seen += proc.stderr.readline()
+            if select.select([proc.stderr.fileno()], [], [], 0.2)[0]:  # unbuffered (see test_signals)
+                seen += os.read(proc.stderr.fileno(), 65536).decode(errors="replace")
         time.sleep(2.0)
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=60)
