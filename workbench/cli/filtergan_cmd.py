@@ -43,31 +43,29 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--quiet", action="store_true")
     e.set_defaults(func=_eval)
 
-    v = cmds.add_parser("traverse", help="a k×k grid of images moving two latent dimensions (sect. 4)")
-    v.add_argument("run_dir", metavar="RUN_DIR", nargs="?", default=None,
-                   help="a folder made by `workbench filtergan train` (default: the shipped digits-vgg conv4 run)")
-    add_options(v, TraversalConfig, skip=("device",))
-    add_trust_option(v, RUN_TRUST_HELP)
-    add_device_option(v)
-    add_output_options(v)
-    v.add_argument("--quiet", action="store_true")
-    v.set_defaults(func=_traverse)
+    _on_a_run(cmds, "traverse", TraversalConfig, _traverse,
+              help="a k×k grid of images moving two latent dimensions (sect. 4)")
 
-    f = cmds.add_parser("figure", help="the paper's Fig. 2: generated filters, one third of the input channels "
-                                       "summed, under the real filters",
-                        description="Fig. 2 of the filter-GAN paper: the filters G generates for random z, each "
+    _on_a_run(cmds, "figure", FilterFigureConfig, _figure,
+              help="the paper's Fig. 2: generated filters, one third of the input channels summed, under the "
+                   "real filters",
+              description="Fig. 2 of the filter-GAN paper: the filters G generates for random z, each "
                                     "drawn with its input channels summed in thirds (red, green, blue), under the "
                                     "real filters of the same output channels. Writes images/filters_fig2.png and "
                                     ".pdf and metrics.json (how far the generated filters lie from the real ones).")
-    f.add_argument("run_dir", metavar="RUN_DIR", nargs="?", default=None,
-                   help="a folder made by `workbench filtergan train` (default: the shipped digits-vgg conv4 run)")
-    add_options(f, FilterFigureConfig, skip=("device",))
-    add_trust_option(f, RUN_TRUST_HELP)
-    add_device_option(f)
-    add_output_options(f)
-    f.add_argument("--quiet", action="store_true")
-    f.set_defaults(func=_figure)
 
+
+def _on_a_run(cmds, name: str, config, func, **parser) -> None:
+    """A subcommand that reads a trained run (default: the shipped one) and writes a new run folder."""
+    p = cmds.add_parser(name, **parser)
+    p.add_argument("run_dir", metavar="RUN_DIR", nargs="?", default=None,
+                   help="a folder made by `workbench filtergan train` (default: the shipped digits-vgg conv4 run)")
+    add_options(p, config, skip=("device",))
+    add_trust_option(p, RUN_TRUST_HELP)
+    add_device_option(p)
+    add_output_options(p)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=func)
 
 
 def _train(args: argparse.Namespace) -> int:
