@@ -223,6 +223,26 @@ def test_torchscript_with_and_without_arch(tmp_path):
     assert split.layer("c5").shape == (120, 1, 1)
 
 
+class residual_architecture(torch.nn.Module):  # noqa: N801 - the word "architecture" in a TorchScript class name
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(1, 1, 3, padding=1)
+
+    def forward(self, x):
+        return self.conv(x) + x  # not a chain of its children: its layers cannot be listed
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit:FutureWarning")
+def test_unlistable_torchscript_is_a_typed_needs_architecture():
+    """The error's type says "pass --arch", whatever its text holds (the class name here says "architecture")."""
+    from workbench.errors import NeedsArchitecture
+    from workbench.models.sources.memory import from_module
+
+    model = from_module(torch.jit.script(residual_architecture()), name="residual.pt", input_size=(1, 8, 8))
+    with pytest.raises(NeedsArchitecture, match="residual.pt: residual_architecture is TorchScript.*pass --arch NAME"):
+        model.layers()
+
+
 def test_full_pickle_needs_trust(tmp_path):
     module = A.digits_vgg()
     path = tmp_path / "net.pt"

@@ -101,8 +101,10 @@ class LoadedModel:
     def _layer_table(self) -> list[LayerInfo]:
         try:
             return layer_table(self.module, self.input_size, aliases=self.aliases, device=self.device)
+        except NeedsArchitecture:
+            raise  # already says to pass --arch
         except UserError as exc:
-            if isinstance(self.module, torch.jit.ScriptModule) and "architecture" not in str(exc):
+            if isinstance(self.module, torch.jit.ScriptModule):
                 raise NeedsArchitecture(f"{Path(self.name).name}: {exc}; pass --arch NAME to load its weights into "
                                 f"a known architecture") from None
             raise
