@@ -1,4 +1,5 @@
-"""Small Qt-free computations behind the window's views: the reference image, first-layer filters
+"""Small Qt-free computations behind the window's views: the reference image (and show()'s array
+saved as one), first-layer filters
 and feature maps, the Runs dock's scan and run details, the filter-GAN dock's MDS table and filters.
 
 Plain functions: the window runs them on worker threads like every job (the GUI thread imports
@@ -32,6 +33,32 @@ def reference_image(spec: str, model) -> np.ndarray:
 def reference_job(spec: str, model, cancel: CancelToken):
     cancel.check()
     return reference_image(spec, model)
+
+
+def reference_png(array: np.ndarray, folder: str | Path, cancel: CancelToken | None = None) -> str:
+    """``workbench.show(image=array)``'s reference: the array (floats in [0, 1] or uint8) saved as
+    ``folder/show-<digest>.png``, written once and atomically; returns its path. The same pixels
+    give the same file."""
+    import hashlib
+
+    from workbench.errors import UserError
+    from workbench.runs.files import save_png
+
+    if array.dtype != np.uint8:
+        values = np.asarray(array, dtype=np.float64)
+        if not np.isfinite(values).all() or values.min() < 0 or values.max() > 1:
+            raise UserError("image array must hold finite values in [0, 1] (divide a 0-255 image by 255)")
+        array = np.round(values * 255).astype(np.uint8)
+    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[..., 0]
+    array = np.ascontiguousarray(array)
+    if cancel is not None:
+        cancel.check()
+    digest = hashlib.sha256(repr(array.shape).encode() + array.tobytes()).hexdigest()[:20]
+    path = Path(folder) / f"show-{digest}.png"
+    if not path.is_file():
+        save_png(path, array)
+    return str(path)
 
 
 def first_conv_filters(model) -> tuple[str, np.ndarray] | None:

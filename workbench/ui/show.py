@@ -157,6 +157,7 @@ def _image(image: Any):
 def _write_reference(window, array) -> None:
     """Write ``array`` to a PNG on a worker; the session takes it as its reference when written.
     The job slot is a child of the window, so the window joins it when it closes."""
+    from workbench.preview.compute import reference_png
     from workbench.resources import user_data_dir
     from workbench.ui.worker import JobRunner
 
@@ -164,39 +165,7 @@ def _write_reference(window, array) -> None:
     runner = JobRunner(window, rate=0)
     runner.finished.connect(window.session.set_reference)
     runner.failed.connect(lambda message: window.session.log(f"reference image: {message}", "error"))
-    runner.start(lambda cancel: reference_png_job(array, folder, cancel))
-
-
-def reference_png_job(array, folder: Path, cancel=None):
-    """Save an image array (floats in [0, 1] or uint8) as ``folder/show-<digest>.png``; returns
-    its path. The same pixels give the same file, written once."""
-    import hashlib
-
-    import numpy as np
-    from PIL import Image
-
-    from workbench.errors import UserError
-
-    if array.dtype != np.uint8:
-        values = np.asarray(array, dtype=np.float64)
-        if not np.isfinite(values).all() or values.min() < 0 or values.max() > 1:
-            raise UserError("image array must hold finite values in [0, 1] (divide a 0-255 image by 255)")
-        array = np.round(values * 255).astype(np.uint8)
-    if array.ndim == 3 and array.shape[2] == 1:
-        array = array[..., 0]
-    array = np.ascontiguousarray(array)
-    if cancel is not None:
-        cancel.check()
-    digest = hashlib.sha256(repr(array.shape).encode() + array.tobytes()).hexdigest()[:20]
-    folder = Path(folder)
-    path = folder / f"show-{digest}.png"
-    if not path.is_file():
-        folder.mkdir(parents=True, exist_ok=True)
-        partial = folder / f".{path.name}.{os.getpid()}.part"
-        Image.fromarray(array).save(partial, format="PNG")
-        os.replace(partial, path)
-    return str(path)
-    yield
+    runner.start(lambda cancel: reference_png(array, folder, cancel))
 
 
 def _check_layer(session, model, layer: str) -> None:
