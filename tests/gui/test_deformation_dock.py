@@ -48,7 +48,7 @@ def test_deformation_dock_overlays_trained_and_init(qapp, session, tmp_path):
         assert len(metrics["layers"]) == 13 and metrics["layers"][0]["layer"] == "input"
         assert all(row["mean"] > 0 for row in metrics["layers"])
         assert len(metrics["per_seed"]) == 2
-    assert len(dock._items) == 8  # line, band and its two edges per model
+    assert len(dock.plot.drawn) == 8  # line, band and its two edges per model
     folders = list(session.store.root.iterdir())
     assert len(folders) == 2
     assert all(json.loads((p / "run.json").read_text())["status"] == "done" for p in folders)
@@ -60,7 +60,7 @@ def test_deformation_dock_overlays_trained_and_init(qapp, session, tmp_path):
     wait_until(qapp, lambda: dock.preview.pixmap() is not None and not dock.preview.pixmap().isNull(), timeout=60)
     assert dock.preview.pixmap().width() > 2 * dock.preview.pixmap().height()  # three panels side by side
     dock.clear()
-    assert dock.results == [] and dock._items == []
+    assert dock.results == [] and dock.plot.drawn == []
     assert dock.shutdown()
 
 
@@ -99,7 +99,7 @@ def test_smoothness_dock_adds_each_model_with_init_line(qapp, session, tmp_path)
     assert [r["layer"] for r in metrics["layers"]][:2] == ["conv1_1", "conv1_2"]
     assert abs(metrics["init_ntv"] - 1.87) < 0.03
     assert "init: 1.8" in dock.status.text()
-    assert len(dock._items) == 2  # the model's line and the dotted init level
+    assert len(dock.plot.drawn) == 2  # the model's line and the dotted init level
     assert _runs(session) == {"smoothness": "done"}
     dock.show()
     qapp.processEvents()

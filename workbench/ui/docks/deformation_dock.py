@@ -6,18 +6,15 @@ repeats. Measurements run as jobs on the dock's own slot and write run folders."
 from __future__ import annotations
 
 import numpy as np
-import pyqtgraph as pg
-from PySide6.QtCore import QSignalBlocker, Qt, Signal
+from PySide6.QtCore import QSignalBlocker, Qt
 from PySide6.QtGui import QImage, QPixmap
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGridLayout, QHBoxLayout, QLabel,
                                QProgressBar, QPushButton, QSizePolicy, QSpinBox, QVBoxLayout, QWidget)
 
 from workbench.config.deformation import DeformConfig
-from workbench.ui import theme
-from workbench.ui.docks import BaseDock
+from workbench.ui.docks.layer_plot_dock import LayerPlotDock
 from workbench.ui.widgets.failure_banner import FailureBanner, window_words
-from workbench.ui.widgets.layer_plot import COLORS, layer_ticks
-from workbench.ui.widgets.plot_export import choose_plot_file, export_plot
+from workbench.ui.widgets.layer_plot import LayerPlot
 from workbench.ui.widgets.scroll_column import ScrollColumn
 from workbench.ui.worker import JobRunner, LatestJobSlot
 
@@ -66,12 +63,9 @@ def to_pixmap(rgb: np.ndarray) -> QPixmap:
     return QPixmap.fromImage(image.copy())
 
 
-class DeformationDock(BaseDock):
+class DeformationDock(LayerPlotDock):
     title = "Deformation"
-    area = Qt.DockWidgetArea.BottomDockWidgetArea
-    configuration = False
-
-    measured = Signal(str, object)  # label, metrics
+    export_name = "deformation.png"
 
     def __init__(self, session, parent=None) -> None:
         super().__init__(session, parent)
@@ -141,17 +135,10 @@ class DeformationDock(BaseDock):
         left.addWidget(self.progress)
         outer.addWidget(ScrollColumn(column), 0)
 
-        self.plot = pg.PlotWidget()
-        self.plot.showGrid(x=False, y=True, alpha=0.25)
-        self.plot.setLabel("bottom", "layer")
-        self.plot.setLabel("left", "normalized cosine distance")
-        self.plot.getAxis("left").enableAutoSIPrefix(False)
-        self.legend = self.plot.addLegend(offset=(10, 10))
+        self.plot = LayerPlot("layer", "normalized cosine distance")
         outer.addWidget(self.plot, 1)
         self.setWidget(body)
 
-        self.results: list[tuple[str, dict]] = []
-        self._items: list[object] = []
         self.runner = JobRunner(self, rate=10)
         self.runner.progressed.connect(self._on_progressed)
         self.runner.logged.connect(lambda level, m: session.log(m, level))
@@ -326,67 +313,22 @@ class DeformationDock(BaseDock):
         self.cancel_button.setEnabled(False)
 
     # --- plot --------------------------------------------------------------------------------
-    def add_result(self, label: str, metrics: dict) -> None:
-        """Overlay one model's per-layer curve (mean) with its ±2 std band."""
-        self.results.append((label, metrics))
-        self._redraw()
-        self.measured.emit(label, metrics)
-
-    def clear(self) -> None:
-        self.results = []
-        self._redraw()
-
     def _redraw(self) -> None:
-        for item in self._items:
-            self.plot.removeItem(item)
-        self._items = []
-        self.legend.clear()
-        if not self.results:
-            return
-        names = [row["layer"] for row in self.results[0][1]["layers"]]
-        self.plot.getAxis("bottom").setTicks(layer_ticks(names))
-        self.plot.setXRange(-0.5, len(names) - 0.5, padding=0)  # room for the first and last names
-        for k, (label, metrics) in enumerate(self.results):
-            rows = metrics["layers"]
-            x = np.arange(len(rows), dtype=float)
-            mean = np.array([np.nan if r["mean"] is None else r["mean"] for r in rows])
-            std = np.array([0.0 if r["std"] is None else r["std"] for r in rows])
-            color = pg.mkColor(COLORS[k % len(COLORS)])
-            upper = pg.PlotDataItem(x, mean + 2 * std, pen=pg.mkPen(None))
-            lower = pg.PlotDataItem(x, mean - 2 * std, pen=pg.mkPen(None))
-            fill_color = pg.mkColor(color)
-            fill_color.setAlpha(60)
-            band = pg.FillBetweenItem(upper, lower, brush=pg.mkBrush(fill_color))
-            line = self.plot.plot(x, mean, pen=pg.mkPen(color, width=2), symbol="o", symbolSize=5,
-                                  symbolBrush=color, name=label)
-            for item in (upper, lower, band):
-                self.plot.addItem(item)
-            self._items += [upper, lower, band, line]
-        theme.scale_plot(self.plot, theme.scale_of(self))  # the new lines at the window's scale
+        """Each model's mean per layer inside its ±2 std band (the first model's layers on the axis)."""
+        def column(rows, key, missing):
+            return np.array([missing if r[key] is None else r[key] for r in rows], dtype=float)
+
+        names = [row["layer"] for row in self.results[0][1]["layers"]] if self.results else []
+        self.plot.draw(names, [(label, column(m["layers"], "mean", np.nan), column(m["layers"], "std", 0.0))
+                               for label, m in self.results])
 
     # --- export ------------------------------------------------------------------------------
-    def figure(self, plot):
-        """The measured models as the ``deform`` job draws them (else the plot as shown)."""
-        if not self.results:
-            return super().figure(plot)
-        results = list(self.results)
+    @staticmethod
+    def results_figure(results, style=None):
+        """The measured models as the ``deform`` job draws them."""
+        from workbench.deformation.job import sensitivity_plot, sensitivity_title
 
-        def draw(style=None):
-            from workbench.deformation.job import sensitivity_plot, sensitivity_title
-
-            return sensitivity_plot(results, sensitivity_title(results), style=style)
-
-        return draw
-
-    def choose_export(self) -> None:
-        path = choose_plot_file(self, "deformation.png")
-        if path:
-            export_plot(self, self.plot, self.session, path, overwrite=True,  # the file dialog has asked already
-                        runner=self.session.plot_exporter)
-
-    def export(self, path: str, width: int = 1600, overwrite: bool = False) -> str | None:
-        """Save the plot as PNG (``width`` pixels) or SVG; asks before overwriting a file."""
-        return export_plot(self, self.plot, self.session, path, width, overwrite)
+        return sensitivity_plot(results, sensitivity_title(results), style=style)
 
     def shutdown(self, timeout_ms: int | None = None) -> bool:
         return self.runner.shutdown(timeout_ms) & self._preview_slot.shutdown(timeout_ms)

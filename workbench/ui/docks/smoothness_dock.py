@@ -5,37 +5,26 @@ the level of a fresh truncated-normal initialization as a dotted line."""
 from __future__ import annotations
 
 import numpy as np
-import pyqtgraph as pg
-from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QProgressBar, QPushButton, QVBoxLayout, QWidget
 
-from workbench.ui import theme
-from workbench.ui.docks import BaseDock
+from workbench.ui.docks.layer_plot_dock import LayerPlotDock
 from workbench.ui.widgets.elided_label import ElidedLabel
 from workbench.ui.widgets.scroll_column import ScrollColumn
-from workbench.ui.widgets.layer_plot import COLORS, layer_ticks
-from workbench.ui.widgets.plot_export import choose_plot_file, export_plot
+from workbench.ui.widgets.layer_plot import LayerPlot
 from workbench.ui.worker import JobRunner
 
 
-class SmoothnessDock(BaseDock):
+class SmoothnessDock(LayerPlotDock):
     title = "Smoothness"
-    area = Qt.DockWidgetArea.BottomDockWidgetArea
-    configuration = False
-
-    measured = Signal(str, object)  # label, metrics
+    export_name = "smoothness.png"
+    replaces = True  # a model measured again replaces its line
 
     def __init__(self, session, parent=None) -> None:
         super().__init__(session, parent)
         body = QWidget()
         outer = QHBoxLayout(body)
         outer.setContentsMargins(4, 4, 4, 4)
-        self.plot = pg.PlotWidget()
-        self.plot.showGrid(x=False, y=True, alpha=0.25)
-        self.plot.setLabel("bottom", "conv layer (lower TV: smoother filters)")
-        self.plot.setLabel("left", "normalized TV")
-        self.plot.getAxis("left").enableAutoSIPrefix(False)
-        self.legend = self.plot.addLegend(offset=(10, 10))
+        self.plot = LayerPlot("conv layer (lower TV: smoother filters)", "normalized TV", symbol_size=6)
         # the controls are a narrow column beside the plot (a row of them made the dock, and so
         # the window, 690 px wide at least); it scrolls when the dock is short
         controls = QWidget()
@@ -65,8 +54,6 @@ class SmoothnessDock(BaseDock):
         outer.addWidget(self.plot, 1)
         self.setWidget(body)
 
-        self.results: list[tuple[str, dict]] = []
-        self._items: list[object] = []
         self.runner = JobRunner(self, rate=10)
         self.runner.progressed.connect(self._on_progressed)
         self.runner.finished.connect(self._on_finished)
@@ -114,65 +101,23 @@ class SmoothnessDock(BaseDock):
         self.add_button.setEnabled(True)
         self.cancel_button.setEnabled(False)
 
-    def add_result(self, label: str, metrics: dict) -> None:
-        self.results = [(l, m) for l, m in self.results if l != label] + [(label, metrics)]
-        self._redraw()
-        self.measured.emit(label, metrics)
-
-    def clear(self) -> None:
-        self.results = []
-        self._redraw()
-
     def _redraw(self) -> None:
-        for item in self._items:
-            self.plot.removeItem(item)
-        self._items = []
-        self.legend.clear()
-        if not self.results:
-            self.status.setText("")
-            return
-        longest = max((m["layers"] for _, m in self.results), key=len)
-        self.plot.getAxis("bottom").setTicks(layer_ticks([r["layer"] for r in longest]))
-        self.plot.setXRange(-0.5, len(longest) - 0.5, padding=0)  # room for the first and last names
-        for k, (label, metrics) in enumerate(self.results):
-            y = np.array([r["ntv"] for r in metrics["layers"]])
-            color = pg.mkColor(COLORS[k % len(COLORS)])
-            self._items.append(self.plot.plot(np.arange(len(y), dtype=float), y, pen=pg.mkPen(color, width=2),
-                                              symbol="o", symbolSize=6, symbolBrush=color, name=label))
+        """Each model's NTV per conv layer (the longest model's layers on the axis), and the mean
+        level of the fresh initializations measured with them."""
+        longest = max((m["layers"] for _, m in self.results), key=len, default=[])
         levels = [m["init_ntv"] for _, m in self.results if m.get("init_ntv") is not None]
-        if levels:
-            level = float(np.mean(levels))
-            ink = pg.getConfigOption("foreground")  # black on a light theme, light grey on a dark one
-            line = pg.InfiniteLine(pos=level, angle=0, pen=pg.mkPen(ink, width=2, style=Qt.PenStyle.DotLine),
-                                   label=f"initialization {level:.3f}",
-                                   labelOpts={"position": 0.85, "color": ink, "anchors": [(1, 0), (1, 0)]})  # below: in view
-            self.plot.addItem(line)
-            self._items.append(line)
-            self.status.setText(f"fresh truncated-normal init: {level:.3f}")
-        theme.scale_plot(self.plot, theme.scale_of(self))  # the new lines at the window's scale
+        level = float(np.mean(levels)) if levels else None
+        self.plot.draw([r["layer"] for r in longest],
+                       [(label, np.array([r["ntv"] for r in m["layers"]], dtype=float), None) for label, m in self.results],
+                       level=(level, f"initialization {level:.3f}") if level is not None else None)
+        self.status.setText(f"fresh truncated-normal init: {level:.3f}" if level is not None else "")
 
-    def figure(self, plot):
-        """The measured models as the smoothness job draws them (else the plot as shown)."""
-        if not self.results:
-            return super().figure(plot)
-        results = list(self.results)
+    @staticmethod
+    def results_figure(results, style=None):
+        """The measured models as the smoothness job draws them."""
+        from workbench.deformation.job import smoothness_plot_of_runs
 
-        def draw(style=None):
-            from workbench.deformation.job import smoothness_plot_of_runs
-
-            return smoothness_plot_of_runs(results, style)
-
-        return draw
-
-    def choose_export(self) -> None:
-        path = choose_plot_file(self, "smoothness.png")
-        if path:
-            export_plot(self, self.plot, self.session, path, overwrite=True,  # the file dialog has asked already
-                        runner=self.session.plot_exporter)
-
-    def export(self, path: str, width: int = 1600, overwrite: bool = False) -> str | None:
-        """Save the plot as PNG (``width`` pixels) or SVG; asks before overwriting a file."""
-        return export_plot(self, self.plot, self.session, path, width, overwrite)
+        return smoothness_plot_of_runs(results, style)
 
     def shutdown(self, timeout_ms: int | None = None) -> bool:
         return self.runner.shutdown(timeout_ms)
