@@ -226,6 +226,46 @@ def test_evaluation_tiny(trained, model):
     assert mds["coords"].shape == (256, 2) and int(mds["is_real"].sum()) == 64
 
 
+def _files(root):
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("how, into", [("cancelled", "place"), ("failed", "copy")])
+def test_an_evaluation_that_stops_ends_through_finalise(trained, model, tmp_path, monkeypatch, how, into):
+    """An evaluation ends like every job (runs.finalise): the folder it writes says cancelled or failed,
+    with the error, and holds none of the results it had not finished."""
+    import shutil
+
+    from workbench.filtergan import evaluate
+
+    run, _ = trained
+    source = tmp_path / "gan"
+    shutil.copytree(run.path, source)  # the module's run stays as the other tests use it
+    before = _files(source)
+    target = source if into == "place" else tmp_path / "evaluated"
+    token = CancelToken()
+    if how == "failed":
+        def out_of_memory(*args, **kwargs):
+            raise RuntimeError("CUDA out of memory")
+        monkeypatch.setattr(evaluate, "frozen_accuracy", out_of_memory)
+    config = FilterGanEvalConfig(retrain_epochs=1, mds_samples=2, mds_iter=10, device="cpu", train_images=32,
+                                 filter_sets=1)
+    job = evaluate_filter_gan(source, config, model=model, cancel=token,
+                              out=target if into == "copy" else None)
+    with pytest.raises(Cancelled if how == "cancelled" else RuntimeError):
+        for event in job:
+            if isinstance(event, Step):
+                token.cancel()
+    info = json.loads((target / "run.json").read_text())
+    assert info["status"] == how and info["finished"]
+    assert info["error"] == (None if how == "cancelled" else "RuntimeError: CUDA out of memory")
+    after = _files(target)
+    assert {k: v for k, v in after.items() if k != "run.json"} == {k: v for k, v in before.items() if k != "run.json"}
+    if into == "copy":
+        assert _files(source) == before and info["derived_from"] == str(source)
+    assert load_filter_gan(target, device="cpu", model=model).config.layer == "conv4"  # the GAN is whole
+
+
 def test_latent_grid_centre_is_z():
     z = torch.arange(5, dtype=torch.float32)[None]
     grid = latent_grid(z, (1, 3), 2.0, 3)

@@ -14,7 +14,7 @@ import json
 import pytest
 import torch
 
-from workbench.filtergan import FilterGanEvalConfig, evaluate_filter_gan, load_filter_gan
+from workbench.filtergan import FilterGanEvalConfig, evaluation_job, load_filter_gan
 from workbench.filtergan.evaluate import (CONTROLS, averaged_activation, control_filters, frozen_accuracy,
                                           real_filters)
 from workbench.jobs import run_job
@@ -50,7 +50,7 @@ def evaluation(shipped, model, tmp_path_factory):
     """The evaluation of the shipped run with its default 10 filter sets, re-trained briefly."""
     store = RunStore(tmp_path_factory.mktemp("controls"))
     config = FilterGanEvalConfig(retrain_epochs=2, train_images=256, mds_samples=2, mds_iter=10, device="cpu")
-    return run_job(evaluate_filter_gan(shipped_filtergan_run(), config, model=model, fgan=shipped, runs=store))
+    return run_job(evaluation_job(shipped, config, runs=store))
 
 
 @pytest.fixture(scope="module")

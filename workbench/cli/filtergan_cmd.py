@@ -68,6 +68,14 @@ def _on_a_run(cmds, name: str, config, func, **parser) -> None:
     p.set_defaults(func=func)
 
 
+def _open_run(run_dir: str, device: str, args: argparse.Namespace):
+    """The trained filter-GAN of ``run_dir``, opened by the command (its jobs receive it loaded) on
+    ``device``, with the CNN its run.json names (opened only with ``--trust`` if that is code)."""
+    from workbench.filtergan import load_filter_gan
+
+    return load_filter_gan(run_dir, device=device, trust=args.trust)
+
+
 def _train(args: argparse.Namespace) -> int:
     from workbench.config import from_args, from_dict
     from workbench.filtergan import train_filter_gan
@@ -106,12 +114,13 @@ def _train(args: argparse.Namespace) -> int:
 
 def _eval(args: argparse.Namespace) -> int:
     from workbench.config import from_args
-    from workbench.filtergan import evaluate_filter_gan
+    from workbench.filtergan import evaluation_job
     from workbench.runs import RunStore
 
     config = from_args(FilterGanEvalConfig, args)
-    metrics = drive(evaluate_filter_gan(args.run_dir, config, out=args.out, runs=RunStore(args.workspace),
-                                        trust=args.trust, figure=figure_style(args)),
+    config.validate()
+    fgan = _open_run(args.run_dir, config.device, args)
+    metrics = drive(evaluation_job(fgan, config, out=args.out, runs=RunStore(args.workspace), figure=figure_style(args)),
                     "filtergan eval", quiet=args.quiet)
     keys = ("accuracy_real", "accuracy_generated", "accuracy_real_retrained", "accuracy_generated_frozen",
             "accuracy_noise", "accuracy_noise_frozen", "accuracy_permuted", "accuracy_permuted_frozen", "margins",
@@ -122,7 +131,7 @@ def _eval(args: argparse.Namespace) -> int:
 
 def _traverse(args: argparse.Namespace) -> int:
     from workbench.config import from_args
-    from workbench.filtergan import traverse
+    from workbench.filtergan import traversal_job
 
     out, store = output(args)
     if args.run_dir is None:
@@ -131,7 +140,8 @@ def _traverse(args: argparse.Namespace) -> int:
         args.run_dir = str(shipped_filtergan_run())
     config = from_args(TraversalConfig, args, run=args.run_dir, resolution=args.resolution or None)
     config.validate()
-    result = drive(traverse(config, out=out, runs=store, trust=args.trust, figure=figure_style(args)),
+    fgan = _open_run(config.run, config.device, args)
+    result = drive(traversal_job(fgan, config, out=out, runs=store, figure=figure_style(args)),
                    "filtergan traverse", quiet=args.quiet)
     keys = ("dims", "centre_error", "preimage_error_mean", "neighbour_rms", "all_pairs_rms", "neighbour_ratio")
     print(json.dumps({"run": str(result.run.path), **{k: result.metrics[k] for k in keys}, "grid": "images/grid.png"}))
@@ -149,7 +159,8 @@ def _figure(args: argparse.Namespace) -> int:
         args.run_dir = str(shipped_filtergan_run())
     config = from_args(FilterFigureConfig, args, run=args.run_dir)
     config.validate()
-    metrics = drive(filters_figure_job(config, out=out, runs=store, trust=args.trust, figure=figure_style(args)),
+    fgan = _open_run(config.run, config.device, args)
+    metrics = drive(filters_figure_job(fgan, config, out=out, runs=store, figure=figure_style(args)),
                     "filtergan figure", quiet=args.quiet)
     keys = ("layer", "filter_distance_relative", "view_distance_relative")
     print(json.dumps({"run": metrics["run"], **{k: metrics[k] for k in keys}, "figure": f"images/{FIGURE}.png"}))

@@ -71,46 +71,76 @@ from workbench.jobs import Artifact, CancelToken, Job, Log, Step
 from workbench.config.filtergan import FILTER_SETS, FilterGanEvalConfig  # noqa: F401
 
 
-def evaluate_filter_gan(run_dir: str | Path, config: FilterGanEvalConfig | None = None, *,
-                        cancel: CancelToken | None = None, model=None, fgan=None,
-                        out: str | Path | None = None, runs=None, trust: bool = False, figure=None) -> Job:
-    """Sect. 5.2 (i) and (ii) for a trained run; adds to its ``metrics.json`` and ``images/mds.png``
-    (and ``mds.pdf``, at the size ``figure``, a :class:`~workbench.export.style.FigureStyle`).
+def evaluate_filter_gan(run_dir: str | Path, config: FilterGanEvalConfig | None = None, *, model=None,
+                        trust: bool = False, cancel: CancelToken | None = None, out: str | Path | None = None,
+                        runs=None, figure=None) -> Job:
+    """The API's evaluation: opens the trained run ``run_dir`` and returns :func:`evaluation_job` of it.
 
-    Nothing is written until everything is computed, so a cancelled evaluation leaves the
-    run folder as it was. A run that must not change (the shipped one, or any with ``out``
-    given) is copied to a new run folder — ``out``, or a new folder in the store ``runs`` —
-    and the evaluation is written there. Returns the metrics it added, with ``run``: the
-    folder that holds them.
+    A caller, not the job: the filter-GAN is loaded here (by whoever calls this: the CLI, a script, the
+    window's worker) and the job receives it. ``model`` is the CNN the run was trained on if the
+    caller has it open already (default: the one run.json names); ``trust`` the user's consent, for
+    this call only, to open a model the run folder names that is code. The other arguments are the
+    job's."""
+    from workbench.filtergan.train import load_filter_gan
+
+    config = config or FilterGanEvalConfig()
+    config.validate()  # a bad option is refused before the run is read
+    fgan = load_filter_gan(run_dir, device=config.device, model=model, trust=trust)
+    return evaluation_job(fgan, config, cancel=cancel, out=out, runs=runs, figure=figure)
+
+
+def evaluation_job(fgan, config: FilterGanEvalConfig | None = None, *, cancel: CancelToken | None = None,
+                   out: str | Path | None = None, runs=None, figure=None) -> Job:
+    """Sect. 5.2 (i) and (ii) for the trained filter-GAN ``fgan`` (a loaded
+    :class:`~workbench.filtergan.train.FilterGan`: the job opens no model and no run itself); adds
+    to its run's ``metrics.json`` and ``images/mds.png`` (and ``mds.pdf``, at the size ``figure``, a
+    :class:`~workbench.export.style.FigureStyle`).
+
+    A run that must not change (the shipped one, or any with ``out`` given) is first copied to a
+    new run folder — ``out``, or a new folder in the store ``runs`` — and the evaluation is written
+    there. The folder written (the run itself, or the copy) ends through :func:`workbench.runs.finalise`
+    like every job's: its run.json says ``running`` while the evaluation computes, then ``done``,
+    ``cancelled`` or ``failed`` with the error. Its results (metrics, MDS plot and tensors) are
+    written only once everything is computed, each file atomically, so a cancelled or failed
+    evaluation leaves them as they were. Returns the metrics it added, with ``run``: the folder that
+    holds them.
     """
-    from workbench.runs import check_new_folder, claim_run, read_only_reason
+    from workbench.runs import RunStore, check_new_folder, claim_run, copy_run, finalise, owner_fields, read_only_reason
 
-    reason = None if out is not None else read_only_reason(run_dir)
+    config = config or FilterGanEvalConfig()
+    config.validate()
+    config.validate(fgan)
+    cancel = cancel or CancelToken()
+    source = fgan.run
+    reason = None if out is not None else read_only_reason(source.path)
     if reason is not None and runs is None:
-        raise UserError(f"{run_dir} is read-only ({reason}): pass --out DIR to evaluate it into a new run folder")
+        raise UserError(f"{source.path} is read-only ({reason}): pass --out DIR to evaluate it into a new run folder")
     if out is not None:
         check_new_folder(out)
     copying = bool(reason or out)
     # a run another process still writes (training, a resume) is evaluated by nobody; evaluating in
     # place holds it exclusively, copying it holds it against writers only
-    claim = claim_run(fgan.run.path if fgan is not None else run_dir, "evaluate", write=not copying)
+    claim = claim_run(source.path, "evaluate", write=not copying)
     try:
-        return (yield from _evaluate(run_dir, config, cancel, model, fgan, out, runs if copying else None, trust,
-                                     figure))
+        target = copy_run(source, runs or RunStore(Path(out).parent), folder=out) if copying else source
+        target._update(status="running", finished=None, error=None, **owner_fields())
+
+        def body() -> Job:
+            yield Artifact("run", str(target.path))
+            if copying:
+                yield Log(f"{source.path} stays as it is: the evaluation is written to {target.path}")
+            return (yield from _evaluate(fgan, config, target, cancel, figure))
+
+        return (yield from finalise(target, body()))
     finally:
         claim.release()
 
 
-def _evaluate(run_dir, config, cancel, model, fgan, out, runs, trust: bool = False, figure=None) -> Job:
+def _evaluate(fg, config: FilterGanEvalConfig, target, cancel: CancelToken, figure=None) -> Job:
+    """The body of :func:`evaluation_job`: computes everything, then writes it to the run ``target``."""
     from workbench.filtergan.layer import digits_of, normalize
-    from workbench.filtergan.train import load_filter_gan
     from workbench.models.train import accuracy
 
-    config = config or FilterGanEvalConfig()
-    config.validate()
-    cancel = cancel or CancelToken()
-    fg = fgan or load_filter_gan(run_dir, device=config.device, model=model, trust=trust)
-    config.validate(fg)
     device, split, model = fg.device, fg.split, fg.model
     g = torch.Generator().manual_seed(config.seed)
     z = torch.randn(config.filter_sets, fg.config.latent_dim, generator=g)
@@ -179,12 +209,6 @@ def _evaluate(run_dir, config, cancel, model, fgan, out, runs, trust: bool = Fal
         "eval_config": {k: getattr(config, k) for k in config.__dataclass_fields__},
         **{k: v for k, v in mds.items() if not isinstance(v, np.ndarray)},
     }
-    target = fg.run
-    if out is not None or runs is not None:
-        from workbench.runs import RunStore, copy_run
-
-        target = copy_run(fg.run, runs or RunStore(Path(out).parent), folder=out)
-        yield Log(f"{fg.run.path} stays as it is: the evaluation is written to {target.path}")
     from workbench.export.render import save_run_figure
 
     save_run_figure(target, "mds", plot, figure)

@@ -47,42 +47,39 @@ def relative_distances(real: np.ndarray, generated: np.ndarray) -> dict[str, flo
             "view_distance_relative": mean_relative(channel_thirds(generated), channel_thirds(real))}
 
 
-def filters_figure_job(config: FilterFigureConfig, *, cancel: CancelToken | None = None, runs: RunStore | None = None,
-                       out: str | Path | None = None, fgan=None, model=None, trust: bool = False,
-                       figure=None) -> Job:
-    """Draw Figure 2 for the filter-GAN run ``config.run`` into a new run folder: ``images/filters_fig2.png``
-    and ``.pdf`` (at the size ``figure``, a :class:`~workbench.export.style.FigureStyle`) and
-    ``metrics.json``. ``trust``: the user's consent, for this call only, to open a model the run
-    folder names that is code."""
+def filters_figure_job(fgan, config: FilterFigureConfig, *, cancel: CancelToken | None = None,
+                       runs: RunStore | None = None, out: str | Path | None = None, figure=None) -> Job:
+    """Draw Figure 2 for the trained filter-GAN ``fgan`` (a loaded :class:`~workbench.filtergan.train.FilterGan`,
+    the one of the run ``config.run``: the job opens no model and no run itself) into a new run folder:
+    ``images/filters_fig2.png`` and ``.pdf`` (at the size ``figure``, a
+    :class:`~workbench.export.style.FigureStyle`) and ``metrics.json``."""
     from workbench.device import describe
     from workbench.export.figures import model_caption
     from workbench.export.render import save_run_figure
     from workbench.filtergan.plots import filters_figure, thirds_groups
-    from workbench.filtergan.train import load_filter_gan
 
     config.validate()
     cancel = cancel or CancelToken()
-    fg = fgan or load_filter_gan(config.run, device=config.device, model=model, trust=trust)
-    z = torch.randn(config.samples, fg.config.latent_dim, generator=torch.Generator().manual_seed(config.seed))
-    weights, _ = fg.filters(z)
+    z = torch.randn(config.samples, fgan.config.latent_dim, generator=torch.Generator().manual_seed(config.seed))
+    weights, _ = fgan.filters(z)
     generated = weights.detach().cpu().numpy()
-    real = fg.split.conv.weight.detach().cpu().numpy()
+    real = fgan.split.conv.weight.detach().cpu().numpy()
     c_out, c_in = real.shape[:2]
     shown = list(range(min(config.channels, c_out)))
     store = runs or RunStore(Path(out).parent if out is not None else None)
-    run = store.create(KIND, to_dict(config), device=describe(fg.device), folder=out,
-                       model=fg.model.facts() if hasattr(fg.model, "facts") else None)
-    yield Artifact("run", str(run.path))
+    run = store.create(KIND, to_dict(config), device=describe(fgan.device), folder=out,
+                       model=fgan.model.facts() if hasattr(fgan.model, "facts") else None)
 
     def body():
+        yield Artifact("run", str(run.path))
         cancel.check()
-        layer = fg.config.layer
+        layer = fgan.config.layer
         groups = thirds_groups(c_in)
         title = model_caption(
-            f"{fg.config.model} {layer}: real filters (top row) and generated ones for {config.samples} random z; "
+            f"{fgan.config.model} {layer}: real filters (top row) and generated ones for {config.samples} random z; "
             f"input channels {groups[0][0]}–{groups[0][1] - 1}, {groups[1][0]}–{groups[1][1] - 1} and "
             f"{groups[2][0]}–{groups[2][1] - 1} summed into red, green, blue (Fig. 2)",
-            bool(getattr(fg.model, "trained", True)))
+            bool(getattr(fgan.model, "trained", True)))
         save_run_figure(run, FIGURE, filters_figure(real[shown], generated[:, shown], channels=shown,
                                                     title=title).figure(figure), figure)
         yield Artifact("figure", f"images/{FIGURE}.png")

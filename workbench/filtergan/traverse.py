@@ -92,34 +92,47 @@ def smoothness(images: np.ndarray) -> dict[str, float]:
             "neighbour_rms_max": float(np.max(neighbours))}
 
 
-def traverse(config: TraversalConfig, *, cancel: CancelToken | None = None, runs: RunStore | None = None,
-             out: str | Path | None = None, fgan=None, model=None, trust: bool = False, figure=None) -> Job:
-    """The k×k traversal grid of sect. 4 as a job; writes ``images/grid.png`` and ``grid.pdf`` to its
-    run folder (at the size ``figure``, a :class:`~workbench.export.style.FigureStyle`; default a page).
+def traverse(config: TraversalConfig, *, model=None, trust: bool = False, cancel: CancelToken | None = None,
+             runs: RunStore | None = None, out: str | Path | None = None, figure=None) -> Job:
+    """The API's traversal: opens the trained run ``config.run`` and returns :func:`traversal_job` of it.
 
-    ``trust``: the user's consent, for this call only, to open a model the run folder names that is
-    code (TorchScript, a pickle, a Python callable)."""
+    A caller, not the job: the filter-GAN is loaded here (by whoever calls this: a script, the window's
+    worker) and the job receives it. ``model`` is the CNN the run was trained on if the caller has it
+    open already (default: the one run.json names); ``trust`` the user's consent, for this call only,
+    to open a model the run folder names that is code (TorchScript, a pickle, a Python callable). The
+    other arguments are the job's."""
+    from workbench.filtergan.train import load_filter_gan
+
+    config.validate()  # a bad option is refused before the run is read
+    fgan = load_filter_gan(config.run, device=config.device, model=model, trust=trust)
+    return traversal_job(fgan, config, cancel=cancel, runs=runs, out=out, figure=figure)
+
+
+def traversal_job(fgan, config: TraversalConfig, *, cancel: CancelToken | None = None, runs: RunStore | None = None,
+                  out: str | Path | None = None, figure=None) -> Job:
+    """The k×k traversal grid of sect. 4 for the trained filter-GAN ``fgan`` (a loaded
+    :class:`~workbench.filtergan.train.FilterGan`, the one of the run ``config.run``: the job opens no
+    model and no run itself); writes ``images/grid.png`` and ``grid.pdf`` to its run folder (at the
+    size ``figure``, a :class:`~workbench.export.style.FigureStyle`; default a page)."""
     from workbench.data.images import load_reference
     from workbench.device import describe
-    from workbench.filtergan.train import load_filter_gan
     from workbench.preimage import presets
     from workbench.preimage.optimizer import PreimageOptimizer, initial_learning_rate
     from workbench.preimage.solve import Problem, algorithm1_step
 
     config.validate()
     cancel = cancel or CancelToken()
-    fg = fgan or load_filter_gan(config.run, device=config.device, model=model, trust=trust)
-    latent_dim = fg.config.latent_dim
-    config.validate(latent_dim, fg.model.input_size)
-    device, split, model = fg.device, fg.split, fg.model
+    latent_dim = fgan.config.latent_dim
+    config.validate(latent_dim, fgan.model.input_size)
+    device, split, model = fgan.device, fgan.split, fgan.model
     image, label = load_reference(config.sample, model.input_size)
     g = torch.Generator().manual_seed(config.seed)
     z = torch.randn(1, latent_dim, generator=g)
     dims = tuple(config.dims) if config.dims is not None else tuple(int(d) for d in torch.randperm(latent_dim, generator=g)[:2])
     k = config.grid
     zk = latent_grid(z, dims, config.xi, k)
-    weight0, bias0 = fg.filters(z)
-    weights, biases = fg.filters(zk)
+    weight0, bias0 = fgan.filters(z)
+    weights, biases = fgan.filters(zk)
 
     c, h, w = model.input_size
     mean = torch.tensor(model.mean, dtype=torch.float32, device=device).view(1, -1, 1, 1)
@@ -144,9 +157,9 @@ def traverse(config: TraversalConfig, *, cancel: CancelToken | None = None, runs
     threads = job_threads(model.input_size, k * k)
     run = store.create(KIND, cfg, device=describe(device), folder=out,
                          model=model.facts() if hasattr(model, "facts") else None)
-    yield Artifact("run", str(run.path))
 
     def solve():
+        yield Artifact("run", str(run.path))
         yield Log(f"traversal of {config.sample} in z dims {dims[0]}, {dims[1]} (ξ = {config.xi}, {k}×{k}), "
                   f"C = {C:g}, B = {B:g}")
         r = config.resolution or h
