@@ -307,27 +307,22 @@ class MainWindow(WindowLayout, ExportActions, QMainWindow):
         from workbench.preview.models import as_spec
 
         spec = as_spec(spec)
-        yes, no = QMessageBox.StandardButton.Yes, QMessageBox.StandardButton.No
         if kind == "callable":
-            answer = QMessageBox.warning(
-                self, "Import this code?",
-                f"This model is the Python callable {spec.model}; importing it runs its code, which "
-                "can do anything your account can.\n\nImport it only if you trust where it came from. Import it?",
-                yes | no, no)
-            if answer == yes:
-                self.session.load_model(spec, trust=self.session.loading_trust, imports=True)
-            else:
-                self.session.decline_load()
-            return
-        what = "a TorchScript archive" if kind == "TorchScript" else "a full Python pickle"
-        name = Path(spec.weights).name if spec.weights and spec.kind != "name_or_file" else Path(spec.model).name
+            title, verb = "Import this code?", "Import"
+            what = f"This model is the Python callable {spec.model}; importing it runs its code"
+            permission = dict(trust=self.session.loading_trust, imports=True)
+        else:
+            title, verb = "Trust this file?", "Load"
+            stored = "a TorchScript archive" if kind == "TorchScript" else "a full Python pickle"
+            name = Path(spec.weights).name if spec.weights and spec.kind != "name_or_file" else Path(spec.model).name
+            what = f"{name} is {stored}. Loading it runs code stored in the file"
+            permission = dict(trust=True, imports=self.session.loading_imports)
+        yes, no = QMessageBox.StandardButton.Yes, QMessageBox.StandardButton.No
         answer = QMessageBox.warning(
-            self, "Trust this file?",
-            f"{name} is {what}. Loading it runs code stored in the file, which "
-            "can do anything your account can.\n\nLoad it only if you trust where it came from. Load it?",
-            yes | no, no)
+            self, title, f"{what}, which can do anything your account can.\n\n"
+            f"{verb} it only if you trust where it came from. {verb} it?", yes | no, no)
         if answer == yes:
-            self.session.load_model(spec, trust=True, imports=self.session.loading_imports)
+            self.session.load_model(spec, **permission)
         else:
             self.session.decline_load()
 
