@@ -104,7 +104,7 @@ class _Sparse(nn.Module):
 
 def test_a_mostly_zero_code_warns_in_one_line_and_names_the_layer_before_its_activation(tmp_path):
     from workbench.api import open_model
-    from workbench.preimage.solve import SATURATED, saturated_fraction
+    from workbench.preimage.problem import SATURATED, saturated_fraction
 
     assert saturated_fraction(torch.tensor([0.0, 0.0, 0.0, 6.0, 6.0, 1.0])) == pytest.approx(5 / 6)
     assert saturated_fraction(torch.tensor([-1.0, 0.5, 2.0])) == 0.0  # extremes hit once: no clamp
@@ -160,7 +160,7 @@ def test_the_stored_preimage_is_the_optimised_image_and_rescores_to_its_metrics(
     code, _ = _rescore(vgg, "relu5", stored)
     y, x = m["neuron"]
     assert code[:, 3, y, x].tolist() == pytest.approx(m["activation"], rel=1e-4, abs=1e-6)
-    from workbench.preimage.solve import view_images
+    from workbench.preimage.problem import view_images
     from workbench.preview.reopen import read_run  # reopening shows the run as it was shown
 
     assert np.allclose(view_images(stored, m["view"]), result.images, atol=1e-6)
@@ -201,7 +201,7 @@ def _lite0():
 
 def test_efficientnet_lite0_gets_C_by_depth_and_its_final_relu6_warns():
     from workbench.data.images import load_reference
-    from workbench.preimage.solve import saturation_warning
+    from workbench.preimage.problem import saturation_warning
 
     model = _lite0()
     rows = model.layers()

@@ -55,12 +55,20 @@ def test_a_filtergan_run_naming_a_callable_imports_nothing_untrusted(capsys, mar
 
 
 def test_a_preimage_config_naming_a_callable_imports_nothing(marker, tmp_path):
+    """A pre-image job opens no model (issue 21): whoever runs a config read from a file opens the model it
+    names through the registry, without imports — here a sweep's cell, handed the spec without consent."""
+    from workbench.config import to_dict
     from workbench.config.preimage import PreimageConfig
     from workbench.errors import UserError
-    from workbench.jobs import run_job
-    from workbench.preimage import preimage_job
+    from workbench.sweep.cell import run_cell, task
 
-    config = PreimageConfig(model=CALLABLE, layer="0", image="digits:0", iters=1, restarts=1, device="cpu")
+    config = to_dict(PreimageConfig(model=CALLABLE, layer="0", image="digits:0", iters=1, fine_tune_iters=0,
+                                    restarts=1, device="cpu"))
+    spec = to_dict(ModelSpec(CALLABLE, input_size=(3, 16, 16)))
     with pytest.raises(UserError, match="importing it runs"):
-        run_job(preimage_job(config, out=tmp_path / "run"))
+        run_cell(task(config, spec), str(tmp_path / "run"))
     assert not marker.exists()
+    assert not (tmp_path / "run").exists()
+    # the control: with the user's consent the same cell imports the module and runs
+    assert run_cell(task(config, spec, trust=True), str(tmp_path / "trusted"))["iterations_used"] == 1
+    assert marker.exists()

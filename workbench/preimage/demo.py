@@ -11,24 +11,22 @@ from workbench.threads import job_threads
 
 def demo_job(model_name: str = "digits-vgg", out: str | Path | None = None, iters: int = 200, device: str = "auto",
              sample: str = "digits:0", cancel: CancelToken | None = None, runs: RunStore | None = None,
-             figure=None, model=None) -> Job:
+             figure=None, *, model) -> Job:
     """Inversion from four depths, maximisation of four channels, caricatures from two layers.
 
     Each piece is an ordinary pre-image run under ``out/runs/``; ``out/images/grid.png`` and
     ``grid.pdf`` put them in one labelled figure (at the size ``figure``, a
     :class:`~workbench.export.style.FigureStyle`; default a page width). Returns the PNG's path.
-    ``model`` is the opened model (a LoadedModel); without it ``model_name`` is opened, importing
-    no Python code (a callable needs the model opened by the caller, with the user's consent).
+    ``model`` is the model ``model_name`` names, opened by the caller (a LoadedModel, with the user's
+    consent where it imports code): a job never opens a model itself (issue 21).
     """
+    from workbench.config.preimage import PreimageConfig
     from workbench.device import resolve_device
-    from workbench.models import load_model
-
-    from workbench.preimage.solve import PreimageConfig
 
     PreimageConfig(model=model_name, iters=iters, device=str(device), image=sample, restarts=1).validate()
     cancel = cancel or CancelToken()
     device = resolve_device(device)
-    model = model if model is not None else load_model(model_name, device=device, imports=False)
+    model = model.to(device)
     spatial = [l for l in model.layers() if len(l.shape) == 3]
     activations = [l for l in spatial if l.kind in ("ReLU", "Tanh")] or spatial
     depths = [activations[0], activations[len(activations) // 2], activations[-1], spatial[-1]]
@@ -46,7 +44,8 @@ def demo_job(model_name: str = "digits-vgg", out: str | Path | None = None, iter
 def _demo(run, model, model_name, plan, depths, channels, top, iters, sample, device, cancel, figure=None):
     from workbench.export.figures import FigureGrid, model_caption
     from workbench.export.render import save_run_figure
-    from workbench.preimage.solve import PreimageConfig, preimage_job
+    from workbench.config.preimage import PreimageConfig
+    from workbench.preimage.solve import preimage_job
 
     store = RunStore(run.path / "runs")
     results = []

@@ -1,4 +1,5 @@
-"""Algorithm 1 of Mahendran & Vedaldi (IJCV 2016, sect. 3.4): AdaGrad with momentum and projection.
+"""Algorithm 1 of Mahendran & Vedaldi (IJCV 2016, sect. 3.4): AdaGrad with momentum and projection
+(:class:`PreimageOptimizer`), and one iteration of it on eq. 7 (:func:`algorithm1_step`).
 
     G_t = ρ G_{t−1} + g_t ⊙ g_t
     η_t = 1 / (1/η0 + √G_t)
@@ -17,7 +18,8 @@ from __future__ import annotations
 
 import torch
 
-from workbench.preimage.regularizers import project_bounded_range
+from workbench.preimage.problem import Problem
+from workbench.preimage.regularizers import alpha_norm, jitter, project_bounded_range, tv_beta
 
 
 def initial_learning_rate(B: float, alpha: float, area: int = 1) -> float:
@@ -53,3 +55,27 @@ class PreimageOptimizer:
     def scale_learning_rate(self, factor: float) -> None:
         """Scale every η_t (the fine-tuning phase runs at a tenth of the rate)."""
         self.lr_scale *= factor
+
+
+def algorithm1_step(problem: Problem, x: torch.Tensor, optimizer: PreimageOptimizer, alpha: float, beta: float,
+                    B: float, V: float, *, offsets: torch.Tensor | None = None, canvas=None,
+                    priors=None) -> dict[str, torch.Tensor]:
+    """One iteration of Algorithm 1 (IJCV sect. 3.4) on eq. 7 for every image of ``canvas(x)`` (``x``
+    itself without a canvas): E = R_α + R_TV^β + C·ℓ(Φ(jitter(x; τ)), Φ0) with τ = ``offsets`` (no
+    jitter without them), its gradient with respect to ``x``, and ``optimizer.step()`` (which projects
+    onto the bound B+). Returns the per-image terms and the images before the step, detached.
+    ``priors`` (image → (R_α, R_TV)) replaces eqs. 5–6: the CVPR 2015 formulation passes its λ-weighted
+    priors (:func:`workbench.preimage.cvpr2015.priors`) with C = 1.
+
+    The one loop body of the engine: the pre-image job and the filter-GAN traversal both call it."""
+    image = x if canvas is None else canvas(x)
+    if priors is None:
+        r_alpha, r_tv = alpha_norm(image, alpha, B), tv_beta(image, beta, V)
+    else:
+        r_alpha, r_tv = priors(image)
+    loss = problem.loss(problem.code(image if offsets is None else jitter(image, problem.T, offsets)))
+    energy = r_alpha + r_tv + problem.C * loss
+    energy.sum().backward()
+    optimizer.step()
+    return {"energy": energy.detach(), "loss": loss.detach(), "R_alpha": r_alpha.detach(), "R_tv": r_tv.detach(),
+            "image": image.detach()}
