@@ -14,7 +14,8 @@ import torch.nn.functional as F
 
 from workbench.jobs import run_job
 from workbench.models.train import train_classifier
-from workbench.studies.deformation import random_labels_study, run_study
+from workbench.studies.deformation import run_study
+from workbench.studies.random_labels import random_labels_study
 
 N, CLASSES = 2000, 10
 

@@ -32,8 +32,8 @@ import torch
 import torch.nn as nn
 
 from workbench.errors import UserError
-from workbench.jobs import Artifact, Cancelled, CancelToken, Event, Log, Step, relay
-from workbench.runs import Run, RunStore, finalise
+from workbench.jobs import Cancelled, CancelToken, Event, Log, Step, relay
+from workbench.studies.common import STUDY_BATCH, STUDY_INPUT, study_job
 from workbench.threads import job_threads
 
 #: The studies' default sizes, measured on the shared 2-core machine under a load average of 14-26
@@ -47,8 +47,6 @@ FRAMES = (("haar", 2), ("db2", 1), ("db2", 2), ("db2", 3), ("sym4", 2), ("coif1"
 #: coefficients reach about 0.5, half of them are under 0.005).
 TAUS = (0.0, 0.01, 0.03, 0.1, 0.2, 0.4)
 NETS = ("fc", "digits-vgg")
-#: What the studies push through a network per step: 64 digits of 32×32 (workbench.threads).
-STUDY_INPUT, STUDY_BATCH = (1, 32, 32), 64
 
 
 def fully_connected(widths=(100,) * 6, in_features: int = 32 * 32, num_classes: int = 10) -> nn.Sequential:
@@ -128,13 +126,6 @@ def train_one_layer(module: nn.Module, layer: str | None, *, epochs: int, seed: 
     return result
 
 
-def _start(name: str, config: dict, out, runs_root, device) -> Run:
-    from workbench.device import describe
-
-    job_threads(STUDY_INPUT, STUDY_BATCH)  # a bad WORKBENCH_THREADS is refused before the folder exists
-    return RunStore(runs_root).create(f"study-{name}", config, describe(device), folder=out)
-
-
 def _relay_quiet(job: Generator, stage: str, done: int, total: int):
     """Run an inner training job, its steps turned into this study's progress (one Step per 20), its
     logs dropped (the study logs per group)."""
@@ -172,10 +163,8 @@ def one_layer_study(*, seeds: int = ONE_LAYER_SIZE["seeds"], epochs: int | None 
               "init": "He normal N(0, 2/fan_in), zero biases, seeded", "fc": "1024-100x6-10, ReLU",
               "data": "digits 32x32 (1347 train / 450 test)" if data is None else
               f"given: {len(data[0][1])} train / {len(data[1][1])} test"}
-    run = _start("one-layer", config, out, runs_root, device)
-    yield Artifact("run", str(run.path))
 
-    def body():
+    def body(run):
         started = time.monotonic()
         tasks = []
         for net in nets:
@@ -204,11 +193,10 @@ def one_layer_study(*, seeds: int = ONE_LAYER_SIZE["seeds"], epochs: int | None 
         metrics["complete"] = status == "done"
         for net in metrics["nets"]:
             save_one_layer_figure(run, metrics, net, figure)
-        run.write_metrics(metrics)
-        run.outcome = None if status == "done" else status
         return metrics
 
-    return (yield from finalise(run, body(), threads=job_threads(STUDY_INPUT, STUDY_BATCH)))
+    return (yield from study_job("one-layer", config, body, threads=job_threads(STUDY_INPUT, STUDY_BATCH),
+                                 out=out, runs_root=runs_root, device=device))
 
 
 def _one_layer_metrics(config, results, nets, seeds) -> dict[str, Any]:
@@ -341,10 +329,8 @@ def wavelet_study(*, seeds: int = WAVELET_SIZE["seeds"], epochs: int = WAVELET_S
               "classifier": "linear (softmax) on the flattened codes",
               "data": "digits 32x32 (1347 train / 450 test)" if data is None else
               f"given: {len(data[0][1])} train / {len(data[1][1])} test"}
-    run = _start("wavelet-first-layer", config, out, runs_root, device)
-    yield Artifact("run", str(run.path))
 
-    def body():
+    def body(run):
         started = time.monotonic()
         (xtr, ytr), (xte, yte) = data if data is not None else (load_digits32("train"), load_digits32("test"))
         plan: list[tuple] = [(f, kind, tau, False) for f in frames for kind in kinds for tau in taus]
@@ -410,11 +396,10 @@ def wavelet_study(*, seeds: int = WAVELET_SIZE["seeds"], epochs: int = WAVELET_S
             save_wavelet_figures(run, metrics, figure)
             if "learned_first_layer" in controls:
                 save_filter_figure(run, built[frames[0]], learned_filters, figure)
-        run.write_metrics(metrics)
-        run.outcome = None if status == "done" else status
         return metrics
 
-    return (yield from finalise(run, body(), threads=job_threads(STUDY_INPUT, STUDY_BATCH)))
+    return (yield from study_job("wavelet-first-layer", config, body, threads=job_threads(STUDY_INPUT, STUDY_BATCH),
+                                 out=out, runs_root=runs_root, device=device))
 
 
 _FAMILY_COLOURS = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75),
