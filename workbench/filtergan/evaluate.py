@@ -71,24 +71,6 @@ from workbench.jobs import Artifact, CancelToken, Job, Log, Step
 from workbench.config.filtergan import FILTER_SETS, FilterGanEvalConfig  # noqa: F401
 
 
-def evaluate_filter_gan(run_dir: str | Path, config: FilterGanEvalConfig | None = None, *, model=None,
-                        trust: bool = False, cancel: CancelToken | None = None, out: str | Path | None = None,
-                        runs=None, figure=None) -> Job:
-    """The API's evaluation: opens the trained run ``run_dir`` and returns :func:`evaluation_job` of it.
-
-    A caller, not the job: the filter-GAN is loaded here (by whoever calls this: the CLI, a script, the
-    window's worker) and the job receives it. ``model`` is the CNN the run was trained on if the
-    caller has it open already (default: the one run.json names); ``trust`` the user's consent, for
-    this call only, to open a model the run folder names that is code. The other arguments are the
-    job's."""
-    from workbench.filtergan.train import load_filter_gan
-
-    config = config or FilterGanEvalConfig()
-    config.validate()  # a bad option is refused before the run is read
-    fgan = load_filter_gan(run_dir, device=config.device, model=model, trust=trust)
-    return evaluation_job(fgan, config, cancel=cancel, out=out, runs=runs, figure=figure)
-
-
 def evaluation_job(fgan, config: FilterGanEvalConfig | None = None, *, cancel: CancelToken | None = None,
                    out: str | Path | None = None, runs=None, figure=None) -> Job:
     """Sect. 5.2 (i) and (ii) for the trained filter-GAN ``fgan`` (a loaded

@@ -92,22 +92,6 @@ def smoothness(images: np.ndarray) -> dict[str, float]:
             "neighbour_rms_max": float(np.max(neighbours))}
 
 
-def traverse(config: TraversalConfig, *, model=None, trust: bool = False, cancel: CancelToken | None = None,
-             runs: RunStore | None = None, out: str | Path | None = None, figure=None) -> Job:
-    """The API's traversal: opens the trained run ``config.run`` and returns :func:`traversal_job` of it.
-
-    A caller, not the job: the filter-GAN is loaded here (by whoever calls this: a script, the window's
-    worker) and the job receives it. ``model`` is the CNN the run was trained on if the caller has it
-    open already (default: the one run.json names); ``trust`` the user's consent, for this call only,
-    to open a model the run folder names that is code (TorchScript, a pickle, a Python callable). The
-    other arguments are the job's."""
-    from workbench.filtergan.train import load_filter_gan
-
-    config.validate()  # a bad option is refused before the run is read
-    fgan = load_filter_gan(config.run, device=config.device, model=model, trust=trust)
-    return traversal_job(fgan, config, cancel=cancel, runs=runs, out=out, figure=figure)
-
-
 def traversal_job(fgan, config: TraversalConfig, *, cancel: CancelToken | None = None, runs: RunStore | None = None,
                   out: str | Path | None = None, figure=None) -> Job:
     """The k×k traversal grid of sect. 4 for the trained filter-GAN ``fgan`` (a loaded
