@@ -17,7 +17,19 @@ import torch.nn as nn
 from workbench.representations import stages
 
 
-class HOG(nn.Module):
+class _Stages(nn.Module):
+    """A representation computed by its named stages one after another (``STAGES``, the rows of its
+    table): each stage is a child module, so each is a layer of the layer table."""
+
+    STAGES: tuple[str, ...] = ()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for name in self.STAGES:
+            x = getattr(self, name)(x)
+        return x
+
+
+class HOG(_Stages):
     """DPM V5 / UoCTTI HOG as a CNN (``bilinear=True``: HOGb, the same with bilinear orientation binning).
 
     ===========  ==================================================  ======================  ==========
@@ -37,6 +49,8 @@ class HOG(nn.Module):
     its four blocks from replicated cells, as VLFeat's vl_hog does (29 × 29 blocks for 28 × 28 cells);
     ``border="zeros"`` is hog_net.m's: interior blocks only (27 × 27), zero-padded back to cells."""
 
+    STAGES = ("gradients", "binning", "pooling", "blocks", "norm", "clamp", "cells")
+
     def __init__(self, cell_size: int = 8, *, bilinear: bool = False, orientations: int = 9, border: str = "vlfeat",
                  dtype: torch.dtype = torch.float32) -> None:
         super().__init__()
@@ -51,17 +65,9 @@ class HOG(nn.Module):
         self.clamp = stages.Clamp(0.2)
         self.cells = stages.hog_cell_filters(orientations, border=border, dtype=dtype)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.gradients(x)
-        x = self.binning(x)
-        x = self.pooling(x)
-        x = self.blocks(x)
-        x = self.norm(x)
-        x = self.clamp(x)
-        return self.cells(x)
 
 
-class DSIFT(nn.Module):
+class DSIFT(_Stages):
     """Dense SIFT as a CNN: 8 orientations with bilinear binning, bilinear pooling into b×b cells,
     4×4-cell descriptors with VLFeat's ``fast`` cell weighting, l² normalisation, clamp at 0.2.
 
@@ -80,6 +86,8 @@ class DSIFT(nn.Module):
     cell size and sampling" as HOG, IJCV sect. 5.1.3) by default; the authors' dsift_net.m uses 3
     with 5-pixel bins."""
 
+    STAGES = ("gradients", "binning", "pooling", "blocks", "norm", "clamp")
+
     def __init__(self, cell_size: int = 8, *, block_stride: int = 1, orientations: int = 8, window: float = 2.0,
                  dtype: torch.dtype = torch.float32) -> None:
         super().__init__()
@@ -92,13 +100,6 @@ class DSIFT(nn.Module):
         self.norm = stages.l2_normalisation(16 * K)
         self.clamp = stages.Clamp(0.2)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.gradients(x)
-        x = self.binning(x)
-        x = self.pooling(x)
-        x = self.blocks(x)
-        x = self.norm(x)
-        return self.clamp(x)
 
 
 class SkimageHOG(nn.Module):

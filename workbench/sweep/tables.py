@@ -105,11 +105,7 @@ def write_fig6(out: Path, rows: list[dict[str, Any]]) -> list[Path]:
             writer.writerow([layer, C, t["error"], t["error_std"], t["consistency"], t["consistency_std"], t["n"],
                              t["hist"], t["hist_ci95"], t["hist_n"]])
         lines.append(f"| {layer} | " + " | ".join(cells) + " |")
-    paths = [out / "table.md", out / "table.csv"]
-    with atomic_path(paths[0]) as tmp:
-        tmp.write_text("\n".join(lines) + "\n")
-    with atomic_path(paths[1]) as tmp:
-        tmp.write_text(buffer.getvalue())
+    paths = _write_table(out, "table", lines, buffer)
     return paths + fig6_figure(out, layers, Cs, table) + fig7_figure(out, layers, Cs, table)
 
 
@@ -265,11 +261,7 @@ def write_cvpr2015(out: Path, rows: list[dict[str, Any]]) -> list[Path]:
                          + (f" ({t['consistency']:.2f})" if not math.isnan(t["consistency"]) else ""))
             writer.writerow([layer, lam, t["error"], t["error_std"], t["consistency"], t["n"], int(is_bold)])
         lines.append(f"| {lam:g} | " + " | ".join(cells) + " |")
-    paths = [out / "table3.md", out / "table3.csv"]
-    with atomic_path(paths[0]) as tmp:
-        tmp.write_text("\n".join(lines) + "\n")
-    with atomic_path(paths[1]) as tmp:
-        tmp.write_text(buffer.getvalue())
+    paths = _write_table(out, "table3", lines, buffer)
     from workbench.export.plots import Points, Series, line_figure
 
     series = [Series(f"λ_TV = {lam:g}", [table.get((l, lam), {}).get("error", math.nan) for l in layers],
@@ -327,3 +319,12 @@ def _read_png(path: Path, reader):
         return reader(path) if path.is_file() else None
     except (UserError, OSError, ValueError):  # a damaged tile is left blank: the table still has the numbers
         return None
+
+
+def _write_table(out: Path, stem: str, lines: list[str], rows: io.StringIO) -> list[Path]:
+    """``<stem>.md`` (the Markdown ``lines``) and ``<stem>.csv`` (the ``rows`` a csv writer wrote), each atomically."""
+    paths = [out / f"{stem}.md", out / f"{stem}.csv"]
+    for path, text in zip(paths, ("\n".join(lines) + "\n", rows.getvalue())):
+        with atomic_path(path) as tmp:
+            tmp.write_text(text)
+    return paths
