@@ -136,6 +136,30 @@ def test_prints_in_light_colours_whatever_the_theme(tmp_path):
     assert "#000000" not in re.findall(r"fill:\s*(#[0-9a-f]{6})", svg)[:1]  # the page is not black
 
 
+def test_vector_text_needs_the_print_context_to_save(tmp_path):
+    """Why render.py swaps matplotlib's rcParams while it saves (issue 21 asked for a style given to the
+    figure instead): the SVG and PDF backends take their text mode from the global dict at save time,
+    so a figure built in the print context and saved outside it has glyphs as paths and Type 3 fonts.
+    Should a matplotlib release take these per figure, this fails and the lock can go. The export
+    itself leaves the global dict as it found it."""
+    import io
+
+    import matplotlib
+
+    before = dict(matplotlib.rcParams)
+    fig = _plot()
+    outside = {}
+    for fmt in ("svg", "pdf"):
+        buf = io.BytesIO()
+        fig.savefig(buf, format=fmt)
+        outside[fmt] = buf.getvalue()
+    assert b"<text" not in outside["svg"] and b"/Type3" in outside["pdf"]
+    svg = save(fig, tmp_path / "plot.svg").read_bytes()
+    pdf = save(fig, tmp_path / "plot.pdf").read_bytes()
+    assert b"<text" in svg and b"/Type3" not in pdf and b"/FontFile2" in pdf
+    assert dict(matplotlib.rcParams) == before
+
+
 def test_sizes_are_a_column_a_page_and_a_16_9_slide():
     for size, (w, h) in (("column", (3.5, None)), ("page", (7.0, None)), ("slide", (40 / 3, 7.5))):
         fig = _plot(8, FigureStyle(size, dpi=LOW))

@@ -8,6 +8,19 @@ a dark style cannot leak in) and sets light print colours, DejaVu Sans, and text
 selectable and searchable). matplotlib's rcParams are process-wide, so the context holds a
 lock while it is active; a figure takes a fraction of a second, so the wait is short.
 
+Why rcParams and not a style given to the figure itself (issue 21 asks for no global state):
+matplotlib has no per-figure or per-call setting for what makes a vector export text. Its PDF
+backend reads ``pdf.fonttype`` and ``pdf.compression``, its SVG backend ``svg.fonttype`` and
+``svg.hashsalt``, from the global ``matplotlib.rcParams`` while it saves (matplotlib 3.11:
+backend_pdf ``RendererPdf.draw_text``, backend_svg ``RendererSVG.draw_text`` and ``_make_id``),
+and tick labels read ``axes.unicode_minus`` while they are drawn; ``savefig`` takes none of them
+as arguments. A figure styled artist by artist and saved outside the context therefore comes out
+with matplotlib's defaults: glyphs as paths in the SVG, Type 3 fonts in the PDF
+(tests/test_figures_vector.py, ``test_vector_text_needs_the_print_context_to_save``). So the
+dict is swapped for the block (``rc_context`` restores it) and the lock is the one guard of that
+process-wide dict that every thread drawing through the workbench shares: a lock held by each
+caller would not keep two callers apart. What stays global is matplotlib's, for the block only.
+
 Output is deterministic: the same figure gives the same bytes (no dates in PDF or PNG, a fixed
 SVG id salt), so a figure from the command line and one from the window can be compared.
 """
