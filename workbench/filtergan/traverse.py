@@ -10,9 +10,9 @@ u, v ∈ linspace(−ξ, ξ, k), and for every z_k gradient descent from x finds
 We write the data term normalised as in the pre-image engine (IJCV eq. 2) with its weight C,
 C ‖a(x′|z_k) − a(x|z)‖² / ‖a(x|z)‖², and Ψ = R_α + R_TV^β (eqs. 5–6 of the IJCV paper, the
 natural-image prior of Mahendran & Vedaldi 2015 that sect. 4 cites), minimised from x with the
-engine's Algorithm 1: the data term is a pre-image :class:`~workbench.preimage.solve.Problem`
+engine's Algorithm 1: the data term is a pre-image :class:`~workbench.preimage.problem.Problem`
 whose Φ is a(·|z_k) (one z_k per cell, no mask, no jitter), and every iteration is
-:func:`workbench.preimage.solve.algorithm1_step` — the engine's loop body (the same terms in the same order, then
+:func:`workbench.preimage.optimizer.algorithm1_step` — the engine's loop body (the same terms in the same order, then
 :class:`~workbench.preimage.optimizer.PreimageOptimizer`'s step) on the parametrised images
 x′ = x + upsample(δ). The paper gives no weights; ours (the config defaults) were chosen by
 looking at grids of the shipped conv4 GAN:
@@ -101,8 +101,8 @@ def traversal_job(fgan, config: TraversalConfig, *, cancel: CancelToken | None =
     from workbench.data.images import load_reference
     from workbench.device import describe
     from workbench.preimage import presets
-    from workbench.preimage.optimizer import PreimageOptimizer, initial_learning_rate
-    from workbench.preimage.solve import Problem, algorithm1_step
+    from workbench.preimage.optimizer import PreimageOptimizer, algorithm1_step, initial_learning_rate
+    from workbench.preimage.problem import Problem
 
     config.validate()
     cancel = cancel or CancelToken()
