@@ -49,9 +49,10 @@ def test_the_other_docks_start_at_their_configs_defaults(qapp, tmp_path):
         deform, fgan = docks
         assert (deform.grid.value(), deform.max_disp.value(), deform.n_images.value(), deform.seeds.value()) == \
             (DeformConfig.grid, DeformConfig.max_disp, DeformConfig.n, DeformConfig.seeds)
-        assert (fgan.layer_edit.text(), fgan.steps.value(), fgan.latent.value()) == \
+        train, traversal = fgan.train_view, fgan.traversal_view
+        assert (train.layer_edit.text(), train.steps.value(), train.latent.value()) == \
             (FilterGanConfig.layer, FilterGanConfig.steps, FilterGanConfig.latent_dim)
-        assert (fgan.sample_edit.text(), fgan.xi.value(), fgan.grid_k.value(), fgan.iters.value()) == \
+        assert (traversal.sample_edit.text(), traversal.xi.value(), traversal.grid_k.value(), traversal.iters.value()) == \
             (TraversalConfig.sample, TraversalConfig.xi, TraversalConfig.grid, TraversalConfig.iters)
     finally:
         for dock in docks:

@@ -109,9 +109,9 @@ def test_filtergan_refuses_a_model_that_is_not_a_digits_net(qapp, session, tmp_p
     session.model = load_model("cifar-vgg-maxpool")
     dock = FilterGanDock(session)
     try:
-        dock.layer_edit.setText("conv1")
+        dock.train_view.layer_edit.setText("conv1")
         assert not dock.train()
-        assert not dock.runner.running and dock.train_button.isEnabled()
+        assert not dock.runner.running and dock.train_view.train_button.isEnabled()
         message = dock.failure.message
         assert "cifar-vgg-maxpool" in message and "not a digits model" in message and "digits-vgg" in message
         assert session.failures == [("Filter-GAN", message)]
