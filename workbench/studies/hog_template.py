@@ -37,9 +37,10 @@ import torch
 import torch.nn as nn
 
 from workbench.errors import UserError
-from workbench.jobs import Artifact, Cancelled, CancelToken, Event, Log, Step, relay
-from workbench.runs import RunStore, finalise
+from workbench.jobs import Cancelled, CancelToken, Event, Log, Step, relay
+from workbench.runs import RunStore
 from workbench.signals import Forced
+from workbench.studies.common import study_job
 
 #: Template side in HOG cells (8-pixel cells: a 64 × 64 window; DPM root filters are 6–10 cells a side).
 CELLS = 8
@@ -183,7 +184,7 @@ def hog_template_study(*, cells: int = CELLS, negatives: int = 300, restarts: in
                        cancel: CancelToken | None = None) -> Generator[Event, None, dict]:
     """IJCV Fig. 15 as a job (see the module docstring); returns its metrics."""
     from workbench import limits
-    from workbench.device import describe, resolve_device
+    from workbench.device import resolve_device
     from workbench.export.style import SIZES
     from workbench.representations.hoggle import HoggleSpec
     from workbench.threads import job_threads
@@ -210,10 +211,8 @@ def hog_template_study(*, cells: int = CELLS, negatives: int = 300, restarts: in
                                    f"{negatives} random windows of {', '.join(NEGATIVE_PHOTOS)}"],
               "maximisation": "IJCV sect. 6.1: loss -<w, Phi_HOG(x)>/(M rho^2), M = <|w|, Phi_HOG(noise)>, no jitter",
               "hoggle": {**spec.__dict__, "sides": list(spec.sides), "photos": list(spec.photos)}}
-    run = RunStore(runs_root).create("study-hog-template", config, describe(device), folder=out)
-    yield Artifact("run", str(run.path))
 
-    def body():
+    def body(run):
         from workbench.config.preimage import PreimageConfig
         from workbench.models.loading import from_module
         from workbench.preimage.solve import preimage_job
@@ -289,11 +288,10 @@ def hog_template_study(*, cells: int = CELLS, negatives: int = 300, restarts: in
             status = "cancelled"
         metrics["seconds"] = round(time.monotonic() - started, 1)
         metrics["complete"] = status == "done"
-        run.write_metrics(metrics)
-        run.outcome = None if status == "done" else status
         return metrics
 
-    return (yield from finalise(run, body(), threads=job_threads((1, side, side), restarts)))
+    return (yield from study_job("hog-template", config, body, threads=job_threads((1, side, side), restarts),
+                                 out=out, runs_root=runs_root, device=device))
 
 
 def _figures(run, template: Template, mean_face, am, hoggle_image, score_am, score_hoggle, score_face, sizes) -> None:

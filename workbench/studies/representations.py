@@ -32,9 +32,10 @@ import numpy as np
 import torch
 
 from workbench.errors import UserError
-from workbench.jobs import Artifact, Cancelled, CancelToken, Event, Log, Step, relay
-from workbench.runs import RunStore, atomic_path, finalise
+from workbench.jobs import Cancelled, CancelToken, Event, Log, Step, relay
+from workbench.runs import RunStore, atomic_path
 from workbench.signals import Forced
+from workbench.studies.common import study_job
 from workbench.preimage.cvpr2015 import mean_pairwise_distance
 
 #: CVPR 2015 Table 1: mean ± standard deviation of the error over 100 ILSVRC 2012 validation images.
@@ -121,7 +122,7 @@ def representations_study(*, photos: Sequence[str] = PHOTOS, size: int = SIZE, i
     :class:`~workbench.representations.hoggle.PairedDictionaryCache` it is kept in (default: the user's
     cache folder)."""
     from workbench.data.images import SAMPLE_PHOTOS
-    from workbench.device import describe, resolve_device
+    from workbench.device import resolve_device
     from workbench.threads import job_threads
 
     photos, representations = list(photos), [str(r).lower() for r in representations]
@@ -141,12 +142,9 @@ def representations_study(*, photos: Sequence[str] = PHOTOS, size: int = SIZE, i
 
         config["hoggle"] = {**asdict(spec), "method": "Vondrick et al. 2013 paired dictionary (sklearn "
                             "MiniBatchDictionaryLearning, positive lasso codes), inverts HOG's cells"}
-    threads = job_threads((1, size, size), 1)
-    run = RunStore(runs_root).create("study-representations", config, describe(device), folder=out)
-    yield Artifact("run", str(run.path))
     total = len(representations) * len(photos) * iters
 
-    def body():
+    def body(run):
         from workbench.config.preimage import PreimageConfig
         from workbench.preimage.solve import preimage_job
         from workbench.representations import OUTPUT_LAYER, load
@@ -211,15 +209,14 @@ def representations_study(*, photos: Sequence[str] = PHOTOS, size: int = SIZE, i
         metrics: dict[str, Any] = {"config": config, "seconds": round(seconds, 1), "complete": status == "done",
                                    "representations": per, "paper_cvpr2015_table1": PAPER_CVPR,
                                    "paper_ijcv2016_table2": PAPER_IJCV}
-        run.write_metrics(metrics)
         _write_text(run.path / "table.md", table_markdown(metrics))
         figure = _figure(results, photos[:figure_photos], representations, size)
         if figure is not None:
             run.save_image("representations.png", figure)
-        run.outcome = None if status == "done" else status
         return metrics
 
-    return (yield from finalise(run, body(), threads=threads))
+    return (yield from study_job("representations", config, body, threads=job_threads((1, size, size), 1),
+                                 out=out, runs_root=runs_root, device=device))
 
 
 def _hoggle_spec(spec, photos: Sequence[str], cell_size: int | None):
