@@ -59,16 +59,12 @@ class ModelHandle:
 
 def load_handle(spec: str, *, arch: str | None = None, trust: bool = False, device: str | torch.device = "cpu",
                 init: str | None = None, seed: int = 0) -> ModelHandle:
-    """A model by zoo name or file (through ``workbench.models.load_model`` where it exists).
+    """A model by zoo name or file, opened by ``workbench.models.load_model``.
 
     ``init`` re-initializes a copy (:func:`workbench.deformation.smoothness.initialize`) from ``seed``.
     """
-    try:
-        from workbench.models import load_model
-    except ImportError:
-        load_model = None
-    if load_model is None:
-        return _with_paper_layers(_architecture_handle(spec, device), init, seed, device)
+    from workbench.models import load_model
+
     return handle_from_loaded(load_model(spec, arch=arch, trust=trust, device=device, imports=trust), init=init, seed=seed)
 
 
@@ -96,23 +92,6 @@ def _with_paper_layers(handle: ModelHandle, init: str | None, seed: int, device)
         handle.trained = False
         handle.notice = None
     return handle
-
-
-def _architecture_handle(spec: str, device) -> ModelHandle:
-    from workbench.data.digits import DIGITS_MEAN, DIGITS_STD
-    from workbench.models import architectures as A
-
-    if spec in A.CIFAR_VARIANTS:
-        module = A.cifar_vgg(A.CIFAR_VARIANTS[spec])
-    elif spec == "digits-vgg":
-        module = A.digits_vgg()
-    elif spec == "digits-lenet5":
-        module = A.lenet5()
-    else:
-        raise UserError(f"unknown model '{spec}': use digits-vgg, digits-lenet5 or one of {', '.join(A.CIFAR_VARIANTS)}")
-    module = module.to(device).eval()
-    return ModelHandle(spec, module, (1, 32, 32), DIGITS_MEAN, DIGITS_STD, default_layers(module),
-                       "untrained architecture", "untrained: the model zoo is not available")
 
 
 def image_source(source: str, input_size: tuple[int, int, int]) -> str:
