@@ -1,7 +1,7 @@
 """What every study job shares: its run folder, how it ends, and the size of what it computes.
 
-A study (:mod:`~workbench.studies.deformation`, :mod:`~workbench.studies.random_labels`,
-:mod:`~workbench.studies.lecture`) is one job writing one run folder ``study-<name>``: the folder
+Every study of this package (deformation, random-labels, the lecture's two, representations,
+hog-template) is one job writing one run folder ``study-<name>``: the folder
 is made once the settings are checked, its path is yielded as an :class:`~workbench.jobs.Artifact`,
 the study's body runs inside :func:`workbench.runs.finalise` on a fixed intra-op thread count,
 and the ``metrics.json`` the body returns is written; a study that stopped before every training
