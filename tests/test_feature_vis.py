@@ -200,11 +200,13 @@ def _maximize(tmp_path, name, **options):
     from workbench.config.preimage import PreimageConfig
     from workbench.jobs import run_job
     from workbench.models import load_model
+    from workbench.preimage.quality import open_judge
     from workbench.preimage.solve import preimage_job
 
     config = PreimageConfig(**{"model": "digits-vgg", "layer": "fc", "method": "maximize", "channel": 3,
                                "restarts": 2, "iters": 6, "frame_every": 0, "device": "cpu", **options})
-    return run_job(preimage_job(config, out=tmp_path / name, model=load_model(config.model)))
+    model = load_model(config.model)
+    return run_job(preimage_job(config, out=tmp_path / name, model=model, judge=open_judge(config, model)))
 
 
 @pytest.mark.parametrize("parametrisation", ["fourier", "maco"])
@@ -271,14 +273,12 @@ def test_the_judge_scores_the_class_and_refuses_a_hidden_layer(tmp_path):
     r = _maximize(tmp_path, "j", parametrisation="maco", judge="digits-lenet5")
     assert len(r.metrics["p_judge"]) == 2 and all(0.0 <= p <= 1.0 for p in r.metrics["p_judge"])
     from workbench.config.preimage import PreimageConfig
-    from workbench.jobs import run_job
     from workbench.models import load_model
-    from workbench.preimage.solve import preimage_job
+    from workbench.preimage.quality import open_judge
 
-    with pytest.raises(UserError, match="--judge scores a class"):
-        run_job(preimage_job(PreimageConfig(model="digits-vgg", layer="relu3", method="maximize", channel=0,
-                                            iters=2, restarts=1, judge="digits-lenet5", device="cpu"),
-                             out=tmp_path / "k", model=load_model("digits-vgg")))
+    with pytest.raises(UserError, match="--judge scores a class"):   # the callers open the judge (issue 21)
+        open_judge(PreimageConfig(model="digits-vgg", layer="relu3", method="maximize", channel=0,
+                                  iters=2, restarts=1, judge="digits-lenet5", device="cpu"), load_model("digits-vgg"))
 
 
 def test_the_quality_checks_are_written_under_each_tile():

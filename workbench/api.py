@@ -143,6 +143,7 @@ def show(model: Any = None, **kwargs: Any):
 def _preimage(method, model, layer, image, out, workspace, on_event, options):
     from workbench.jobs import run_job
     from workbench.preimage import preimage_job
+    from workbench.preimage.quality import open_judge
 
     loaded_options, options = _split_model_options(options)
     if image is not None and not isinstance(image, (str, Path)):
@@ -151,7 +152,8 @@ def _preimage(method, model, layer, image, out, workspace, on_event, options):
     config = _config(PreimageConfig, {**options, "method": method, "model": loaded.name, "layer": layer,
                                       "image": None if image is None else str(image)})
     config.validate()
-    return run_job(preimage_job(config, out=_out(out), runs=_store(workspace), model=loaded), on_event)
+    judge = open_judge(config, loaded)
+    return run_job(preimage_job(config, out=_out(out), runs=_store(workspace), model=loaded, judge=judge), on_event)
 
 
 def _split_model_options(options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:

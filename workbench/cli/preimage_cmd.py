@@ -41,12 +41,14 @@ def _config(args: argparse.Namespace):
 
 def _run(args: argparse.Namespace) -> int:
     from workbench.preimage import preimage_job
+    from workbench.preimage.quality import open_judge
 
     config = _config(args)
     config.validate()
     out, store = output(args)
     model = open_model(args)
-    result = drive(preimage_job(config, out=out, runs=store, model=model, figure=figure_style(args)),
+    judge = open_judge(config, model)
+    result = drive(preimage_job(config, out=out, runs=store, model=model, judge=judge, figure=figure_style(args)),
                    f"{args.method} {args.layer}",
                    quiet=args.quiet)
     summary = {k: result.metrics[k] for k in ("reconstruction_error_mean", "classification_consistency", "activation_over_M",

@@ -120,24 +120,39 @@ def quality_metrics(pixels: torch.Tensor, score, *, kind: str, judge=None, sigma
     return out
 
 
-def load_judge(config, model, layer, device):
-    """The ``--judge`` model, checked before the run: it scores the same classes as ``model``."""
-    if config.judge is None:
+def open_judge(config, model):
+    """The ``--judge`` model of ``config`` (a :class:`~workbench.config.preimage.PreimageConfig`) for a run
+    of ``model``, opened through the registry on ``config.device``, or None without one (or for a method
+    other than maximize, which the judge does not score). The callers of
+    :func:`~workbench.preimage.solve.preimage_job` (CLI, API, sweep cell, the window's worker) open it here
+    and hand it to the job, which opens no model (issue 21). A judge spec is never code the user confirmed
+    now (it may come from a run folder, a sweep or the window's settings): no Python is imported.
+    What can be refused before the judge is opened (a hidden layer) is refused first."""
+    if config.judge is None or config.method != "maximize":
         return None
+    layer = model.layer(config.layer)
+    check_judge(config, model, layer)
+    from workbench.device import resolve_device
+    from workbench.models.sources import open_model
+
+    judge = open_model(config.judge, device=resolve_device(config.device), imports=False)
+    check_judge(config, model, layer, judge)
+    return judge
+
+
+def check_judge(config, model, layer, judge=None) -> None:
+    """Refuses a ``--judge`` that cannot score this run: the run maximises a class of ``model``'s
+    output (``layer``), and ``judge`` (when given) scores as many classes as ``model``."""
     from workbench.errors import UserError
 
     if not is_class_output(model, layer):
         last = model.layers()[-1].name
         raise UserError(f"--judge scores a class: maximize a channel of {model.name}'s class scores ({last}), "
                         f"not {layer.name}")
-    from workbench.models import load_model
-
-    judge = load_model(config.judge, device=device, imports=False)
-    if not judge.class_names or len(judge.class_names) != len(model.class_names):
+    if judge is not None and (not judge.class_names or len(judge.class_names) != len(model.class_names)):
         theirs = len(judge.class_names) if judge.class_names else "no"
         raise UserError(f"--judge {config.judge} has {theirs} class names, {model.name} has "
                         f"{len(model.class_names)}: a judge must score the same classes")
-    return judge
 
 
 def _judge_probability(judge, target: int):

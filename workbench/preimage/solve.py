@@ -63,18 +63,21 @@ class PreimageResult:
     pixels: np.ndarray | None = None
 
 
-def preimage_job(config: PreimageConfig, *, model, cancel: CancelToken | None = None, runs: RunStore | None = None,
-                 out: str | Path | None = None, figure=None, threads: int | None = None) -> Job:
+def preimage_job(config: PreimageConfig, *, model, judge=None, cancel: CancelToken | None = None,
+                 runs: RunStore | None = None, out: str | Path | None = None, figure=None,
+                 threads: int | None = None) -> Job:
     """Solve for ``config.restarts`` pre-images with ``model``, yielding events; returns a :class:`PreimageResult`.
     ``model`` is the model opened by the caller (a :class:`~workbench.models.LoadedModel` from
     :func:`workbench.models.sources.open_model`, with the user's consent where it imports code): a job never
-    opens a model itself (issue 21); it runs on ``config.device``.
+    opens a model itself (issue 21); it runs on ``config.device``. ``judge`` is ``config.judge``'s model,
+    opened by the caller with :func:`workbench.preimage.quality.open_judge` (None where that gives None).
     ``figure`` (a :class:`~workbench.export.style.FigureStyle`) sizes ``images/grid.png``/``grid.pdf``.
     ``threads`` fixes the intra-op thread count (a sweep cell's, the same on every executor); by
     default :func:`~workbench.threads.job_threads` chooses it from the problem's size."""
     from workbench.device import resolve_device
 
     config.validate()
+    _check_judge_passed(config, judge)
     cancel = cancel or CancelToken()
     device = resolve_device(config.device)
     model = model.to(device)
@@ -82,12 +85,28 @@ def preimage_job(config: PreimageConfig, *, model, cancel: CancelToken | None = 
         yield Log(model.notice, "warning")
     layer = model.layer(config.layer)
     config.validate_for(model, layer)  # the options alone were checked above, the image decoded once
+    if judge is not None:
+        quality.check_judge(config, model, layer, judge)  # refused before the run folder exists
     if threads is None:
         threads = job_threads(model.input_size, config.restarts if _schedule(config, device) == "batched" else 1)
     store = runs or RunStore(Path(out).parent if out is not None else None)
     run = store.create(config.method, to_dict(config), device=str(device), folder=out, model=_facts(model))
     yield Artifact("run", str(run.path))
-    return (yield from finalise(run, _solve(config, model, layer, device, cancel, run, figure), threads=threads))
+    return (yield from finalise(run, _solve(config, model, layer, device, cancel, run, figure, judge),
+                                threads=threads))
+
+
+def _check_judge_passed(config: PreimageConfig, judge) -> None:
+    """The caller's programming error, not the user's: ``config.judge`` names a judge for a maximisation
+    and none was handed in (the job opens no model), or one was handed in that the config does not name
+    (run.json would not say which model scored ``p_judge``)."""
+    wanted = config.judge is not None and config.method == "maximize"
+    if wanted and judge is None:
+        raise TypeError(f"preimage_job: config.judge is {config.judge!r} but no judge= was passed: open it with "
+                        "workbench.preimage.quality.open_judge(config, model) (a job opens no model)")
+    if not wanted and judge is not None:
+        raise ValueError("preimage_job: judge= was passed but config.judge names none for this "
+                         f"{config.method}: set config.judge to the judge's spec")
 
 
 def _facts(model) -> dict[str, Any] | None:
@@ -102,7 +121,7 @@ def _schedule(config: PreimageConfig, device: torch.device) -> str:
     return "sequential" if device.type == "cpu" else "batched"
 
 
-def _solve(config: PreimageConfig, model, layer, device, cancel, run: Run, figure=None):
+def _solve(config: PreimageConfig, model, layer, device, cancel, run: Run, figure=None, judge=None):
     t_start = time.monotonic()
     reference, label = (None, None)
     if config.method in ("invert", "caricature"):
@@ -139,7 +158,6 @@ def _solve(config: PreimageConfig, model, layer, device, cancel, run: Run, figur
     # issue 19: the preset's (or the config's) parametrisation and transforms; pixels is the paper's path
     preset, parametrisation, transforms_name, lr = visualise.choices(config, model.input_size)
     info.update(preset=preset, parametrisation=parametrisation, transforms=transforms_name)
-    judge = quality.load_judge(config, model, layer, device) if config.method == "maximize" else None
     natural = parametrisation != "pixels"
     if natural:
         from workbench.preimage.transforms import make_transforms

@@ -134,6 +134,7 @@ def run_cell(cell: dict[str, Any], folder: str, threads: int = 1, cancel=None,
     from workbench.config import from_dict
     from workbench.config.preimage import PreimageConfig
     from workbench.jobs import CancelToken, run_job
+    from workbench.preimage.quality import open_judge
     from workbench.preimage.solve import preimage_job
     from workbench.signals import stop_signals_set
 
@@ -143,9 +144,10 @@ def run_cell(cell: dict[str, Any], folder: str, threads: int = 1, cancel=None,
     with stop_signals_set(cancel):  # in a pool worker: a stop signal cancels this cell
         model = models.open(cell.get("spec") or cfg.model, cfg.device, trust=bool(cell.get("trust")),
                             imports=bool(cell.get("imports")))
-        cancel.check()  # stopped while the model opened: no folder
+        judge = open_judge(cfg, model)  # a cell's config names none (grid.py); a hand-made one may
+        cancel.check()  # stopped while the models opened: no folder
         # the cell's thread count is a value (the same on every executor), not an environment variable
-        result = run_job(preimage_job(cfg, cancel=cancel, out=folder, model=model, threads=threads))
+        result = run_job(preimage_job(cfg, cancel=cancel, out=folder, model=model, judge=judge, threads=threads))
     return summary(result.metrics)
 
 

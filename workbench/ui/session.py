@@ -461,13 +461,16 @@ class Session(QObject):
         return True
 
     def make_job(self, config: dict[str, Any], model, store: RunStore):
-        """The job factory for a pre-image run of ``config`` (the config is built on the worker)."""
+        """The job factory for a pre-image run of ``config`` (the config is built, and its ``--judge``
+        model opened, on the worker)."""
 
         def factory(cancel: CancelToken):
             from workbench.config import from_dict
             from workbench.preimage import PreimageConfig, preimage_job
+            from workbench.preimage.quality import open_judge
 
-            return preimage_job(from_dict(PreimageConfig, config), cancel=cancel, runs=store, model=model)
+            cfg = from_dict(PreimageConfig, config)
+            return preimage_job(cfg, cancel=cancel, runs=store, model=model, judge=open_judge(cfg, model))
 
         return factory
 
