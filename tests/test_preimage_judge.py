@@ -78,3 +78,14 @@ def test_a_judge_must_score_the_same_classes(vgg):
         check_judge(config, vgg, fc, SimpleNamespace(class_names=[str(k) for k in range(5)]))
     with pytest.raises(UserError, match="has no class names"):
         check_judge(config, vgg, fc, SimpleNamespace(class_names=None))
+
+
+def test_the_api_opens_the_judge_for_its_job(tmp_path):
+    """The API's maximize opens --judge itself (a job handed none would raise TypeError): a hidden layer is the
+    user's error, in one line, before any folder."""
+    import workbench
+
+    with pytest.raises(UserError, match="--judge scores a class"):
+        workbench.maximize("digits-vgg", "relu3", 0, judge="digits-lenet5", iters=2, restarts=1, device="cpu",
+                           workspace=tmp_path, out=tmp_path / "m")
+    assert not (tmp_path / "m").exists()

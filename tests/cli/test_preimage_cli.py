@@ -53,6 +53,9 @@ def test_progress_bar_reports_iterations(tmp_path):
     (["invert", "--model", "digits-vgg", "--layer", "relu1", "--sample", "digits:0", "--restarts", "0"], "at least 1"),
     (["invert", "--model", "digits-vgg", "--layer", "relu1", "--sample", "digits:0", "--iters", "3", "-C", "1e39"], "at most"),
     (["maximize", "--model", "digits-vgg", "--layer", "relu5", "--channel", "500"], "out of range"),
+    # the CLI opens --judge before the job (issue 21), refusing a hidden layer before opening it
+    (["maximize", "--model", "digits-vgg", "--layer", "relu3", "--channel", "0", "--judge", "digits-lenet5"],
+     "--judge scores a class"),
     (["invert", "--model", "digits-vgg", "--layer", "relu1", "--sample", "digits:0", "--restarts", "two"], "invalid int"),
 ])
 def test_errors_are_one_line_and_exit_2(tmp_path, args, message):
