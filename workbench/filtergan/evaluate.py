@@ -84,8 +84,10 @@ def evaluation_job(fgan, config: FilterGanEvalConfig | None = None, *, cancel: C
     like every job's: its run.json says ``running`` while the evaluation computes, then ``done``,
     ``cancelled`` or ``failed`` with the error. Its results (metrics, MDS plot and tensors) are
     written only once everything is computed, each file atomically, so a cancelled or failed
-    evaluation leaves them as they were. Returns the metrics it added, with ``run``: the folder that
-    holds them.
+    evaluation leaves them as they were. As after a ``--resume``, the status is how the last job in
+    the folder ended: a training that was stopped early stays recorded in ``metrics.json``
+    (``cancelled_at``, ``history``), not in the status. Returns the metrics it added, with ``run``:
+    the folder that holds them.
     """
     from workbench.runs import RunStore, check_new_folder, claim_run, copy_run, finalise, owner_fields, read_only_reason
 
