@@ -7,8 +7,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import (QApplication, QCheckBox, QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox,
-                               QFileDialog, QFormLayout, QLineEdit, QMessageBox, QSpinBox)
+from PySide6.QtWidgets import (QApplication, QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFileDialog,
+                               QFormLayout, QLineEdit, QMessageBox)
+
+from workbench.ui.widgets.number_box import double_spin_box, spin_box
 
 
 class ExportActions:
@@ -207,19 +209,11 @@ class ExportDialog(QDialog):
         self.title.setToolTip("the figure's title: edit it, or empty it to leave the title out")
         self.captions = QCheckBox("class and metric under each tile")
         self.captions.setChecked(True)
-        self.tile = QSpinBox()
-        self.tile.setRange(0, 2048)
-        self.tile.setSpecialValueText("native")
-        self.tile.setValue(0)
-        self.tile.setSuffix(" px per tile")
-        self.tile.setToolTip("an animation's tiles, in pixels (native: the images' own size, never shrunk; a slide "
-                             "fits them into 1280 × 720)")
-        self.fps = QDoubleSpinBox()
-        self.fps.setRange(0.0, 60)
-        self.fps.setSpecialValueText("for a talk")
-        self.fps.setValue(0.0)
-        self.fps.setSuffix(" frames/s")
-        self.fps.setToolTip("for a talk: at least 6 s long, the result held 2 s at the end")
+        self.tile = spin_box(0, 2048, 0, special="native", suffix=" px per tile",
+                             tip="an animation's tiles, in pixels (native: the images' own size, never shrunk; a slide "
+                                 "fits them into 1280 × 720)")
+        self.fps = double_spin_box(0.0, 60, 0.0, special="for a talk", suffix=" frames/s",
+                                   tip="for a talk: at least 6 s long, the result held 2 s at the end")
         form.addRow("What", self.format)
         form.addRow("Title", self.title)
         form.addRow("Captions", self.captions)

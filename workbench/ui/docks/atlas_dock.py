@@ -20,12 +20,13 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QSignalBlocker, Qt, Signal
 from PySide6.QtWidgets import (QComboBox, QGraphicsRectItem, QHBoxLayout, QLabel, QLineEdit, QPushButton,
-                               QSizePolicy, QSpinBox, QVBoxLayout, QWidget)
+                               QSizePolicy, QVBoxLayout, QWidget)
 
 from workbench.errors import UserError
 from workbench.ui.docks import BaseDock
 from workbench.ui.docks.sweeps_dock import SWEEP_ONLY, executors, outcome_row, parse_numbers
 from workbench.ui.widgets.image_grid import ImageGridWidget
+from workbench.ui.widgets.number_box import spin_box
 from workbench.ui.worker import JobRunner
 
 HIGHLIGHT = "#ff7f0e"
@@ -202,10 +203,7 @@ class AtlasDock(BaseDock):
         self.channels_edit = QLineEdit("0-15")
         self.channels_edit.setToolTip("channels to maximize, e.g. 0-15,20 (empty: every channel)")
         self.channels_edit.setMinimumWidth(40)
-        self.iters = QSpinBox()
-        self.iters.setRange(1, 100_000)
-        self.iters.setValue(int(session.config.get("iters") or 300))
-        self.iters.setToolTip("iterations per channel")
+        self.iters = spin_box(1, 100_000, int(session.config.get("iters") or 300), tip="iterations per channel")
         for w in (self.layer, QLabel("ch"), self.channels_edit):
             top.addWidget(w)
         self.executor = QComboBox()

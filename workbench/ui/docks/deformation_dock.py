@@ -8,13 +8,14 @@ from __future__ import annotations
 import numpy as np
 from PySide6.QtCore import QSignalBlocker, Qt
 from PySide6.QtGui import QImage, QPixmap
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGridLayout, QHBoxLayout, QLabel,
-                               QProgressBar, QPushButton, QSizePolicy, QSpinBox, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QGridLayout, QHBoxLayout, QLabel, QProgressBar,
+                               QPushButton, QSizePolicy, QVBoxLayout, QWidget)
 
 from workbench.config.deformation import DeformConfig
 from workbench.ui.docks.layer_plot_dock import LayerPlotDock
 from workbench.ui.widgets.failure_banner import FailureBanner, window_words
 from workbench.ui.widgets.layer_plot import LayerPlot
+from workbench.ui.widgets.number_box import double_spin_box, spin_box
 from workbench.ui.widgets.scroll_column import ScrollColumn
 from workbench.ui.worker import JobRunner, LatestJobSlot
 
@@ -79,20 +80,10 @@ class DeformationDock(LayerPlotDock):
         form = QFormLayout()
         self.preset = QComboBox()
         self.preset.addItems(list(PRESETS) + ["custom"])
-        self.grid = QSpinBox()
-        self.grid.setRange(2, 12)
-        self.grid.setValue(DeformConfig.grid)
-        self.max_disp = QDoubleSpinBox()
-        self.max_disp.setRange(0.0, 64.0)
-        self.max_disp.setSingleStep(0.5)
-        self.max_disp.setValue(DeformConfig.max_disp)
-        self.max_disp.setSuffix(" px")
-        self.n_images = QSpinBox()
-        self.n_images.setRange(2, 1024)
-        self.n_images.setValue(DeformConfig.n)
-        self.seeds = QSpinBox()
-        self.seeds.setRange(1, 20)
-        self.seeds.setValue(DeformConfig.seeds)
+        self.grid = spin_box(2, 12, DeformConfig.grid)
+        self.max_disp = double_spin_box(0.0, 64.0, DeformConfig.max_disp, step=0.5, suffix=" px")
+        self.n_images = spin_box(2, 1024, DeformConfig.n)
+        self.seeds = spin_box(1, 20, DeformConfig.seeds)
         self.layer_stride = QComboBox()
         self.layer_stride.setToolTip("which layers to measure: every one, or every k-th (less memory)")
         for k in STRIDES:
@@ -266,18 +257,13 @@ class DeformationDock(LayerPlotDock):
         root = self.session.store.root
 
         def factory(cancel):
-            from workbench.deformation.job import DeformConfig, deform_job, handle_from_loaded
+            from workbench.deformation.job import deform_job
 
-            device = str(model.device)
-            handles = [handle_from_loaded(model)]
-            if with_init:
-                handles.append(handle_from_loaded(model, init="truncnormal", seed=0))
             out = []
-            for handle in handles:
-                config = DeformConfig(model=model.name, images="auto", device=device,
-                                      init="truncnormal" if handle is not handles[0] else None, **settings)
-                metrics = yield from deform_job(config, runs_root=root, cancel=cancel, handle=handle)
-                out.append((handle.name, metrics))
+            for init in (None, "truncnormal") if with_init else (None,):  # the job re-initialises a copy
+                config = DeformConfig(model=model.name, images="auto", device=str(model.device), init=init, **settings)
+                metrics = yield from deform_job(config, model=model, runs_root=root, cancel=cancel)
+                out.append((metrics["model"], metrics))
                 if not metrics["complete"]:
                     break
             return out

@@ -12,14 +12,15 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from PySide6.QtCore import QSignalBlocker, Qt, QTimer, Signal
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel,
-                               QLineEdit, QPushButton, QSpinBox, QVBoxLayout, QWidget, QScrollArea)
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit,
+                               QPushButton, QVBoxLayout, QWidget, QScrollArea)
 
 from workbench.ui.docks import BaseDock
 from workbench.config import options
 from workbench.config.preimage import FORMULATIONS, PARAMETRISATIONS, PRESETS, TRANSFORMS, PreimageConfig
 from workbench.ui.session import DEFAULT_CONFIG
 from workbench.ui.widgets.failure_banner import FailureBanner
+from workbench.ui.widgets.number_box import double_spin_box, spin_box
 
 METHODS = (("invert", "Inversion"), ("maximize", "Activation maximization"), ("caricature", "Caricature"))
 SAMPLES = tuple(f"digits:{i}" for i in range(10)) + ("astronaut", "coffee", "chelsea", "camera", "rocket")
@@ -31,25 +32,6 @@ def image_filter() -> str:
     from workbench.data.images import IMAGE_SUFFIXES
 
     return f"Images ({' '.join('*' + s for s in IMAGE_SUFFIXES)});;All files (*)"
-
-
-def _spin(lo: int, hi: int, special: str | None = None, tip: str = "") -> QSpinBox:
-    box = QSpinBox()
-    box.setRange(lo, hi)
-    if special:
-        box.setSpecialValueText(special)
-    box.setToolTip(tip)
-    return box
-
-
-def _dspin(lo: float, hi: float, decimals: int, special: str | None = None, tip: str = "") -> QDoubleSpinBox:
-    box = QDoubleSpinBox()
-    box.setRange(lo, hi)
-    box.setDecimals(decimals)
-    if special:
-        box.setSpecialValueText(special)
-    box.setToolTip(tip)
-    return box
 
 
 class MethodDock(BaseDock):
@@ -81,14 +63,14 @@ class MethodDock(BaseDock):
         ref_row.addWidget(self.image_button)
         self.image_label = QLabel("Reference")
         form.addRow(self.image_label, ref_row)
-        self.channel = _spin(0, 100_000, tip="channel to maximize (click a feature map tile to pick one)")
+        self.channel = spin_box(0, 100_000, tip="channel to maximize (click a feature map tile to pick one)")
         self.channel_label = QLabel("Channel")
         form.addRow(self.channel_label, self.channel)
         neuron_row = QHBoxLayout()
         self.neuron = QCheckBox("neuron")
         self.neuron.setToolTip("maximize one neuron (y, x) of the channel instead of its mean")
-        self.neuron_y = _spin(0, 10_000, tip="row of the neuron")
-        self.neuron_x = _spin(0, 10_000, tip="column of the neuron")
+        self.neuron_y = spin_box(0, 10_000, tip="row of the neuron")
+        self.neuron_x = spin_box(0, 10_000, tip="column of the neuron")
         for w in (self.neuron, self.neuron_y, self.neuron_x):
             neuron_row.addWidget(w)
         self.neuron_label = QLabel("")
@@ -96,13 +78,14 @@ class MethodDock(BaseDock):
         self.channel_mean = QCheckBox("channel mean")
         self.channel_mean_label = QLabel("")
         form.addRow(self.channel_mean_label, self.channel_mean)
-        self.C = _dspin(0.0, 1e7, 2, "preset", "data-term weight C (eq. 7); preset: per layer, sect. 5.2.1")
+        self.C = double_spin_box(0.0, 1e7, decimals=2, special="preset",
+                                 tip="data-term weight C (eq. 7); preset: per layer, sect. 5.2.1")
         form.addRow("C", self.C)
-        self.iters = _spin(1, 100_000, tip="T iterations of Algorithm 1 (sect. 3.4: 300)")
+        self.iters = spin_box(1, 100_000, tip="T iterations of Algorithm 1 (sect. 3.4: 300)")
         form.addRow("Iterations", self.iters)
-        self.restarts = _spin(1, 64, tip="K random restarts, solved together")
+        self.restarts = spin_box(1, 64, tip="K random restarts, solved together")
         form.addRow("Restarts", self.restarts)
-        self.seed = _spin(0, 2**31 - 1, tip="seed of the restarts' generators (same seed, same images)")
+        self.seed = spin_box(0, 2**31 - 1, tip="seed of the restarts' generators (same seed, same images)")
         form.addRow("Seed", self.seed)
         self.device = QComboBox()
         self.device.addItem("auto", "auto")
@@ -135,32 +118,36 @@ class MethodDock(BaseDock):
         advanced.setChecked(False)
         adv = QWidget()
         aform = QFormLayout(adv)
-        self.alpha = _dspin(0.1, 100.0, 2, tip="α of the bounded-range prior R_α (eq. 5; paper: 6)")
+        self.alpha = double_spin_box(0.1, 100.0, decimals=2, tip="α of the bounded-range prior R_α (eq. 5; paper: 6)")
         aform.addRow("α", self.alpha)
-        self.B = _dspin(0.0, 1e5, 1, "preset", "B, the typical pixel norm (eq. 5; 80 for ImageNet, measured for the digits)")
+        self.B = double_spin_box(0.0, 1e5, decimals=1, special="preset",
+                                 tip="B, the typical pixel norm (eq. 5; 80 for ImageNet, measured for the digits)")
         aform.addRow("B", self.B)
-        self.beta = _dspin(0.1, 100.0, 2, tip="β of the TV prior R_TV^β (eq. 6; paper: 2)")
+        self.beta = double_spin_box(0.1, 100.0, decimals=2, tip="β of the TV prior R_TV^β (eq. 6; paper: 2)")
         aform.addRow("β", self.beta)
-        self.jitter = _spin(0, 256, "preset", "jitter T in pixels (preset: a quarter of the layer's stride)")
+        self.jitter = spin_box(0, 256, special="preset",
+                               tip="jitter T in pixels (preset: a quarter of the layer's stride)")
         aform.addRow("Jitter T", self.jitter)
-        self.fine_tune = _spin(-1, 100_000, "preset", "extra iterations without jitter at a tenth of the rate (preset: 50 for inversion)")
+        self.fine_tune = spin_box(-1, 100_000, special="preset",
+                                  tip="extra iterations without jitter at a tenth of the rate (preset: 50 for inversion)")
         aform.addRow("Fine-tune", self.fine_tune)
-        self.mask_window = _spin(0, 1024, "none", "invert only the central k×k window of the layer (eq. 3)")
+        self.mask_window = spin_box(0, 1024, special="none",
+                                    tip="invert only the central k×k window of the layer (eq. 3)")
         aform.addRow("Mask window", self.mask_window)
         self.mask_channels = QLineEdit()
         self.mask_channels.setPlaceholderText("all, or e.g. 0, 3, 7")
         self.mask_channels.setToolTip("invert only these channels (eq. 3)")
         aform.addRow("Mask channels", self.mask_channels)
-        self.frame_every = _spin(0, 10_000, "none", "keep a frame every N iterations for the GIF export")
+        self.frame_every = spin_box(0, 10_000, special="none", tip="keep a frame every N iterations for the GIF export")
         aform.addRow("Frame every", self.frame_every)
         # issue 22: the CVPR 2015 objective as printed (tooltips: the fields' help)
         self.formulation = QComboBox()
         for key in FORMULATIONS:
             self.formulation.addItem(key, key)
         aform.addRow("Formulation", self.formulation)
-        self.lambda_tv = _dspin(0.0, 1e6, 2, "preset")
+        self.lambda_tv = double_spin_box(0.0, 1e6, decimals=2, special="preset")
         aform.addRow("λ_TV (cvpr2015)", self.lambda_tv)
-        self.lambda_alpha = _dspin(0.0, 1e12, 1, "preset")
+        self.lambda_alpha = double_spin_box(0.0, 1e12, decimals=1, special="preset")
         aform.addRow("λ_α (cvpr2015)", self.lambda_alpha)
         adv.setVisible(False)
         advanced.toggled.connect(self._show_advanced)

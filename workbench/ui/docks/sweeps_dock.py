@@ -23,12 +23,13 @@ import numpy as np
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QImage, QPixmap
 from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QFormLayout, QHBoxLayout, QHeaderView, QLabel,
-                               QLineEdit, QListWidget, QListWidgetItem, QPushButton, QSizePolicy, QSpinBox,
+                               QLineEdit, QListWidget, QListWidgetItem, QPushButton, QSizePolicy,
                                QTableWidget, QTableWidgetItem, QTabWidget, QVBoxLayout, QWidget)
 
 from workbench.errors import UserError
 from workbench.ui.docks import BaseDock
 from workbench.ui.widgets.failure_banner import FailureBanner, window_words
+from workbench.ui.widgets.number_box import spin_box
 from workbench.ui.worker import JobRunner, LatestJobSlot
 
 #: Layer kinds a sweep leaves out of the ticks (their code is their input's).
@@ -156,15 +157,10 @@ class SweepsDock(BaseDock):
         self.C.setToolTip("data-term weights C, comma-separated (empty: the paper's per-layer preset)")
         self.seeds = QLineEdit("0")
         self.seeds.setToolTip("seeds, e.g. 0,1 or 0-3")
-        self.iters = QSpinBox()
-        self.iters.setRange(1, 100_000)
-        self.iters.setValue(int(session.config.get("iters") or 300))
+        self.iters = spin_box(1, 100_000, int(session.config.get("iters") or 300))
         self.executor = QComboBox()
         self.executor.addItems(executors())
-        self.workers = QSpinBox()
-        self.workers.setRange(0, 4096)
-        self.workers.setSpecialValueText("auto")
-        self.workers.setToolTip("worker processes (process) or Ray CPUs (0: the cores)")
+        self.workers = spin_box(0, 4096, special="auto", tip="worker processes (process) or Ray CPUs (0: the cores)")
         for label, widget in (("C", self.C), ("seeds", self.seeds), ("iterations", self.iters),
                               ("executor", self.executor), ("workers", self.workers)):
             form.addRow(label, widget)

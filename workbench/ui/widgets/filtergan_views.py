@@ -11,10 +11,10 @@ import html
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QDoubleSpinBox, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QPushButton, QSpinBox,
-                               QVBoxLayout, QWidget)
+from PySide6.QtWidgets import QFormLayout, QHBoxLayout, QLabel, QLineEdit, QPushButton, QVBoxLayout, QWidget
 
 from workbench.config.filtergan import FilterGanConfig, TraversalConfig
+from workbench.ui.widgets.number_box import double_spin_box, spin_box
 
 LOSS_COLORS = {"loss_D": "#1f77b4", "loss_G": "#d62728", "loss_Q": "#2ca02c"}
 
@@ -84,14 +84,9 @@ class TrainView(QWidget):
         row = QHBoxLayout(self)
         form = QFormLayout()
         self.layer_edit = QLineEdit(FilterGanConfig.layer)
-        self.steps = QSpinBox()
-        self.steps.setRange(1, 100_000)
-        self.steps.setValue(FilterGanConfig.steps)
-        self.latent = QSpinBox()
-        self.latent.setRange(2, 256)
-        self.latent.setValue(FilterGanConfig.latent_dim)
-        self.seed = QSpinBox()
-        self.seed.setRange(0, 2**31 - 1)
+        self.steps = spin_box(1, 100_000, FilterGanConfig.steps)
+        self.latent = spin_box(2, 256, FilterGanConfig.latent_dim)
+        self.seed = spin_box(0, 2**31 - 1)
         form.addRow("conv layer", self.layer_edit)
         form.addRow("steps", self.steps)
         form.addRow("latent dim", self.latent)
@@ -216,22 +211,10 @@ class TraversalView(QWidget):
         row = QHBoxLayout(self)
         form = QFormLayout()
         self.sample_edit = QLineEdit(TraversalConfig.sample)
-        self.dim_i = QSpinBox()
-        self.dim_j = QSpinBox()
-        for s, v in ((self.dim_i, 0), (self.dim_j, 1)):
-            s.setRange(0, 255)
-            s.setValue(v)
-        self.xi = QDoubleSpinBox()
-        self.xi.setRange(0.1, 20.0)
-        self.xi.setSingleStep(0.5)
-        self.xi.setValue(TraversalConfig.xi)
-        self.grid_k = QSpinBox()
-        self.grid_k.setRange(3, 15)
-        self.grid_k.setSingleStep(2)
-        self.grid_k.setValue(TraversalConfig.grid)
-        self.iters = QSpinBox()
-        self.iters.setRange(1, 5000)
-        self.iters.setValue(TraversalConfig.iters)
+        self.dim_i, self.dim_j = spin_box(0, 255, 0), spin_box(0, 255, 1)
+        self.xi = double_spin_box(0.1, 20.0, TraversalConfig.xi, step=0.5)
+        self.grid_k = spin_box(3, 15, TraversalConfig.grid, step=2)
+        self.iters = spin_box(1, 5000, TraversalConfig.iters)
         form.addRow("sample", self.sample_edit)
         form.addRow("dimension i", self.dim_i)
         form.addRow("dimension j", self.dim_j)

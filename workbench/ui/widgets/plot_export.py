@@ -19,10 +19,11 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
-from PySide6.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QLabel, QMessageBox, QSpinBox, QWidget)
+from PySide6.QtWidgets import QComboBox, QFileDialog, QFormLayout, QLabel, QMessageBox, QWidget
 
 from workbench.errors import UserError
 from workbench.export.style import MAX_DPI, SIZE_LABELS, SIZES, FigureStyle
+from workbench.ui.widgets.number_box import spin_box
 
 PLOT_FILTER = "PNG (*.png);;PDF (*.pdf);;SVG (*.svg)"
 _CHOSEN = "workbench_export_choice"  # the dynamic property: the path just chosen in the dialog
@@ -61,11 +62,8 @@ class FigureOptions(QWidget):
             self.size.addItem(SIZE_LABELS[key], key)
         self.size.setCurrentIndex(SIZES.index(style.size))
         self.size.setToolTip("the width the figure is made for; fonts and lines are sized to read at that width")
-        self.dpi = QSpinBox()
-        self.dpi.setRange(20, MAX_DPI)
-        self.dpi.setValue(style.png_dpi)
-        self.dpi.setSuffix(" dpi")
-        self.dpi.setToolTip("resolution of a PNG (PDF and SVG are vector: text and lines scale without limit)")
+        self.dpi = spin_box(20, MAX_DPI, style.png_dpi, suffix=" dpi",
+                            tip="resolution of a PNG (PDF and SVG are vector: text and lines scale without limit)")
         form.addRow("Figure size", self.size)
         form.addRow("PNG resolution", self.dpi)
 
