@@ -21,6 +21,8 @@ from pathlib import Path
 
 import pytest
 
+from tests._helpers import marked_processes
+
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="finds the head's processes in /proc")]
 
@@ -28,18 +30,6 @@ pytestmark = [pytest.mark.slow,
 #: Ray turns token authentication on where a token file exists (~/.ray/auth_token); the test's head and
 #: command share no secret, so neither uses one
 NO_TOKEN = {"RAY_AUTH_MODE": "disabled"}
-
-
-def _marked(mark: str) -> list[int]:
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if mark.encode() in (entry / "environ").read_bytes():
-                    pids.append(int(entry.name))
-            except OSError:
-                pass
-    return pids
 
 
 def _free_port() -> int:
@@ -65,16 +55,16 @@ def ray_head():
         yield f"127.0.0.1:{port}"
     finally:
         for sig in (signal.SIGTERM, signal.SIGKILL):
-            for pid in _marked(mark):
+            for pid in marked_processes(mark):
                 try:
                     os.kill(pid, sig)
                 except OSError:
                     pass
             deadline = time.monotonic() + 10
-            while _marked(mark) and time.monotonic() < deadline:
+            while marked_processes(mark) and time.monotonic() < deadline:
                 time.sleep(0.2)
         shutil.rmtree(temp, ignore_errors=True)
-        assert _marked(mark) == [], "the test's Ray head outlived it"
+        assert marked_processes(mark) == [], "the test's Ray head outlived it"
 
 
 def test_a_sweep_runs_on_the_ray_cluster_at_address(ray_head, tmp_path):
@@ -96,4 +86,4 @@ def test_a_sweep_runs_on_the_ray_cluster_at_address(ray_head, tmp_path):
     command = json.loads((out / "run.json").read_text())["pid"]
     assert all(isinstance(c["pid"], int) and c["pid"] != command for c in cells), cells
     # the command disconnects and leaves the cluster running: none of its processes is left, the head is
-    assert _marked(mark) == []
+    assert marked_processes(mark) == []

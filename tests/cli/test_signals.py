@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from tests._helpers import marked_processes
 from workbench.cli import main
 
 LONG_JOBS = {
@@ -117,19 +118,6 @@ EXECUTOR_JOBS = {
 }
 
 
-def _marked(mark: str) -> list[int]:
-    """The processes whose environment carries ``mark``: the command and everything it started."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if mark.encode() in (entry / "environ").read_bytes():
-                    pids.append(int(entry.name))
-            except OSError:
-                pass
-    return pids
-
-
 def _cmdline(pid: int) -> str:
     try:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")[:200]
@@ -150,15 +138,15 @@ def _done_cells(out: Path) -> int:
 def _started(out: Path, kind: str, executor: str, mark: str) -> bool:
     if kind == "study":  # its tasks write no folders: a task runs (Ray titles its worker so), or the pool's
         if executor == "ray":  # workers are up and have had time to start one
-            return any("study_task" in _cmdline(p) for p in _marked(mark))
-        return len(_marked(mark)) >= 3
+            return any("study_task" in _cmdline(p) for p in marked_processes(mark))
+        return len(marked_processes(mark)) >= 3
     return _done_cells(out) >= 1
 
 
 def _cell_workers(mark: str, executor: str) -> list[int]:
     """The processes running cells: the pool's spawned workers, or Ray's workers titled by their task."""
     words = ("multiprocessing.spawn",) if executor == "process" else ("ray::run_cell",)
-    return [p for p in _marked(mark) if any(w in _cmdline(p) for w in words)]
+    return [p for p in marked_processes(mark) if any(w in _cmdline(p) for w in words)]
 
 
 @pytest.mark.slow
@@ -210,12 +198,12 @@ def test_a_stop_signal_ends_every_executor_cancelled_and_leaves_no_process(tmp_p
         _, err = proc.communicate(timeout=120)
         seconds = time.monotonic() - t0
         time.sleep(1.0)  # a worker that outlived the command would still be here now
-        left = _marked(mark)
+        left = marked_processes(mark)
     finally:
         proc.kill()
         for pid in paused:
             _continue(pid)
-        for pid in _marked(mark):
+        for pid in marked_processes(mark):
             os.kill(pid, signal.SIGKILL)
     assert left == [], f"{len(left)} process(es) of the {kind} outlived it: {[_cmdline(p) for p in left]}"
     lines = err.splitlines()  # every line: multiprocessing's resource tracker would add two on a leak

@@ -6,6 +6,7 @@ from __future__ import annotations
 import gc
 import threading
 import time
+from contextlib import contextmanager
 
 import pytest
 
@@ -54,3 +55,38 @@ def wait_until(qapp, condition, timeout=60.0):
         assert time.monotonic() < end, "timed out"
         qapp.processEvents()
         time.sleep(0.005)
+
+
+@pytest.fixture
+def session(qtbot, tmp_path):
+    """A session with its own settings file and workspace and no model (a test module that needs
+    a model loaded defines its own ``session``)."""
+    from PySide6.QtCore import QSettings
+
+    from workbench.ui.session import Session
+
+    s = Session(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat), workspace=tmp_path / "runs")
+    yield s
+    assert s.shutdown()
+
+
+@contextmanager
+def shown_window(qapp, root, size: tuple[int, int] | None = None):
+    """The main window with its own settings and workspace under ``root`` (at ``size``), shown once
+    its default model is loaded and the model's previews are made (a module's first test would
+    otherwise be blamed for their jobs on a busy machine); closed after, with no job thread left."""
+    from PySide6.QtCore import QSettings
+
+    from workbench.ui.app import build_window
+
+    window = build_window(QSettings(str(root / "settings.ini"), QSettings.Format.IniFormat), workspace=root / "runs")
+    if size is not None:
+        window.resize(*size)
+    window.show()
+    wait_until(qapp, lambda: window.session.model is not None, 120)
+    wait_until(qapp, lambda: not running_job_threads(), 120)
+    try:
+        yield window
+    finally:
+        window.close()
+    assert window.running_threads() == []

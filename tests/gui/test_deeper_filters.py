@@ -3,23 +3,12 @@ selected layer's filters drawn as weighted combinations of the first layer's, co
 
 from __future__ import annotations
 
-import pytest
 import torch
 import torch.nn as nn
-from PySide6.QtCore import QSettings
 
 from tests.gui.conftest import wait_until
 from workbench.filters.composite import composite_filters
 from workbench.ui.docks.filters_dock import FiltersDock
-from workbench.ui.session import Session
-
-
-@pytest.fixture
-def session(qtbot, tmp_path):
-    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
-    s = Session(settings, workspace=tmp_path / "runs")
-    yield s
-    assert s.shutdown()
 
 
 def test_deeper_filters_follow_the_selected_layer(qtbot, qapp, session):

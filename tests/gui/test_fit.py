@@ -14,7 +14,7 @@ import textwrap
 import pytest
 from PySide6.QtCore import QRect, QSettings
 
-from tests.gui.conftest import running_job_threads, wait_until
+from tests.gui.conftest import shown_window, wait_until
 from workbench.ui.app import build_window
 
 #: A projector. With a window manager's frame and panel the window has a little less.
@@ -50,14 +50,8 @@ def settle(qapp, seconds: float = 0.5) -> None:
 
 @pytest.fixture(scope="module")
 def window(qapp, tmp_path_factory):
-    root = tmp_path_factory.mktemp("fit")
-    win = build_window(QSettings(str(root / "settings.ini"), QSettings.Format.IniFormat), workspace=root / "runs")
-    win.show()
-    wait_until(qapp, lambda: win.session.model is not None, 120)
-    wait_until(qapp, lambda: not running_job_threads(), 120)  # the previews of the model are made
-    yield win
-    win.close()
-    assert win.running_threads() == []
+    with shown_window(qapp, tmp_path_factory.mktemp("fit")) as win:
+        yield win
 
 
 def test_opens_on_the_available_area(window):

@@ -5,22 +5,16 @@ from __future__ import annotations
 
 import pytest
 import torch
-from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QInputDialog, QMessageBox
 
-from tests.gui.conftest import wait_until
+from tests.gui.conftest import shown_window
 from workbench.models.architectures import digits_vgg
-from workbench.ui.app import build_window
 
 
 @pytest.fixture(scope="module")
 def window(qapp, tmp_path_factory):
-    root = tmp_path_factory.mktemp("files")
-    win = build_window(QSettings(str(root / "s.ini"), QSettings.Format.IniFormat), workspace=root / "runs")
-    win.show()
-    wait_until(qapp, lambda: win.session.model is not None, 120)
-    yield win
-    win.close()
+    with shown_window(qapp, tmp_path_factory.mktemp("files")) as win:
+        yield win
 
 
 def test_a_full_pickle_loads_only_when_trusted(window, qtbot, monkeypatch, tmp_path):

@@ -11,9 +11,8 @@ import pytest
 from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QDialog, QMessageBox
 
-from tests.gui.conftest import wait_until
+from tests.gui.conftest import shown_window
 from workbench.config.model import ModelSpec
-from workbench.ui.app import build_window
 from workbench.ui.docks.open_model_dialog import ERROR_STYLE, OpenModelDialog
 
 YES, NO = QMessageBox.StandardButton.Yes, QMessageBox.StandardButton.No
@@ -21,13 +20,8 @@ YES, NO = QMessageBox.StandardButton.Yes, QMessageBox.StandardButton.No
 
 @pytest.fixture(scope="module")
 def window(qapp, tmp_path_factory):
-    root = tmp_path_factory.mktemp("open")
-    win = build_window(QSettings(str(root / "s.ini"), QSettings.Format.IniFormat), workspace=root / "runs")
-    win.show()
-    wait_until(qapp, lambda: win.session.model is not None, 120)
-    yield win
-    win.close()
-    assert win.running_threads() == []
+    with shown_window(qapp, tmp_path_factory.mktemp("open")) as win:
+        yield win
 
 
 @pytest.fixture(scope="module")

@@ -6,36 +6,29 @@ no window manager: full screen is then the screen's geometry, set by the window 
 from __future__ import annotations
 
 import pytest
-from PySide6.QtCore import QSettings, Qt
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QFont
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QTabBar
 
-from tests.gui.conftest import running_job_threads, wait_until
-from workbench.ui.app import build_window
+from tests.gui.conftest import shown_window, wait_until
 from workbench.ui.window_layout import PRESENTATION_SCALE
 
 
 @pytest.fixture(scope="module")
 def window(qapp, tmp_path_factory):
-    root = tmp_path_factory.mktemp("presentation")
-    win = build_window(QSettings(str(root / "settings.ini"), QSettings.Format.IniFormat), workspace=root / "runs")
-    win.show()
-    wait_until(qapp, lambda: win.session.model is not None, 120)
-    wait_until(qapp, lambda: not running_job_threads(), 120)  # the previews of the model are made
-    win.activateWindow()
-    session = win.session
-    session.update_config(method="invert", layer="relu3", image="digits:0", restarts=2, iters=6, fine_tune_iters=0,
-                          device="cpu", seed=0, frame_every=0)
-    done = []
-    session.job_finished.connect(done.append)
-    win.run_action.trigger()
-    wait_until(qapp, lambda: done and not session.busy, 120)
-    yield win
-    if win.presentation:
-        win.toggle_presentation(False)
-    win.close()
-    assert win.running_threads() == []
+    with shown_window(qapp, tmp_path_factory.mktemp("presentation")) as win:
+        win.activateWindow()
+        session = win.session
+        session.update_config(method="invert", layer="relu3", image="digits:0", restarts=2, iters=6, fine_tune_iters=0,
+                              device="cpu", seed=0, frame_every=0)
+        done = []
+        session.job_finished.connect(done.append)
+        win.run_action.trigger()
+        wait_until(qapp, lambda: done and not session.busy, 120)
+        yield win
+        if win.presentation:
+            win.toggle_presentation(False)
 
 
 def _press(window, key, modifier=Qt.KeyboardModifier.NoModifier) -> None:

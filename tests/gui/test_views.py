@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch.nn as nn
-from PySide6.QtCore import QPointF, QSettings, Qt
+from PySide6.QtCore import QPointF, Qt
 from PySide6.QtTest import QTest
 
 from tests.gui.conftest import wait_until
@@ -21,18 +21,9 @@ from workbench.ui.docks.energies_dock import EnergiesDock, symexp, symlog, symlo
 from workbench.ui.docks.filters_dock import FiltersDock
 from workbench.ui.docks.runs_dock import RunsDock
 from workbench.preview.reopen import read_run
-from workbench.ui.session import Session
 
 SHORT = dict(image="digits:0", restarts=2, iters=25, fine_tune_iters=0, seed=0, device="cpu", C=None,
              frame_every=10, snapshot_every=5)
-
-
-@pytest.fixture
-def session(qtbot, tmp_path):
-    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
-    s = Session(settings, workspace=tmp_path / "runs")
-    yield s
-    assert s.shutdown()
 
 
 def _view_to_widget(grid, x: float, y: float):

@@ -14,8 +14,7 @@ from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QApplication, QMessageBox
 
-from tests.gui.conftest import python_threads, running_job_threads, wait_until
-from workbench.ui.app import build_window
+from tests.gui.conftest import python_threads, shown_window, wait_until
 from workbench.ui.main_window import DOCKS
 
 SHORT = dict(method="invert", image="digits:0", restarts=1, iters=8, fine_tune_iters=0, seed=0, device="cpu",
@@ -24,18 +23,8 @@ SHORT = dict(method="invert", image="digits:0", restarts=1, iters=8, fine_tune_i
 
 @pytest.fixture(scope="module")
 def window(qapp, tmp_path_factory):
-    from PySide6.QtCore import QSettings
-
-    root = tmp_path_factory.mktemp("window")
-    settings = QSettings(str(root / "settings.ini"), QSettings.Format.IniFormat)
-    win = build_window(settings, workspace=root / "runs")
-    win.resize(1600, 1000)
-    win.show()
-    wait_until(qapp, lambda: win.session.model is not None, 120)
-    wait_until(qapp, lambda: not running_job_threads(), 120)  # the model's previews are made (a busy machine)
-    yield win
-    win.close()
-    assert win.running_threads() == []
+    with shown_window(qapp, tmp_path_factory.mktemp("window"), size=(1600, 1000)) as win:
+        yield win
 
 
 def run_and_wait(qtbot, window, signal="job_finished", **config):
