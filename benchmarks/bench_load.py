@@ -101,21 +101,22 @@ def _stepper(case: str, tmp: Path):
             return steps_per_second(train_filter_gan(config, runs=RunStore(tmp), out=folder(), model=model), seconds)
         return run, job_threads(model.input_size, 16)
 
-    from workbench.deformation.job import load_handle, load_images
+    from workbench.deformation.job import layers_to_measure, load_images
     from workbench.deformation.sensitivity import deformation_sensitivity
 
-    handle = load_handle("digits-vgg", device="cpu")
-    images = load_images("digits", 128, handle.input_size)
+    model = load_model("digits-vgg", device="cpu")
+    images = load_images("digits", 128, model.input_size)
+    layers = layers_to_measure(model)
 
     def run(seconds):
         start, count = time.perf_counter(), 0
         while count == 0 or time.perf_counter() - start < seconds:
-            for _ in deformation_sensitivity(handle.module, images, handle.layer_names, mean=handle.mean,
-                                             std=handle.std, seeds=[0], batch_size=64, device=torch.device("cpu")):
+            for _ in deformation_sensitivity(model.module, images, layers, mean=model.mean,
+                                             std=model.std, seeds=[0], batch_size=64, device=torch.device("cpu")):
                 pass
             count += 1
         return count * 2 * len(images) / (time.perf_counter() - start)   # a reference pass and one repeat
-    return run, job_threads(handle.input_size, 64)
+    return run, job_threads(model.input_size, 64)
 
 
 def main() -> None:

@@ -175,3 +175,34 @@ def test_auto_images_are_photos_for_a_colour_net_and_digits_for_a_grey_one():
     assert float(colour.std(dim=1).mean()) > 0.01          # colour photos: the channels differ
     grey = load_images("auto", 3, (1, 32, 32))
     assert torch.equal(grey, load_digits32("test")[0][:3])
+
+
+def test_the_job_measures_a_fresh_copy_of_the_model_it_is_handed_and_leaves_the_model_as_it_was(tmp_path):
+    """Issue 21: the deform job receives an opened model; ``--init`` measures a freshly initialised copy of it
+    (its own weights and truncations Φ_ℓ), never the weights handed in, which stay as they were."""
+    import json
+    from dataclasses import replace
+
+    from workbench.deformation.job import DeformConfig, deform_job, initialized
+    from workbench.models import from_module
+
+    model = from_module(cifar_vgg("maxpool"), name="cifar-vgg-maxpool", input_size=(1, 32, 32), mean=(0.5,), std=(0.25,))
+    weights = {k: v.clone() for k, v in model.module.state_dict().items()}
+    x = torch.rand(2, *model.input_size, generator=torch.Generator().manual_seed(0))
+    phi = model.truncate("relu1_1")  # cached on the model before a copy is made
+    fresh = initialized(model, "truncnormal", seed=3)
+    assert initialized(model, None) is model
+    assert (fresh.name, fresh.trained, fresh.source) == ("cifar-vgg-maxpool (truncnormal init)", False,
+                                                         "fresh truncnormal initialization, seed 3")
+    assert (fresh.input_size, fresh.mean, fresh.std, fresh.spec) == (model.input_size, model.mean, model.std, model.spec)
+    with torch.no_grad():
+        assert not torch.allclose(fresh.truncate("relu1_1")(x), phi(x))  # Φ_ℓ of the copy, not the model's
+        assert torch.equal(fresh.truncate("relu1_1")(x), initialized(model, "truncnormal", seed=3).truncate("relu1_1")(x))
+        assert not torch.equal(fresh.truncate("relu1_1")(x), initialized(model, "truncnormal", seed=4).truncate("relu1_1")(x))
+
+    config = DeformConfig(model=model.name, images="digits", n=2, seeds=1, seed=3, pairs=0)
+    with_init = run_job(deform_job(replace(config, init="truncnormal"), model=model, out=tmp_path / "init"))
+    handed_copy = run_job(deform_job(config, model=fresh, out=tmp_path / "copy"))
+    assert with_init["layers"] == handed_copy["layers"] and with_init["model"] == fresh.name
+    assert json.loads((tmp_path / "init" / "run.json").read_text())["model"]["trained"] is False
+    assert all(torch.equal(v, weights[k]) for k, v in model.module.state_dict().items())

@@ -105,21 +105,20 @@ def deformation_sensitivity(model: Any, *, out: str | Path | None = None, worksp
                             on_event: Callable | None = None, **options: Any) -> dict[str, Any]:
     """Normalized cosine distance per layer under random smooth deformations (Ruderman et al. 2018,
     sect. 2.1); the run's metrics (``layers``: layer, mean, std). ``options`` are DeformConfig fields."""
-    from workbench.deformation.job import deform_job, handle_from_loaded
+    from workbench.deformation.job import deform_job
     from workbench.jobs import run_job
 
     loaded_options, options = _split_model_options(options)
     loaded = open_model(model, **loaded_options)
     config = _config(DeformConfig, {**options, "model": loaded.name})
-    handle = handle_from_loaded(loaded, init=config.init, seed=config.seed)
-    return run_job(deform_job(config, out=_out(out), runs_root=_store(workspace).root, handle=handle), on_event)
+    return run_job(deform_job(config, model=loaded, out=_out(out), runs_root=_store(workspace).root), on_event)
 
 
 def smoothness(model: Any, *, init: str | None = None, seed: int = 0, **model_options: Any) -> list[dict[str, Any]]:
     """TV(W)/‖W‖₁ of every conv layer (Ruderman et al. 2018, sect. 4.1): ``[{layer, ntv}]``;
     ``init`` measures a fresh initialization (truncnormal, default or gaussian:SIGMA) instead."""
     from workbench import limits
-    from workbench.deformation.job import handle_from_loaded, smoothness_report
+    from workbench.deformation.job import initialized, smoothness_report
     from workbench.deformation.smoothness import parse_init
 
     limits.seed("seed", seed)
@@ -128,7 +127,7 @@ def smoothness(model: Any, *, init: str | None = None, seed: int = 0, **model_op
     loaded_options, rest = _split_model_options(model_options)
     if rest:
         raise UserError(f"smoothness() got unknown option(s) {', '.join(sorted(rest))}: it takes init and seed")
-    return smoothness_report(handle_from_loaded(open_model(model, **loaded_options), init=init, seed=seed))
+    return smoothness_report(initialized(open_model(model, **loaded_options), init, seed))
 
 
 def show(model: Any = None, **kwargs: Any):

@@ -72,7 +72,7 @@ def main() -> int:
 
 def _smoothness(runs: Path, size: str, dpi: int) -> None:
     """The Smoothness dock's figure (no CLI command writes it): smoothness_job on two models."""
-    from workbench.deformation.job import handle_from_loaded, smoothness_job, smoothness_plot_of_runs
+    from workbench.deformation.job import smoothness_job, smoothness_plot_of_runs
     from workbench.export.render import save
     from workbench.export.style import FigureStyle
     from workbench.jobs import run_job
@@ -85,8 +85,7 @@ def _smoothness(runs: Path, size: str, dpi: int) -> None:
         if (out / "metrics.json").is_file():
             results.append((name, json.loads((out / "metrics.json").read_text())))
             continue
-        handle = handle_from_loaded(load_model(name, device="cpu"))
-        results.append((name, run_job(smoothness_job(handle, out=out, figure=style))))
+        results.append((name, run_job(smoothness_job(load_model(name, device="cpu"), out=out, figure=style))))
     target = HERE / f"smoothness-{size}.png"
     target.unlink(missing_ok=True)
     save(smoothness_plot_of_runs(results, style), target, style)

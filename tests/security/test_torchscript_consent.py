@@ -197,11 +197,14 @@ def test_a_filtergan_run_naming_the_file_runs_no_code(capsys, hostile, marker, t
     assert not (tmp_path / "trav").exists()
 
 
-def test_a_deformation_handle_runs_no_code(hostile, marker):
-    from workbench.deformation.job import load_handle
+def test_the_deformation_jobs_callers_run_no_code(hostile, marker, tmp_path):
+    # the deform and smoothness jobs never open a model (issue 21): their callers open it, refusing here
+    from workbench.api import deformation_sensitivity, smoothness
 
     with pytest.raises(NeedsTrust):
-        load_handle(str(hostile))
+        deformation_sensitivity(str(hostile), n=2, workspace=tmp_path)
+    with pytest.raises(NeedsTrust):
+        smoothness(str(hostile))
     assert not marker.exists()
 
 

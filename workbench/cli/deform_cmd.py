@@ -80,7 +80,7 @@ def _deform(args) -> int:
     from dataclasses import replace
 
     from workbench.config import from_args
-    from workbench.deformation.job import check_config, deform_job, handle_from_loaded
+    from workbench.deformation.job import check_config, deform_job
     from workbench.deformation.tps import PRESETS
 
     config = from_args(DeformConfig, args, model=args.model, arch=args.arch)
@@ -88,9 +88,8 @@ def _deform(args) -> int:
         config = replace(config, grid=PRESETS[args.preset].grid, max_disp=PRESETS[args.preset].max_disp)
     check_config(config)
     out, store = output(args)
-    handle = handle_from_loaded(open_model(args), init=config.init, seed=config.seed)
-    metrics = drive(deform_job(config, out=out, runs_root=store.root, handle=handle, figure=figure_style(args)), "deform",
-                    quiet=args.quiet)
+    metrics = drive(deform_job(config, model=open_model(args), out=out, runs_root=store.root, figure=figure_style(args)),
+                    "deform", quiet=args.quiet)
     width = max(len(r["layer"]) for r in metrics["layers"])
     for row in metrics["layers"]:
         mean = "nan" if row["mean"] is None else f"{row['mean']:.4f}"
@@ -102,15 +101,14 @@ def _deform(args) -> int:
 def _smoothness(args) -> int:
     from workbench import limits
     from workbench.config import from_args
-    from workbench.deformation.job import handle_from_loaded, smoothness_report
+    from workbench.deformation.job import initialized, smoothness_report
     from workbench.deformation.smoothness import parse_init
 
     config = from_args(SmoothnessConfig, args, model=args.model)
     limits.seed("--seed", config.seed)
     if config.init is not None:
         parse_init(config.init)
-    handle = handle_from_loaded(open_model(args, device="cpu"), init=config.init, seed=config.seed)
-    rows = smoothness_report(handle)
+    rows = smoothness_report(initialized(open_model(args, device="cpu"), config.init, config.seed))
     if args.json:
         print(json.dumps(rows))
     else:

@@ -1,4 +1,8 @@
-"""The ``deform`` and ``smoothness`` jobs: load a model and images, measure, write a run folder.
+"""The ``deform`` and ``smoothness`` jobs: measure a model their caller opened, write a run folder.
+
+Both receive a :class:`~workbench.models.LoadedModel` (the CLI, the API and the window's workers
+open it through :func:`workbench.models.sources.open_model`) and never open one themselves
+(issue 21); :func:`initialized` derives a freshly initialised copy of it for ``--init``.
 
 ``metrics.json`` of a deform run holds ``layers``: a list in network order of
 ``{"layer", "mean", "std"}`` (normalized cosine distance over the repeats), plus the per-repeat
@@ -12,13 +16,11 @@ from __future__ import annotations
 
 import copy
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generator
 
 import numpy as np
 import torch
-import torch.nn as nn
 
 from workbench.config import to_dict
 from workbench.config.deformation import DeformConfig  # noqa: F401  (its home before the config package)
@@ -30,68 +32,33 @@ from workbench.errors import UserError
 from workbench.export.render import save_run_figure
 from workbench.export.style import FigureStyle
 from workbench.jobs import Artifact, CancelToken, Event, Log, Step
+from workbench.models.sources.loaded import LoadedModel
 from workbench.runs import Run, RunStore, finalise
 from workbench.threads import job_threads
 
 
-@dataclass
-class ModelHandle:
-    """What the measurements need of a model, whoever loaded it."""
-
-    name: str
-    module: nn.Module
-    input_size: tuple[int, int, int]
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
-    layer_names: list[str]
-    source: str = ""
-    notice: str | None = None
-    trained: bool = True
-    spec: dict[str, Any] | None = None
-
-    def facts(self) -> dict[str, Any]:
-        """What run.json records of the model (see ``LoadedModel.facts``)."""
-        facts = {"name": self.name, "trained": self.trained, "source": self.source, "notice": self.notice}
-        if self.spec is not None:
-            facts["spec"] = self.spec
-        return facts
+def layers_to_measure(model: LoadedModel) -> list[str]:
+    """The layers a deform run measures unless ``--layers`` names them: Ruderman et al.'s Fig. 3
+    layers (:func:`~workbench.deformation.features.default_layers`) where the model is one of their
+    CIFAR-style nets and its layer table has them all, else the input and every layer of the table."""
+    names = [info.name for info in model.layers()]
+    paper = default_layers(model.module)
+    if any(n.startswith("down") for n in paper) and all(n in names or n == INPUT for n in paper):
+        return paper
+    return names if INPUT in names else [INPUT] + names
 
 
-def load_handle(spec: str, *, arch: str | None = None, trust: bool = False, device: str | torch.device = "cpu",
-                init: str | None = None, seed: int = 0) -> ModelHandle:
-    """A model by zoo name or file, opened by ``workbench.models.load_model``.
+def initialized(model: LoadedModel, init: str | None, seed: int = 0) -> LoadedModel:
+    """``model`` itself where ``init`` is None, else a copy of it whose weights are a fresh ``init``
+    initialization (:func:`workbench.deformation.smoothness.initialize`) from ``seed``: named
+    "NAME (INIT init)", untrained, its source the initialization; ``model`` is left as it was."""
+    from workbench.deformation.smoothness import initialize
 
-    ``init`` re-initializes a copy (:func:`workbench.deformation.smoothness.initialize`) from ``seed``.
-    """
-    from workbench.models import load_model
-
-    return handle_from_loaded(load_model(spec, arch=arch, trust=trust, device=device, imports=trust), init=init, seed=seed)
-
-
-def handle_from_loaded(loaded, *, init: str | None = None, seed: int = 0) -> ModelHandle:
-    """A :class:`ModelHandle` for a ``workbench.models.LoadedModel`` (optionally a fresh init of a copy)."""
-    names = [info.name for info in loaded.layers()]
-    handle = ModelHandle(loaded.name, loaded.module, tuple(loaded.input_size), tuple(loaded.mean),
-                         tuple(loaded.std), names, loaded.source, loaded.notice, bool(loaded.trained),
-                         loaded.facts().get("spec") if hasattr(loaded, "facts") else None)
-    return _with_paper_layers(handle, init, seed, loaded.device)
-
-
-def _with_paper_layers(handle: ModelHandle, init: str | None, seed: int, device) -> ModelHandle:
-    paper = default_layers(handle.module)
-    if any(n.startswith("down") for n in paper) and all(n in handle.layer_names or n == INPUT for n in paper):
-        handle.layer_names = paper
-    elif INPUT not in handle.layer_names:
-        handle.layer_names = [INPUT] + list(handle.layer_names)
-    if init is not None:
-        from workbench.deformation.smoothness import initialize
-
-        handle.module = initialize(copy.deepcopy(handle.module).cpu(), init, seed).to(device).eval()
-        handle.name = f"{handle.name} ({init} init)"
-        handle.source = f"fresh {init} initialization, seed {seed}"
-        handle.trained = False
-        handle.notice = None
-    return handle
+    if init is None:
+        return model
+    module = initialize(copy.deepcopy(model.module).cpu(), init, seed).to(model.device).eval()
+    return model.with_module(module, name=f"{model.name} ({init} init)", trained=False, notice=None,
+                             source=f"fresh {init} initialization, seed {seed}")
 
 
 def image_source(source: str, input_size: tuple[int, int, int]) -> str:
@@ -269,52 +236,52 @@ def example_pairs(images: torch.Tensor, grid: int, max_disp: float, seed: int, c
     return out
 
 
-def deform_job(config: DeformConfig, *, out: str | Path | None = None, runs_root: str | Path | None = None,
-               cancel: CancelToken | None = None, handle: ModelHandle | None = None,
-               trust: bool = False, figure: FigureStyle | None = None) -> Generator[Event, None, dict]:
-    """Measure the per-layer deformation sensitivity and write a run folder; returns its metrics.
+def deform_job(config: DeformConfig, *, model: LoadedModel, out: str | Path | None = None,
+               runs_root: str | Path | None = None, cancel: CancelToken | None = None,
+               figure: FigureStyle | None = None) -> Generator[Event, None, dict]:
+    """Measure the per-layer deformation sensitivity of ``model`` and write a run folder; returns its metrics.
 
-    ``figure`` is the size of the run folder's figures (default: a page width).
-
-    ``trust`` (a pickled or TorchScript model file runs code when loaded) is the caller's
-    consent for this call only: it is not part of the config, so no run.json can grant it.
+    ``model`` is the model opened by the caller (a :class:`~workbench.models.LoadedModel` from
+    :func:`workbench.models.sources.open_model`, with the user's consent where it is code): a job
+    never opens a model itself (issue 21). With ``config.init`` the job measures a fresh
+    initialization of a copy of it (:func:`initialized`, seeded by ``config.seed``), never the
+    weights. ``figure`` is the size of the run folder's figures (default: a page width).
     """
     from workbench.device import describe, resolve_device
 
     cancel = cancel or CancelToken()
     check_config(config)
     device = resolve_device(config.device)
-    if handle is None:
-        handle = load_handle(config.model, arch=config.arch, trust=trust, device=device,
-                             init=config.init, seed=config.seed)
-    if handle.notice:
-        yield Log(handle.notice, "warning")
-    check_config(config, handle.input_size)
-    layers = list(config.layers) if config.layers else handle.layer_names
-    known = set(handle.layer_names) | {n for n, _ in handle.module.named_modules() if n}
+    model = initialized(model, config.init, config.seed)
+    if model.notice:
+        yield Log(model.notice, "warning")
+    check_config(config, model.input_size)
+    default = layers_to_measure(model)
+    layers = list(config.layers) if config.layers else default
+    known = set(default) | {n for n, _ in model.module.named_modules() if n}
     unknown = [n for n in layers if n not in known]
     if unknown:
-        raise UserError(f"unknown layer(s) {', '.join(unknown)} in {handle.name}: "
+        raise UserError(f"unknown layer(s) {', '.join(unknown)} in {model.name}: "
                         f"see `workbench layers --model {config.model}` for the names")
-    images = load_images(config.images, config.n, handle.input_size)
-    threads = job_threads(handle.input_size, config.batch_size)
-    run = RunStore(runs_root).create("deform", to_dict(config), describe(device), folder=out, model=handle.facts())
+    images = load_images(config.images, config.n, model.input_size)
+    threads = job_threads(model.input_size, config.batch_size)
+    run = RunStore(runs_root).create("deform", to_dict(config), describe(device), folder=out, model=model.facts())
     yield Artifact("run", str(run.path))
-    return (yield from finalise(run, _deform(config, handle, images, layers, device, cancel, run, figure),
+    return (yield from finalise(run, _deform(config, model, images, layers, device, cancel, run, figure),
                                 threads=threads))
 
 
-def _deform(config: DeformConfig, handle: ModelHandle, images, layers, device, cancel: CancelToken, run: Run,
+def _deform(config: DeformConfig, model: LoadedModel, images, layers, device, cancel: CancelToken, run: Run,
             figure: FigureStyle | None = None):
     seeds = [config.seed + k for k in range(config.seeds)]
     started = time.monotonic()
     result = yield from deformation_sensitivity(
-        handle.module, images, layers, mean=handle.mean, std=handle.std, grid=config.grid,
+        model.module, images, layers, mean=model.mean, std=model.std, grid=config.grid,
         max_disp=config.max_disp, seeds=seeds, batch_size=config.batch_size, device=device, cancel=cancel)
-    metrics = sensitivity_metrics(result, handle, config, images.shape[0], time.monotonic() - started)
+    metrics = sensitivity_metrics(result, model, config, images.shape[0], time.monotonic() - started)
     run.write_metrics(metrics)
     if len(result.values):
-        plot = sensitivity_plot([(handle.name, result)], sensitivity_title([(handle.name, metrics)]), style=figure)
+        plot = sensitivity_plot([(model.name, result)], sensitivity_title([(model.name, metrics)]), style=figure)
         yield Artifact("plot", str(save_run_figure(run, "sensitivity", plot, figure)))
     if config.pairs > 0:
         examples = deformation_examples(images, config.grid, config.max_disp, seeds[0], config.pairs)
@@ -325,15 +292,15 @@ def _deform(config: DeformConfig, handle: ModelHandle, images, layers, device, c
     return metrics
 
 
-def _untrained(handle: ModelHandle) -> str:
+def _untrained(model: LoadedModel) -> str:
     """A title's warning for weights that were never trained (a chosen fresh init says so itself)."""
-    return untrained_mark(handle.name, handle.trained)
+    return untrained_mark(model.name, model.trained)
 
 
-def sensitivity_metrics(result: SensitivityResult, handle: ModelHandle, config: DeformConfig, n: int,
+def sensitivity_metrics(result: SensitivityResult, model: LoadedModel, config: DeformConfig, n: int,
                         seconds: float) -> dict[str, Any]:
     return {
-        "model": handle.name, "trained": handle.trained, "source": handle.source, "n_images": n, "grid": config.grid,
+        "model": model.name, "trained": model.trained, "source": model.source, "n_images": n, "grid": config.grid,
         "max_disp": config.max_disp, "seeds": result.seeds, "complete": result.complete,
         "layers": result.table(),
         "per_seed": [[None if not np.isfinite(v) else float(v) for v in row] for row in result.values],
@@ -342,20 +309,21 @@ def sensitivity_metrics(result: SensitivityResult, handle: ModelHandle, config: 
     }
 
 
-def smoothness_report(handle: ModelHandle) -> list[dict[str, Any]]:
+def smoothness_report(model: LoadedModel) -> list[dict[str, Any]]:
+    """TV(W)/‖W‖₁ of each conv layer of ``model`` (Ruderman et al. 2018, sect. 4.1): ``[{layer, ntv}]``."""
     from workbench.deformation.smoothness import filter_smoothness
 
-    layers = filter_smoothness(handle.module)
+    layers = filter_smoothness(model.module)
     if not layers:
-        raise UserError(f"{handle.name} has no convolution layers with a spatial kernel to measure")
+        raise UserError(f"{model.name} has no convolution layers with a spatial kernel to measure")
     return [{"layer": s.layer, "ntv": s.ntv} for s in layers]
 
 
-def init_level(handle: ModelHandle, seed: int = 0) -> float:
+def init_level(model: LoadedModel, seed: int = 0) -> float:
     """Mean NTV of a fresh truncated-normal initialization of the same architecture (the dotted line)."""
     from workbench.deformation.smoothness import filter_smoothness, initialize
 
-    fresh = initialize(copy.deepcopy(handle.module).cpu(), "truncnormal", seed)
+    fresh = initialize(copy.deepcopy(model.module).cpu(), "truncnormal", seed)
     values = [s.ntv for s in filter_smoothness(fresh)]
     return float(np.mean(values)) if values else float("nan")
 
@@ -386,26 +354,26 @@ def smoothness_plot_of_runs(results: list[tuple[str, dict[str, Any]]], style: Fi
                             for label, m in results], float(np.mean(levels)) if levels else None, False, style)
 
 
-def smoothness_job(handle: ModelHandle, *, out: str | Path | None = None, runs_root: str | Path | None = None,
+def smoothness_job(model: LoadedModel, *, out: str | Path | None = None, runs_root: str | Path | None = None,
                    cancel: CancelToken | None = None, figure: FigureStyle | None = None) -> Generator[Event, None, dict]:
-    """NTV per conv layer of ``handle`` and of a fresh initialization; writes a run folder (its
-    figure at the size ``figure``, default a page width)."""
+    """NTV per conv layer of ``model`` (opened by the caller, like :func:`deform_job`'s) and of a
+    fresh initialization; writes a run folder (its figure at the size ``figure``, default a page width)."""
     cancel = cancel or CancelToken()
-    run = RunStore(runs_root).create("smoothness", {"model": handle.name, "source": handle.source}, "cpu", folder=out,
-                                     model=handle.facts())
+    run = RunStore(runs_root).create("smoothness", {"model": model.name, "source": model.source}, "cpu", folder=out,
+                                     model=model.facts())
     yield Artifact("run", str(run.path))
-    return (yield from finalise(run, _smoothness(handle, cancel, run, figure), threads=1))
+    return (yield from finalise(run, _smoothness(model, cancel, run, figure), threads=1))
 
 
-def _smoothness(handle: ModelHandle, cancel: CancelToken, run: Run, figure: FigureStyle | None = None):
-    rows = smoothness_report(handle)
+def _smoothness(model: LoadedModel, cancel: CancelToken, run: Run, figure: FigureStyle | None = None):
+    rows = smoothness_report(model)
     yield Step(1, 2, stage="weights")
     cancel.check()
-    level = init_level(handle)
+    level = init_level(model)
     yield Step(2, 2, stage="initialization")
-    metrics = {"model": handle.name, "trained": handle.trained, "source": handle.source, "layers": rows,
+    metrics = {"model": model.name, "trained": model.trained, "source": model.source, "layers": rows,
                "init_ntv": level}
     run.write_metrics(metrics)
-    save_run_figure(run, "smoothness", smoothness_plot([(handle.name, rows)], level, untrained=bool(_untrained(handle)),
+    save_run_figure(run, "smoothness", smoothness_plot([(model.name, rows)], level, untrained=bool(_untrained(model)),
                                                        style=figure), figure)
     return metrics

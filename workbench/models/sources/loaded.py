@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import difflib
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -184,6 +184,13 @@ class LoadedModel:
         top = p.topk(min(int(k), p.shape[1]), dim=1)
         return [[Prediction(int(i), self.class_names[int(i)], float(v)) for v, i in zip(values, indices)]
                 for values, indices in zip(top.values.cpu(), top.indices.cpu())]
+
+    def with_module(self, module: nn.Module, **changes: Any) -> "LoadedModel":
+        """This model around another ``module`` of the same architecture (e.g. freshly initialised
+        weights): the same input, normalisation, classes and spec, ``changes`` to the other fields
+        (name, source, trained, ...), and its own layer table and truncations (Φ_ℓ of ``module``,
+        never of this model's)."""
+        return replace(self, module=module, _layers=None, _truncations={}, _lock=threading.RLock(), **changes)
 
     def to(self, device: str | torch.device) -> "LoadedModel":
         device = torch.device(device)

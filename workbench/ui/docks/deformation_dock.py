@@ -257,18 +257,13 @@ class DeformationDock(LayerPlotDock):
         root = self.session.store.root
 
         def factory(cancel):
-            from workbench.deformation.job import DeformConfig, deform_job, handle_from_loaded
+            from workbench.deformation.job import deform_job
 
-            device = str(model.device)
-            handles = [handle_from_loaded(model)]
-            if with_init:
-                handles.append(handle_from_loaded(model, init="truncnormal", seed=0))
             out = []
-            for handle in handles:
-                config = DeformConfig(model=model.name, images="auto", device=device,
-                                      init="truncnormal" if handle is not handles[0] else None, **settings)
-                metrics = yield from deform_job(config, runs_root=root, cancel=cancel, handle=handle)
-                out.append((handle.name, metrics))
+            for init in (None, "truncnormal") if with_init else (None,):  # the job re-initialises a copy
+                config = DeformConfig(model=model.name, images="auto", device=str(model.device), init=init, **settings)
+                metrics = yield from deform_job(config, model=model, runs_root=root, cancel=cancel)
+                out.append((metrics["model"], metrics))
                 if not metrics["complete"]:
                     break
             return out

@@ -76,9 +76,9 @@ class SmoothnessDock(LayerPlotDock):
         root = self.session.store.root
 
         def factory(cancel):
-            from workbench.deformation.job import handle_from_loaded, smoothness_job
+            from workbench.deformation.job import smoothness_job
 
-            metrics = yield from smoothness_job(handle_from_loaded(model), runs_root=root, cancel=cancel)
+            metrics = yield from smoothness_job(model, runs_root=root, cancel=cancel)
             return model.name, metrics
 
         self.add_button.setEnabled(False)
