@@ -202,17 +202,31 @@ def read_mds(path: str | Path) -> dict[str, np.ndarray]:
 
 
 def mds_job(path: str | Path, cancel: CancelToken):
-    """``(path, table, colours, title)``: the run's MDS table with a colour per real filter and the
-    figure's title (its layer and whether the model was trained, from run.json), or
-    ``(path, None, None, "")`` for a run not evaluated yet."""
+    """``(path, table, colours, title, evaluation)``: the run's MDS table with a colour per real
+    filter, the figure's title (its layer and whether the model was trained, from run.json) and the
+    sect. 5.2 evaluation stored beside it (:func:`stored_evaluation`), or ``(path, None, None, "", None)``
+    for a run not evaluated yet."""
     from workbench.filtergan.plots import palette
 
     cancel.check()
     if not (Path(path) / "tensors" / "mds.safetensors").is_file():
-        return str(path), None, None, ""
+        return str(path), None, None, "", None
     data = read_mds(path)
     return (str(path), data, palette(int(data["real_index"].max()) + 1 if len(data["real_index"]) else 1),
-            mds_figure_title(path, data))
+            mds_figure_title(path, data), stored_evaluation(path))
+
+
+def stored_evaluation(path: str | Path) -> dict | None:
+    """The sect. 5.2 evaluation a filter-GAN run folder holds (its metrics.json), or None where it
+    holds none or a damaged one."""
+    from workbench.errors import UserError
+    from workbench.runs import read_json
+
+    try:
+        metrics = read_json(Path(path) / "metrics.json", "metrics.json")
+    except UserError:
+        return None
+    return metrics if isinstance(metrics, dict) and "accuracy_generated" in metrics else None
 
 
 def mds_figure_title(path: str | Path, data: dict[str, np.ndarray]) -> str:

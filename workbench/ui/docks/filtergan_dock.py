@@ -247,18 +247,6 @@ class FilterGanDock(BaseDock):
         self.evaluation = None
         self.mds_view.say(message)
 
-    def _show_stored_evaluation(self, path: str) -> None:
-        """The evaluation a run folder already holds (its metrics.json), if any."""
-        from workbench.errors import UserError
-        from workbench.runs import read_json
-
-        try:
-            metrics = read_json(Path(path) / "metrics.json", "metrics.json")
-        except UserError:
-            return
-        if isinstance(metrics, dict) and "accuracy_generated" in metrics:
-            self.show_evaluation(metrics)
-
     def _on_stopped(self) -> None:
         for b in (self.train_view.train_button, self.mds_view.eval_button):
             b.setEnabled(True)
@@ -273,7 +261,7 @@ class FilterGanDock(BaseDock):
         self._mds_slot.request(lambda cancel: mds_job(path, cancel))
 
     def _on_mds_ready(self, result) -> None:
-        path, data, colours, title = result
+        path, data, colours, title, evaluation = result
         if path != self.run_path:
             return  # another run was opened meanwhile
         if data is None:
@@ -282,7 +270,8 @@ class FilterGanDock(BaseDock):
         self.mds = data
         self.mds_title = title
         self.mds_view.show_points(data, colours)
-        self._show_stored_evaluation(path)
+        if evaluation is not None:  # read with the table, on the worker
+            self.show_evaluation(evaluation)
         self.mds_shown.emit(path)
 
     def _on_mds_failed(self, message: str) -> None:
