@@ -164,7 +164,8 @@ class Ours:
             self.problem.T, self.problem.stretch = 1, False
             self.step_ = visualise.setup(config, self.problem, self.parametrisation, lr, [[0]], [self.g], None,
                                          torch.device("cpu"), classes=layer == model.layers()[-1].name)[0]
-            self.energy = visualise.energy(self.problem, config.alpha, config.beta, B, self.V)
+            self.energy = visualise.energy(self.problem, config.alpha, config.beta, B, self.V,
+                                           priors=visualise.prior_weight(config, model.input_size))
 
     def step(self) -> None:
         from workbench.preimage.solve import algorithm1_step

@@ -181,7 +181,8 @@ def _solve(config: PreimageConfig, model, layer, device, cancel, run: Run, figur
         optimizers = visualise.setup(config, problem, parametrisation, lr, groups, generators, x0, device,
                                      classes=quality.is_class_output(model, layer))
         xs = [opt.x for opt in optimizers]
-        terms_sum = visualise.energy(problem, config.alpha, config.beta, B, V, config.diversity)
+        terms_sum = visualise.energy(problem, config.alpha, config.beta, B, V, config.diversity,
+                                     priors=visualise.prior_weight(config, model.input_size))
     else:
         eta0 = initial_learning_rate(B, config.alpha, area=xs[0].shape[-2] * xs[0].shape[-1])
         optimizers = [PreimageOptimizer(x, eta0, B_plus) for x in xs]

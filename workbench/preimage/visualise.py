@@ -40,6 +40,7 @@ class Preset:
     transforms: str
     lr: dict          # Adam's step per parametrisation
     keep_every: int = 0   # score the restarts' images every N steps and return the best (0: the last)
+    priors: float = 1.0   # weight of the paper's R_α + R_TV^β in the energy (0: the data term alone, as Lucid's)
 
 
 #: IJCV 2016: pixels, the jitter of eq. 7, Algorithm 1 (Adam steps only if another parametrisation is asked for).
@@ -47,16 +48,25 @@ PAPER = Preset("pixels", "jitter", {"fourier": 0.05, "maco": 0.1})
 #: Measured best for activation maximisation on efficientnet-lite0 at 224² (docs/fidelity.md,
 #: "Feature visualisation"; benchmarks/feature_vis.py): Lucid's Fourier parametrisation with
 #: decorrelated colour, Lucid's transforms with scales down to 0.5 and a random blur (σ ≤ 1 px),
-#: Adam at Lucent's 0.05, under the paper's priors, keeping each restart's most robust iterate
-#: (scored every 8 steps, :class:`Robustness`). MACO (Adam 0.1) needs more iterations than an equal-time budget gives it here:
+#: Adam at Lucent's 0.05, keeping each restart's most robust iterate (scored every 8 steps,
+#: :class:`Robustness`), and without the paper's priors (``priors=0``: the data term alone, as Lucid's): on 8
+#: classes × 2 seeds, 96 iterations each, the priors' weight 1 → 0 took the judge's p from 0.34 to 0.43 and
+#: the iterations to a blurred p ≥ 0.9 from 42 to 36 (Lucent: 0.39, 40; docs/fidelity.md, "No priors").
+#: MACO (Adam 0.1) needs more iterations than an equal-time budget gives it here:
 #: at 20 s per image (32–72 iterations on the shared CPUs) its blurred p was 0.82/0.08/0.00 on
 #: goldfish/tree frog/black swan against Fourier's 0.99/0.46/0.85. Also measured against it and kept
 #: out, as none won on both the blurred and the judge's p at equal wall time: Adam 0.1 early with a
 #: cosine decay to 0.05, coarse-to-fine (the spectrum's cut-off rising to Nyquist over 48 steps),
-#: the priors' weight × 0, × 0.3 and × 3, and two transformed copies per step (1.8× the s/iter)
+#: the priors' weight × 0.3 and × 3, and two transformed copies per step (1.8× the s/iter)
 #: (docs/fidelity.md, "Candidates for natural").
-NATURAL = Preset("fourier", "natural", {"fourier": 0.05, "maco": 0.1}, keep_every=8)
+NATURAL = Preset("fourier", "natural", {"fourier": 0.05, "maco": 0.1}, keep_every=8, priors=0.0)
 PRESETS = {"paper": PAPER, "natural": NATURAL}
+
+
+def prior_weight(config, input_size: tuple[int, int, int]) -> float:
+    """The weight of the paper's priors in a parametrised run's energy: the preset's for a maximisation,
+    1 (the paper's eq. 7) for inversion and caricature, which keep the paper's formulation."""
+    return PRESETS[resolve_preset(config, input_size)].priors if config.method == "maximize" else 1.0
 
 
 def choices(config, input_size: tuple[int, int, int]) -> tuple[str, str, str, float | None]:
@@ -79,6 +89,17 @@ class _Data(Term):
         return self.problem.loss(code)
 
 
+def per_image(phi, x: torch.Tensor) -> torch.Tensor:
+    """Φ of a batch, one image at a time, so that a batch of restarts gets the numbers it gets one by one
+    ("same seed, same numbers on every schedule"): a batched convolution rounds differently (by 1.6e-6 on
+    digits-vgg's logits), and with no prior pulling the image back, Adam's normalised steps carry that
+    rounding into visibly different images (the natural preset's 60 iterations on digits-vgg: up to 0.27
+    apart, sequential vs batched; agreeing bit for bit one image at a time)."""
+    if x.shape[0] == 1:
+        return phi(x)
+    return torch.cat([phi(x[i:i + 1]) for i in range(x.shape[0])])
+
+
 class Robustness:
     """How well each image of a batch keeps its target, also when it is seen less sharply: the target's
     value on the image itself, blurred (Gaussian, σ = :func:`~workbench.preimage.quality.blur_sigma` of
@@ -97,7 +118,7 @@ class Robustness:
         problem = self.problem
         p = problem.to_pixels(x).clamp(0.0, 1.0)
         views = torch.cat([p, gaussian_blur(p, blur_sigma(tuple(p.shape[-2:]))), half_resolution(p)])
-        code = problem.code(255.0 * (views - problem.mean))
+        code = per_image(problem.code, 255.0 * (views - problem.mean))
         if self.classes:
             target = problem.phi0.flatten(1).argmax(1)
             value = code.float().flatten(1).log_softmax(1)[:, int(target[0])]
@@ -166,7 +187,7 @@ class NaturalStep:
         p = self.P.image(self.theta)
         seen = p if not transform or transforms.identity else transforms(p, self.generators, problem.size)
         x = self.to_units(p)
-        parts = energy.parts(problem.code(self.to_units(seen)), x)
+        parts = energy.parts(per_image(problem.code, self.to_units(seen)), x)
         total = sum(parts.values())
         total.sum().backward()
         self.optimizer.step()
@@ -182,9 +203,14 @@ class NaturalStep:
                 "image": x.detach()}
 
 
-def energy(problem, alpha: float, beta: float, B: float, V: float, diversity: float = 0.0) -> Sum:
-    """Eq. 7 as terms: R_α + R_TV^β + C·ℓ (+ λ·diversity across the restarts of a group)."""
-    terms: tuple[Term, ...] = (AlphaPrior(alpha, B), TVPrior(beta, V), _Data(problem, problem.C))
+def energy(problem, alpha: float, beta: float, B: float, V: float, diversity: float = 0.0,
+           priors: float = 1.0) -> Sum:
+    """Eq. 7 as terms: priors · (R_α + R_TV^β) + C·ℓ (+ λ·diversity across the restarts of a group).
+    ``priors`` is 1 for the paper's energy; the natural preset's 0 leaves C·ℓ alone, the energy Lucid
+    and Lucent maximise (with Adam, C only scales the step's gradient, which Adam normalises)."""
+    terms: tuple[Term, ...] = (_Data(problem, problem.C),)
+    if priors > 0:
+        terms = (AlphaPrior(alpha, B) * priors, TVPrior(beta, V) * priors) + terms
     if diversity > 0:
         terms += (Diversity() * diversity,)
     return Sum(terms)
