@@ -41,13 +41,13 @@ def test_sweep_grid_fills_in_and_a_cell_reopens(qapp, session):
         assert all(dock.table.item(i, 4).text() for i in range(2))
         assert (dock.out / "results.csv").is_file()
         # the sweep's figure (layers × C, the paper's Fig. 6) is drawn and shown in the dock's Figure tab
-        wait_until(qapp, lambda: dock._figure is not None and not dock._figure_slot.busy, timeout=120)
+        wait_until(qapp, lambda: dock.figure.image is not None and not dock._figure_slot.busy, timeout=120)
         assert (dock.out / "fig6.png").is_file()
         dock.views.setCurrentWidget(dock.figure)
         dock.resize(640, 480)
         dock.show()
         qapp.processEvents()
-        dock._fit_figure()
+        dock.figure.fit()
         shown = dock.figure.pixmap()
         assert not shown.isNull() and shown.width() > 100 and shown.height() > 50
         import numpy as np

@@ -6,14 +6,14 @@ repeats. Measurements run as jobs on the dock's own slot and write run folders."
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtCore import QSignalBlocker, Qt
-from PySide6.QtGui import QImage, QPixmap
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QGridLayout, QHBoxLayout, QLabel, QProgressBar,
-                               QPushButton, QSizePolicy, QVBoxLayout, QWidget)
+from PySide6.QtCore import QSignalBlocker
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QGridLayout, QHBoxLayout, QProgressBar, QPushButton,
+                               QSizePolicy, QVBoxLayout, QWidget)
 
 from workbench.config.deformation import DeformConfig
 from workbench.ui.docks.layer_plot_dock import LayerPlotDock
 from workbench.ui.widgets.failure_banner import FailureBanner, window_words
+from workbench.ui.widgets.image_label import ImageLabel
 from workbench.ui.widgets.layer_plot import LayerPlot
 from workbench.ui.widgets.number_box import double_spin_box, spin_box
 from workbench.ui.widgets.scroll_column import ScrollColumn
@@ -56,14 +56,6 @@ def memory_limit() -> int:
     return int(min(MAX_REPRESENTATION_BYTES, MEMORY_SHARE * available_memory()[0]))
 
 
-def to_pixmap(rgb: np.ndarray) -> QPixmap:
-    """An RGB uint8 (H, W, 3) array as a pixmap (the pixmap owns a copy)."""
-    arr = np.ascontiguousarray(rgb, dtype=np.uint8)
-    h, w = arr.shape[:2]
-    image = QImage(arr.data, w, h, 3 * w, QImage.Format.Format_RGB888)
-    return QPixmap.fromImage(image.copy())
-
-
 class DeformationDock(LayerPlotDock):
     title = "Deformation"
     export_name = "deformation.png"
@@ -97,13 +89,10 @@ class DeformationDock(LayerPlotDock):
         form.addRow("repeats (seeds)", self.seeds)
         form.addRow("layers", self.layer_stride)
         form.addRow("", self.with_init)
-        self.preview = QLabel("load a model to see a deformation")
-        self.preview.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.preview.setWordWrap(True)
+        # the image is scaled to the label: it never sets the dock's width
+        self.preview = ImageLabel("load a model to see a deformation", max_height=220,
+                                  vertical=QSizePolicy.Policy.Preferred)
         self.preview.setMinimumHeight(110)
-        # the pixmap is scaled to the label (see resizeEvent): it never sets the dock's width
-        self.preview.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
-        self._preview_pixmap: QPixmap | None = None
         self.preview.setToolTip("original | deformed | displacement arrows (tail: where the value is read)")
         left.addWidget(self.preview, 1)
         buttons = QGridLayout()
@@ -223,22 +212,7 @@ class DeformationDock(LayerPlotDock):
         self._preview_slot.request(job)
 
     def _on_preview_ready(self, rgb) -> None:
-        self._preview_pixmap = to_pixmap(rgb)
-        self._fit_preview()
-
-    def _fit_preview(self) -> None:
-        """The preview at the label's size (at most 220 px tall), never wider than the label."""
-        pix = self._preview_pixmap
-        if pix is None:
-            return
-        height = max(40, min(220, self.preview.height()))
-        width = max(40, self.preview.width())
-        self.preview.setPixmap(pix.scaled(width, height, Qt.AspectRatioMode.KeepAspectRatio,
-                                          Qt.TransformationMode.SmoothTransformation))
-
-    def resizeEvent(self, event) -> None:
-        super().resizeEvent(event)
-        self._fit_preview()
+        self.preview.show_image(rgb)
 
     # --- measuring ---------------------------------------------------------------------------
     def measure(self) -> bool:

@@ -14,14 +14,14 @@ import math
 from contextlib import nullcontext
 from pathlib import Path
 
-import numpy as np
 from PySide6.QtCore import QFileSystemWatcher, QSignalBlocker, QSortFilterProxyModel, Qt, QTimer, QUrl, Signal
-from PySide6.QtGui import QDesktopServices, QImage, QPixmap, QStandardItem, QStandardItemModel
+from PySide6.QtGui import QDesktopServices, QStandardItem, QStandardItemModel
 from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QHBoxLayout, QHeaderView, QLabel, QLineEdit,
                                QPlainTextEdit, QPushButton, QSplitter, QTableView, QVBoxLayout, QWidget)
 
 from workbench.preview.runs import details_job, scan_table_job
 from workbench.ui.docks import BaseDock
+from workbench.ui.widgets.image_label import to_pixmap
 from workbench.ui.worker import LatestJobSlot
 
 STATUS_MARK = {"done": "✓", "running": "…", "cancelled": "⨯", "failed": "!", "interrupted": "↯", "unreadable": "⚠"}
@@ -374,10 +374,3 @@ class RunsDock(BaseDock):
 
     def shutdown(self, timeout_ms: int | None = None) -> bool:
         return self._scan_slot.shutdown(timeout_ms) & self._details_slot.shutdown(timeout_ms)
-
-
-def to_pixmap(rgb: np.ndarray) -> QPixmap:
-    """An RGB uint8 (H, W, 3) array as a pixmap (the pixmap owns a copy)."""
-    arr = np.ascontiguousarray(rgb, dtype=np.uint8)
-    h, w = arr.shape[:2]
-    return QPixmap.fromImage(QImage(arr.data, w, h, 3 * w, QImage.Format.Format_RGB888).copy())

@@ -21,7 +21,6 @@ from types import SimpleNamespace
 
 import numpy as np
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QImage, QPixmap
 from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QFormLayout, QHBoxLayout, QHeaderView, QLabel,
                                QLineEdit, QListWidget, QListWidgetItem, QPushButton, QSizePolicy,
                                QTableWidget, QTableWidgetItem, QTabWidget, QVBoxLayout, QWidget)
@@ -29,6 +28,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QFormLayout, QHBoxL
 from workbench.errors import UserError
 from workbench.ui.docks import BaseDock
 from workbench.ui.widgets.failure_banner import FailureBanner, window_words
+from workbench.ui.widgets.image_label import ImageLabel
 from workbench.ui.widgets.number_box import spin_box
 from workbench.ui.worker import JobRunner, LatestJobSlot
 
@@ -201,12 +201,8 @@ class SweepsDock(BaseDock):
         layout.addWidget(self.failure)
         self.views = QTabWidget()
         self.views.addTab(self.table, "Cells")
-        self.figure = QLabel("the figure (layers × C, as the paper's Fig. 6) appears when an inversion sweep is done")
-        self.figure.setWordWrap(True)
-        self.figure.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.figure.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Ignored)
+        self.figure = ImageLabel("the figure (layers × C, as the paper's Fig. 6) appears when an inversion sweep is done")
         self.figure.setMinimumSize(120, 80)
-        self._figure: QPixmap | None = None
         self.views.addTab(self.figure, "Figure")
         layout.addWidget(self.views, 1)
         self.setWidget(body)
@@ -390,23 +386,9 @@ class SweepsDock(BaseDock):
     def show_figure(self, rgb) -> None:
         """The sweep's Fig. 6 layout in the Figure tab (fitted to the tab, aspect kept)."""
         if rgb is None:
-            self._figure = None
-            self.figure.setPixmap(QPixmap())
-            self.figure.setText("no figure: the layers × C figure needs finished inversions")
-            return
-        arr = np.ascontiguousarray(rgb, dtype=np.uint8)
-        h, w = arr.shape[:2]
-        self._figure = QPixmap.fromImage(QImage(arr.data, w, h, 3 * w, QImage.Format.Format_RGB888).copy())
-        self._fit_figure()
-
-    def _fit_figure(self) -> None:
-        if self._figure is not None and self.figure.width() > 10 and self.figure.height() > 10:
-            self.figure.setPixmap(self._figure.scaled(self.figure.size(), Qt.AspectRatioMode.KeepAspectRatio,
-                                                      Qt.TransformationMode.SmoothTransformation))
-
-    def resizeEvent(self, event) -> None:
-        super().resizeEvent(event)
-        self._fit_figure()
+            self.figure.show_text("no figure: the layers × C figure needs finished inversions")
+        else:
+            self.figure.show_image(rgb)
 
     def _on_stopped(self) -> None:
         self.run_button.setEnabled(True)
