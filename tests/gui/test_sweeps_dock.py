@@ -23,6 +23,34 @@ def session(qapp, tmp_path):
     s.shutdown()
 
 
+def test_a_hostile_list_is_one_line_and_never_expanded(qapp, session, tmp_path):
+    """The C, seeds and channels fields are read by the configs' own parsers: a billion seeds is refused
+    by its count before any range is expanded (the window's own parser built the whole list)."""
+    from workbench.ui.docks.atlas_dock import AtlasDock
+    from workbench.ui.docks.sweeps_dock import SweepsDock
+
+    dock, atlas = SweepsDock(session), AtlasDock(session)
+    try:
+        dock.set_ticked(["relu1"])
+        dock.C.setText("1,20")
+        dock.seeds.setText("0-999999999")
+        assert not dock.start()
+        assert "names 1,000,000,000 numbers; the limit is 100,000" in dock.status.text(), dock.status.text()
+        dock.seeds.setText("0")
+        dock.C.setText("1,twenty")
+        assert not dock.start() and "C takes comma-separated numbers" in dock.status.text(), dock.status.text()
+        dock.C.setText("")  # empty: the paper's per-layer preset
+        assert dock.sweep_config(tmp_path / "probe").C is None
+        wait_until(qapp, lambda: not atlas.loader.running)
+        atlas.layer.setCurrentText("relu1")
+        wait_until(qapp, lambda: not atlas.loader.running)
+        atlas.channels_edit.setText("3-1")
+        assert not atlas.start() and "channels: the range 3-1 ends before it starts" in atlas.status.text()
+        assert not list((tmp_path / "runs").glob("sweeps/*")), "nothing is written for a refused grid"
+    finally:
+        assert dock.shutdown() and atlas.shutdown()
+
+
 def test_sweep_grid_fills_in_and_a_cell_reopens(qapp, session):
     from workbench.ui.docks.sweeps_dock import SweepsDock
 

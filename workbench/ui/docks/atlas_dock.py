@@ -22,9 +22,10 @@ from PySide6.QtCore import QSignalBlocker, Qt, Signal
 from PySide6.QtWidgets import (QComboBox, QGraphicsRectItem, QHBoxLayout, QLabel, QLineEdit, QPushButton,
                                QSizePolicy, QVBoxLayout, QWidget)
 
+from workbench.config import parse_ints
 from workbench.errors import UserError
 from workbench.ui.docks import BaseDock
-from workbench.ui.docks.sweeps_dock import SWEEP_ONLY, executors, outcome_row, parse_numbers
+from workbench.ui.docks.sweeps_dock import SWEEP_ONLY, executors, outcome_row, parse_list
 from workbench.ui.widgets.image_grid import ImageGridWidget
 from workbench.ui.widgets.number_box import spin_box
 from workbench.ui.worker import JobRunner
@@ -325,7 +326,7 @@ class AtlasDock(BaseDock):
         spec = self.session.model_to_reopen()[0]  # the loaded model's whole spec, not its bare name
         folder = self.current_folder()
         config = AtlasConfig(model=spec.model, model_options=options_of(spec), layer=layer,
-                             channels=parse_numbers(self.channels_edit.text(), int) or None,
+                             channels=parse_list(self.channels_edit.text(), parse_ints, "channels"),
                              channel_mean=bool(cfg.get("channel_mean")), seed=int(cfg.get("seed") or 0),
                              iters=self.iters.value(), device=str(cfg.get("device") or "auto"),
                              executor=self.executor.currentText(), resume=True, out=str(folder))

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import importlib.util
-import re
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +24,8 @@ from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QFormLayout, QHBoxL
                                QLineEdit, QListWidget, QListWidgetItem, QPushButton, QSizePolicy,
                                QTableWidget, QTableWidgetItem, QTabWidget, QVBoxLayout, QWidget)
 
+from workbench.config import parse_ints
+from workbench.config.parse import parse_floats
 from workbench.errors import UserError
 from workbench.ui.docks import BaseDock
 from workbench.ui.widgets.failure_banner import FailureBanner, window_words
@@ -44,18 +45,10 @@ def executors() -> list[str]:
     return ["local", "process"] + (["ray"] if importlib.util.find_spec("ray") is not None else [])
 
 
-def parse_numbers(text: str, kind=float) -> tuple:
-    """``1,20,300`` (floats) or ``0,2-4`` (ints) into a tuple; UserError if not numbers."""
-    out: list = []
-    for part in (p.strip() for p in text.split(",")):
-        if not part:
-            continue
-        m = re.fullmatch(r"(\d+)\s*-\s*(\d+)", part) if kind is int else None
-        try:
-            out += list(range(int(m.group(1)), int(m.group(2)) + 1)) if m else [kind(part)]
-        except ValueError:
-            raise UserError(f"not a number: {part!r}") from None
-    return tuple(out)
+def parse_list(text: str, parse, field: str):
+    """A comma-separated field's numbers by the configs' own parser (``parse_ints`` or
+    ``parse_floats``, whose limits and messages apply), or None where the field is empty."""
+    return parse(field, text) if text.strip() else None
 
 
 def cell_value(row: dict[str, Any]) -> str:
@@ -262,7 +255,7 @@ class SweepsDock(BaseDock):
             models=(spec.model,), model_options=options_of(spec), method=method, layers=layers,
             channels=(int(channel),) if method == "maximize" and channel is not None else None,
             channel_mean=bool(cfg.get("channel_mean")) if method == "maximize" else False,
-            C=parse_numbers(self.C.text(), float) or None, seeds=parse_numbers(self.seeds.text(), int),
+            C=parse_list(self.C.text(), parse_floats, "C"), seeds=parse_list(self.seeds.text(), parse_ints, "seeds") or (),
             images=(str(cfg["image"]),) if method != "maximize" and cfg.get("image") else (),
             restarts=int(cfg.get("restarts") or 1), iters=self.iters.value(), tol=cfg.get("tol"),
             device=str(cfg.get("device") or "auto"), executor=self.executor.currentText(),
