@@ -141,7 +141,8 @@ def _fake_atlas(folder, channels):
 
 
 def test_atlas_marks_dead_and_failed_channels_and_labels_stay_apart(qapp, session, tmp_path):
-    from workbench.ui.docks.atlas_dock import AtlasDock, MARK_COLOR, atlas_folder, channel_state
+    from workbench.preview.grids import atlas_folder, channel_state
+    from workbench.ui.docks.atlas_dock import AtlasDock, MARK_COLOR
 
     assert channel_state("done", 0.0) == "dead" and channel_state("done", 3.2) == "done"
     assert channel_state("done", 3.2, dead=True) == "dead" and channel_state("failed", None) == "failed"

@@ -94,7 +94,8 @@ def test_sweep_grid_fills_in_and_a_cell_reopens(qapp, session):
 
 
 def test_atlas_fills_two_tiles_and_is_cached(qapp, session, tmp_path):
-    from workbench.ui.docks.atlas_dock import AtlasDock, atlas_folder
+    from workbench.preview.grids import atlas_folder
+    from workbench.ui.docks.atlas_dock import AtlasDock
 
     dock = AtlasDock(session)
     try:
@@ -195,7 +196,8 @@ def test_a_sweep_of_a_model_in_memory_is_refused_in_one_line(qapp, tmp_path):
 def test_the_atlas_of_a_model_with_options_opens_its_whole_spec_in_a_folder_of_its_own(qapp, qtbot, tmp_path):
     from tests.gui.test_sweep_cell_reopen import SPEC
     from workbench.config.sweep import options_of
-    from workbench.ui.docks.atlas_dock import AtlasDock, atlas_folder
+    from workbench.preview.grids import atlas_folder
+    from workbench.ui.docks.atlas_dock import AtlasDock
     from workbench.ui.session import Session
 
     session = Session(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat), workspace=tmp_path / "runs")

@@ -12,7 +12,6 @@ outlined on its tile.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,34 +23,17 @@ from PySide6.QtWidgets import (QComboBox, QGraphicsRectItem, QHBoxLayout, QLabel
 
 from workbench.config import parse_ints
 from workbench.errors import UserError
+from workbench.preview.grids import (AtlasGrid, AtlasTile, atlas_folder, atlas_sweep_job, cached_atlas_job, channel_state,
+                                     executors)
 from workbench.ui.docks import BaseDock
-from workbench.ui.docks.sweeps_dock import SWEEP_ONLY, executors, outcome_row, parse_list
+from workbench.ui.docks.sweeps_dock import SWEEP_ONLY, parse_list
 from workbench.ui.widgets.image_grid import ImageGridWidget
 from workbench.ui.widgets.number_box import spin_box
 from workbench.ui.worker import JobRunner
 
 HIGHLIGHT = "#ff7f0e"
-#: A channel whose maximization reached this activation or less is dead: no input excites it.
-DEAD_ACTIVATION = 1e-12
 #: Colours of the tiles drawn for channels without a result.
 MARK_COLOR = {"dead": (0.18, 0.18, 0.2), "failed": (0.55, 0.12, 0.1)}
-
-
-def channel_state(status: Any, activation: Any, dead: Any = None) -> str:
-    """``done``, ``dead`` (its maximization reached activation 0: the channel never fires, the
-    tile is no result), ``failed`` or ``pending``. ``dead`` is the atlas job's own mark when it
-    records one; a done channel whose activation is 0 (or not finite) is dead all the same."""
-    if status in ("dead", "failed"):
-        return str(status)
-    if status != "done":
-        return "failed" if status in ("cancelled", "interrupted", "unreadable", "partial") else "pending"
-    if dead:
-        return "dead"
-    try:
-        value = float(activation)
-    except (TypeError, ValueError):
-        return "done"
-    return "dead" if not math.isfinite(value) or value <= DEAD_ACTIVATION else "done"
 
 
 def marked_tile(shape: tuple, state: str) -> np.ndarray:
@@ -66,112 +48,6 @@ def marked_tile(shape: tuple, state: str) -> np.ndarray:
         tile[r, np.clip(c + d, 0, w - 1)] = (0.85, 0.85, 0.85)
         tile[r, np.clip(w - 1 - c + d, 0, w - 1)] = (0.85, 0.85, 0.85)
     return tile
-
-
-def atlas_folder(root: Path, model: str, layer: str, options: dict | None = None) -> Path:
-    """The workspace's atlas of ``layer`` of ``model``; a model with options (weights, kwargs, ...)
-    gets a folder of its own per options (one model name, other weights: another atlas)."""
-    import hashlib
-    import json
-
-    from workbench.sweep.grid import _slug
-
-    tag = "" if not options else "-" + hashlib.sha256(json.dumps(options, sort_keys=True).encode()).hexdigest()[:8]
-    return Path(root) / "atlases" / f"{_slug(model)}{tag}-{_slug(layer)}"
-
-
-def read_tile(folder: Path) -> np.ndarray | None:
-    from workbench.sweep.atlas import _tile
-
-    try:
-        return _tile(Path(folder))
-    except Exception:  # a damaged image is a missing tile
-        return None
-
-
-def cached_atlas_job(folder: Path, cancel=None):
-    """The atlas cached in ``folder`` as {channel: (tile, activation, cell folder, config, state)}, or None
-    (``state`` from :func:`channel_state`; dead and failed channels are listed with no tile)."""
-    from workbench.runs import read_json
-
-    index = folder / "index.json"
-    if not index.is_file():
-        return None
-    try:
-        channels = read_json(index).get("channels") or {}
-    except Exception:
-        return None
-    out: dict[int, tuple] = {}
-    for key, entry in channels.items():
-        if cancel is not None:
-            cancel.check()
-        if not isinstance(entry, dict):
-            continue
-        state = channel_state(entry.get("status"), entry.get("activation"), entry.get("dead"))
-        if state == "pending":
-            continue
-        cell = folder / str(entry.get("cell"))
-        try:
-            config = read_json(cell / "run.json").get("config")
-        except Exception:
-            config = None
-        tile = read_tile(cell) if state == "done" else None
-        out[int(key)] = (tile, entry.get("activation"), str(cell), config, state)
-    return out
-
-
-@dataclass(frozen=True)
-class AtlasGrid:
-    """The atlas's channels once the grid is expanded: their configs and the cached ones
-    (``done``: {index: (tile, activation, folder)}, tiles read on the job thread)."""
-
-    channels: list
-    configs: list
-    done: dict
-
-
-@dataclass(frozen=True)
-class AtlasTile:
-    """One channel has ended: its tile (read on the job thread; None unless done), activation,
-    cell folder ("" unless done) and :func:`channel_state`."""
-
-    index: int
-    tile: Any
-    activation: Any
-    folder: str
-    state: str
-
-
-def atlas_sweep_job(config, cancel, trust: bool = False, imports: bool = False):
-    """:func:`~workbench.sweep.atlas.atlas_job`'s sweep, its grid events (:class:`~workbench.jobs.GridExpanded`,
-    :class:`~workbench.jobs.CellDone`) relayed as :class:`AtlasGrid` and :class:`AtlasTile` with the
-    tiles read here, on the job thread. ``trust``, ``imports``: the consent the window's model was
-    opened with."""
-    from workbench.jobs import Artifact, CellDone, GridExpanded, relay
-    from workbench.sweep.atlas import write_atlas
-    from workbench.sweep.job import sweep_job
-
-    out = Path(config.out)
-
-    def translate(event):
-        if isinstance(event, GridExpanded):
-            cells = event.cells
-            return AtlasGrid([c.columns["channel"] for c in cells], [c.config for c in cells],
-                             {i: (read_tile(out / "cells" / cells[i].name), s.get("activation"),
-                                  str(out / "cells" / cells[i].name)) for i, s in event.done.items()})
-        if isinstance(event, CellDone):
-            row = outcome_row(event)
-            state = channel_state(row["status"], row.get("activation"), row.get("dead"))
-            return AtlasTile(event.index, read_tile(Path(event.folder)) if state == "done" else None,
-                             row.get("activation"), event.folder if row["status"] == "done" else "", state)
-        return event
-
-    def after(result, run):
-        for p in write_atlas(Path(result.path), config, result.rows):
-            yield Artifact(p.name, str(p))
-
-    job = sweep_job(config.sweep(), cancel=cancel, after=after, trust=trust, imports=imports)
-    return (yield from relay(job, translate))
 
 
 class AtlasDock(BaseDock):

@@ -12,13 +12,9 @@ The sweep job (:func:`workbench.sweep.job.sweep_job`) runs on the dock's
 from __future__ import annotations
 
 import datetime as _dt
-import importlib.util
 from pathlib import Path
 from typing import Any
 
-from types import SimpleNamespace
-
-import numpy as np
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QFormLayout, QHBoxLayout, QHeaderView, QLabel,
                                QLineEdit, QListWidget, QListWidgetItem, QPushButton, QSizePolicy,
@@ -27,6 +23,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QFormLayout, QHBoxL
 from workbench.config import parse_ints
 from workbench.config.parse import parse_floats
 from workbench.errors import UserError
+from workbench.preview.grids import executors, figure_job, outcome_row, read_sweep_job
 from workbench.ui.docks import BaseDock
 from workbench.ui.widgets.failure_banner import FailureBanner, window_words
 from workbench.ui.widgets.image_label import ImageLabel
@@ -38,11 +35,6 @@ PASS_THROUGH = ("Flatten", "Dropout", "Identity")
 COLUMNS = ("layer", "C", "seed", "status", "error / activation")
 #: Config fields of a cell that are the sweep's bookkeeping, not the user's settings.
 SWEEP_ONLY = ("snapshot_every", "frame_every")
-
-
-def executors() -> list[str]:
-    """The executors this installation can run (ray only when it is importable)."""
-    return ["local", "process"] + (["ray"] if importlib.util.find_spec("ray") is not None else [])
 
 
 def parse_list(text: str, parse, field: str):
@@ -59,70 +51,6 @@ def cell_value(row: dict[str, Any]) -> str:
         if row.get(name) is not None:
             return f"{row[name]:.4g}"
     return ""
-
-
-def outcome_row(outcome: Any) -> dict[str, Any]:
-    """A cell's outcome (a :class:`~workbench.jobs.CellDone`, a summary dict or the exception) as the
-    row fields the table shows."""
-    from workbench.jobs import CellDone
-
-    if isinstance(outcome, CellDone):
-        if outcome.status == "done":
-            return {"status": "done", **(outcome.summary or {})}
-        return {"status": outcome.status, "error": outcome.error or outcome.status}
-    if isinstance(outcome, BaseException):
-        from workbench.jobs import Cancelled
-
-        cancelled = isinstance(outcome, (Cancelled, KeyboardInterrupt))
-        return {"status": "cancelled" if cancelled else "failed", "error": str(outcome) or type(outcome).__name__}
-    return {"status": "done", **(outcome or {})}
-
-
-def sweep_figure(out: Path, rows: list[dict[str, Any]]) -> np.ndarray | None:
-    """The sweep's figure in the paper's Fig. 6 layout (error and consistency over layers, one
-    line per C; :func:`workbench.sweep.tables.write_fig6`), written into ``out`` when missing, as
-    an RGB array; None when the sweep has no finished inversion to draw. Runs on a worker."""
-    from workbench.data.images import open_image
-    from workbench.sweep.tables import write_fig6
-
-    png = Path(out) / "fig6.png"
-    inversions = [r for r in rows if r.get("status") == "done" and r.get("method", "invert") != "maximize"
-                  and r.get("reconstruction_error_mean") is not None]
-    if not png.is_file():
-        if not inversions:
-            return None
-        write_fig6(Path(out), rows)
-    if not png.is_file():
-        return None
-    with open_image(png) as image:
-        return np.ascontiguousarray(np.asarray(image.convert("RGB"), dtype=np.uint8))
-
-
-def read_sweep_job(out: Path, cancel=None):
-    """A sweep folder as ``(out, cells, rows, figure)``: its results.json rows, each cell's name,
-    columns and configuration (from the cell's run.json), and :func:`sweep_figure`."""
-    from workbench.runs import read_json
-
-    try:
-        rows = read_json(Path(out) / "results.json", "results.json")
-    except UserError:
-        rows = []
-    rows = [r for r in rows if isinstance(r, dict)] if isinstance(rows, list) else []
-    cells = []
-    for row in rows:
-        if cancel is not None:
-            cancel.check()
-        try:
-            config = read_json(Path(out) / "cells" / str(row.get("cell")) / "run.json").get("config") or {}
-        except (UserError, AttributeError):
-            config = {}
-        cells.append(SimpleNamespace(name=str(row.get("cell")), config=config, columns=row))
-    figure = sweep_figure(out, rows) if rows else None
-    return Path(out), cells, rows, figure
-
-
-def figure_job(out: Path, rows, cancel=None):
-    return sweep_figure(out, rows)
 
 
 class SweepsDock(BaseDock):
