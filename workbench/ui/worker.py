@@ -152,6 +152,18 @@ class JobRunner(QObject):
         if self._cancel is not None and self._worker is not None:
             self._cancel.cancel()
 
+    def bind_buttons(self, start, cancel) -> None:
+        """``start`` (the button that starts this slot's jobs) is disabled and ``cancel`` enabled
+        while a job runs, the other way round otherwise; ``cancel`` cancels the job."""
+        def running(on: bool) -> None:
+            start.setEnabled(not on)
+            cancel.setEnabled(on)
+
+        running(self.running)
+        self.started.connect(lambda: running(True))
+        self.stopped.connect(lambda: running(False))
+        cancel.clicked.connect(self.cancel)
+
     def close(self) -> None:
         """Refuse new jobs and cancel the running one (without waiting for it)."""
         self.closed = True

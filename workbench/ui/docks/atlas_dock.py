@@ -93,8 +93,7 @@ class AtlasDock(BaseDock):
         self.compute_button.setToolTip("maximize every selected channel of the layer (finished ones are reused)")
         self.compute_button.clicked.connect(self.start)
         self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.setEnabled(False)
-        self.cancel_button.clicked.connect(self.runner.cancel)
+        self.runner.bind_buttons(self.compute_button, self.cancel_button)
         fit = QPushButton("Fit")
         fit.setToolTip("show the whole atlas (the wheel zooms)")
         fit.clicked.connect(self.fit)
@@ -127,7 +126,6 @@ class AtlasDock(BaseDock):
             f"atlas of {len(self.channels)} channel(s){self._marked_summary()} in {self.folder}"))
         self.runner.cancelled.connect(lambda: self._set_status("cancelled: the finished channels are kept"))
         self.runner.failed.connect(self._on_failed)
-        self.runner.stopped.connect(self._on_stopped)
         self.loader.finished.connect(self._on_cached)
         session.model_changed.connect(self._on_model_changed)
         session.config_changed.connect(lambda _c: self._place_highlight())
@@ -221,11 +219,7 @@ class AtlasDock(BaseDock):
         self._clear()
         self._set_status("expanding the channels…")
         consent = self.session.model_to_reopen()[1]  # what the window's model was opened with, no more
-        started = self.runner.start(lambda cancel: atlas_sweep_job(config, cancel, **consent))
-        if started:
-            self.compute_button.setEnabled(False)
-            self.cancel_button.setEnabled(True)
-        return started
+        return self.runner.start(lambda cancel: atlas_sweep_job(config, cancel, **consent))
 
     def _on_grid_event(self, event) -> None:
         """The atlas job's grid events become the dock's signals (on the GUI thread)."""
@@ -265,10 +259,6 @@ class AtlasDock(BaseDock):
     def _on_failed(self, message: str) -> None:
         self._set_status(message)
         self.session.log(f"atlas: {message}", "error")
-
-    def _on_stopped(self) -> None:
-        self.compute_button.setEnabled(True)
-        self.cancel_button.setEnabled(False)
 
     # --- the grid ------------------------------------------------------------------------------
     def filled(self) -> int:

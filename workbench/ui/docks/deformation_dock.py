@@ -98,7 +98,6 @@ class DeformationDock(LayerPlotDock):
         buttons = QGridLayout()
         self.run_button = QPushButton("Measure")
         self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.setEnabled(False)
         self.clear_button = QPushButton("Clear")
         self.export_button = QPushButton("Export plot…")
         for k, b in enumerate((self.run_button, self.cancel_button, self.clear_button, self.export_button)):
@@ -126,7 +125,7 @@ class DeformationDock(LayerPlotDock):
         self.runner.finished.connect(self._on_finished)
         self.runner.failed.connect(self._on_failed)
         self.runner.cancelled.connect(lambda: session.log("deformation measurement cancelled", "warning"))
-        self.runner.stopped.connect(self._on_stopped)
+        self.runner.bind_buttons(self.run_button, self.cancel_button)
         self._preview_slot = LatestJobSlot(self)
         self._preview_slot.finished.connect(self._on_preview_ready)
         self._preview_slot.failed.connect(lambda m: session.log(m, "error"))
@@ -135,7 +134,6 @@ class DeformationDock(LayerPlotDock):
         self.grid.valueChanged.connect(self._on_control_changed)
         self.max_disp.valueChanged.connect(self._on_control_changed)
         self.run_button.clicked.connect(self.measure)
-        self.cancel_button.clicked.connect(self.runner.cancel)
         self.clear_button.clicked.connect(self.clear)
         self.export_button.clicked.connect(self.choose_export)
         session.model_changed.connect(lambda _m: self.request_preview())
@@ -243,8 +241,6 @@ class DeformationDock(LayerPlotDock):
             return out
 
         self.progress.setValue(0)
-        self.run_button.setEnabled(False)
-        self.cancel_button.setEnabled(True)
         self.runner.start(factory)
         return True
 
@@ -267,10 +263,6 @@ class DeformationDock(LayerPlotDock):
 
     def _on_failed(self, message: str) -> None:
         self.show_failure(message)
-
-    def _on_stopped(self) -> None:
-        self.run_button.setEnabled(True)
-        self.cancel_button.setEnabled(False)
 
     # --- plot --------------------------------------------------------------------------------
     def _redraw(self) -> None:

@@ -35,7 +35,6 @@ class SmoothnessDock(LayerPlotDock):
         self.auto_add.setChecked(False)  # each measurement writes a run folder: only on request
         self.add_button = QPushButton("Add current model")
         self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.setEnabled(False)
         self.clear_button = QPushButton("Clear")
         self.export_button = QPushButton("Export plot…")
         self.progress = QProgressBar()
@@ -58,9 +57,8 @@ class SmoothnessDock(LayerPlotDock):
         self.runner.progressed.connect(self._on_progressed)
         self.runner.finished.connect(self._on_finished)
         self.runner.failed.connect(lambda m: session.log(m, "error"))
-        self.runner.stopped.connect(self._on_stopped)
+        self.runner.bind_buttons(self.add_button, self.cancel_button)
         self.add_button.clicked.connect(self.measure)
-        self.cancel_button.clicked.connect(self.runner.cancel)
         self.clear_button.clicked.connect(self.clear)
         self.export_button.clicked.connect(self.choose_export)
         session.model_changed.connect(self._on_model_changed)
@@ -81,8 +79,6 @@ class SmoothnessDock(LayerPlotDock):
             metrics = yield from smoothness_job(model, runs_root=root, cancel=cancel)
             return model.name, metrics
 
-        self.add_button.setEnabled(False)
-        self.cancel_button.setEnabled(True)
         self.progress.setRange(0, 1)
         self.progress.setValue(0)  # this measurement's progress, not the last one's
         self.runner.start(factory)
@@ -96,10 +92,6 @@ class SmoothnessDock(LayerPlotDock):
         label, metrics = result
         self.add_result(label, metrics)
         self.session.runs_changed.emit()
-
-    def _on_stopped(self) -> None:
-        self.add_button.setEnabled(True)
-        self.cancel_button.setEnabled(False)
 
     def _redraw(self) -> None:
         """Each model's NTV per conv layer (the longest model's layers on the axis), and the mean

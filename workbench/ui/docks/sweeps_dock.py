@@ -90,8 +90,7 @@ class SweepsDock(BaseDock):
         self.run_button.setToolTip("run every layer × C × seed cell with the current method settings")
         self.run_button.clicked.connect(self.start)
         self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.setEnabled(False)
-        self.cancel_button.clicked.connect(self.runner.cancel)
+        self.runner.bind_buttons(self.run_button, self.cancel_button)
         self.open_button = QPushButton("Open cell")
         self.open_button.setToolTip("reopen the selected finished cell as a run (or double-click it)")
         self.open_button.clicked.connect(lambda: self.open_cell())
@@ -139,7 +138,6 @@ class SweepsDock(BaseDock):
         self.runner.finished.connect(self._on_finished)
         self.runner.cancelled.connect(lambda: self._set_status("cancelled: the finished cells are kept"))
         self.runner.failed.connect(self._on_failed)
-        self.runner.stopped.connect(self._on_stopped)
         session.model_changed.connect(self._on_model_changed)
         if session.model is not None:
             self._on_model_changed(session.model)
@@ -214,11 +212,7 @@ class SweepsDock(BaseDock):
 
             return sweep_job(config, cancel=cancel, **consent)
 
-        started = self.runner.start(job)
-        if started:
-            self.run_button.setEnabled(False)
-            self.cancel_button.setEnabled(True)
-        return started
+        return self.runner.start(job)
 
     # --- the job's events ----------------------------------------------------------------------
     def _on_grid_event(self, event) -> None:
@@ -310,10 +304,6 @@ class SweepsDock(BaseDock):
             self.figure.show_text("no figure: the layers × C figure needs finished inversions")
         else:
             self.figure.show_image(rgb)
-
-    def _on_stopped(self) -> None:
-        self.run_button.setEnabled(True)
-        self.cancel_button.setEnabled(False)
 
     def _set_status(self, text: str) -> None:
         self.status.setText(text)
