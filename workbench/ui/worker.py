@@ -164,6 +164,19 @@ class JobRunner(QObject):
         self.stopped.connect(lambda: running(False))
         cancel.clicked.connect(self.cancel)
 
+    def bind_progress(self, bar, text: str | None = None) -> None:
+        """``bar`` (a QProgressBar) shows the running job's progress, step ``iteration`` of ``total``,
+        from 0 at each start; ``text`` is its format (``{stage}``: the stage's name; Qt's %v, %m)."""
+        def show(progress: Progress) -> None:
+            bar.setMaximum(max(progress.total, 1))
+            bar.setValue(progress.iteration)
+            if text is not None:
+                bar.setFormat(text.format(stage=progress.stage))
+
+        # from 0 at each start: this job's progress, not the last one's
+        self.started.connect(lambda: (bar.setRange(0, 1), bar.setValue(0)))
+        self.progressed.connect(show)
+
     def close(self) -> None:
         """Refuse new jobs and cancel the running one (without waiting for it)."""
         self.closed = True

@@ -119,7 +119,7 @@ class DeformationDock(LayerPlotDock):
         self.setWidget(body)
 
         self.runner = JobRunner(self, rate=10)
-        self.runner.progressed.connect(self._on_progressed)
+        self.runner.bind_progress(self.progress, "{stage} · step %v of %m")
         self.runner.logged.connect(lambda level, m: session.log(m, level))
         self.runner.artifact_written.connect(self._on_artifact)
         self.runner.finished.connect(self._on_finished)
@@ -240,14 +240,8 @@ class DeformationDock(LayerPlotDock):
                     break
             return out
 
-        self.progress.setValue(0)
         self.runner.start(factory)
         return True
-
-    def _on_progressed(self, progress) -> None:
-        self.progress.setMaximum(max(progress.total, 1))
-        self.progress.setValue(progress.iteration)
-        self.progress.setFormat(f"{progress.stage} · step %v of %m")
 
     def _on_artifact(self, name: str, path: str) -> None:
         if name == "run":

@@ -75,6 +75,7 @@ class FilterGanDock(BaseDock):
         self._fgan_path: str | None = None
 
         self.runner = JobRunner(self, rate=8)
+        self.runner.bind_progress(self.progress, "{stage} %v/%m")
         self.runner.progressed.connect(self._on_progressed)
         self.runner.logged.connect(lambda level, m: session.log(m, level))
         self.runner.finished.connect(self._on_finished)
@@ -202,7 +203,6 @@ class FilterGanDock(BaseDock):
 
     def _start(self, kind: str, factory) -> bool:
         self._pending_kind = kind
-        self.progress.setValue(0)
         for b in (self.train_view.train_button, self.mds_view.eval_button):
             b.setEnabled(False)
         self.train_view.cancel_button.setEnabled(kind == "train")
@@ -211,9 +211,6 @@ class FilterGanDock(BaseDock):
         return True
 
     def _on_progressed(self, progress) -> None:
-        self.progress.setMaximum(max(progress.total, 1))
-        self.progress.setValue(progress.iteration)
-        self.progress.setFormat(f"{progress.stage} %v/%m")
         if self._pending_kind == "train":
             for it, values in progress.values:
                 if "loss_D" in values:

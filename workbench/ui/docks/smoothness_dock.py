@@ -54,7 +54,7 @@ class SmoothnessDock(LayerPlotDock):
         self.setWidget(body)
 
         self.runner = JobRunner(self, rate=10)
-        self.runner.progressed.connect(self._on_progressed)
+        self.runner.bind_progress(self.progress)
         self.runner.finished.connect(self._on_finished)
         self.runner.failed.connect(lambda m: session.log(m, "error"))
         self.runner.bind_buttons(self.add_button, self.cancel_button)
@@ -79,14 +79,8 @@ class SmoothnessDock(LayerPlotDock):
             metrics = yield from smoothness_job(model, runs_root=root, cancel=cancel)
             return model.name, metrics
 
-        self.progress.setRange(0, 1)
-        self.progress.setValue(0)  # this measurement's progress, not the last one's
         self.runner.start(factory)
         return True
-
-    def _on_progressed(self, progress) -> None:
-        self.progress.setMaximum(max(progress.total, 1))
-        self.progress.setValue(progress.iteration)
 
     def _on_finished(self, result) -> None:
         label, metrics = result
