@@ -11,7 +11,9 @@ The pattern every dock follows (so a new one is one line in ``main_window.DOCKS`
   ``layer_changed``, ``job_progressed``, ...), never to another dock;
 - computation runs as a job on its own slot (:class:`workbench.ui.worker.LatestJobSlot` or
   :class:`~workbench.ui.worker.JobRunner`), never on the GUI thread; a dock with a job
-  slot defines ``shutdown()``, which the window calls when it closes;
+  slot defines ``shutdown()``, which the window calls when it closes; its start and Cancel
+  buttons and its progress bar follow the slot (``JobRunner.bind_buttons``, ``bind_progress``);
+  the Qt-free part (reading folders, the job itself) lives in :mod:`workbench.preview` or the core;
 - signals are past tense, slots are ``_on_<event>``;
 - ``figure(plot)`` gives how to draw one of its plots for export and the clipboard (``draw(style)``,
   called on a worker): by default the plot read item by item, a dock holding a job's results
