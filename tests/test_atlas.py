@@ -51,3 +51,18 @@ def test_a_dead_channel_is_marked_dead_and_not_drawn(tmp_path):
     red = (sheet[..., 0] > 200) & (sheet[..., 1] < 60) & (sheet[..., 2] < 60)
     blue = (sheet[..., 2] > 200) & (sheet[..., 0] < 60) & (sheet[..., 1] < 60)
     assert not red.any() and blue.sum() > 100
+
+
+def test_each_tile_is_labelled_with_its_quality(tmp_path):
+    """Issue 19: under each tile, the maximisation's quality from its metrics (preimage/quality.py) — a class's
+    probability plain, blurred and at half resolution; a hidden channel's activation and the fraction a blur and
+    half resolution keep — of the restart the tile shows; nothing for a cell without them."""
+    from workbench.sweep.atlas import tile_quality
+    from workbench.sweep.cell import summary
+
+    hidden = summary({"activation": [30.61, 2.0], "blur_retention": [0.904, 0.1], "half_retention": [0.938, 0.2]})
+    assert tile_quality(hidden) == "act 30.6\nblur 0.90 · half 0.94"
+    cls = summary({"activation": [12.0], "p_target": [0.998], "p_blur": [0.91], "p_half": [0.5]})
+    assert tile_quality(cls) == "p 1.00\nblur 0.91 · half 0.50"
+    assert tile_quality(summary({"activation": [3.0]})) == ""           # an older cell: no quality, no label
+    assert tile_quality(summary({"activation": [3.0], "blur_retention": ["nan"]})) == ""

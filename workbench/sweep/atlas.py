@@ -73,6 +73,24 @@ def is_dead(row: dict[str, Any]) -> bool:
     return bool(values) and all(v is not None and v <= 0.0 for v in values)
 
 
+def tile_quality(row: dict[str, Any]) -> str:
+    """What is written under a tile (issue 19, preimage/quality.py): for a class, its probability and the same
+    blurred and at half resolution; for a hidden channel, the activation and the fraction of it a blur and half
+    resolution keep (the first restart's, the one the tile shows); '' where the cell has none of them."""
+    per = row.get("per_restart") or {}
+
+    def first(name):
+        values = per.get(name) or []
+        return values[0] if values and isinstance(values[0], (int, float)) else None
+
+    if first("p_target") is not None:
+        parts = [("p", first("p_target")), ("blur", first("p_blur")), ("half", first("p_half"))]
+    else:
+        parts = [("act", first("activation")), ("blur", first("blur_retention")), ("half", first("half_retention"))]
+    words = [f"{name} {value:.3g}" if name == "act" else f"{name} {value:.2f}" for name, value in parts if value is not None]
+    return f"{words[0]}\n{' · '.join(words[1:])}" if len(words) > 1 else ""   # two short lines: a tile is an inch wide
+
+
 def write_atlas(out: Path, config: AtlasConfig, rows: list[dict[str, Any]]) -> list[Path]:
     """The contact sheet and index.json of ``rows``; a tile that cannot be read (a received folder's,
     changed after the cell ran) is that channel ``failed`` with why, drawn as 'unreadable'."""
@@ -88,7 +106,7 @@ def write_atlas(out: Path, config: AtlasConfig, rows: list[dict[str, Any]]) -> l
         folder = out / "cells" / row["cell"]
         dead = row["status"] == "done" and is_dead(row)
         entry = {"channel": row["channel"], "cell": f"cells/{row['cell']}", "status": row["status"],
-                 "activation": row.get("activation"), "dead": dead, "tile": None}
+                 "activation": row.get("activation"), "dead": dead, "tile": None, "quality": tile_quality(row)}
         if row["status"] == "done" and not dead:
             try:
                 entry["tile"] = _tile(folder)
@@ -102,14 +120,19 @@ def write_atlas(out: Path, config: AtlasConfig, rows: list[dict[str, Any]]) -> l
     n = len(entries)
     cols = max(1, math.ceil(math.sqrt(n)))
     rows_n = math.ceil(n / cols)
-    fig = Figure(figsize=(cols * 0.9 + 0.2, rows_n * 1.0 + 0.4), layout="constrained")
+    fig = Figure(figsize=(cols * 1.0 + 0.2, rows_n * 1.2 + 0.4), layout="constrained")
     fig.suptitle(f"{config.model} {config.layer}: channels maximized", fontsize=9, wrap=True)  # fits a 3-wide sheet
     axes = fig.subplots(rows_n, cols, squeeze=False)
-    for ax in axes.flat:
+    for ax in axes.flat[n:]:
         ax.set_axis_off()
     for ax, e in zip(axes.flat, entries):
+        ax.set_xticks([])
+        ax.set_yticks([])
+        for spine in ax.spines.values():
+            spine.set_visible(False)
         if e["tile"] is not None:
             ax.imshow(e["tile"], interpolation="nearest")
+            ax.set_xlabel(e["quality"], fontsize=5, labelpad=1.0)
         elif e["dead"] or "error" in e:   # the optimiser's starting noise is no result: say so instead of drawing it
             ax.text(0.5, 0.5, "dead" if e["dead"] else "unreadable", ha="center", va="center", fontsize=7,
                     color="0.45", transform=ax.transAxes)

@@ -21,7 +21,9 @@ ROW_METRICS = ("reconstruction_error_mean", "reconstruction_error_std", "classif
                "gradient_histogram_intersection_mean", "reconstruction_error_nphi_mean", "lambda_tv_used")
 #: Per-restart lists kept in results.json (for the mean ± std over images and restarts).
 PER_RESTART = ("reconstruction_error", "activation", "predictions", "gradient_histogram_intersection",
-               "reconstruction_error_nphi")
+               "reconstruction_error_nphi",
+               # issue 19: a maximisation's quality (preimage/quality.py), written under each atlas tile
+               "p_target", "p_blur", "p_half", "blur_retention", "half_retention", "spectral_slope")
 
 
 def open_model(spec, device: str = "cpu", *, trust: bool = False, imports: bool = False):
