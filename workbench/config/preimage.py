@@ -116,8 +116,9 @@ class PreimageConfig:
     frame_every: int = option(10, "keep a frame every N iterations for the animation (0: none)", flag="--frames",
                               metavar="N")
     preset: str = option("auto", "paper: IJCV 2016 exactly (pixels, jitter, Algorithm 1); natural: Fourier "
-                         "parametrisation with decorrelated colour (Olah et al. 2017), pad/jitter/scale/rotation, "
-                         "Adam (issue 19); auto: natural "
+                         "parametrisation with decorrelated colour (Olah et al. 2017), pad/jitter/scale/rotation/blur, "
+                         "Adam on the data term alone (no priors), each restart's most robust iterate kept "
+                         "(issue 19; docs/fidelity.md); auto: natural "
                          f"for maximize on colour inputs of {NATURAL_MIN_SIZE} px or more, paper otherwise",
                          choices=PRESETS)
     parametrisation: str | None = option(None, "what is optimised: pixels (IJCV sect. 3), fourier (decorrelated "

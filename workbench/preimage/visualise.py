@@ -50,8 +50,9 @@ PAPER = Preset("pixels", "jitter", {"fourier": 0.05, "maco": 0.1})
 #: decorrelated colour, Lucid's transforms with scales down to 0.5 and a random blur (σ ≤ 1 px),
 #: Adam at Lucent's 0.05, keeping each restart's most robust iterate (scored every 8 steps,
 #: :class:`Robustness`), and without the paper's priors (``priors=0``: the data term alone, as Lucid's): on 8
-#: classes × 2 seeds, 96 iterations each, the priors' weight 1 → 0 took the judge's p from 0.34 to 0.43 and
-#: the iterations to a blurred p ≥ 0.9 from 42 to 36 (Lucent: 0.39, 40; docs/fidelity.md, "No priors").
+#: classes × 2 seeds, 96 iterations each, the priors' weight 1 → 0 took the judge's p from 0.38 to 0.40 and
+#: the iterations to a blurred p ≥ 0.9 from 39.5 to 37.0 (Lucent: 0.43, 43.6 where it got there, 9 of 16;
+#: docs/fidelity.md, "No priors").
 #: MACO (Adam 0.1) needs more iterations than an equal-time budget gives it here:
 #: at 20 s per image (32–72 iterations on the shared CPUs) its blurred p was 0.82/0.08/0.00 on
 #: goldfish/tree frog/black swan against Fourier's 0.99/0.46/0.85. Also measured against it and kept
