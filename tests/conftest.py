@@ -35,3 +35,17 @@ def _private_workspace(monkeypatch, tmp_path_factory):
 @pytest.fixture
 def tmp_runs(tmp_path):
     return tmp_path / "runs"
+
+
+@pytest.fixture(scope="module")
+def digits_vgg():
+    """digits-vgg loaded once per test module, on one thread while it loads (a module fixture runs before
+    the per-test thread fixture above)."""
+    import torch
+
+    from workbench.models import load_model
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield load_model("digits-vgg", device="cpu")
+    torch.set_num_threads(threads)

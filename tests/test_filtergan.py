@@ -18,14 +18,8 @@ from workbench.jobs import Cancelled, CancelToken, Step, run_job
 
 
 @pytest.fixture(scope="module")
-def model():
-    from workbench.models import load_model
-
-    # one thread: on the shared two-core CI machine torch's two-thread kernels mostly wait
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield load_model("digits-vgg", device="cpu")
-    torch.set_num_threads(threads)
+def model(digits_vgg):
+    return digits_vgg   # tests/conftest.py
 
 
 def tiny(**kw) -> FilterGanConfig:

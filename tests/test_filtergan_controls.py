@@ -25,13 +25,8 @@ KINDS = ("generated", *CONTROLS)
 
 
 @pytest.fixture(scope="module")
-def model():
-    from workbench.models import load_model
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield load_model("digits-vgg", device="cpu")
-    torch.set_num_threads(threads)
+def model(digits_vgg):
+    return digits_vgg   # tests/conftest.py
 
 
 @pytest.fixture(scope="module")
