@@ -137,6 +137,8 @@ def test_a_maximisation_stays_on_the_energy_plot_and_reopens(qtbot, qapp, digits
     assert len(m["probabilities"]) == 2 and all(0 < p <= 1 for p in m["probabilities"])
     assert live.captions[0].startswith(f"activation {m['activation'][0]:.3g}")
     assert f"→ {session.model.class_names[m['predictions'][1]]} ({100 * m['probabilities'][1]:.0f} %)" in live.captions[1]
+    # and its quality checks (issue 19), the lines the exported grid has under each tile
+    assert f"kept blurred {m['blur_retention'][1]:.2f} · half-res {m['half_retention'][1]:.2f}" in live.captions[1]
     hh, ww, columns, pad = live.grid._geometry
     assert live.pixel_at(ww + pad + 3, 5) == f"restart 2 · x 3, y 5 · {result.images[1][5, 3, 0]:.3f}"
     view = live.grid.view

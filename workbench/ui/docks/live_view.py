@@ -17,6 +17,7 @@ from PySide6.QtCore import QEvent, Qt
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QSizePolicy, QVBoxLayout, QWidget
 
+from workbench.export.figures import quality_caption
 from workbench.ui.widgets.elided_label import ElidedLabel
 from workbench.ui.widgets.fixed_label import FixedLabel
 from workbench.ui.widgets.image_grid import ImageGridWidget
@@ -213,6 +214,9 @@ class LiveView(QWidget):
             label = cls(at("predictions", i), at("probabilities", i))
             if label:
                 lines.append(label)
+            quality = quality_caption(m, i)   # issue 19: blurred, half-res, judge, slope — as in the exported grid
+            if quality:
+                lines.append(quality.strip())
             others = runners_up(at("top5", i))
             if others:
                 lines.append(others)
