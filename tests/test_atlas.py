@@ -61,8 +61,8 @@ def test_each_tile_is_labelled_with_its_quality(tmp_path):
     from workbench.sweep.cell import summary
 
     hidden = summary({"activation": [30.61, 2.0], "blur_retention": [0.904, 0.1], "half_retention": [0.938, 0.2]})
-    assert tile_quality(hidden) == "act 30.6\nblur 0.90 · half 0.94"
+    assert tile_quality(hidden) == "act 30.6\nkept blurred 0.90 · half 0.94"
     cls = summary({"activation": [12.0], "p_target": [0.998], "p_blur": [0.91], "p_half": [0.5]})
-    assert tile_quality(cls) == "p 1.00\nblur 0.91 · half 0.50"
+    assert tile_quality(cls) == "p 1.00\np blurred 0.91 · half 0.50"
     assert tile_quality(summary({"activation": [3.0]})) == ""           # an older cell: no quality, no label
     assert tile_quality(summary({"activation": [3.0], "blur_retention": ["nan"]})) == ""

@@ -332,9 +332,11 @@ def metric_captions(metrics: dict[str, Any], n_images: int, with_reference: bool
     return out
 
 
-def quality_caption(metrics: dict[str, Any], k: int) -> str:
-    """Restart k's quality checks (workbench.preimage.quality, issue 19) as caption lines: the target's
-    probability after the blur and at half resolution (or the activation kept), the judge's, the slope."""
+def quality_checks(metrics: dict[str, Any], k: int) -> dict[str, Any]:
+    """Restart k's quality checks (workbench.preimage.quality, issue 19) read from ``metrics``: ``what`` is
+    "p" with the target's probability after the blur and at half resolution (a class), or "kept" with the
+    fraction of the activation kept (a hidden unit); then the judge's p and the slope (None where absent).
+    The one reading of these fields: the exported grid, the window's tiles and the atlas sheet word them."""
     def at(key):
         values = metrics.get(key)
         v = values[k] if isinstance(values, list) and k < len(values) else None
@@ -343,11 +345,19 @@ def quality_caption(metrics: dict[str, Any], k: int) -> str:
     blur, half, what = at("p_blur"), at("p_half"), "p"
     if blur is None:
         blur, half, what = at("blur_retention"), at("half_retention"), "kept"
-    parts = [] if blur is None else [f"{what} blurred {blur:.2f}", f"half-res {half:.2f}" if half is not None else ""]
-    if at("p_judge") is not None:
-        parts.append(f"judge {at('p_judge'):.2f}")
-    if at("spectral_slope") is not None:
-        parts.append(f"slope {at('spectral_slope'):.1f}")
+    return {"what": what, "blur": blur, "half": half, "judge": at("p_judge"), "slope": at("spectral_slope")}
+
+
+def quality_caption(metrics: dict[str, Any], k: int) -> str:
+    """Restart k's quality checks as caption lines (:func:`quality_checks`): blurred and half-resolution p
+    (or the activation kept), the judge's p, the slope."""
+    q = quality_checks(metrics, k)
+    parts = [] if q["blur"] is None else [f"{q['what']} blurred {q['blur']:.2f}",
+                                          f"half-res {q['half']:.2f}" if q["half"] is not None else ""]
+    if q["judge"] is not None:
+        parts.append(f"judge {q['judge']:.2f}")
+    if q["slope"] is not None:
+        parts.append(f"slope {q['slope']:.1f}")
     parts = [p for p in parts if p]
     return "\n" + " · ".join(parts) if parts else ""
 

@@ -107,7 +107,7 @@ class Robustness:
     the input) and at half resolution (:func:`~workbench.preimage.quality.half_resolution`), the lowest
     of the three (with the two views alone, a bee kept for its blurred p of 0.97 read p 0.50 itself).
     The value is the target's log-probability where the layer is the network's class scores
-    (``classes``), else its activation ⟨Φ(x), Φ0⟩. One forward pass of three views per image, no gradient."""
+    (``classes``), else its activation ⟨Φ(x), Φ0⟩. The three views go through the network one image at a time (:func:`per_image`), no gradient."""
 
     def __init__(self, problem, classes: bool) -> None:
         self.problem, self.classes = problem, classes

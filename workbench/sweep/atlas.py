@@ -74,21 +74,25 @@ def is_dead(row: dict[str, Any]) -> bool:
 
 
 def tile_quality(row: dict[str, Any]) -> str:
-    """What is written under a tile (issue 19, preimage/quality.py): for a class, its probability and the same
-    blurred and at half resolution; for a hidden channel, the activation and the fraction of it a blur and half
-    resolution keep (the first restart's, the one the tile shows); '' where the cell has none of them."""
+    """What is written under a tile (issue 19), in two short lines — a tile is an inch wide: the target's
+    probability (a class) or activation (a hidden channel), then its quality checks
+    (:func:`~workbench.export.figures.quality_checks`: blurred and half-resolution p, or the fraction of the
+    activation kept) of the first restart, the one the tile shows; '' where the cell has no checks."""
+    from workbench.export.figures import quality_checks
+
     per = row.get("per_restart") or {}
+    q = quality_checks(per, 0)
+    if q["blur"] is None:
+        return ""
 
     def first(name):
         values = per.get(name) or []
         return values[0] if values and isinstance(values[0], (int, float)) else None
 
-    if first("p_target") is not None:
-        parts = [("p", first("p_target")), ("blur", first("p_blur")), ("half", first("p_half"))]
-    else:
-        parts = [("act", first("activation")), ("blur", first("blur_retention")), ("half", first("half_retention"))]
-    words = [f"{name} {value:.3g}" if name == "act" else f"{name} {value:.2f}" for name, value in parts if value is not None]
-    return f"{words[0]}\n{' · '.join(words[1:])}" if len(words) > 1 else ""   # two short lines: a tile is an inch wide
+    p, act = first("p_target"), first("activation")
+    head = f"p {p:.2f}" if q["what"] == "p" and p is not None else (f"act {act:.3g}" if act is not None else "")
+    checks = f"{q['what']} blurred {q['blur']:.2f}" + (f" · half {q['half']:.2f}" if q["half"] is not None else "")
+    return f"{head}\n{checks}" if head else checks
 
 
 def write_atlas(out: Path, config: AtlasConfig, rows: list[dict[str, Any]]) -> list[Path]:
