@@ -70,12 +70,12 @@ def throughput(device: torch.device, n: int, channels: int, size: int, grid: int
 def sweep(device: torch.device) -> None:
     from workbench.deformation.job import DeformConfig, deform_job
     from workbench.jobs import run_job
-    from workbench.models import open_model
+    from workbench.models import load_model
 
     with tempfile.TemporaryDirectory() as tmp:
         config = DeformConfig(model="digits-vgg", n=128, seeds=3, device=str(device))
         t = time.perf_counter()
-        metrics = run_job(deform_job(config, model=open_model(config.model, device=device), out=f"{tmp}/run"))
+        metrics = run_job(deform_job(config, model=load_model(config.model, device=device), out=f"{tmp}/run"))
         total = time.perf_counter() - t
     print(f"deform sweep digits-vgg, 128 images, 3 seeds, {len(metrics['layers'])} layers on {device}: "
           f"{total:.1f} s total, {metrics['seconds']:.1f} s measuring")
