@@ -1,10 +1,11 @@
 """Eq. 7 with a parametrisation and transformation robustness (issue 19).
 
-The paper's Algorithm 1 (IJCV sect. 3.4, :func:`workbench.preimage.solve.algorithm1_step`) moves
+The paper's Algorithm 1 (IJCV sect. 3.4, :func:`workbench.preimage.optimizer.algorithm1_step`) moves
 the pixels themselves and projects them onto the bound B+. With a Fourier or MACO
 parametrisation (:mod:`workbench.preimage.parametrisations`) the variables are θ and the image
 is P(θ) in [0, 1]; the energy is the same sum of terms (:mod:`workbench.preimage.objectives`) —
-R_α + R_TV^β + C·ℓ, plus Olah et al.'s diversity when asked — with ℓ evaluated on a random
+R_α + R_TV^β + C·ℓ (the priors weighted by the preset: 0 in the natural preset, as Lucid's energy),
+plus Olah et al.'s diversity when asked — with ℓ evaluated on a random
 transform of the image (:mod:`workbench.preimage.transforms`), and θ moves by Adam, as in
 Lucid/Lucent (Olah et al. 2017): AdaGrad's per-pixel steps (η0 from B, sect. 3.4) have no meaning
 for coefficients whose scales differ by orders of magnitude.
